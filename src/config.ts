@@ -1,0 +1,97 @@
+/**
+ * Settings are parsed and validated once per isolate (per distinct env object), at the edge of the
+ * Worker. A malformed setting fails every request with a 500 that names it, rather than being
+ * half-applied; a missing secret fails closed for the routes that need it.
+ */
+import { ApiError } from "./errors";
+import type { Env } from "./env";
+
+export type VariableValue = string | number | boolean;
+
+export interface Config {
+  webhookSecrets: string[];
+  apiKeys: string[];
+  userIdVariable: string;
+  defaultVariables: Record<string, VariableValue>;
+  previousTopicsMaxChars: number;
+  signatureMaxAgeSeconds: number;
+  signatureMaxFutureSeconds: number;
+  maxBodyBytes: number;
+  /** Digits of a country calling code used for national-format numbers (no "+"), or "" to reject them. */
+  defaultCountryCode: string;
+}
+
+export class ConfigError extends ApiError {
+  constructor(setting: string, problem: string) {
+    super(500, "misconfigured", `Setting ${setting} ${problem}.`);
+  }
+}
+
+function list(value: string | undefined): string[] {
+  return (value ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+function integer(env: Env, name: keyof Env, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const text = String(raw).trim();
+  if (!/^\d+$/.test(text)) throw new ConfigError(name, `must be a whole number, got ${JSON.stringify(raw)}`);
+  const n = Number(text);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function defaultVariables(raw: string | undefined): Record<string, VariableValue> {
+  if (raw === undefined || raw.trim() === "") return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ConfigError("DEFAULT_DYNAMIC_VARIABLES", "is not valid JSON");
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new ConfigError("DEFAULT_DYNAMIC_VARIABLES", "must be a JSON object");
+  }
+  const out: Record<string, VariableValue> = {};
+  for (const [k, v] of Object.entries(parsed)) {
+    if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") {
+      throw new ConfigError("DEFAULT_DYNAMIC_VARIABLES", `value of ${JSON.stringify(k)} must be a string, number or boolean`);
+    }
+    out[k] = v;
+  }
+  return out;
+}
+
+export function parseConfig(env: Env): Config {
+  const userIdVariable = (env.USER_ID_VARIABLE ?? "user_id").trim() || "user_id";
+  const cc = (env.DEFAULT_COUNTRY_CODE ?? "").trim().replace(/^\+/, "");
+  if (cc !== "" && !/^[1-9]\d{0,2}$/.test(cc)) {
+    throw new ConfigError("DEFAULT_COUNTRY_CODE", "must be a country calling code such as 1 or 44");
+  }
+  return {
+    webhookSecrets: list(env.ELEVENLABS_WEBHOOK_SECRET),
+    apiKeys: list(env.API_KEY),
+    userIdVariable,
+    defaultVariables: defaultVariables(env.DEFAULT_DYNAMIC_VARIABLES),
+    previousTopicsMaxChars: integer(env, "PREVIOUS_TOPICS_MAX_CHARS", 500, 0, 100_000),
+    signatureMaxAgeSeconds: integer(env, "SIGNATURE_MAX_AGE_SECONDS", 30 * 60, 0, 7 * 24 * 3600),
+    signatureMaxFutureSeconds: integer(env, "SIGNATURE_MAX_FUTURE_SECONDS", 5 * 60, 0, 24 * 3600),
+    maxBodyBytes: integer(env, "MAX_BODY_BYTES", 16 * 1024 * 1024, 1024, 100 * 1024 * 1024),
+    defaultCountryCode: cc,
+  };
+}
+
+const cache = new WeakMap<object, Config>();
+
+/** The parsed configuration for this env, computed once per isolate. */
+export function config(env: Env): Config {
+  let c = cache.get(env);
+  if (!c) {
+    c = parseConfig(env);
+    cache.set(env, c);
+  }
+  return c;
+}

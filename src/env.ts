@@ -1,0 +1,21 @@
+import type { UserMemory } from "./memory/user-memory";
+
+/** The bindings and settings the Worker is deployed with (wrangler.toml, secrets, .dev.vars). */
+export interface Env {
+  DB: D1Database;
+  AUDIO: R2Bucket;
+  USER_MEMORY: DurableObjectNamespace<UserMemory>;
+
+  /** One or more webhook signing secrets, comma-separated (several at once during rotation). */
+  ELEVENLABS_WEBHOOK_SECRET?: string;
+  /** One or more API keys, comma-separated, for `/v1` and the initiation webhook. */
+  API_KEY?: string;
+
+  USER_ID_VARIABLE?: string;
+  DEFAULT_DYNAMIC_VARIABLES?: string;
+  PREVIOUS_TOPICS_MAX_CHARS?: string;
+  SIGNATURE_MAX_AGE_SECONDS?: string;
+  SIGNATURE_MAX_FUTURE_SECONDS?: string;
+  MAX_BODY_BYTES?: string;
+  DEFAULT_COUNTRY_CODE?: string;
+}

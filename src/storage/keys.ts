@@ -1,0 +1,14 @@
+/**
+ * R2 key layout (see docs/storage.md). Conversation ids come from the network, so they are
+ * percent-encoded (including "." so that no id is a path-like segment such as ".."): every id maps
+ * to exactly one prefix, and no id can name another conversation's objects.
+ */
+export function conversationPrefix(conversationId: string): string {
+  return `conversations/${encodeURIComponent(conversationId).replace(/\./g, "%2E")}/`;
+}
+
+/** The raw `post_call_transcription` body, byte for byte as it was signed. */
+export const transcriptKey = (conversationId: string) => `${conversationPrefix(conversationId)}transcript.json`;
+
+/** The decoded call audio (MP3). */
+export const audioKey = (conversationId: string) => `${conversationPrefix(conversationId)}audio.mp3`;

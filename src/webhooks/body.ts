@@ -1,0 +1,38 @@
+import { ApiError } from "../errors";
+
+export const payloadTooLarge = (max: number) =>
+  new ApiError(413, "payload_too_large", `The request body is larger than the ${max}-byte limit.`);
+
+/**
+ * Reads the whole body, refusing as soon as it passes `maxBytes` (so an oversized chunked body is
+ * never buffered past the limit). Chunks are gathered and copied once at the end.
+ */
+export async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
+  const declared = request.headers.get("Content-Length");
+  if (declared !== null && /^\d+$/.test(declared) && Number(declared) > maxBytes) {
+    await request.body?.cancel().catch(() => {});
+    throw payloadTooLarge(maxBytes);
+  }
+  if (!request.body) return new Uint8Array(0);
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw payloadTooLarge(maxBytes);
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.byteLength;
+  }
+  return out;
+}

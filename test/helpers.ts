@@ -1,0 +1,121 @@
+/** Shared test helpers: signed requests against the Worker, fixtures with unique ids, storage counts. */
+import { SELF } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { sign } from "../src/webhooks/signature";
+import { ownerOf } from "../src/memory/route";
+import transcriptionFixture from "./fixtures/transcription.json";
+
+export const SECRET = "whsec_test_primary";
+export const API_KEY = "test-api-key";
+export const BASE = "https://postcall.test";
+
+const encoder = new TextEncoder();
+
+let counter = 0;
+/** A unique id per call (storage is shared by all tests in a file). */
+export function uid(prefix: string): string {
+  counter += 1;
+  return `${prefix}_${Date.now().toString(36)}_${counter}_${Math.random().toString(36).slice(2, 8)}`;
+}
+
+export const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+export async function signatureHeader(body: string | Uint8Array, opts: { secret?: string; t?: number } = {}): Promise<string> {
+  const t = opts.t ?? nowSeconds();
+  const bytes = typeof body === "string" ? encoder.encode(body) : body;
+  return `t=${t},v0=${await sign(opts.secret ?? SECRET, t, bytes)}`;
+}
+
+export async function postWebhook(
+  body: string | object,
+  opts: { secret?: string; t?: number; header?: string | null; path?: string } = {},
+): Promise<Response> {
+  const text = typeof body === "string" ? body : JSON.stringify(body);
+  const headers: Record<string, string> = { "Content-Type": "application/json" };
+  const header = opts.header === undefined ? await signatureHeader(text, opts) : opts.header;
+  if (header !== null) headers["ElevenLabs-Signature"] = header;
+  return SELF.fetch(`${BASE}${opts.path ?? "/webhooks/elevenlabs"}`, { method: "POST", headers, body: text });
+}
+
+export function apiGet(path: string, key: string | null = API_KEY, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (key !== null) headers.set("Authorization", `Bearer ${key}`);
+  return SELF.fetch(`${BASE}${path}`, { ...init, headers });
+}
+
+export interface TranscriptionOptions {
+  conversationId?: string;
+  userId?: string | null;
+  /** Where the user id is carried: the default is the `user_id` dynamic variable, as the React SDK does. */
+  userIdIn?: "dynamic_variable" | "data" | "client_data";
+  title?: string | null;
+  summary?: string | null;
+  startedAt?: number;
+  facts?: Record<string, unknown>;
+  externalNumber?: string | null;
+}
+
+type Mutable = { [key: string]: any };
+
+/** The realistic fixture, with a fresh conversation id and the given user and analysis. */
+export function transcription(o: TranscriptionOptions = {}): Mutable {
+  const event = structuredClone(transcriptionFixture) as Mutable;
+  const data = event["data"];
+  const conversationId = o.conversationId ?? uid("conv");
+  data.conversation_id = conversationId;
+  data.conversation_initiation_client_data.dynamic_variables.system__conversation_id = conversationId;
+  const userId = o.userId === undefined ? uid("user") : o.userId;
+  delete data.conversation_initiation_client_data.dynamic_variables.user_id;
+  if (userId !== null) {
+    if (o.userIdIn === "data") data.user_id = userId;
+    else if (o.userIdIn === "client_data") data.conversation_initiation_client_data.user_id = userId;
+    else data.conversation_initiation_client_data.dynamic_variables.user_id = userId;
+  }
+  if (o.title !== undefined) data.analysis.call_summary_title = o.title;
+  if (o.summary !== undefined) data.analysis.transcript_summary = o.summary;
+  if (o.startedAt !== undefined) data.metadata.start_time_unix_secs = o.startedAt;
+  if (o.facts !== undefined) {
+    data.analysis.data_collection_results = Object.fromEntries(
+      Object.entries(o.facts).map(([id, value]) => [id, { data_collection_id: id, value, rationale: "test" }]),
+    );
+  }
+  if (o.externalNumber !== undefined) {
+    data.metadata.phone_call =
+      o.externalNumber === null
+        ? null
+        : { type: "twilio", direction: "inbound", phone_number_id: "pn_1", agent_number: "+14155550000", external_number: o.externalNumber, call_sid: "CA1" };
+  }
+  return event;
+}
+
+export function userIdOf(event: Mutable): string | null {
+  return event["data"].conversation_initiation_client_data.dynamic_variables.user_id ?? event["data"].user_id ?? null;
+}
+
+/** Runs the owner's outbox now (the alarm would do the same a moment later). */
+export async function flush(userId: string | null, conversationId: string) {
+  return ownerOf(env, userId, conversationId).flush();
+}
+
+export async function context(userId: string): Promise<Record<string, unknown>> {
+  const res = await apiGet(`/v1/users/${encodeURIComponent(userId)}/context`);
+  if (res.status !== 200) throw new Error(`context ${res.status}: ${await res.text()}`);
+  const body = await res.json<{ dynamic_variables: Record<string, unknown> }>();
+  return body.dynamic_variables;
+}
+
+export async function d1Count(table: string, where = "1 = 1", ...params: unknown[]): Promise<number> {
+  const row = await env.DB.prepare(`SELECT count(*) AS n FROM ${table} WHERE ${where}`).bind(...params).first<{ n: number }>();
+  return row?.n ?? 0;
+}
+
+export async function r2Keys(prefix = ""): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await env.AUDIO.list({ prefix, cursor });
+    keys.push(...page.objects.map((o) => o.key));
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  return keys;
+}

@@ -1,0 +1,29 @@
+import { readFileSync } from "node:fs";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+// Tests run inside workerd with the real bindings from wrangler.toml (local D1, R2 and Durable
+// Objects, isolated per test file). Migrations are read here, in Node, and applied by test/setup.ts.
+const migrations = await readD1Migrations("migrations");
+const schemaSql = readFileSync("schema.sql", "utf8");
+
+export default defineConfig({
+  plugins: [
+    cloudflareTest({
+      wrangler: { configPath: "./wrangler.toml" },
+      miniflare: {
+        bindings: {
+          TEST_MIGRATIONS: migrations,
+          D1_SCHEMA_SQL: schemaSql,
+          ELEVENLABS_WEBHOOK_SECRET: "whsec_test_primary,whsec_test_secondary",
+          API_KEY: "test-api-key,test-api-key-2",
+          DEFAULT_DYNAMIC_VARIABLES: JSON.stringify({ plan: "free", preferred_name: "" }),
+        },
+      },
+    }),
+  ],
+  test: {
+    setupFiles: ["./test/setup.ts"],
+    include: ["test/**/*.test.ts"],
+  },
+});
