@@ -14,7 +14,11 @@ if (!existsSync(".dev.vars")) {
   console.log("Created .dev.vars from .dev.vars.example (local-only secret and API key).");
 }
 
-const migrate = spawnSync(process.execPath, [...wrangler, "d1", "migrations", "apply", "DB", "--local"], { env, stdio: "inherit" });
+// CI=true keeps wrangler from asking "continue?" in an interactive terminal: local migrations are safe to apply.
+const migrate = spawnSync(process.execPath, [...wrangler, "d1", "migrations", "apply", "DB", "--local"], {
+  env: { ...env, CI: "true" },
+  stdio: "inherit",
+});
 if (migrate.status !== 0) process.exit(migrate.status ?? 1);
 
 const args = process.argv.slice(2);
