@@ -30,6 +30,8 @@ export interface IngestOptions {
   maxRestBytes: number;
   /** Opens the upload the audio streams to; called when the `full_audio` string begins. */
   openAudio(): AudioUpload;
+  /** Coalescing block size (tests use tiny blocks to exercise every boundary). */
+  blockBytes?: number;
 }
 
 export interface IngestedBody {
@@ -190,24 +192,25 @@ export async function ingestBody(body: ReadableStream<Uint8Array> | null, opts: 
   const ingest = new Ingest(opts);
   if (body) {
     const reader = body.getReader();
-    const block = new Uint8Array(READ_BLOCK_BYTES);
+    const size = opts.blockBytes ?? READ_BLOCK_BYTES;
+    const block = new Uint8Array(size);
     let fill = 0;
     try {
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
-        if (fill === 0 && value.byteLength >= READ_BLOCK_BYTES) {
+        if (fill === 0 && value.byteLength >= size) {
           // Already a big piece, and ours alone: no need to copy it.
           await ingest.process(value);
           continue;
         }
         let off = 0;
         while (off < value.byteLength) {
-          const n = Math.min(READ_BLOCK_BYTES - fill, value.byteLength - off);
+          const n = Math.min(size - fill, value.byteLength - off);
           block.set(value.subarray(off, off + n), fill);
           fill += n;
           off += n;
-          if (fill === READ_BLOCK_BYTES) {
+          if (fill === size) {
             await ingest.process(block);
             fill = 0;
           }
