@@ -147,6 +147,7 @@ export class AudioUpload {
     this.phase = "aborted";
     this.part = null;
     this.ready.length = 0;
+    this.hash.digest.catch(() => {});
     this.hashWriter.abort().catch(() => {});
     await this.inflight?.catch(() => {});
     if (this.upload) {

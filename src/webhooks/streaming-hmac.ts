@@ -77,6 +77,8 @@ export class StreamingHmac {
 
   /** Abandons the MAC (the request failed before the end of its body). */
   abort(): void {
+    // Aborting rejects `digest` too; nobody will read it.
+    this.inner.digest.catch(() => {});
     this.writer.abort().catch(() => {});
   }
 }
