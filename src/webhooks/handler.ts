@@ -15,7 +15,7 @@ import { newAudioKey } from "../storage/keys";
 import { storeAudio } from "./audio";
 import { ingestBody } from "./ingest";
 import { normaliseCallFailure, normaliseTranscription, parseEnvelope, type Envelope } from "./payload";
-import { checkHeader, signatureMismatch, type VerifyOptions } from "./signature";
+import { checkHeader, signatureMismatch, verifySignature, type VerifyOptions } from "./signature";
 import { SignatureCheck } from "./streaming-hmac";
 
 export const SIGNATURE_HEADER = "ElevenLabs-Signature";
@@ -38,28 +38,30 @@ export async function handlePostCall(request: Request, env: Env, ctx?: Execution
   const now = Date.now();
   const opts = verifyOptions(cfg, now);
   // A request without a usable header is refused before its body is read.
-  const header = checkHeader(request.headers.get(SIGNATURE_HEADER), opts);
-  const signature = await SignatureCheck.start(opts.secrets, header.timestamp);
+  const headerText = request.headers.get(SIGNATURE_HEADER);
+  const header = checkHeader(headerText, opts);
   // The body is read once, as a stream (src/webhooks/ingest.ts): the MAC, the JSON scan and the
   // audio upload all advance together, so an audio body of any size is never held in memory.
   const slot: { upload: AudioUpload | null } = { upload: null };
   try {
     const body = await ingestBody(request.body, {
-      signature,
+      startMac: () => SignatureCheck.start(opts.secrets, header.timestamp),
       maxRestBytes: cfg.maxBodyBytes,
       openAudio: () => (slot.upload = new AudioUpload(env.AUDIO, newAudioKey())),
     });
     // Only now is anything decided from the content: verify, then parse, then route.
-    if (!(await signature.matches(header.signatures))) throw signatureMismatch();
+    if (body.mac) {
+      if (!(await body.mac.matches(header.signatures))) throw signatureMismatch();
+    } else {
+      // Kept whole (every event but audio): one-shot HMAC over exactly the bytes received.
+      await verifySignature(headerText, body.rest, opts);
+    }
     if (body.jsonError) throw badRequest("invalid_json", "The body is not valid UTF-8 JSON.");
     const envelope = parseEnvelope(body.rest);
     if (envelope.type === "post_call_audio") {
       return await storeAudio(env, envelope, body, slot.upload, Math.floor(now / 1000));
     }
     return await dispatch(env, cfg, envelope, body.rest, now);
-  } catch (err) {
-    signature.abort();
-    throw err;
   } finally {
     // Anything not completed by storeAudio (a failure, or a `full_audio` in another event type)
     // is aborted before answering; waitUntil keeps it going if the client has gone away.

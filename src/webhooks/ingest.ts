@@ -1,11 +1,16 @@
 /**
  * The one pass over a webhook body. Every byte, as it arrives, feeds:
- *  - the streaming HMAC of every configured secret (the signature is known at the end);
  *  - the JSON scanner, which validates the document and lifts `data.full_audio` out of it;
- *  - for the lifted string only: the base64 decoder, whose bytes go to the R2 upload.
+ *  - for the lifted string only: the base64 decoder, whose bytes go to the R2 upload;
+ *  - the streaming HMAC of every configured secret, from the first byte that is not kept.
  * Bytes outside `full_audio` (the whole body, for every event but audio) are kept, up to
  * MAX_BODY_BYTES (413 past it, while reading), so after the end of the body, and once the signature
  * has verified, the event is parsed and dispatched exactly as a buffered body would be.
+ *
+ * Why the MAC starts late: while every byte so far is kept, the kept bytes ARE the body, and a body
+ * that is kept whole (every event but audio) is verified in one shot at the end, which costs half
+ * of two DigestStreams per request. The moment a byte is not kept (the audio begins, or the JSON
+ * broke), the streaming MAC starts, is fed what was kept so far, then every block.
  *
  * Failures of the content (malformed JSON, bad base64) do not stop the reading: the body is read to
  * its end and the MAC checked first, so a badly signed body is always a 401, whatever it contains.
@@ -25,7 +30,8 @@ import type { SignatureCheck } from "./streaming-hmac";
 export const READ_BLOCK_BYTES = 64 * 1024;
 
 export interface IngestOptions {
-  signature: SignatureCheck;
+  /** Starts the streaming MAC (one per secret), for bodies that are not kept whole. */
+  startMac(): Promise<SignatureCheck>;
   /** Limit on the bytes kept (everything outside `data.full_audio`). */
   maxRestBytes: number;
   /** Opens the upload the audio streams to; called when the `full_audio` string begins. */
@@ -37,6 +43,8 @@ export interface IngestOptions {
 export interface IngestedBody {
   /** The body without the content of `data.full_audio` (its quotes kept): the body itself for other events. */
   rest: Uint8Array;
+  /** The streaming MAC of the whole body, or null when `rest` is the whole body (verify it in one shot). */
+  mac: SignatureCheck | null;
   bodyBytes: number;
   /** How many times `data.full_audio` held a string (more than one: duplicate keys). */
   audioValues: number;
@@ -57,13 +65,15 @@ class Ingest implements ScanSink {
   private jsonError: JsonSyntaxError | null = null;
   private audioError: Base64Error | null = null;
   private aborting: Promise<void> | null = null;
+  private mac: SignatureCheck | null = null;
 
   constructor(private readonly opts: IngestOptions) {}
 
   /** Feeds one block. `bytes` may be reused by the caller once this resolves. */
   async process(bytes: Uint8Array): Promise<void> {
     this.bodyBytes += bytes.byteLength;
-    const mac = this.opts.signature.update(bytes);
+    const keptBefore = this.chunks.length;
+    let macUpdate: Promise<unknown> | null = this.mac ? this.mac.update(bytes) : null;
     try {
       if (this.jsonError === null) {
         try {
@@ -77,10 +87,21 @@ class Ingest implements ScanSink {
       } else {
         this.countRest(bytes.byteLength);
       }
+      if (this.mac === null && (this.values > 0 || this.jsonError !== null)) {
+        // The first block not kept whole: everything before it was kept, so it is the body so far.
+        this.mac = await this.opts.startMac();
+        for (let i = 0; i < keptBefore; i++) await this.mac.update(this.chunks[i]!);
+        macUpdate = this.mac.update(bytes);
+      }
       if (this.upload?.hasReadyPart && this.audioError === null && this.jsonError === null) await this.upload.drain();
     } finally {
-      await mac;
+      await macUpdate;
     }
+  }
+
+  /** The request failed: the MAC will never be read. */
+  abandon(): void {
+    this.mac?.abort();
   }
 
   async finish(): Promise<IngestedBody> {
@@ -96,6 +117,7 @@ class Ingest implements ScanSink {
     if (this.aborting) await this.aborting;
     return {
       rest: concat(this.chunks, this.restBytes),
+      mac: this.mac,
       bodyBytes: this.bodyBytes,
       audioValues: this.values,
       jsonError: this.jsonError,
@@ -219,6 +241,7 @@ export async function ingestBody(body: ReadableStream<Uint8Array> | null, opts: 
       if (fill > 0) await ingest.process(block.subarray(0, fill));
     } catch (err) {
       reader.cancel().catch(() => {});
+      ingest.abandon();
       throw err;
     }
   }
