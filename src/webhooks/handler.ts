@@ -56,7 +56,7 @@ export async function handlePostCall(request: Request, env: Env, ctx?: Execution
       // Kept whole (every event but audio): one-shot HMAC over exactly the bytes received.
       await verifySignature(headerText, body.rest, opts);
     }
-    if (body.jsonError) throw badRequest("invalid_json", "The body is not valid UTF-8 JSON.");
+    if (body.jsonError) throw badRequest("invalid_json", `The body is not valid JSON: ${body.jsonError.message}.`);
     const envelope = parseEnvelope(body.rest);
     if (envelope.type === "post_call_audio") {
       return await storeAudio(env, envelope, body, slot.upload, Math.floor(now / 1000));
