@@ -137,11 +137,6 @@ export class JsonScanner {
     return this.lifted;
   }
 
-  /** Total bytes scanned. */
-  get bytesScanned(): number {
-    return this.offset;
-  }
-
   write(buf: Uint8Array): void {
     const end = buf.length;
     const sink = this.sink;
