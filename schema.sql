@@ -62,6 +62,6 @@ CREATE TABLE audio (
   agent_id TEXT,
   r2_key TEXT NOT NULL,
   bytes INTEGER NOT NULL,
-  sha256 TEXT,
+  sha256 TEXT NOT NULL,
   stored_at INTEGER NOT NULL
 );

@@ -79,13 +79,53 @@ function audioEvent() {
   const e = load("audio.json");
   e.event_timestamp = now;
   e.data.conversation_id = conversationId;
-  if (opts.audioMb) {
-    // Random bytes behind an ID3 header: the size of a real call, not a playable one.
-    const bytes = randomBytes(Math.round(Number(opts.audioMb) * 1024 * 1024));
-    bytes.write("ID3", 0, "latin1");
-    e.data.full_audio = bytes.toString("base64");
-  }
   return e;
+}
+
+/**
+ * A post_call_audio event as ElevenLabs sends it: chunked, no Content-Length. With --audio-mb the
+ * audio is that many MB of random bytes behind an ID3 header (the size of a real call, not a
+ * playable one), streamed in 64 KiB pieces so that any size can be sent without holding the JSON.
+ */
+async function postAudio(label) {
+  const e = audioEvent();
+  let audio = Buffer.from(e.data.full_audio, "base64");
+  if (opts.audioMb) {
+    audio = randomBytes(Math.round(Number(opts.audioMb) * 1024 * 1024));
+    audio.write("ID3", 0, "latin1");
+  }
+  const b64 = Buffer.from(audio.toString("base64"), "latin1");
+  delete e.data.full_audio;
+  const json = JSON.stringify(e);
+  const prefix = Buffer.from(json.slice(0, -2) + ',"full_audio":"');
+  const suffix = Buffer.from('"' + json.slice(-2));
+  const t = Math.floor(Date.now() / 1000);
+  const mac = createHmac("sha256", secret).update(`${t}.`).update(prefix).update(b64).update(suffix).digest("hex");
+  const parts = [prefix, b64, suffix];
+  let part = 0;
+  let off = 0;
+  const body = new ReadableStream({
+    pull(controller) {
+      while (part < parts.length && off >= parts[part].length) {
+        part++;
+        off = 0;
+      }
+      if (part === parts.length) return controller.close();
+      controller.enqueue(parts[part].subarray(off, off + 65536));
+      off += 65536;
+    },
+  });
+  const started = Date.now();
+  const res = await fetch(`${base}/webhooks/elevenlabs`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "ElevenLabs-Signature": `t=${t},v0=${mac}` },
+    body,
+    duplex: "half",
+  });
+  const size = prefix.length + b64.length + suffix.length;
+  console.log(`${label}: HTTP ${res.status} ${await res.text()} (${(size / 1e6).toFixed(1)} MB chunked in ${Date.now() - started} ms)`);
+  if (!res.ok) return (process.exitCode = 1);
+  if (apiKey) console.log(`  listen: curl -H 'Authorization: Bearer ${apiKey}' ${base}/v1/conversations/${conversationId}/audio -o ${conversationId}.mp3`);
 }
 
 function failureEvent() {
@@ -106,7 +146,7 @@ try {
   const kinds = opts.kind === "all" ? ["transcription", "audio", "failure"] : [opts.kind];
   for (const kind of kinds) {
     if (kind === "transcription") await post(transcriptionEvent(), `post_call_transcription ${conversationId} for ${userId}`);
-    else if (kind === "audio") await post(audioEvent(), `post_call_audio ${conversationId}`);
+    else if (kind === "audio") await postAudio(`post_call_audio ${conversationId}`);
     else if (kind === "failure") await post(failureEvent(), `call_initiation_failure ${conversationId}_failed`);
     else throw new Error(`unknown event kind ${JSON.stringify(kind)}: use transcription, audio, failure or all`);
   }

@@ -26,6 +26,9 @@ describe("UserMemory", () => {
       expect(r.duplicate).toBe(false);
     }
     await runDurableObjectAlarm(stub);
+    // An alarm set by the last write may already be running (then nothing is scheduled to run):
+    // flush() waits for it and delivers whatever is left, so the counts below are final.
+    await stub.flush();
     const counts = await runInDurableObject(stub, (_o, state) => {
       const one = (q: string) => state.storage.sql.exec<{ n: number }>(q).one().n;
       return {

@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS conversations (
   title TEXT,
   summary TEXT,
   outcome TEXT,
-  received_at INTEGER NOT NULL
+  received_at INTEGER NOT NULL,
+  has_audio INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS conversations_by_start ON conversations (started_at DESC, conversation_id DESC);
 CREATE TABLE IF NOT EXISTS facts (
@@ -51,6 +52,14 @@ CREATE TABLE IF NOT EXISTS outbox (
   next_attempt_at INTEGER NOT NULL,
   last_error TEXT,
   created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audio (
+  conversation_id TEXT PRIMARY KEY,
+  agent_id TEXT,
+  r2_key TEXT NOT NULL,
+  bytes INTEGER NOT NULL,
+  sha256 TEXT NOT NULL,
+  received_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS outbox_blobs (
   seq INTEGER NOT NULL,

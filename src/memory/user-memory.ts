@@ -12,8 +12,10 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
+import { audioStatement, linkOf, type AudioLink, type AudioRow } from "../storage/audio";
 import { callFailureStatement, conversationStatements } from "../storage/conversations";
 import { transcriptKey } from "../storage/keys";
+import { userMemory } from "./route";
 import type { CallFailureRecord, ConversationRecord } from "../webhooks/payload";
 import { LIMITS, MEMORY_SCHEMA, MEMORY_SCHEMA_VERSION } from "./schema";
 import { EMPTY_SNAPSHOT, type MemorySnapshot } from "./variables";
@@ -34,7 +36,11 @@ export interface FlushReport {
 
 type OutboxItem =
   | { kind: "conversation"; record: ConversationRecord; receivedAt: number }
-  | { kind: "call_failure"; record: CallFailureRecord; receivedAt: number };
+  | { kind: "call_failure"; record: CallFailureRecord; receivedAt: number }
+  /** Writes the D1 `audio` row, then tells the user's memory (if the transcript already named one). */
+  | { kind: "audio"; link: AudioLink }
+  /** Deletes the R2 object of an audio event that turned out to be a redelivery. */
+  | { kind: "audio_discard"; key: string };
 
 const MAX_BACKOFF_MS = 10 * 60 * 1000;
 
@@ -116,6 +122,54 @@ export class UserMemory extends DurableObject<Env> {
     });
     await this.scheduleFlush(Date.now());
     return { duplicate: false };
+  }
+
+  /**
+   * Commits a post_call_audio event whose MP3 is already in R2: the link conversation -> object and an
+   * outbox item that writes it to D1. Called on the `conversation:<id>` object (audio carries no user
+   * id). A redelivery keeps the first audio and queues the new object's deletion, so no object is
+   * ever left unlinked.
+   */
+  async recordAudio(link: AudioLink): Promise<RecordResult> {
+    this.ensureSchema(link.receivedAt);
+    const duplicate = this.isDuplicate("post_call_audio", link.conversationId);
+    this.ctx.storage.transactionSync(() => {
+      if (duplicate) {
+        this.enqueue({ kind: "audio_discard", key: link.key }, link.conversationId, link.receivedAt);
+        return;
+      }
+      this.markSeen("post_call_audio", link.conversationId, link.receivedAt);
+      this.sql.exec(
+        "INSERT INTO audio (conversation_id, agent_id, r2_key, bytes, sha256, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+        link.conversationId,
+        link.agentId,
+        link.key,
+        link.bytes,
+        link.sha256,
+        link.receivedAt,
+      );
+      this.enqueue({ kind: "audio", link }, link.conversationId, link.receivedAt);
+    });
+    await this.scheduleFlush(Date.now());
+    return { duplicate };
+  }
+
+  /** The audio link this object holds, before or after D1 has it. Never writes. */
+  async audioLink(conversationId: string): Promise<AudioLink | null> {
+    if (!this.hasSchema()) return null;
+    const row = this.sql
+      .exec<AudioRow>(
+        "SELECT conversation_id, agent_id, r2_key, bytes, sha256, received_at AS stored_at FROM audio WHERE conversation_id = ?",
+        conversationId,
+      )
+      .toArray()[0];
+    return row ? linkOf(row) : null;
+  }
+
+  /** Notes that one of this user's conversations has audio (from the audio's delivery). */
+  async markAudio(conversationId: string): Promise<void> {
+    if (!this.hasSchema()) return;
+    this.sql.exec("UPDATE conversations SET has_audio = 1 WHERE conversation_id = ?", conversationId);
   }
 
   /** Updates profile counters, the recent-conversation list and facts. Runs inside a transaction. */
@@ -311,17 +365,44 @@ export class UserMemory extends DurableObject<Env> {
   }
 
   private async deliver(seq: number, item: OutboxItem): Promise<void> {
-    if (item.kind === "call_failure") {
-      await this.env.DB.batch([callFailureStatement(this.env.DB, item.record, item.receivedAt)]);
-      return;
+    const db = this.env.DB;
+    switch (item.kind) {
+      case "call_failure":
+        await db.batch([callFailureStatement(db, item.record, item.receivedAt)]);
+        return;
+      case "audio_discard":
+        await this.env.AUDIO.delete(item.key);
+        return;
+      case "audio": {
+        // Audio and transcript meet in D1, whichever came first. Each delivery writes its row and
+        // reads the other's in one batch (a transaction): of two concurrent deliveries the later
+        // one always sees the earlier one's row, so the user's memory learns of the audio either here
+        // or in the transcript's delivery below.
+        const [, owner] = await db.batch([
+          audioStatement(db, item.link),
+          db.prepare("SELECT user_id FROM conversations WHERE conversation_id = ?").bind(item.link.conversationId),
+        ]);
+        const userId = (owner?.results[0] as { user_id: string | null } | undefined)?.user_id;
+        if (userId) await userMemory(this.env, userId).markAudio(item.link.conversationId);
+        return;
+      }
+      case "conversation": {
+        const r = item.record;
+        const key = transcriptKey(r.conversationId);
+        // The raw payload goes to R2 first, so a D1 row never points at an object that is not there.
+        await this.env.AUDIO.put(key, this.rawPayload(seq), {
+          httpMetadata: { contentType: "application/json" },
+          customMetadata: { conversation_id: r.conversationId, ...(r.userId ? { user_id: r.userId } : {}) },
+        });
+        const results = await db.batch([
+          ...conversationStatements(db, r, { transcriptKey: key, receivedAt: item.receivedAt }),
+          db.prepare("SELECT 1 AS found FROM audio WHERE conversation_id = ?").bind(r.conversationId),
+        ]);
+        if (r.userId !== null && (results[results.length - 1]?.results.length ?? 0) > 0) {
+          this.sql.exec("UPDATE conversations SET has_audio = 1 WHERE conversation_id = ?", r.conversationId);
+        }
+        return;
+      }
     }
-    const r = item.record;
-    const key = transcriptKey(r.conversationId);
-    // The raw payload goes to R2 first, so a D1 row never points at an object that is not there.
-    await this.env.AUDIO.put(key, this.rawPayload(seq), {
-      httpMetadata: { contentType: "application/json" },
-      customMetadata: { conversation_id: r.conversationId, ...(r.userId ? { user_id: r.userId } : {}) },
-    });
-    await this.env.DB.batch(conversationStatements(this.env.DB, r, { transcriptKey: key, receivedAt: item.receivedAt }));
   }
 }

@@ -10,5 +10,10 @@ export function conversationPrefix(conversationId: string): string {
 /** The raw `post_call_transcription` body, byte for byte as it was signed. */
 export const transcriptKey = (conversationId: string) => `${conversationPrefix(conversationId)}transcript.json`;
 
-/** The decoded call audio (MP3). */
-export const audioKey = (conversationId: string) => `${conversationPrefix(conversationId)}audio.mp3`;
+/**
+ * The decoded call audio (MP3) of one post_call_audio event. Not under the conversation's prefix:
+ * the audio is streamed to R2 while the body is still arriving, and `conversation_id` may come after
+ * `full_audio` in the JSON, so the key cannot depend on it. The link conversation -> key is kept in
+ * the conversation's Durable Object and in D1 `audio` (docs/storage.md).
+ */
+export const newAudioKey = () => `audio/${crypto.randomUUID()}.mp3`;

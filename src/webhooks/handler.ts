@@ -1,16 +1,22 @@
 /**
  * POST /webhooks/elevenlabs: every post-call event. The order is the contract:
  * verify (header first, then the raw bytes) -> parse -> route -> store -> answer.
- * Nothing is parsed, routed or stored before the signature has been checked against the exact bytes.
+ * Nothing is parsed into a record, routed or stored before the signature has been checked against
+ * the exact bytes. The one exception is forced by size: audio bytes go to an R2 multipart upload as
+ * they arrive, and that upload only becomes an object after the signature has verified (it is
+ * aborted otherwise, see docs/webhook-path.md).
  */
-import { ApiError, json } from "../errors";
+import { ApiError, badRequest, json } from "../errors";
 import { config, type Config } from "../config";
 import type { Env } from "../env";
 import { ownerOf } from "../memory/route";
-import { readBody } from "./body";
-import { normaliseCallFailure, normaliseTranscription, parseEnvelope, type Envelope } from "./payload";
-import { checkHeader, verifySignature, type VerifyOptions } from "./signature";
+import { AudioUpload } from "../storage/audio-upload";
+import { newAudioKey } from "../storage/keys";
 import { storeAudio } from "./audio";
+import { ingestBody } from "./ingest";
+import { normaliseCallFailure, normaliseTranscription, parseEnvelope, type Envelope } from "./payload";
+import { checkHeader, signatureMismatch, verifySignature, type VerifyOptions } from "./signature";
+import { SignatureCheck } from "./streaming-hmac";
 
 export const SIGNATURE_HEADER = "ElevenLabs-Signature";
 
@@ -27,19 +33,47 @@ export function verifyOptions(cfg: Config, nowMs: number): VerifyOptions {
   };
 }
 
-export async function handlePostCall(request: Request, env: Env): Promise<Response> {
+export async function handlePostCall(request: Request, env: Env, ctx?: ExecutionContext): Promise<Response> {
   const cfg = config(env);
   const now = Date.now();
   const opts = verifyOptions(cfg, now);
-  const header = request.headers.get(SIGNATURE_HEADER);
   // A request without a usable header is refused before its body is read.
-  checkHeader(header, opts);
-  const body = await readBody(request, cfg.maxBodyBytes);
-  await verifySignature(header, body, opts);
-  const envelope = parseEnvelope(body);
-  return dispatch(env, cfg, envelope, body, now);
+  const headerText = request.headers.get(SIGNATURE_HEADER);
+  const header = checkHeader(headerText, opts);
+  // The body is read once, as a stream (src/webhooks/ingest.ts): the MAC, the JSON scan and the
+  // audio upload all advance together, so an audio body of any size is never held in memory.
+  const slot: { upload: AudioUpload | null } = { upload: null };
+  try {
+    const body = await ingestBody(request.body, {
+      startMac: () => SignatureCheck.start(opts.secrets, header.timestamp),
+      maxRestBytes: cfg.maxBodyBytes,
+      openAudio: () => (slot.upload = new AudioUpload(env.AUDIO, newAudioKey())),
+    });
+    // Only now is anything decided from the content: verify, then parse, then route.
+    if (body.mac) {
+      if (!(await body.mac.matches(header.signatures))) throw signatureMismatch();
+    } else {
+      // Kept whole (every event but audio): one-shot HMAC over exactly the bytes received.
+      await verifySignature(headerText, body.rest, opts);
+    }
+    if (body.jsonError) throw badRequest("invalid_json", `The body is not valid JSON: ${body.jsonError.message}.`);
+    const envelope = parseEnvelope(body.rest);
+    if (envelope.type === "post_call_audio") {
+      return await storeAudio(env, envelope, body, slot.upload, Math.floor(now / 1000));
+    }
+    return await dispatch(env, cfg, envelope, body.rest, now);
+  } finally {
+    // Anything not completed by storeAudio (a failure, or a `full_audio` in another event type)
+    // is aborted before answering; waitUntil keeps it going if the client has gone away.
+    if (slot.upload) {
+      const aborted = slot.upload.abort();
+      ctx?.waitUntil(aborted);
+      await aborted;
+    }
+  }
 }
 
+/** Every event but audio, from its verified raw bytes (the buffered path's semantics). */
 async function dispatch(env: Env, cfg: Config, envelope: Envelope, raw: Uint8Array, nowMs: number): Promise<Response> {
   const receivedAt = Math.floor(nowMs / 1000);
   switch (envelope.type) {
@@ -62,8 +96,6 @@ async function dispatch(env: Env, cfg: Config, envelope: Envelope, raw: Uint8Arr
       const { duplicate } = await ownerOf(env, null, record.conversationId).recordCallFailure({ record, receivedAt });
       return json({ status: duplicate ? "duplicate" : "stored", type: envelope.type, conversation_id: record.conversationId });
     }
-    case "post_call_audio":
-      return storeAudio(env, envelope, receivedAt);
     default:
       // New event kinds appear over time; a non-200 would count towards auto-disabling the webhook.
       return json({ status: "ignored", type: envelope.type });

@@ -134,5 +134,8 @@ export async function verifySignature(header: string | null, body: Uint8Array, o
     for (const candidate of parsed.signatures) ok = macEquals(mac, candidate) || ok;
     if (ok) return;
   }
-  throw unauthorized("signature_mismatch", "The ElevenLabs-Signature does not match the body for any configured secret.");
+  throw signatureMismatch();
 }
+
+export const signatureMismatch = () =>
+  unauthorized("signature_mismatch", "The ElevenLabs-Signature does not match the body for any configured secret.");
