@@ -237,7 +237,7 @@ describe("an outbox item that can never be delivered", () => {
     await runInDurableObject(stub, (_o, state) => {
       state.storage.sql.exec(
         "INSERT INTO outbox (kind, conversation_id, body, next_attempt_at, created_at) VALUES ('conversation', 'broken', '{not json', 0, ?)",
-        Date.now(),
+        Math.floor(Date.now() / 1000),
       );
     });
 
@@ -249,6 +249,7 @@ describe("an outbox item that can never be delivered", () => {
     for (let i = 0; i < STUCK_ATTEMPTS; i++) await retryNow(stub);
     const status = await stub.outboxStatus();
     expect(status.pending).toBe(2);
+    expect(Math.abs(status.oldestCreatedAt! - Math.floor(Date.now() / 1000))).toBeLessThan(3600);
     expect(status.maxAttempts).toBeGreaterThanOrEqual(STUCK_ATTEMPTS + 1);
     expect(status.stuck.map((s) => s.conversationId)).toEqual([poisonId, "broken"]);
     expect(status.stuck[0]!.lastError).toBe("R2 put: simulated outage");

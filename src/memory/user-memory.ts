@@ -48,7 +48,7 @@ export interface OutboxStatus {
   due: number;
   /** Largest number of failed attempts of any pending item (0 when none has failed). */
   maxAttempts: number;
-  /** Unix ms when the oldest pending item was queued, or null. */
+  /** Unix seconds when the oldest pending item was queued, or null. */
   oldestCreatedAt: number | null;
   /** Items that failed at least STUCK_ATTEMPTS times: delivery keeps trying them, an operator should look. */
   stuck: { seq: number; kind: string; conversationId: string; attempts: number; nextAttemptAt: number; lastError: string | null }[];
@@ -224,6 +224,7 @@ export class UserMemory extends DurableObject<Env> {
     );
   }
 
+  /** `now` is Unix seconds (created_at); the first attempt is due at once (next_attempt_at is in ms). */
   private enqueue(item: OutboxItem, conversationId: string, now: number): number {
     const row = this.sql
       .exec<{ seq: number }>(
@@ -231,7 +232,7 @@ export class UserMemory extends DurableObject<Env> {
         item.kind,
         conversationId,
         JSON.stringify(item),
-        now,
+        Date.now(),
         now,
       )
       .one();
