@@ -5,7 +5,11 @@
  */
 import { SELF, createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+
+// Megabyte bodies, bursts and many outbox runs share 2 cores with other work: the default 5 s per test
+// is a ceiling against hangs that such a machine can reach. This raises the ceiling; nothing here is timed.
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 import worker from "../src/index";
 import type { Env } from "../src/env";
 import { parseConfig } from "../src/config";
