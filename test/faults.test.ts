@@ -7,9 +7,6 @@ import { createExecutionContext, runDurableObjectAlarm, runInDurableObject, wait
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 
-// Megabyte bodies, bursts and many outbox runs share 2 cores with other work: the default 5 s per test
-// is a ceiling against hangs that such a machine can reach. This raises the ceiling; nothing here is timed.
-vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 import worker from "../src/index";
 import type { Env } from "../src/env";
 import { ownerOf, userMemory } from "../src/memory/route";
@@ -19,6 +16,10 @@ import { transcriptKey } from "../src/storage/keys";
 import sipFailure from "./fixtures/call-initiation-failure-sip.json";
 import { drainWithAlarm, fault, faultyD1, faultyR2, injectBindings, outboxRows, retryNow } from "./faults";
 import { BASE, context, d1Count, postWebhook, signatureHeader, transcription, uid, userIdOf } from "./helpers";
+
+// Megabyte bodies, bursts and many outbox runs share 2 cores with other work: the default 5 s per test
+// is a ceiling against hangs that such a machine can reach. This raises the ceiling; nothing here is timed.
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 const TURNS_PER_FIXTURE = 5;
 

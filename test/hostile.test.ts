@@ -11,13 +11,14 @@ import { SELF, listDurableObjectIds, runInDurableObject } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
-// Megabyte bodies, bursts and many outbox runs share 2 cores with other work: the default 5 s per test
-// is a ceiling against hangs that such a machine can reach. This raises the ceiling; nothing here is timed.
-vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 import { userMemory } from "../src/memory/route";
 import { sign } from "../src/webhooks/signature";
 import { API_KEY, BASE, SECRET, context, d1Count, nowSeconds, r2Keys, signatureHeader, transcription, uid, userIdOf } from "./helpers";
 import { drainWithAlarm } from "./faults";
+
+// Megabyte bodies, bursts and many outbox runs share 2 cores with other work: the default 5 s per test
+// is a ceiling against hangs that such a machine can reach. This raises the ceiling; nothing here is timed.
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 const enc = new TextEncoder();
 const MB = 1024 * 1024;

@@ -7,9 +7,6 @@ import { SELF, createExecutionContext, waitOnExecutionContext } from "cloudflare
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 
-// Megabyte bodies, bursts and many outbox runs share 2 cores with other work: the default 5 s per test
-// is a ceiling against hangs that such a machine can reach. This raises the ceiling; nothing here is timed.
-vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 import worker from "../src/index";
 import type { Env } from "../src/env";
 import { parseConfig } from "../src/config";
@@ -19,6 +16,10 @@ import { RECORD_LIMITS, jsonDepth } from "../src/webhooks/payload";
 import { MAX_TEXT_CHARS } from "../src/storage/conversations";
 import { transcriptKey } from "../src/storage/keys";
 import { BASE, context, d1Count, flush, nowSeconds, postWebhook, signatureHeader, transcription, uid, userIdOf } from "./helpers";
+
+// Megabyte bodies, bursts and many outbox runs share 2 cores with other work: the default 5 s per test
+// is a ceiling against hangs that such a machine can reach. This raises the ceiling; nothing here is timed.
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 const CHUNK = 64 * 1024;
 
