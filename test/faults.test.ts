@@ -350,13 +350,23 @@ describe("a Durable Object call that throws", () => {
     const restore = await injectBindings(stub, { DB: faultyD1(d1) });
     const text = JSON.stringify(event);
     expect((await deliver(text)).status).toBe(200);
-    // Let the delivery's own run fail and settle, then remove the alarm it left: as if the first
-    // delivery had committed but never managed to set its alarm.
-    await retryNow(stub);
-    await runInDurableObject(stub, (_o, state) => state.storage.deleteAlarm());
+    // As if the first delivery had committed but never managed to set its alarm: background alarm
+    // runs are silenced (a run re-arms the alarm while items are pending), the item's next attempt is
+    // an hour away (so that a re-armed alarm stays visible instead of firing), and the alarm is removed.
+    const nextAttempt = Date.now() + 3_600_000;
+    await runInDurableObject(stub, async (instance, state) => {
+      const holder = instance as unknown as { alarm: () => Promise<void>; flushing: Promise<unknown> | null };
+      holder.alarm = async () => {};
+      while (holder.flushing !== null) await holder.flushing.catch(() => {});
+      state.storage.sql.exec("UPDATE outbox SET next_attempt_at = ?", nextAttempt);
+      await state.storage.deleteAlarm();
+    });
     expect(await runInDurableObject(stub, (_o, state) => state.storage.getAlarm())).toBeNull();
     expect((await deliver(text)).body["status"]).toBe("duplicate");
-    expect(await runInDurableObject(stub, (_o, state) => state.storage.getAlarm())).not.toBeNull();
+    expect(await runInDurableObject(stub, (_o, state) => state.storage.getAlarm())).toBe(nextAttempt);
+    await runInDurableObject(stub, (instance) => {
+      delete (instance as unknown as { alarm?: unknown }).alarm;
+    });
     d1.mode = "up";
     await drainWithAlarm(stub);
     await restore();
