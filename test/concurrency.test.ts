@@ -6,7 +6,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ownerOf, userMemory } from "../src/memory/route";
-import { audioKey, transcriptKey } from "../src/storage/keys";
+import { transcriptKey } from "../src/storage/keys";
 import audioFixture from "./fixtures/audio.json";
 import sipFailure from "./fixtures/call-initiation-failure-sip.json";
 import { drainWithAlarm } from "./faults";
@@ -119,9 +119,13 @@ describe("audio and transcription for one conversation at the same moment", () =
     const results = await Promise.all([postWebhook(event), postWebhook(audio), postWebhook(event), postWebhook(audio)]);
     for (const res of results) expect(res.status).toBe(200);
     await drainWithAlarm(userMemory(env, userId));
+    await drainWithAlarm(ownerOf(env, null, id));
     expect(await d1Count("conversations", "conversation_id = ?", id)).toBe(1);
     expect(await env.AUDIO.head(transcriptKey(id))).not.toBeNull();
-    expect(await env.AUDIO.head(audioKey(id))).not.toBeNull();
+    // Wherever the audio path keeps the MP3, D1 names it once and R2 has it.
+    const audioRows = await env.DB.prepare("SELECT r2_key FROM audio WHERE conversation_id = ?").bind(id).all<{ r2_key: string }>();
+    expect(audioRows.results.length).toBe(1);
+    expect(await env.AUDIO.head(audioRows.results[0]!.r2_key)).not.toBeNull();
     expect((await context(userId))["call_count"]).toBe(1);
   });
 });

@@ -104,8 +104,11 @@ export async function retryNow(stub: Stub): Promise<number> {
 export async function drainWithAlarm(stub: Stub, rounds = 5): Promise<number> {
   for (let i = 0; i < rounds; i++) {
     const pending = await runInDurableObject(stub, (_o, state) => {
-      state.storage.sql.exec("UPDATE outbox SET next_attempt_at = 0");
-      return state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox").one().n;
+      // An object that never stored anything has no outbox table at all.
+      const sql = state.storage.sql;
+      if (sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").toArray().length === 0) return 0;
+      sql.exec("UPDATE outbox SET next_attempt_at = 0");
+      return sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox").one().n;
     });
     if (pending === 0) return i;
     // A failed run always re-arms the alarm, and a fresh item arms it: there is one to run.
