@@ -15,8 +15,9 @@ import type { Env } from "../env";
 import { audioStatement, linkOf, type AudioLink, type AudioRow } from "../storage/audio";
 import { callFailureStatement, conversationStatements } from "../storage/conversations";
 import { transcriptKey } from "../storage/keys";
+import { conversationRecord, parseEnvelope, type CallFailureRecord, type ConversationRecord } from "../webhooks/payload";
+import type { ResolvedUser } from "./identity";
 import { userMemory } from "./route";
-import type { CallFailureRecord, ConversationRecord } from "../webhooks/payload";
 import { LIMITS, MEMORY_SCHEMA, MEMORY_SCHEMA_VERSION } from "./schema";
 import { EMPTY_SNAPSHOT, type MemorySnapshot } from "./variables";
 import type { VariableValue } from "../config";
@@ -34,15 +35,37 @@ export interface FlushReport {
   pending: number;
 }
 
+/**
+ * What an outbox row holds. A conversation item keeps only who owns it: the record is rebuilt from
+ * the raw bytes (kept in `outbox_blobs`) when it is delivered, so the row stays small however large
+ * the transcript (SQLite refuses values over 2 MB) and D1 gets exactly what R2 gets.
+ */
 type OutboxItem =
-  | { kind: "conversation"; record: ConversationRecord; receivedAt: number }
+  | { kind: "conversation"; user: ResolvedUser; receivedAt: number }
   | { kind: "call_failure"; record: CallFailureRecord; receivedAt: number }
   /** Writes the D1 `audio` row, then tells the user's memory (if the transcript already named one). */
   | { kind: "audio"; link: AudioLink }
   /** Deletes the R2 object of an audio event that turned out to be a redelivery. */
   | { kind: "audio_discard"; key: string };
 
-const MAX_BACKOFF_MS = 10 * 60 * 1000;
+export interface OutboxStatus {
+  pending: number;
+  /** Items whose next attempt is due now. */
+  due: number;
+  /** Largest number of failed attempts of any pending item (0 when none has failed). */
+  maxAttempts: number;
+  /** Unix seconds when the oldest pending item was queued, or null. */
+  oldestCreatedAt: number | null;
+  /** Items that failed at least STUCK_ATTEMPTS times: delivery keeps trying them, an operator should look. */
+  stuck: { seq: number; kind: string; conversationId: string; attempts: number; nextAttemptAt: number; lastError: string | null }[];
+}
+
+/** First retry after about a second, doubling to a ceiling of 10 minutes (each ±10% jitter). */
+export const MAX_BACKOFF_MS = 10 * 60 * 1000;
+/** From this many failed attempts (about 17 minutes of trying) an item is reported as stuck. */
+export const STUCK_ATTEMPTS = 10;
+/** When the alarm handler itself fails (not one item), try the whole run again after this long. */
+const ALARM_RETRY_MS = 60 * 1000;
 
 export function backoffMs(attempts: number): number {
   const base = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(attempts, 20));
@@ -93,11 +116,12 @@ export class UserMemory extends DurableObject<Env> {
   async recordConversation(input: { record: ConversationRecord; raw: Uint8Array; receivedAt: number }): Promise<RecordResult> {
     const { record: r, raw, receivedAt } = input;
     this.ensureSchema(receivedAt);
-    if (this.isDuplicate("post_call_transcription", r.conversationId)) return { duplicate: true };
+    if (this.isDuplicate("post_call_transcription", r.conversationId)) return this.duplicate();
     this.ctx.storage.transactionSync(() => {
       this.markSeen("post_call_transcription", r.conversationId, receivedAt);
       if (r.userId !== null) this.remember(r, receivedAt);
-      const seq = this.enqueue({ kind: "conversation", record: r, receivedAt }, r.conversationId, receivedAt);
+      const user: ResolvedUser = { userId: r.userId, source: r.userIdSource, phoneNumber: r.phoneNumber };
+      const seq = this.enqueue({ kind: "conversation", user, receivedAt }, r.conversationId, receivedAt);
       for (let part = 0, off = 0; off < raw.byteLength; part++, off += LIMITS.blobPartBytes) {
         this.sql.exec(
           "INSERT INTO outbox_blobs (seq, part, data) VALUES (?, ?, ?)",
@@ -115,13 +139,24 @@ export class UserMemory extends DurableObject<Env> {
   async recordCallFailure(input: { record: CallFailureRecord; receivedAt: number }): Promise<RecordResult> {
     const { record, receivedAt } = input;
     this.ensureSchema(receivedAt);
-    if (this.isDuplicate("call_initiation_failure", record.conversationId)) return { duplicate: true };
+    if (this.isDuplicate("call_initiation_failure", record.conversationId)) return this.duplicate();
     this.ctx.storage.transactionSync(() => {
       this.markSeen("call_initiation_failure", record.conversationId, receivedAt);
       this.enqueue({ kind: "call_failure", record, receivedAt }, record.conversationId, receivedAt);
     });
     await this.scheduleFlush(Date.now());
     return { duplicate: false };
+  }
+
+  /**
+   * A redelivery changes nothing, but it is a chance to repair a missing alarm: if the first delivery
+   * committed and then failed to set its alarm (so the sender saw a 5xx and retried), the outbox
+   * would otherwise wait for the next event to be drained.
+   */
+  private async duplicate(): Promise<RecordResult> {
+    const next = this.sql.exec<{ at: number | null }>("SELECT min(next_attempt_at) AS at FROM outbox").one().at;
+    if (next !== null) await this.scheduleFlush(next);
+    return { duplicate: true };
   }
 
   /**
@@ -243,6 +278,7 @@ export class UserMemory extends DurableObject<Env> {
     );
   }
 
+  /** `now` is Unix seconds (created_at); the first attempt is due at once (next_attempt_at is in ms). */
   private enqueue(item: OutboxItem, conversationId: string, now: number): number {
     const row = this.sql
       .exec<{ seq: number }>(
@@ -250,7 +286,7 @@ export class UserMemory extends DurableObject<Env> {
         item.kind,
         conversationId,
         JSON.stringify(item),
-        now,
+        Date.now(),
         now,
       )
       .one();
@@ -294,7 +330,43 @@ export class UserMemory extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    await this.flush();
+    try {
+      await this.flush();
+    } catch (err) {
+      // Failures of single items are handled inside the run; this is the run itself failing. The
+      // runtime retries a throwing alarm only a few times before dropping it, which would strand
+      // the outbox until the next event: re-arm it ourselves instead.
+      console.error("outbox run failed; retrying in 60 s", err instanceof Error ? (err.stack ?? err.message) : String(err));
+      await this.ctx.storage.setAlarm(Date.now() + ALARM_RETRY_MS);
+    }
+  }
+
+  /** The outbox at a glance, for operators and tests. Never writes. */
+  async outboxStatus(): Promise<OutboxStatus> {
+    if (!this.hasSchema()) return { pending: 0, due: 0, maxAttempts: 0, oldestCreatedAt: null, stuck: [] };
+    const now = Date.now();
+    const agg = this.sql
+      .exec<{ pending: number; due: number; max_attempts: number | null; oldest: number | null }>(
+        `SELECT count(*) AS pending, count(CASE WHEN next_attempt_at <= ? THEN 1 END) AS due,
+           max(attempts) AS max_attempts, min(created_at) AS oldest FROM outbox`,
+        now,
+      )
+      .one();
+    const stuck = this.sql
+      .exec<{ seq: number; kind: string; conversation_id: string; attempts: number; next_attempt_at: number; last_error: string | null }>(
+        "SELECT seq, kind, conversation_id, attempts, next_attempt_at, last_error FROM outbox WHERE attempts >= ? ORDER BY seq LIMIT 100",
+        STUCK_ATTEMPTS,
+      )
+      .toArray()
+      .map((r) => ({
+        seq: r.seq,
+        kind: r.kind,
+        conversationId: r.conversation_id,
+        attempts: r.attempts,
+        nextAttemptAt: r.next_attempt_at,
+        lastError: r.last_error,
+      }));
+    return { pending: agg.pending, due: agg.due, maxAttempts: agg.max_attempts ?? 0, oldestCreatedAt: agg.oldest, stuck };
   }
 
   /** Delivers due outbox items to D1 and R2. Safe to call at any time; concurrent calls share one run. */
@@ -312,6 +384,8 @@ export class UserMemory extends DurableObject<Env> {
   private async runFlush(): Promise<FlushReport> {
     let delivered = 0;
     let failed = 0;
+    // Items are tried in order, but a failed item is pushed into the future (its own backoff) before
+    // the next query, so an item that can never be delivered never holds back the ones behind it.
     for (;;) {
       const now = Date.now();
       const due = this.sql
@@ -333,7 +407,14 @@ export class UserMemory extends DurableObject<Env> {
         } catch (err) {
           failed++;
           const message = err instanceof Error ? err.message : String(err);
-          console.warn(`outbox item ${row.seq} failed (attempt ${row.attempts + 1}): ${message}`);
+          // Never dropped: an item keeps being retried every MAX_BACKOFF_MS for as long as it fails,
+          // and is reported (here and in outboxStatus) once it looks stuck rather than unlucky.
+          const attempt = row.attempts + 1;
+          if (attempt >= STUCK_ATTEMPTS) {
+            console.error(`outbox item ${row.seq} is stuck after ${attempt} attempts; still retrying: ${message}`);
+          } else {
+            console.warn(`outbox item ${row.seq} failed (attempt ${attempt}): ${message}`);
+          }
           this.sql.exec(
             "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE seq = ?",
             Date.now() + backoffMs(row.attempts),
@@ -387,10 +468,12 @@ export class UserMemory extends DurableObject<Env> {
         return;
       }
       case "conversation": {
-        const r = item.record;
+        const raw = this.rawPayload(seq);
+        // Rebuilt with the owner resolved at receipt, so a later change of settings cannot move it.
+        const r: ConversationRecord = conversationRecord(parseEnvelope(raw), item.user, item.receivedAt);
         const key = transcriptKey(r.conversationId);
         // The raw payload goes to R2 first, so a D1 row never points at an object that is not there.
-        await this.env.AUDIO.put(key, this.rawPayload(seq), {
+        await this.env.AUDIO.put(key, raw, {
           httpMetadata: { contentType: "application/json" },
           customMetadata: { conversation_id: r.conversationId, ...(r.userId ? { user_id: r.userId } : {}) },
         });

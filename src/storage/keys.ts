@@ -7,6 +7,19 @@ export function conversationPrefix(conversationId: string): string {
   return `conversations/${encodeURIComponent(conversationId).replace(/\./g, "%2E")}/`;
 }
 
+/** R2 refuses keys longer than 1,024 bytes; leave room for the longest file name used under a prefix. */
+const MAX_KEY_BYTES = 1024;
+const LONGEST_FILE_NAME = 64;
+
+/**
+ * Whether every key of this conversation fits R2's limit. An id of 256 characters can encode to
+ * 2,304 (three bytes of UTF-8, nine characters of percent-encoding each): such an id is refused at
+ * the door, since its objects could never be written.
+ */
+export function fitsStorageKey(conversationId: string): boolean {
+  return conversationPrefix(conversationId).length + LONGEST_FILE_NAME <= MAX_KEY_BYTES;
+}
+
 /** The raw `post_call_transcription` body, byte for byte as it was signed. */
 export const transcriptKey = (conversationId: string) => `${conversationPrefix(conversationId)}transcript.json`;
 

@@ -6,7 +6,9 @@
  * is a 400 (ElevenLabs never retries a 4xx, and such a payload would never succeed).
  */
 import { badRequest } from "../errors";
-import { isValidId, normalisePhone, resolveUser, type UserIdSource } from "../memory/identity";
+import { isValidId, normalisePhone, resolveUser, type ResolvedUser, type UserIdSource } from "../memory/identity";
+import { clip, MAX_TEXT_CHARS } from "../storage/conversations";
+import { fitsStorageKey } from "../storage/keys";
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Obj = { [key: string]: unknown };
@@ -69,6 +71,58 @@ export interface CallFailureRecord {
   eventTimestamp: number | null;
 }
 
+/**
+ * Bounds on what a record may carry, whatever the signed body holds (the raw body is kept whole in
+ * R2, so nothing here is lost). A record crosses a Durable Object RPC (structured clone recurses
+ * and overflows the stack near a few thousand levels of nesting) and is stored in SQLite (values
+ * over 2 MB are refused): without these bounds a valid, signed payload with a 10,000-deep value or
+ * a megabyte-long summary would be answered 5xx forever and push the webhook towards auto-disable.
+ */
+export const RECORD_LIMITS = {
+  /** Nesting depth of arbitrary JSON values kept (tool calls, data-collection values, failure metadata). */
+  jsonDepth: 64,
+  /** Serialised size of one arbitrary JSON value kept (the same as a D1 text column). */
+  jsonChars: MAX_TEXT_CHARS,
+  /** Long free texts (summary, messages) are clipped to this; short labels to `labelChars`. */
+  textChars: MAX_TEXT_CHARS,
+  labelChars: 1024,
+  /** Timestamps outside 1970..9999 are treated as absent (a Date cannot render them). */
+  maxUnixSeconds: 253_402_300_799,
+} as const;
+
+/** What replaces an arbitrary JSON value that is too deep or too large to keep in a record. */
+export interface Truncated {
+  truncated: string;
+}
+
+/** Nesting depth of a JSON value, counted iteratively (a recursive walk could itself overflow), stopping past `limit`. */
+export function jsonDepth(value: unknown, limit: number): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (typeof v !== "object" || v === null) continue;
+    const depth = d + 1;
+    if (depth > max) max = depth;
+    if (max > limit) return max;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (typeof child === "object" && child !== null) stack.push([child, depth]);
+    }
+  }
+  return max;
+}
+
+/** The value itself when it is within the depth and size bounds, otherwise a `Truncated` marker. */
+export function boundedJson(value: unknown): Json | Truncated {
+  if (jsonDepth(value, RECORD_LIMITS.jsonDepth) > RECORD_LIMITS.jsonDepth) {
+    return { truncated: `nested deeper than ${RECORD_LIMITS.jsonDepth} levels; the whole value is in the raw payload` };
+  }
+  if (typeof value === "object" && value !== null && JSON.stringify(value).length > RECORD_LIMITS.jsonChars) {
+    return { truncated: `larger than ${RECORD_LIMITS.jsonChars} characters; the whole value is in the raw payload` };
+  }
+  return value as Json;
+}
+
 const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 const str = (v: unknown): string | null => (typeof v === "string" ? v : null);
 const nonEmpty = (v: unknown): string | null => (typeof v === "string" && v.trim() !== "" ? v : null);
@@ -76,6 +130,16 @@ const num = (v: unknown): number | null => {
   if (typeof v === "number" && Number.isFinite(v)) return v;
   if (typeof v === "string" && /^-?\d+(\.\d+)?$/.test(v.trim())) return Number(v);
   return null;
+};
+/** A whole number small enough for an SQLite INTEGER column, or null. */
+const int = (v: unknown): number | null => {
+  const n = num(v);
+  return n !== null && Math.abs(n) <= Number.MAX_SAFE_INTEGER ? Math.floor(n) : null;
+};
+/** Unix seconds that a Date can represent (1970..9999), or null. */
+const unixSeconds = (v: unknown): number | null => {
+  const n = int(v);
+  return n !== null && n >= 0 && n <= RECORD_LIMITS.maxUnixSeconds ? n : null;
 };
 const obj = (v: unknown): Obj => (isObj(v) ? v : {});
 const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
@@ -93,13 +157,14 @@ export function parseEnvelope(body: Uint8Array): Envelope {
     throw badRequest("invalid_payload", "The field `type` must be a non-empty string.");
   }
   // Documented as a number on one page and a string on another: accept both.
-  const eventTimestamp = num(parsed["event_timestamp"]);
-  return { type, eventTimestamp: eventTimestamp === null ? null : Math.floor(eventTimestamp), data: obj(parsed["data"]) };
+  return { type, eventTimestamp: unixSeconds(parsed["event_timestamp"]), data: obj(parsed["data"]) };
 }
 
 export function conversationIdOf(data: Obj): string {
   const id = data["conversation_id"];
-  if (typeof id !== "string" || !isValidId(id)) {
+  // An id whose storage key would pass R2's 1,024-byte limit could never be delivered: refuse it now
+  // (400, never retried) rather than acknowledge an event the outbox can never hand on.
+  if (typeof id !== "string" || !isValidId(id) || !fitsStorageKey(id)) {
     throw badRequest(
       "invalid_payload",
       "`data.conversation_id` must be a string of 1 to 256 characters with no control characters.",
@@ -125,13 +190,13 @@ export function normaliseTurns(transcript: unknown): Turn[] {
   const turns: Turn[] = [];
   for (const raw of arr(transcript)) {
     if (!isObj(raw)) continue;
-    const calls = arr(raw["tool_calls"]);
-    const results = arr(raw["tool_results"]);
+    const calls = arr(raw["tool_calls"]).map(boundedJson);
+    const results = arr(raw["tool_results"]).map(boundedJson);
     turns.push({
       index: turns.length,
-      role: str(raw["role"]) ?? "unknown",
-      message: str(raw["message"]),
-      timeInCallSecs: Math.max(0, Math.floor(num(raw["time_in_call_secs"]) ?? 0)),
+      role: clip(str(raw["role"]), 64) ?? "unknown",
+      message: clip(str(raw["message"]), RECORD_LIMITS.textChars),
+      timeInCallSecs: Math.max(0, int(raw["time_in_call_secs"]) ?? 0),
       tools: calls.length > 0 || results.length > 0 ? { calls, results } : null,
       feedback: feedbackOf(raw["feedback"]),
     });
@@ -146,62 +211,86 @@ export function firstSentence(text: string): string {
   return (m ? m[1]! : trimmed).trim();
 }
 
-export function normaliseTranscription(
+/** Who the conversation belongs to; the only part of normalisation that depends on settings. */
+export function identityOf(
   envelope: Envelope,
-  opts: { userIdVariable: string; defaultCountryCode: string; nowSeconds: number },
-): ConversationRecord {
+  opts: { userIdVariable: string; defaultCountryCode: string },
+): ResolvedUser {
   const data = envelope.data;
-  const conversationId = conversationIdOf(data);
-  const agentId = agentIdOf(data);
-  const metadata = obj(data["metadata"]);
-  const phone = obj(metadata["phone_call"]);
+  const phone = obj(obj(data["metadata"])["phone_call"]);
   const clientData = obj(data["conversation_initiation_client_data"]);
-  const dynamicVariables = obj(clientData["dynamic_variables"]);
-  const analysis = obj(data["analysis"]);
-
-  const user = resolveUser(
+  return resolveUser(
     {
       dataUserId: data["user_id"],
       clientDataUserId: clientData["user_id"],
-      dynamicVariables,
+      dynamicVariables: obj(clientData["dynamic_variables"]),
       externalNumber: phone["external_number"],
     },
     opts.userIdVariable,
     opts.defaultCountryCode,
   );
+}
+
+export function normaliseTranscription(
+  envelope: Envelope,
+  opts: { userIdVariable: string; defaultCountryCode: string; nowSeconds: number },
+): ConversationRecord {
+  // Ids are checked before the user, so a payload with neither is refused for its ids.
+  conversationIdOf(envelope.data);
+  agentIdOf(envelope.data);
+  return conversationRecord(envelope, identityOf(envelope, opts), opts.nowSeconds);
+}
+
+/**
+ * The record for an event whose owner is already known. Deterministic in its inputs, so the outbox
+ * can rebuild a record from the raw bytes it kept instead of storing a second, larger copy.
+ */
+export function conversationRecord(envelope: Envelope, user: ResolvedUser, nowSeconds: number): ConversationRecord {
+  const data = envelope.data;
+  const conversationId = conversationIdOf(data);
+  const agentId = agentIdOf(data);
+  const metadata = obj(data["metadata"]);
+  const phone = obj(metadata["phone_call"]);
+  const analysis = obj(data["analysis"]);
 
   const facts: Fact[] = [];
   for (const [key, entry] of Object.entries(obj(analysis["data_collection_results"]))) {
     if (!isObj(entry)) continue;
-    const id = nonEmpty(entry["data_collection_id"]) ?? key;
+    const id = clip(nonEmpty(entry["data_collection_id"]) ?? key, RECORD_LIMITS.labelChars)!;
     const value = entry["value"];
     if (value === null || value === undefined || (typeof value === "string" && value.trim() === "")) continue;
-    facts.push({ id, value: value as Json });
+    facts.push({ id, value: boundedJson(typeof value === "string" ? clip(value, RECORD_LIMITS.textChars) : value) as Json });
   }
-  const evaluation: Record<string, Json> = {};
-  for (const [key, entry] of Object.entries(obj(analysis["evaluation_criteria_results"]))) {
-    if (!isObj(entry)) continue;
-    evaluation[key] = { result: str(entry["result"]), rationale: str(entry["rationale"]) };
-  }
+  // fromEntries defines own properties, so an id such as "__proto__" stays an ordinary key (an
+  // assignment would set the prototype instead; a null-prototype object cannot cross an RPC).
+  const evaluation: Record<string, Json> = Object.fromEntries(
+    Object.entries(obj(analysis["evaluation_criteria_results"]))
+      .filter((e): e is [string, Obj] => isObj(e[1]))
+      .map(([key, entry]) => [
+        clip(key, RECORD_LIMITS.labelChars)!,
+        { result: clip(str(entry["result"]), RECORD_LIMITS.labelChars), rationale: clip(str(entry["rationale"]), RECORD_LIMITS.textChars) },
+      ]),
+  );
 
-  const startedAt = num(metadata["start_time_unix_secs"]) ?? envelope.eventTimestamp ?? opts.nowSeconds;
+  const startedAt = unixSeconds(metadata["start_time_unix_secs"]) ?? envelope.eventTimestamp ?? nowSeconds;
+  const label = (v: unknown) => clip(nonEmpty(v), RECORD_LIMITS.labelChars);
   return {
     conversationId,
     agentId,
-    agentName: nonEmpty(data["agent_name"]),
-    status: nonEmpty(data["status"]),
+    agentName: label(data["agent_name"]),
+    status: label(data["status"]),
     userId: user.userId,
     userIdSource: user.source,
     phoneNumber: user.phoneNumber,
-    phoneDirection: nonEmpty(phone["direction"]),
-    phoneProvider: nonEmpty(phone["type"]),
-    startedAt: Math.floor(startedAt),
-    durationSecs: Math.max(0, Math.floor(num(metadata["call_duration_secs"]) ?? 0)),
-    title: nonEmpty(analysis["call_summary_title"])?.trim() ?? null,
-    summary: nonEmpty(analysis["transcript_summary"])?.trim() ?? null,
-    callSuccessful: nonEmpty(analysis["call_successful"]),
-    terminationReason: nonEmpty(metadata["termination_reason"]),
-    mainLanguage: nonEmpty(metadata["main_language"]),
+    phoneDirection: label(phone["direction"]),
+    phoneProvider: label(phone["type"]),
+    startedAt,
+    durationSecs: Math.max(0, int(metadata["call_duration_secs"]) ?? 0),
+    title: clip(nonEmpty(analysis["call_summary_title"])?.trim() ?? null, RECORD_LIMITS.labelChars),
+    summary: clip(nonEmpty(analysis["transcript_summary"])?.trim() ?? null, RECORD_LIMITS.textChars),
+    callSuccessful: label(analysis["call_successful"]),
+    terminationReason: label(metadata["termination_reason"]),
+    mainLanguage: label(metadata["main_language"]),
     evaluation,
     facts,
     turns: normaliseTurns(data["transcript"]),
@@ -217,17 +306,17 @@ export function normaliseCallFailure(envelope: Envelope, defaultCountryCode: str
   const body = obj(metadata["body"]);
   const provider = nonEmpty(metadata["type"]);
   const twilio = provider === "twilio";
-  const sipCode = num(body["sip_status_code"]);
   return {
     conversationId,
     agentId,
-    failureReason: nonEmpty(data["failure_reason"]) ?? "unknown",
-    provider,
+    failureReason: clip(nonEmpty(data["failure_reason"]), 256) ?? "unknown",
+    provider: clip(provider, 64),
     fromNumber: normalisePhone(twilio ? body["From"] : body["from_number"], defaultCountryCode),
     toNumber: normalisePhone(twilio ? body["To"] : body["to_number"], defaultCountryCode),
-    sipStatusCode: sipCode === null ? null : Math.floor(sipCode),
-    callSid: nonEmpty(twilio ? body["CallSid"] : body["call_sid"]),
-    metadata: (isObj(data["metadata"]) ? data["metadata"] : null) as Json,
+    sipStatusCode: int(body["sip_status_code"]),
+    callSid: clip(nonEmpty(twilio ? body["CallSid"] : body["call_sid"]), 256),
+    // No raw copy of a call failure is kept, so its metadata is the record's own: bounded like any value.
+    metadata: (isObj(data["metadata"]) ? boundedJson(data["metadata"]) : null) as Json,
     eventTimestamp: envelope.eventTimestamp,
   };
 }

@@ -1,0 +1,342 @@
+#!/usr/bin/env node
+// `npm run load-test -- [options]`: thousands of signed post_call_transcription events against a
+// fresh `wrangler dev`, a share of them redelivered (some at the same moment), then a reconciliation
+// of what was acknowledged against D1 rows and memory counters. Exits 1 on any mismatch.
+//
+//   --events N              deliveries to send, duplicates included (default 3000)
+//   --users N               distinct users (default 200)
+//   --duplicates F          share of deliveries that are redeliveries (default 0.15)
+//   --concurrency N         requests in flight (default 32)
+//   --port N                wrangler dev port (default 8794)
+//   --d1-outage-seconds N   start with D1 unusable (its migrations not applied) and apply them N seconds
+//                           into the run: a real outage, with no test seam in the Worker (default 0)
+//   --drain-timeout N       seconds to wait for outboxes to reach D1 after the last send (default 900)
+//   --keep                  keep the temporary --persist-to directory
+//   --dev-log FILE          write wrangler dev's output to FILE (default: discarded)
+//
+// Everything runs locally: wrangler dev on 127.0.0.1 with a temporary state directory, the Worker's
+// real D1, R2 and Durable Objects, and the same retry rule as ElevenLabs (retry on 5xx/408/429).
+import { spawn, spawnSync } from "node:child_process";
+import { createHmac, randomUUID } from "node:crypto";
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+
+const args = process.argv.slice(2);
+const opt = (name, fallback) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+const EVENTS = opt("events", 3000);
+const USERS = opt("users", 200);
+const DUP_SHARE = opt("duplicates", 0.15);
+const CONCURRENCY = opt("concurrency", 32);
+const PORT = opt("port", 8794);
+const OUTAGE_S = opt("d1-outage-seconds", 0);
+const DRAIN_TIMEOUT_S = opt("drain-timeout", 900);
+const KEEP = args.includes("--keep");
+const DEV_LOG = args.includes("--dev-log") ? args[args.indexOf("--dev-log") + 1] : null;
+
+const SECRET = "whsec_load_test";
+const API_KEY = "load-test-api-key";
+const BASE = `http://127.0.0.1:${PORT}`;
+const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" };
+const WRANGLER = "node_modules/wrangler/bin/wrangler.js";
+const persist = mkdtempSync(join(tmpdir(), "postcall-load-"));
+const fixture = JSON.parse(readFileSync("test/fixtures/transcription.json", "utf8"));
+const TURNS_PER_EVENT = fixture.data.transcript.length;
+
+function wrangler(...a) {
+  const r = spawnSync(process.execPath, [WRANGLER, ...a], { env, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+  if (r.status !== 0) throw new Error(`wrangler ${a.join(" ")} failed:\n${r.stderr}\n${r.stdout}`);
+  return r.stdout;
+}
+const applyMigrations = () => wrangler("d1", "migrations", "apply", "DB", "--local", "--persist-to", persist);
+
+function d1(sql) {
+  const out = wrangler("d1", "execute", "DB", "--local", "--persist-to", persist, "--json", "--command", sql);
+  return JSON.parse(out.slice(out.indexOf("[")))[0].results;
+}
+
+// ---- wrangler dev ------------------------------------------------------------------------------
+let dev;
+function startDev() {
+  dev = spawn(
+    process.execPath,
+    [
+      WRANGLER, "dev", "--port", String(PORT), "--ip", "127.0.0.1", "--inspector-port", String(PORT + 1000),
+      "--persist-to", persist, "--log-level", DEV_LOG ? "log" : "error", "--show-interactive-dev-session=false",
+      "--var", `ELEVENLABS_WEBHOOK_SECRET:${SECRET}`, "--var", `API_KEY:${API_KEY}`,
+    ],
+    { env, stdio: ["ignore", "pipe", "pipe"], detached: true },
+  );
+  const log = DEV_LOG ? createWriteStream(DEV_LOG) : null;
+  dev.stdout.on("data", (d) => log?.write(d));
+  let errText = "";
+  dev.stderr.on("data", (d) => {
+    log?.write(d);
+    errText = (errText + d).slice(-4000);
+  });
+  dev.on("exit", (code) => {
+    if (!stopping) {
+      console.error(`wrangler dev exited early (${code}):\n${errText}`);
+      process.exit(2);
+    }
+  });
+}
+let stopping = false;
+function stopDev() {
+  stopping = true;
+  // The dev server runs in its own process group (workerd is its child): end that group, by id.
+  if (dev?.pid) {
+    try {
+      process.kill(-dev.pid, "SIGTERM");
+    } catch {}
+  }
+}
+function cleanup() {
+  stopDev();
+  if (!KEEP) rmSync(persist, { recursive: true, force: true });
+}
+process.on("SIGINT", () => {
+  cleanup();
+  process.exit(130);
+});
+
+async function waitHealthy() {
+  for (let i = 0; i < 120; i++) {
+    try {
+      if ((await fetch(`${BASE}/health`)).ok) return;
+    } catch {}
+    await sleep(500);
+  }
+  throw new Error("wrangler dev did not become healthy in 60 s");
+}
+
+// ---- events ------------------------------------------------------------------------------------
+const runId = randomUUID().slice(0, 8);
+const userIds = Array.from({ length: USERS }, (_, i) => `load-${runId}-user-${i}`);
+
+function makeEvent(i) {
+  const e = structuredClone(fixture);
+  const conversationId = `load-${runId}-conv-${i}`;
+  const userId = userIds[i % USERS];
+  e.data.conversation_id = conversationId;
+  e.data.conversation_initiation_client_data.dynamic_variables.user_id = userId;
+  e.data.conversation_initiation_client_data.dynamic_variables.system__conversation_id = conversationId;
+  e.data.analysis.call_summary_title = `Load test call ${i}`;
+  e.data.metadata.start_time_unix_secs = Math.floor(Date.now() / 1000) - 3600 + (i % 3600);
+  const text = JSON.stringify(e);
+  const t = Math.floor(Date.now() / 1000);
+  const v0 = createHmac("sha256", SECRET).update(`${t}.`).update(text).digest("hex");
+  // A redelivery reuses these exact bytes and this header, as ElevenLabs' retries do.
+  return { conversationId, userId, text, header: `t=${t},v0=${v0}` };
+}
+
+/** Distinct events, then redeliveries: some right next to their original (in flight together), some later. */
+function plan() {
+  const distinct = Math.max(1, Math.round(EVENTS * (1 - DUP_SHARE)));
+  const events = Array.from({ length: distinct }, (_, i) => makeEvent(i));
+  const sends = events.map((e) => ({ event: e }));
+  for (let d = 0; d < EVENTS - distinct; d++) {
+    const event = events[Math.floor(Math.random() * distinct)];
+    const first = sends.findIndex((s) => s.event === event);
+    // Half right behind the original (in flight at the same time), half somewhere later.
+    const at = d % 2 === 0 ? first + 1 : first + 1 + Math.floor(Math.random() * (sends.length - first));
+    sends.splice(at, 0, { event, redelivery: true });
+  }
+  return { events, sends };
+}
+
+// ---- sending -----------------------------------------------------------------------------------
+const latencies = [];
+const serverErrors = [];
+const statusCounts = new Map();
+let retries = 0;
+
+async function deliver(send) {
+  // ElevenLabs' rule: retry after 5xx, 408 or 429 (up to 5 attempts); anything else is final.
+  for (let attempt = 1; ; attempt++) {
+    const started = performance.now();
+    let status = 0;
+    let body = null;
+    try {
+      const res = await fetch(`${BASE}/webhooks/elevenlabs`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "ElevenLabs-Signature": send.event.header },
+        body: send.event.text,
+      });
+      status = res.status;
+      body = await res.json().catch(() => null);
+      if (status >= 500 && serverErrors.length < 5) serverErrors.push(`${status} ${JSON.stringify(body)}`);
+    } catch {
+      status = 0;
+    }
+    latencies.push(performance.now() - started);
+    statusCounts.set(status, (statusCounts.get(status) ?? 0) + 1);
+    const retryable = status === 0 || status >= 500 || status === 408 || status === 429;
+    if (!retryable || attempt === 5) return { status, outcome: body?.status ?? null, ackAt: Date.now() };
+    retries++;
+    await sleep(250 * 2 ** attempt);
+  }
+}
+
+/** A GET retried on network errors: the server may close an idle keep-alive socket as it is reused. */
+async function getWithRetry(url, headers) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetch(url, { headers });
+    } catch (err) {
+      if (attempt === 5) throw err;
+      await sleep(200 * attempt);
+    }
+  }
+}
+
+async function pool(items, n, fn) {
+  const results = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        results[i] = await fn(items[i], i);
+      }
+    }),
+  );
+  return results;
+}
+
+async function healthBaseline(n) {
+  const started = performance.now();
+  await pool(Array.from({ length: n }), CONCURRENCY, async () => (await fetch(`${BASE}/health`)).arrayBuffer());
+  return n / ((performance.now() - started) / 1000);
+}
+
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : 0;
+};
+
+// ---- run ---------------------------------------------------------------------------------------
+const mismatches = [];
+try {
+  if (OUTAGE_S === 0) applyMigrations();
+  startDev();
+  await waitHealthy();
+  const baseline = await healthBaseline(1000);
+
+  const { events, sends } = plan();
+  console.log(
+    `postcall load test: ${sends.length} deliveries (${events.length} distinct, ${sends.length - events.length} redeliveries) ` +
+      `for ${USERS} users, concurrency ${CONCURRENCY}, D1 outage ${OUTAGE_S} s, state in ${persist}`,
+  );
+
+  const runStarted = Date.now();
+  let d1BackAt = OUTAGE_S === 0 ? runStarted : null;
+  const outage =
+    OUTAGE_S > 0
+      ? sleep(OUTAGE_S * 1000).then(() => {
+          applyMigrations();
+          d1BackAt = Date.now();
+          console.log(`D1 migrations applied ${((d1BackAt - runStarted) / 1000).toFixed(1)} s into the run: D1 is back`);
+        })
+      : Promise.resolve();
+
+  const results = await pool(sends, CONCURRENCY, (s) => deliver(s));
+  const sendSeconds = (Date.now() - runStarted) / 1000;
+  await outage;
+
+  // What was acknowledged: a 200 saying stored or duplicate.
+  const ackedConversations = new Map(); // conversationId -> userId
+  let stored = 0;
+  let duplicate = 0;
+  let ackedDuringOutage = 0;
+  results.forEach((r, i) => {
+    if (r.status !== 200) return;
+    if (r.outcome === "stored") stored++;
+    else if (r.outcome === "duplicate") duplicate++;
+    else return;
+    ackedConversations.set(sends[i].event.conversationId, sends[i].event.userId);
+    if (d1BackAt === null || r.ackAt < d1BackAt) ackedDuringOutage++;
+  });
+  const expectedPerUser = new Map(userIds.map((u) => [u, 0]));
+  for (const userId of ackedConversations.values()) expectedPerUser.set(userId, expectedPerUser.get(userId) + 1);
+  if (stored !== ackedConversations.size) mismatches.push(`"stored" answers (${stored}) != distinct acknowledged events (${ackedConversations.size})`);
+
+  // Wait for the outboxes (Durable Object alarms with backoff) to carry everything into D1.
+  const drainStarted = Date.now();
+  let d1Rows = new Map();
+  let d1Total = 0;
+  for (;;) {
+    const rows = d1(`SELECT user_id, count(*) AS n FROM conversations WHERE conversation_id LIKE 'load-${runId}-%' GROUP BY user_id`);
+    d1Rows = new Map(rows.map((r) => [r.user_id, r.n]));
+    d1Total = rows.reduce((n, r) => n + r.n, 0);
+    if (d1Total >= ackedConversations.size) break;
+    if ((Date.now() - drainStarted) / 1000 > DRAIN_TIMEOUT_S) break;
+    await sleep(3000);
+  }
+  const drainSeconds = (Date.now() - drainStarted) / 1000;
+
+  const ids = [...ackedConversations.keys()];
+  const present = new Set();
+  for (let i = 0; i < ids.length; i += 400) {
+    const chunk = ids.slice(i, i + 400).map((id) => `'${id}'`).join(",");
+    for (const r of d1(`SELECT conversation_id FROM conversations WHERE conversation_id IN (${chunk})`)) present.add(r.conversation_id);
+  }
+  const missing = ids.filter((id) => !present.has(id));
+  const extra = d1Total - present.size;
+  const turns = d1(`SELECT count(*) AS n FROM turns WHERE conversation_id LIKE 'load-${runId}-%'`)[0].n;
+
+  let usersD1Ok = 0;
+  let usersMemoryOk = 0;
+  const memoryMismatches = [];
+  await pool(userIds, 16, async (userId) => {
+    const expected = expectedPerUser.get(userId);
+    if ((d1Rows.get(userId) ?? 0) === expected) usersD1Ok++;
+    else mismatches.push(`D1 rows for ${userId}: ${d1Rows.get(userId) ?? 0}, expected ${expected}`);
+    const res = await getWithRetry(`${BASE}/v1/users/${encodeURIComponent(userId)}/context`, { Authorization: `Bearer ${API_KEY}` });
+    const count = res.ok ? (await res.json()).dynamic_variables.call_count : `HTTP ${res.status}`;
+    if (count === expected) usersMemoryOk++;
+    else memoryMismatches.push(`call_count for ${userId}: ${count}, expected ${expected}`);
+  });
+  mismatches.push(...memoryMismatches);
+  if (missing.length > 0) mismatches.push(`${missing.length} acknowledged conversations missing from D1 (e.g. ${missing.slice(0, 3).join(", ")})`);
+  if (turns !== present.size * TURNS_PER_EVENT) mismatches.push(`turns: ${turns}, expected ${present.size * TURNS_PER_EVENT}`);
+
+  const statuses = [...statusCounts.entries()].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}:${n}`).join(" ");
+  const rows = [
+    ["deliveries sent (incl. redeliveries)", sends.length],
+    ["HTTP answers by status", statuses],
+    ["client retries (5xx/408/429/network)", retries],
+    ["acknowledged: stored", stored],
+    ["acknowledged: duplicate", duplicate],
+    ["acknowledged while D1 was down", OUTAGE_S > 0 ? ackedDuringOutage : "n/a"],
+    ["distinct acknowledged conversations", ackedConversations.size],
+    ["D1 conversations (this run)", d1Total],
+    ["acknowledged but missing from D1", missing.length],
+    ["in D1 but never acknowledged", extra],
+    [`D1 turns (expected ${TURNS_PER_EVENT} per conversation)`, turns],
+    ["users whose D1 rows match", `${usersD1Ok}/${USERS}`],
+    ["users whose call_count matches", `${usersMemoryOk}/${USERS}`],
+    ["send phase", `${sendSeconds.toFixed(1)} s, ${(sends.length / sendSeconds).toFixed(0)} req/s`],
+    ["baseline GET /health, same server", `${baseline.toFixed(0)} req/s`],
+    ["webhook latency p50 / p95 / p99", `${pct(latencies, 50).toFixed(1)} / ${pct(latencies, 95).toFixed(1)} / ${pct(latencies, 99).toFixed(1)} ms`],
+    ["drain wait after the last send", `${drainSeconds.toFixed(1)} s`],
+  ];
+  if (serverErrors.length > 0) rows.push(["first 5xx answers (retried)", serverErrors.join("; ")]);
+  const width = Math.max(...rows.map((r) => r[0].length));
+  console.log("\n" + rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join("\n"));
+  if (mismatches.length > 0) {
+    console.log(`\nMISMATCH (${mismatches.length}):\n  ${mismatches.slice(0, 20).join("\n  ")}`);
+  } else {
+    console.log("\nOK: every acknowledged event is in D1 exactly once and counted exactly once in memory.");
+  }
+} catch (err) {
+  console.error(err);
+  mismatches.push(String(err));
+} finally {
+  cleanup();
+}
+process.exit(mismatches.length > 0 ? 1 : 0);

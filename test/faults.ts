@@ -1,0 +1,118 @@
+/**
+ * Fault injection for tests, without any seam in production code: the bindings a UserMemory instance
+ * sees (`this.env`) are swapped for wrappers inside `runInDurableObject`, and the outbox is made due
+ * ("time passes") by rewriting `next_attempt_at`. Only the test isolate ever runs this module.
+ */
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import type { Env } from "../src/env";
+import type { UserMemory } from "../src/memory/user-memory";
+
+type Stub = DurableObjectStub<UserMemory>;
+
+/**
+ * - `up`: calls go through.
+ * - `down`: every call throws before touching storage (an outage).
+ * - `lost-ack`: the call goes through, then throws (the write committed, its answer was lost).
+ */
+export type FaultMode = "up" | "down" | "lost-ack";
+
+export interface Fault {
+  mode: FaultMode;
+  calls: number;
+  failures: number;
+  /** When set, only calls for which it returns true are affected by the mode. */
+  only?: (args: unknown[]) => boolean;
+}
+
+export const fault = (mode: FaultMode = "down", only?: Fault["only"]): Fault => ({ mode, calls: 0, failures: 0, only });
+
+/** A proxy of a binding whose listed methods obey `f`; everything else is passed through. */
+function faulty<T extends object>(real: T, methods: string[], f: Fault, what: string): T {
+  return new Proxy(real, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof value !== "function") return value;
+      if (!methods.includes(String(prop))) return value.bind(target);
+      return async (...args: unknown[]) => {
+        f.calls++;
+        const affected = f.only === undefined || f.only(args);
+        if (affected && f.mode === "down") {
+          f.failures++;
+          throw new Error(`${what}: simulated outage`);
+        }
+        const result = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        if (affected && f.mode === "lost-ack") {
+          f.failures++;
+          throw new Error(`${what}: simulated lost response after commit`);
+        }
+        return result;
+      };
+    },
+  });
+}
+
+export const faultyD1 = (f: Fault) => faulty(env.DB, ["batch", "exec"], f, "D1_ERROR");
+export const faultyR2 = (f: Fault) => faulty(env.AUDIO, ["put", "createMultipartUpload"], f, "R2 put");
+
+/** Gives the object behind `stub` different bindings until the returned function is called. */
+export async function injectBindings(stub: Stub, patch: Partial<Env>): Promise<() => Promise<void>> {
+  const original = await runInDurableObject(stub, (instance) => {
+    const holder = instance as unknown as { env: Env };
+    const before = holder.env;
+    holder.env = { ...before, ...patch };
+    return before;
+  });
+  return () =>
+    runInDurableObject(stub, (instance) => {
+      (instance as unknown as { env: Env }).env = original;
+    });
+}
+
+export type OutboxRow = {
+  seq: number;
+  kind: string;
+  conversation_id: string;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+};
+
+export function outboxRows(stub: Stub): Promise<OutboxRow[]> {
+  return runInDurableObject(stub, (_o, state) =>
+    state.storage.sql
+      .exec<OutboxRow>("SELECT seq, kind, conversation_id, attempts, next_attempt_at, last_error FROM outbox ORDER BY seq")
+      .toArray(),
+  );
+}
+
+/**
+ * "Time passes": every pending item becomes due, then one outbox run is made, as the alarm would.
+ * Both happen in one synchronous step of the object, so a background alarm cannot slip in between.
+ * Returns when the run (or a concurrent one it joined) is over, and the time the items were made due.
+ */
+export async function retryNow(stub: Stub): Promise<number> {
+  return runInDurableObject(stub, async (instance, state) => {
+    const at = Date.now();
+    state.storage.sql.exec("UPDATE outbox SET next_attempt_at = 0");
+    await (instance as unknown as UserMemory).flush();
+    return at;
+  });
+}
+
+/** Runs the object's alarm (making everything due first) until its outbox is empty; at most `rounds` times. */
+export async function drainWithAlarm(stub: Stub, rounds = 5): Promise<number> {
+  for (let i = 0; i < rounds; i++) {
+    const pending = await runInDurableObject(stub, (_o, state) => {
+      // An object that never stored anything has no outbox table at all.
+      const sql = state.storage.sql;
+      if (sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").toArray().length === 0) return 0;
+      sql.exec("UPDATE outbox SET next_attempt_at = 0");
+      return sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox").one().n;
+    });
+    if (pending === 0) return i;
+    // A failed run always re-arms the alarm, and a fresh item arms it: there is one to run.
+    await runDurableObjectAlarm(stub);
+  }
+  throw new Error(`outbox not drained after ${rounds} alarm runs`);
+}
