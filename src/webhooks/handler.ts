@@ -6,7 +6,8 @@
 import { ApiError, json } from "../errors";
 import { config, type Config } from "../config";
 import type { Env } from "../env";
-import { ownerOf } from "../memory/route";
+import { ownerOf, recordTranscription } from "../memory/route";
+import { requireAllowedSource } from "../api/auth";
 import { readBody } from "./body";
 import { normaliseCallFailure, normaliseTranscription, parseEnvelope, type Envelope } from "./payload";
 import { checkHeader, verifySignature, type VerifyOptions } from "./signature";
@@ -28,6 +29,7 @@ export function verifyOptions(cfg: Config, nowMs: number): VerifyOptions {
 }
 
 export async function handlePostCall(request: Request, env: Env): Promise<Response> {
+  requireAllowedSource(request, env);
   const cfg = config(env);
   const now = Date.now();
   const opts = verifyOptions(cfg, now);
@@ -49,12 +51,12 @@ async function dispatch(env: Env, cfg: Config, envelope: Envelope, raw: Uint8Arr
         defaultCountryCode: cfg.defaultCountryCode,
         nowSeconds: receivedAt,
       });
-      const { duplicate } = await ownerOf(env, record.userId, record.conversationId).recordConversation({ record, raw, receivedAt });
+      const stored = await recordTranscription(env, record, raw, receivedAt);
       return json({
-        status: duplicate ? "duplicate" : "stored",
+        status: stored.duplicate ? "duplicate" : "stored",
         type: envelope.type,
         conversation_id: record.conversationId,
-        user_id: record.userId,
+        user_id: stored.record.userId,
       });
     }
     case "call_initiation_failure": {
