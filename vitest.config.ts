@@ -18,6 +18,9 @@ export default defineConfig({
           ELEVENLABS_WEBHOOK_SECRET: "whsec_test_primary,whsec_test_secondary",
           API_KEY: "test-api-key,test-api-key-2",
           DEFAULT_DYNAMIC_VARIABLES: JSON.stringify({ plan: "free", preferred_name: "" }),
+          // Retention on, at ten years: fixtures (2025) and "now" are inside it, so it removes only the
+          // deliberately ancient conversations of test/retention.test.ts.
+          RETENTION_DAYS: "3650",
         },
       },
     }),

@@ -1,0 +1,71 @@
+/** Helpers for the user data API, phone links and initiation tests (alongside test/helpers.ts). */
+import { SELF, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { userMemory } from "../src/memory/route";
+import { API_KEY, BASE, d1Count, r2Keys } from "./helpers";
+import { conversationPrefix } from "../src/storage/keys";
+
+export function api(method: string, path: string, key: string | null = API_KEY, body?: BodyInit): Promise<Response> {
+  const headers = new Headers();
+  if (key !== null) headers.set("Authorization", `Bearer ${key}`);
+  return SELF.fetch(`${BASE}${path}`, { method, headers, body });
+}
+
+export async function apiJson<T = any>(method: string, path: string, expected = 200): Promise<T> {
+  const res = await api(method, path);
+  const text = await res.text();
+  if (res.status !== expected) throw new Error(`${method} ${path}: expected ${expected}, got ${res.status}: ${text}`);
+  return JSON.parse(text) as T;
+}
+
+export const u = (id: string) => encodeURIComponent(id);
+
+/** A random E.164 number in the North American fictional range (555-01xx style, wider for uniqueness). */
+export function phoneNumber(): string {
+  return `+1415${String(Math.floor(Math.random() * 10_000_000)).padStart(7, "0")}`;
+}
+
+export interface InitiationOptions {
+  key?: string | null;
+  contentType?: string | null;
+  headers?: Record<string, string>;
+}
+
+export function initiation(body: string | object, o: InitiationOptions = {}): Promise<Response> {
+  const headers = new Headers(o.headers);
+  const key = o.key === undefined ? API_KEY : o.key;
+  if (key !== null) headers.set("Authorization", `Bearer ${key}`);
+  const text = typeof body === "string" ? body : JSON.stringify(body);
+  const contentType = o.contentType === undefined ? (typeof body === "string" ? null : "application/json") : o.contentType;
+  if (contentType !== null) headers.set("Content-Type", contentType);
+  return SELF.fetch(`${BASE}/webhooks/elevenlabs/initiation`, { method: "POST", headers, body: text });
+}
+
+/** The tables (and their row counts) in a user's Durable Object, platform tables excluded. */
+export async function doTables(userId: string): Promise<Record<string, number>> {
+  return runInDurableObject(userMemory(env, userId), (_o, state) => {
+    const out: Record<string, number> = {};
+    const names = state.storage.sql
+      .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite%'")
+      .toArray();
+    for (const { name } of names) out[name] = state.storage.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM "${name}"`).one().n;
+    return out;
+  });
+}
+
+export async function alarmOf(userId: string): Promise<number | null> {
+  return runInDurableObject(userMemory(env, userId), (_o, state) => state.storage.getAlarm());
+}
+
+/** Everything D1 and R2 hold for these conversations. */
+export async function footprint(conversationIds: string[], extraKeys: string[] = []) {
+  const n = async (table: string) => {
+    let total = 0;
+    for (const id of conversationIds) total += await d1Count(table, "conversation_id = ?", id);
+    return total;
+  };
+  const keys: string[] = [];
+  for (const id of conversationIds) keys.push(...(await r2Keys(conversationPrefix(id))));
+  for (const k of extraKeys) if ((await env.AUDIO.head(k)) !== null) keys.push(k);
+  return { conversations: await n("conversations"), turns: await n("turns"), audio: await n("audio"), r2: keys.length };
+}
