@@ -11,6 +11,7 @@ import type { Env } from "./env";
 import { ApiError, errorResponse, json, notFound } from "./errors";
 import { handlePostCall } from "./webhooks/handler";
 import { handleInitiation } from "./webhooks/initiation";
+import { sweepRetention } from "./memory/sweep";
 
 export { UserMemory } from "./memory/user-memory";
 
@@ -52,4 +53,8 @@ const KNOWN_PATHS = [
 
 export default {
   fetch: (request, env, ctx) => router.fetch(request, env, ctx),
+  scheduled: async (_controller, env, _ctx) => {
+    const report = await sweepRetention(env);
+    console.log(`retention sweep: ${report.users} users, ${JSON.stringify(report.counts)}`);
+  },
 } satisfies ExportedHandler<Env>;

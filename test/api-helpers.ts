@@ -1,8 +1,10 @@
 /** Helpers for the user data API, phone links and initiation tests (alongside test/helpers.ts). */
 import { SELF, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { userMemory } from "../src/memory/route";
-import { API_KEY, BASE, d1Count, r2Keys } from "./helpers";
+import { ownerOf, userMemory } from "../src/memory/route";
+import type { UserMemory } from "../src/memory/user-memory";
+import { normaliseTranscription, parseEnvelope } from "../src/webhooks/payload";
+import { API_KEY, BASE, d1Count, nowSeconds, r2Keys, transcription, type TranscriptionOptions } from "./helpers";
 import { conversationPrefix } from "../src/storage/keys";
 
 export function api(method: string, path: string, key: string | null = API_KEY, body?: BodyInit): Promise<Response> {
@@ -68,4 +70,23 @@ export async function footprint(conversationIds: string[], extraKeys: string[] =
   for (const id of conversationIds) keys.push(...(await r2Keys(conversationPrefix(id))));
   for (const k of extraKeys) if ((await env.AUDIO.head(k)) !== null) keys.push(k);
   return { conversations: await n("conversations"), turns: await n("turns"), audio: await n("audio"), r2: keys.length };
+}
+
+/**
+ * Commits a conversation in its owner's object with its alarm cancelled, so nothing is delivered
+ * until the test says so (the alarm would otherwise run on its own, at a time the test cannot know).
+ */
+export async function pendingConversation(
+  userId: string | null,
+  conversationId?: string,
+  o: TranscriptionOptions = {},
+): Promise<{ id: string; raw: Uint8Array; startedAt: number }> {
+  const event = transcription({ userId, conversationId, startedAt: nowSeconds() - 10, ...o });
+  const raw = new TextEncoder().encode(JSON.stringify(event));
+  const record = normaliseTranscription(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() });
+  await runInDurableObject(ownerOf(env, record.userId, record.conversationId), async (memory, state) => {
+    await (memory as UserMemory).recordConversation({ record, raw, receivedAt: nowSeconds() });
+    await state.storage.deleteAlarm();
+  });
+  return { id: record.conversationId, raw, startedAt: record.startedAt };
 }

@@ -1,17 +1,14 @@
 /** DELETE /v1/users/:userId: erases a user everywhere, counts what it removed, is safe to repeat and to resume. */
-import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { userMemory } from "../src/memory/route";
 import { LIMITS } from "../src/memory/schema";
 import { conversationPrefix, transcriptKey } from "../src/storage/keys";
-import { normaliseTranscription, parseEnvelope } from "../src/webhooks/payload";
 import audioFixture from "./fixtures/audio.json";
 import sipFailure from "./fixtures/call-initiation-failure-sip.json";
 import { context, d1Count, flush, nowSeconds, postWebhook, r2Keys, transcription, uid } from "./helpers";
-import { alarmOf, api, apiJson, doTables, footprint, initiation, phoneNumber, u } from "./api-helpers";
+import { alarmOf, api, apiJson, doTables, footprint, initiation, pendingConversation, phoneNumber, u } from "./api-helpers";
 
-const enc = new TextEncoder();
 
 const FIRST_TIME_CONTEXT = {
   plan: "free",
@@ -41,18 +38,6 @@ async function storeCallFailure(fromNumber: string) {
 
 async function storeAudio(conversationId: string) {
   expect((await postWebhook({ ...audioFixture, data: { ...audioFixture.data, conversation_id: conversationId } })).status).toBe(200);
-}
-
-/** A conversation committed in the user's object and not delivered (its alarm cancelled). */
-async function pendingConversation(userId: string, conversationId?: string): Promise<{ id: string; raw: Uint8Array }> {
-  const event = transcription({ userId, conversationId, startedAt: nowSeconds() - 10 });
-  const raw = enc.encode(JSON.stringify(event));
-  const record = normaliseTranscription(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() });
-  await runInDurableObject(userMemory(env, userId), async (memory, state) => {
-    await memory.recordConversation({ record, raw, receivedAt: nowSeconds() });
-    await state.storage.deleteAlarm();
-  });
-  return { id: record.conversationId, raw };
 }
 
 /** A pending conversation whose delivery stopped after the R2 write (no D1 row yet). */
