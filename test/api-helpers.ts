@@ -72,9 +72,13 @@ export async function footprint(conversationIds: string[], extraKeys: string[] =
   return { conversations: await n("conversations"), turns: await n("turns"), audio: await n("audio"), r2: keys.length };
 }
 
+/** Far enough ahead that no alarm or delivery in a test run treats a parked item as due. */
+const PARKED_UNTIL = () => Date.now() + 365 * 86_400_000;
+
 /**
- * Commits a conversation in its owner's object with its alarm cancelled, so nothing is delivered
- * until the test says so (the alarm would otherwise run on its own, at a time the test cannot know).
+ * Commits a conversation in its owner's object, its outbox item parked as if delivery had failed and
+ * were waiting to be retried, and its alarm cancelled. Alarms (which the runtime fires on its own, at
+ * times a test cannot know) and deliveries already running skip it until `deliverParked` releases it.
  */
 export async function pendingConversation(
   userId: string | null,
@@ -86,7 +90,18 @@ export async function pendingConversation(
   const record = normaliseTranscription(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() });
   await runInDurableObject(ownerOf(env, record.userId, record.conversationId), async (memory, state) => {
     await (memory as UserMemory).recordConversation({ record, raw, receivedAt: nowSeconds() });
+    state.storage.sql.exec("UPDATE outbox SET next_attempt_at = ? WHERE conversation_id = ?", PARKED_UNTIL(), record.conversationId);
+    // The alarm the record armed would run retention after a later release, when the test cannot see it.
     await state.storage.deleteAlarm();
   });
   return { id: record.conversationId, raw, startedAt: record.startedAt };
+}
+
+/** Releases an object's parked items and delivers them now; returns what is left pending (0). */
+export async function deliverParked(userId: string | null, conversationId = ""): Promise<number> {
+  return runInDurableObject(ownerOf(env, userId, conversationId), async (memory, state) => {
+    await state.storage.deleteAlarm();
+    state.storage.sql.exec("UPDATE outbox SET next_attempt_at = 0");
+    return (await (memory as UserMemory).flush()).pending;
+  });
 }

@@ -5,14 +5,13 @@ import { describe, expect, it } from "vitest";
 import { userMemory } from "../src/memory/route";
 import { MEMORY_SCHEMA_VERSION } from "../src/memory/schema";
 import { context, nowSeconds, postWebhook, transcription, uid } from "./helpers";
-import { api, apiJson, doTables, pendingConversation, phoneNumber, u } from "./api-helpers";
+import { api, apiJson, deliverParked, doTables, pendingConversation, phoneNumber, u } from "./api-helpers";
 
 describe("UserMemory schema upgrade", () => {
   it("adds the version 2 tables to a version 1 object on first use, keeping its memory", async () => {
     const userId = uid("v1");
-    // Recorded with its alarm cancelled and delivered here, so no alarm runs while the test rewinds it.
     await pendingConversation(userId, undefined, { title: "From version one", startedAt: nowSeconds() - 100 });
-    await userMemory(env, userId).flush();
+    await deliverParked(userId);
     // Turn the object back into what version 1 wrote, and forget that this instance had checked it.
     await runInDurableObject(userMemory(env, userId), (memory, state) => {
       state.storage.sql.exec("DROP TABLE phones; DROP TABLE phone_owner; DROP TABLE upkeep; UPDATE profile SET schema_version = 1");

@@ -11,7 +11,7 @@ import { LIMITS } from "../src/memory/schema";
 import { conversationPrefix } from "../src/storage/keys";
 import audioFixture from "./fixtures/audio.json";
 import { context, d1Count, nowSeconds, postWebhook, r2Keys, uid } from "./helpers";
-import { alarmOf, apiJson, doTables, footprint, pendingConversation, u } from "./api-helpers";
+import { alarmOf, apiJson, deliverParked, doTables, footprint, pendingConversation, u } from "./api-helpers";
 
 const DAYS = 3650;
 const DAY = 86_400;
@@ -45,7 +45,7 @@ describe("retention alarm", () => {
     const old1 = await pendingConversation(userId, undefined, { startedAt: ancient(1), title: "Old one", facts: { city: "Lyon" } });
     const old2 = await pendingConversation(userId, undefined, { startedAt: ancient(400), title: "Older still" });
     const recent = await pendingConversation(userId, undefined, { startedAt: nowSeconds() - DAY, title: "Yesterday" });
-    expect(await stub.flush()).toMatchObject({ delivered: 3, pending: 0 });
+    expect(await deliverParked(userId)).toBe(0);
     await postWebhook({ ...audioFixture, data: { ...audioFixture.data, conversation_id: old2.id } });
     const elsewhere = `audio/${uid("k")}.mp3`;
     await env.AUDIO.put(elsewhere, new Uint8Array([9]));
@@ -54,7 +54,6 @@ describe("retention alarm", () => {
       .run();
 
     expect(await footprint([old1.id, old2.id], [elsewhere])).toEqual({ conversations: 2, turns: 10, audio: 2, r2: 4 });
-    expect(await alarmOf(userId)).toBeNull();
 
     await runAlarm(stub);
 
@@ -74,7 +73,7 @@ describe("retention alarm", () => {
     const userId = uid("dormant");
     const stub = userMemory(env, userId);
     const only = await pendingConversation(userId, undefined, { startedAt: ancient(10), title: "Long ago" });
-    await stub.flush();
+    await deliverParked(userId);
     await runAlarm(stub);
     expect(await footprint([only.id])).toEqual({ conversations: 0, turns: 0, audio: 0, r2: 0 });
     expect(await context(userId)).toMatchObject({
@@ -99,7 +98,7 @@ describe("retention alarm", () => {
       const old = [];
       for (let i = 0; i < 5; i++) old.push((await pendingConversation(userId, undefined, { startedAt: ancient(i + 1) })).id);
       const keep = await pendingConversation(userId, undefined, { startedAt: nowSeconds() - 60 });
-      await stub.flush();
+      await deliverParked(userId);
       const remaining: number[] = [];
       const rearmed: (number | null)[] = [];
       for (let run = 0; run < 3; run++) {
@@ -121,8 +120,8 @@ describe("retention alarm", () => {
     const mine = await pendingConversation(null, undefined, { startedAt: ancient(3) });
     const other = await pendingConversation(null, undefined, { startedAt: ancient(3) });
     const stub = ownerOf(env, null, mine.id);
-    await stub.flush();
-    await ownerOf(env, null, other.id).flush();
+    await deliverParked(null, mine.id);
+    await deliverParked(null, other.id);
     await runAlarm(stub);
     expect(await footprint([mine.id])).toEqual({ conversations: 0, turns: 0, audio: 0, r2: 0 });
     expect((await footprint([other.id])).conversations).toBe(1);
@@ -132,7 +131,7 @@ describe("retention alarm", () => {
     const userId = uid("fresh");
     const stub = userMemory(env, userId);
     const edge = await pendingConversation(userId, undefined, { startedAt: nowSeconds() - DAYS * DAY + 3600 });
-    await stub.flush();
+    await deliverParked(userId);
     await runAlarm(stub);
     expect((await footprint([edge.id])).conversations).toBe(1);
     expect(await alarmOf(userId)).toBe((edge.startedAt + DAYS * DAY) * 1000);
@@ -145,8 +144,8 @@ describe("daily retention sweep (scheduled)", () => {
     const stub = userMemory(env, userId);
     const old = await pendingConversation(userId, undefined, { startedAt: ancient(2), title: "Legacy" });
     const orphan = await pendingConversation(null, undefined, { startedAt: ancient(2) });
-    await stub.flush();
-    await ownerOf(env, null, orphan.id).flush();
+    await deliverParked(userId);
+    await deliverParked(null, orphan.id);
     // As if stored before retention existed: no anchor, no alarm.
     await runInDurableObject(stub, (_o, state) => {
       state.storage.sql.exec("UPDATE upkeep SET retention_anchor = NULL");
