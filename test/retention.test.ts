@@ -163,4 +163,21 @@ describe("daily retention sweep (scheduled)", () => {
     expect(m.recent_conversations).toEqual([]);
     expect(m.profile.call_count).toBe(1);
   });
+
+  it("erases expired rows of a user whose object holds no memory, instead of meeting them every day", async () => {
+    const userId = uid("memoryless");
+    const old = await pendingConversation(userId, undefined, { startedAt: ancient(5) });
+    await deliverParked(userId);
+    // The object's storage is gone (as after a platform loss); D1 and R2 still hold the conversation.
+    await runInDurableObject(userMemory(env, userId), async (memory, state) => {
+      await state.storage.deleteAll();
+      (memory as unknown as { schemaReady: boolean }).schemaReady = false;
+    });
+    expect((await footprint([old.id])).conversations).toBe(1);
+    const ctx = createExecutionContext();
+    await worker.scheduled!(createScheduledController({ cron: "17 3 * * *" }), env, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(await footprint([old.id])).toEqual({ conversations: 0, turns: 0, audio: 0, r2: 0 });
+    expect(await doTables(userId)).toEqual({});
+  });
 });

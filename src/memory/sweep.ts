@@ -33,6 +33,14 @@ export async function sweepRetention(env: Env, nowMs = Date.now()): Promise<Swee
   for (const { user_id } of users) {
     const report = await userMemory(env, user_id).applyRetention();
     counts = addCounts(counts, report.counts);
+    if (report.skipped === "no_memory") {
+      // Rows whose user holds no memory (nothing to trim there): erase them here, or the sweep would
+      // meet the same user every day and never get further.
+      const { results } = await env.DB.prepare("SELECT conversation_id FROM conversations WHERE user_id = ? AND started_at < ? LIMIT ?")
+        .bind(user_id, cutoff, SWEEP_UNATTRIBUTED)
+        .all<{ conversation_id: string }>();
+      counts = addCounts(counts, await eraseConversations(env.DB, env.AUDIO, results.map((r) => r.conversation_id), user_id));
+    }
   }
 
   const { results: orphans } = await env.DB.prepare(

@@ -69,6 +69,8 @@ export interface RetentionReport {
   counts: EraseCounts;
   /** More expired conversations remain (the alarm is re-armed to continue at once). */
   more: boolean;
+  /** Why nothing was done: retention is off, the object holds no memory, or an erasure is under way. */
+  skipped?: "off" | "no_memory" | "erasing";
 }
 
 /** Everything a user's memory holds, as stored (times in Unix seconds). */
@@ -653,7 +655,9 @@ export class UserMemory extends DurableObject<Env> {
    */
   async applyRetention(): Promise<RetentionReport> {
     const days = config(this.env).retentionDays;
-    if (days === null || !this.hasSchema() || this.erasingSince() !== null) return { counts: zeroCounts(), more: false };
+    if (days === null) return { counts: zeroCounts(), more: false, skipped: "off" };
+    if (!this.hasSchema()) return { counts: zeroCounts(), more: false, skipped: "no_memory" };
+    if (this.erasingSince() !== null) return { counts: zeroCounts(), more: false, skipped: "erasing" };
     const now = Date.now();
     const report = await this.expire(now, days, true);
     const due = report.more ? now : this.retentionDueMs(days);
