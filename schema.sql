@@ -27,6 +27,8 @@ CREATE TABLE conversations (
 );
 
 CREATE INDEX conversations_by_user ON conversations (user_id, started_at DESC, conversation_id DESC);
+-- Retention finds expired conversations of every owner, including unattributed ones (migration 0002).
+CREATE INDEX conversations_by_start ON conversations (started_at);
 
 -- The transcript, one row per turn.
 CREATE TABLE turns (
@@ -54,6 +56,11 @@ CREATE TABLE call_failures (
   event_timestamp INTEGER,
   received_at INTEGER NOT NULL
 );
+
+-- Erasure removes a user's call failures by phone number; retention by age (migration 0002).
+CREATE INDEX call_failures_by_from_number ON call_failures (from_number);
+CREATE INDEX call_failures_by_to_number ON call_failures (to_number);
+CREATE INDEX call_failures_by_received ON call_failures (received_at);
 
 -- Call audio stored in R2 (post_call_audio events). Its own table, not a flag on conversations,
 -- because audio and transcript arrive in either order: each writer only ever inserts its own row.

@@ -18,11 +18,17 @@ export default defineConfig({
           ELEVENLABS_WEBHOOK_SECRET: "whsec_test_primary,whsec_test_secondary",
           API_KEY: "test-api-key,test-api-key-2",
           DEFAULT_DYNAMIC_VARIABLES: JSON.stringify({ plan: "free", preferred_name: "" }),
+          // Retention on, at ten years: fixtures (2025) and "now" are inside it, so it removes only the
+          // deliberately ancient conversations of test/retention.test.ts.
+          RETENTION_DAYS: "3650",
         },
       },
     }),
   ],
   test: {
+    // Correctness only: no test asserts on time. The default 5 s would fail slow-but-correct tests on
+    // a busy machine (the suite runs in workerd alongside other work), so the limit is only a hang guard.
+    testTimeout: 60_000,
     setupFiles: ["./test/setup.ts"],
     include: ["test/**/*.test.ts"],
   },

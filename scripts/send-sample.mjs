@@ -6,6 +6,9 @@
 //   npm run send-sample -- transcription --user alice
 //   npm run send-sample -- audio --conversation conv_123 [--audio-mb 20]
 //   npm run send-sample -- failure
+//   npm run send-sample -- transcription --phone +14155550123            # a phone call from that number (no app user)
+//   npm run send-sample -- transcription --user alice --phone +14155550123  # links the number to alice
+//   npm run send-sample -- initiation --phone +14155550123               # what ElevenLabs gets while that phone rings
 //   npm run send-sample -- all --url https://postcall.example.workers.dev --secret "$SECRET" --api-key "$KEY"
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
@@ -39,11 +42,12 @@ const opts = parseArgs(process.argv.slice(2));
 const base = (opts.url ?? process.env.POSTCALL_URL ?? "http://localhost:8787").replace(/\/+$/, "");
 const secret = opts.secret ?? process.env.ELEVENLABS_WEBHOOK_SECRET ?? (vars.ELEVENLABS_WEBHOOK_SECRET ?? "").split(",")[0].trim();
 const apiKey = opts.apiKey ?? process.env.API_KEY ?? (vars.API_KEY ?? "").split(",")[0].trim();
-const userId = opts.user ?? "demo-user";
+// With --phone and no --user, the sample is a phone call identified only by the caller's number.
+const userId = opts.user ?? (opts.phone ? null : "demo-user");
 const conversationId = opts.conversation ?? `conv_sample_${randomUUID().replace(/-/g, "").slice(0, 20)}`;
 const now = Math.floor(Date.now() / 1000);
 
-if (!secret) {
+if (!secret && opts.kind !== "initiation") {
   console.error("No webhook secret: pass --secret, set ELEVENLABS_WEBHOOK_SECRET, or create .dev.vars (npm start does).");
   process.exit(2);
 }
@@ -69,9 +73,25 @@ function transcriptionEvent() {
   e.event_timestamp = now;
   e.data.conversation_id = conversationId;
   e.data.metadata.start_time_unix_secs = now - e.data.metadata.call_duration_secs - 30;
-  e.data.conversation_initiation_client_data.dynamic_variables.user_id = userId;
-  e.data.conversation_initiation_client_data.dynamic_variables.system__conversation_id = conversationId;
+  const vars = e.data.conversation_initiation_client_data.dynamic_variables;
+  if (userId !== null) vars.user_id = userId;
+  else delete vars.user_id;
+  vars.system__conversation_id = conversationId;
   if (opts.title) e.data.analysis.call_summary_title = opts.title;
+  if (opts.phone) {
+    // What a Twilio inbound call looks like: the caller is the external number.
+    e.data.metadata.phone_call = {
+      type: "twilio",
+      direction: "inbound",
+      phone_number_id: "pn_sample",
+      agent_number: "+14155550000",
+      external_number: opts.phone,
+      call_sid: `CA${randomUUID().replace(/-/g, "")}`,
+    };
+    e.data.metadata.conversation_initiation_source = "twilio";
+    vars.system__caller_id = opts.phone;
+    vars.system__called_number = "+14155550000";
+  }
   return e;
 }
 
@@ -137,21 +157,46 @@ function failureEvent() {
 
 async function showContext() {
   if (!apiKey) return console.log("(no API key: pass --api-key to read the context back)");
-  const res = await fetch(`${base}/v1/users/${encodeURIComponent(userId)}/context`, { headers: { Authorization: `Bearer ${apiKey}` } });
-  console.log(`\nGET /v1/users/${userId}/context: HTTP ${res.status}`);
+  const who = userId ?? opts.phone;
+  const res = await fetch(`${base}/v1/users/${encodeURIComponent(who)}/context`, { headers: { Authorization: `Bearer ${apiKey}` } });
+  console.log(`\nGET /v1/users/${who}/context: HTTP ${res.status}`);
   console.log(JSON.stringify(await res.json(), null, 2));
+}
+
+/** The request ElevenLabs makes while an inbound call rings (agent -> Security -> fetch initiation data). */
+async function initiation() {
+  if (!apiKey) throw new Error("the initiation webhook needs the API key: pass --api-key or create .dev.vars");
+  if (!opts.phone) throw new Error("pass --phone +1... (the caller's number)");
+  const res = await fetch(`${base}/webhooks/elevenlabs/initiation`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${apiKey}` },
+    body: JSON.stringify({
+      caller_id: opts.phone,
+      agent_id: "agent_01jx3kq2p9fz8b7c6d5e4a3b2c",
+      called_number: "+14155550000",
+      call_sid: `CA${randomUUID().replace(/-/g, "")}`,
+    }),
+  });
+  console.log(`POST /webhooks/elevenlabs/initiation for ${opts.phone}: HTTP ${res.status}`);
+  console.log(JSON.stringify(await res.json(), null, 2));
+  if (!res.ok) process.exitCode = 1;
 }
 
 try {
   const kinds = opts.kind === "all" ? ["transcription", "audio", "failure"] : [opts.kind];
   for (const kind of kinds) {
-    if (kind === "transcription") await post(transcriptionEvent(), `post_call_transcription ${conversationId} for ${userId}`);
+    if (kind === "transcription") await post(transcriptionEvent(), `post_call_transcription ${conversationId} for ${userId ?? opts.phone}`);
+    else if (kind === "initiation") await initiation();
     else if (kind === "audio") await postAudio(`post_call_audio ${conversationId}`);
     else if (kind === "failure") await post(failureEvent(), `call_initiation_failure ${conversationId}_failed`);
-    else throw new Error(`unknown event kind ${JSON.stringify(kind)}: use transcription, audio, failure or all`);
+    else throw new Error(`unknown event kind ${JSON.stringify(kind)}: use transcription, audio, failure, initiation or all`);
   }
   if (kinds.includes("transcription")) await showContext();
 } catch (err) {
+  if (err.cause === undefined && !(err instanceof TypeError)) {
+    console.error(err.message);
+    process.exit(2);
+  }
   console.error(`Could not reach ${base}: ${err.cause?.message ?? err.message}. Is the service running (npm start)?`);
   process.exit(1);
 }

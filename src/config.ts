@@ -5,6 +5,7 @@
  */
 import { ApiError } from "./errors";
 import type { Env } from "./env";
+import { AllowlistError, parseAllowlist, type IpRange } from "./webhooks/source-ip";
 
 export type VariableValue = string | number | boolean;
 
@@ -19,6 +20,10 @@ export interface Config {
   maxBodyBytes: number;
   /** Digits of a country calling code used for national-format numbers (no "+"), or "" to reject them. */
   defaultCountryCode: string;
+  /** Days after which a conversation's records, transcript and audio are removed; null keeps them forever. */
+  retentionDays: number | null;
+  /** Source addresses the webhooks accept (CF-Connecting-IP); null when the allowlist is off. */
+  allowedSourceIps: IpRange[] | null;
 }
 
 export class ConfigError extends ApiError {
@@ -65,6 +70,15 @@ function defaultVariables(raw: string | undefined): Record<string, VariableValue
   return out;
 }
 
+function allowlist(raw: string | undefined): IpRange[] | null {
+  try {
+    return parseAllowlist(raw);
+  } catch (err) {
+    if (err instanceof AllowlistError) throw new ConfigError("ALLOWED_SOURCE_IPS", err.message);
+    throw err;
+  }
+}
+
 export function parseConfig(env: Env): Config {
   const userIdVariable = (env.USER_ID_VARIABLE ?? "user_id").trim() || "user_id";
   const cc = (env.DEFAULT_COUNTRY_CODE ?? "").trim().replace(/^\+/, "");
@@ -81,6 +95,11 @@ export function parseConfig(env: Env): Config {
     signatureMaxFutureSeconds: integer(env, "SIGNATURE_MAX_FUTURE_SECONDS", 5 * 60, 0, 24 * 3600),
     maxBodyBytes: integer(env, "MAX_BODY_BYTES", 16 * 1024 * 1024, 1024, 100 * 1024 * 1024),
     defaultCountryCode: cc,
+    // Unset or empty: keep everything. At most 100 years, so that cutoffs stay well inside Date's range.
+    retentionDays: env.RETENTION_DAYS === undefined || String(env.RETENTION_DAYS).trim() === ""
+      ? null
+      : integer(env, "RETENTION_DAYS", 0, 1, 36_500),
+    allowedSourceIps: allowlist(env.ALLOWED_SOURCE_IPS),
   };
 }
 

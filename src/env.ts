@@ -18,4 +18,8 @@ export interface Env {
   SIGNATURE_MAX_FUTURE_SECONDS?: string;
   MAX_BODY_BYTES?: string;
   DEFAULT_COUNTRY_CODE?: string;
+  /** Whole days to keep conversations, transcripts and audio; unset keeps them forever. */
+  RETENTION_DAYS?: string;
+  /** Comma-separated IPs / CIDR blocks / `elevenlabs` allowed to call the webhooks; unset = any. */
+  ALLOWED_SOURCE_IPS?: string;
 }

@@ -4,11 +4,15 @@
 import { Router, type IRequest } from "itty-router";
 import { getAudio } from "./api/audio";
 import { getContext } from "./api/context";
+import { getConversation, listConversations } from "./api/conversations";
 import { requireApiKey } from "./api/auth";
 import { idParam } from "./api/params";
+import { deletePhoneLink, deleteUser, getMemory, putPhoneLink } from "./api/users";
 import type { Env } from "./env";
 import { ApiError, errorResponse, json, notFound } from "./errors";
 import { handlePostCall } from "./webhooks/handler";
+import { handleInitiation } from "./webhooks/initiation";
+import { sweepRetention } from "./memory/sweep";
 
 export { UserMemory } from "./memory/user-memory";
 
@@ -16,16 +20,25 @@ type Args = [Env, ExecutionContext];
 
 const router = Router<IRequest, Args>({ catch: errorResponse });
 
+const userId = (req: IRequest) => idParam(req.params["userId"], "user_id");
+
 router
   .get("/health", () => json({ status: "ok" }))
   .post("/webhooks/elevenlabs", (req, env, ctx) => handlePostCall(req, env, ctx))
+  .post("/webhooks/elevenlabs/initiation", (req, env) => handleInitiation(req, env))
   .all("/v1/*", async (req, env) => {
     await requireApiKey(req, env);
   })
-  .get("/v1/users/:userId/context", (req, env) => getContext(env, idParam(req.params["userId"], "user_id")))
+  .get("/v1/users/:userId/context", (req, env) => getContext(env, userId(req)))
+  .get("/v1/users/:userId/memory", (req, env) => getMemory(env, userId(req)))
+  .get("/v1/users/:userId/conversations", (req, env) => listConversations(env, userId(req), new URL(req.url)))
+  .put("/v1/users/:userId/phones/:phoneNumber", (req, env) => putPhoneLink(env, userId(req), req.params["phoneNumber"]))
+  .delete("/v1/users/:userId/phones/:phoneNumber", (req, env) => deletePhoneLink(env, userId(req), req.params["phoneNumber"]))
+  .delete("/v1/users/:userId", (req, env) => deleteUser(env, userId(req)))
   .get("/v1/conversations/:conversationId/audio", (req, env) =>
     getAudio(req, env, idParam(req.params["conversationId"], "conversation_id")),
   )
+  .get("/v1/conversations/:conversationId", (req, env) => getConversation(env, idParam(req.params["conversationId"], "conversation_id")))
   .all("*", (req) => {
     throw KNOWN_PATHS.some((p) => p.test(new URL(req.url).pathname))
       ? new ApiError(405, "method_not_allowed", `${req.method} is not supported on this path.`)
@@ -35,10 +48,18 @@ router
 const KNOWN_PATHS = [
   /^\/health$/,
   /^\/webhooks\/elevenlabs$/,
-  /^\/v1\/users\/[^/]+\/context$/,
+  /^\/webhooks\/elevenlabs\/initiation$/,
+  /^\/v1\/users\/[^/]+$/,
+  /^\/v1\/users\/[^/]+\/(context|memory|conversations)$/,
+  /^\/v1\/users\/[^/]+\/phones\/[^/]+$/,
+  /^\/v1\/conversations\/[^/]+$/,
   /^\/v1\/conversations\/[^/]+\/audio$/,
 ];
 
 export default {
   fetch: (request, env, ctx) => router.fetch(request, env, ctx),
+  scheduled: async (_controller, env, _ctx) => {
+    const report = await sweepRetention(env);
+    console.log(`retention sweep: ${report.users} users, ${JSON.stringify(report.counts)}`);
+  },
 } satisfies ExportedHandler<Env>;

@@ -6,6 +6,7 @@
 import { ApiError, unauthorized } from "../errors";
 import { config } from "../config";
 import type { Env } from "../env";
+import { isAllowed } from "../webhooks/source-ip";
 
 const encoder = new TextEncoder();
 
@@ -46,4 +47,16 @@ export async function requireApiKey(request: Request, env: Env): Promise<void> {
   let ok = false;
   for (const key of keys) ok = crypto.subtle.timingSafeEqual(presented, await keyDigest(key)) || ok;
   if (!ok) throw unauthorized("api_key_invalid", "The API key is not valid.");
+}
+
+/**
+ * The optional webhook source allowlist (ALLOWED_SOURCE_IPS), checked before anything else is read.
+ * 403 is final for ElevenLabs (no retry): right for traffic that does not come from it.
+ */
+export function requireAllowedSource(request: Request, env: Env): void {
+  const allowlist = config(env).allowedSourceIps;
+  if (allowlist === null) return;
+  if (!isAllowed(allowlist, request.headers.get("CF-Connecting-IP"))) {
+    throw new ApiError(403, "ip_not_allowed", "This source address may not call the webhooks (ALLOWED_SOURCE_IPS).");
+  }
 }

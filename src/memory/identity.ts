@@ -7,7 +7,11 @@
  */
 import { badRequest } from "../errors";
 
-export type UserIdSource = "user_id" | "client_data_user_id" | "dynamic_variable" | "phone_number";
+/**
+ * `phone_link`: the conversation carried only a phone number, and that number is linked to an app
+ * user (src/memory/route.ts `recordTranscription`); never produced by `resolveUser` itself.
+ */
+export type UserIdSource = "user_id" | "client_data_user_id" | "dynamic_variable" | "phone_number" | "phone_link";
 
 export const MAX_ID_LENGTH = 256;
 

@@ -5,6 +5,7 @@
  * a conversation id.
  */
 import type { Env } from "../env";
+import type { ConversationRecord } from "../webhooks/payload";
 
 export const userObjectName = (userId: string) => `user:${userId}`;
 export const conversationObjectName = (conversationId: string) => `conversation:${conversationId}`;
@@ -17,4 +18,22 @@ export function userMemory(env: Env, userId: string) {
 export function ownerOf(env: Env, userId: string | null, conversationId: string) {
   const name = userId !== null ? userObjectName(userId) : conversationObjectName(conversationId);
   return env.USER_MEMORY.get(env.USER_MEMORY.idFromName(name));
+}
+
+/**
+ * Records a transcription with its owner. A conversation identified only by the caller's number goes
+ * to the number's object, which either records it (no link) or answers with the app user the number
+ * is linked to, who then records it: one extra hop, only for phone-only conversations of linked numbers.
+ */
+export async function recordTranscription(
+  env: Env,
+  record: ConversationRecord,
+  raw: Uint8Array,
+  receivedAt: number,
+): Promise<{ duplicate: boolean; record: ConversationRecord }> {
+  const first = await ownerOf(env, record.userId, record.conversationId).recordConversation({ record, raw, receivedAt });
+  if (first.linkedTo === undefined) return { duplicate: first.duplicate, record };
+  const linked: ConversationRecord = { ...record, userId: first.linkedTo, userIdSource: "phone_link" };
+  const second = await userMemory(env, first.linkedTo).recordConversation({ record: linked, raw, receivedAt });
+  return { duplicate: second.duplicate, record: linked };
 }

@@ -1,8 +1,10 @@
 /**
  * The SQLite schema inside each UserMemory Durable Object (docs/storage.md). Created on the first
- * write only, so that reading a user who never called leaves no storage behind.
+ * write only, so that reading a user who never called leaves no storage behind. Every statement is
+ * IF NOT EXISTS: an object written by an older version is brought up to date by running it again
+ * (version 2 added phones, phone_owner and upkeep).
  */
-export const MEMORY_SCHEMA_VERSION = 1;
+export const MEMORY_SCHEMA_VERSION = 2;
 
 export const MEMORY_SCHEMA = `
 CREATE TABLE IF NOT EXISTS profile (
@@ -67,6 +69,26 @@ CREATE TABLE IF NOT EXISTS outbox_blobs (
   data BLOB NOT NULL,
   PRIMARY KEY (seq, part)
 );
+CREATE TABLE IF NOT EXISTS phones (
+  phone_number TEXT PRIMARY KEY,
+  linked_at INTEGER NOT NULL,
+  via TEXT NOT NULL,
+  conversation_id TEXT
+);
+CREATE TABLE IF NOT EXISTS phone_owner (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  phone_number TEXT NOT NULL,
+  user_id TEXT,
+  linked_at INTEGER NOT NULL,
+  via TEXT NOT NULL,
+  conversation_id TEXT,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS upkeep (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  retention_anchor INTEGER,
+  erasing_since INTEGER
+);
 `;
 
 /** How much detail a user's memory keeps: counters stay exact, older detail is compacted away. */
@@ -84,4 +106,12 @@ export const LIMITS = {
   blobPartBytes: 1 << 20,
   /** Outbox items delivered per alarm run. */
   flushBatch: 25,
+  /**
+   * Conversations erased per Durable Object call (DELETE and retention). Each costs an R2 list, so
+   * this keeps one invocation well inside the platform's per-invocation subrequest limit.
+   */
+  eraseBatch: 100,
+  eraseBatchesPerCall: 4,
+  /** Phone links undone per Durable Object call during an erasure (each is one call to another object). */
+  unlinkBatch: 50,
 } as const;

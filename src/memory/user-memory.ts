@@ -9,24 +9,98 @@
  *
  * Conversations with no user at all go to an object named `conversation:<id>`, which keeps only
  * the delivery record and the outbox (no memory to update).
+ *
+ * Phone links (docs/storage.md, README "Phone callers"): the object of a phone number (`user:+E164`)
+ * may name the app user the number belongs to (`phone_owner`, the truth used to resolve callers);
+ * the app user's object lists its numbers (`phones`, a reverse index used to read and erase). The
+ * reverse index is always a superset of the truth: entries are added before the truth points at
+ * them and removed only after it stopped, so erasing a user always finds every number that
+ * resolves to them, whatever step a crash interrupted.
+ *
+ * One alarm serves the outbox and retention (RETENTION_DAYS): `alarm()` delivers what is due, then
+ * removes conversations that have expired, then re-arms itself for whichever comes first.
  */
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env";
 import { audioStatement, linkOf, type AudioLink, type AudioRow } from "../storage/audio";
 import { callFailureStatement, conversationStatements } from "../storage/conversations";
+import { addCounts, eraseCallFailures, eraseConversations, zeroCounts, type EraseCounts } from "../storage/erase";
 import { transcriptKey } from "../storage/keys";
 import { conversationRecord, parseEnvelope, type CallFailureRecord, type ConversationRecord } from "../webhooks/payload";
-import type { ResolvedUser } from "./identity";
-import { userMemory } from "./route";
+import { normalisePhone, type ResolvedUser } from "./identity";
+import { ownerOf, userMemory } from "./route";
 import { LIMITS, MEMORY_SCHEMA, MEMORY_SCHEMA_VERSION } from "./schema";
 import { EMPTY_SNAPSHOT, type MemorySnapshot } from "./variables";
-import type { VariableValue } from "../config";
+import { config, type VariableValue } from "../config";
 
 const isScalar = (v: unknown): v is VariableValue =>
   typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v));
 
 export interface RecordResult {
   duplicate: boolean;
+  /**
+   * Set (and nothing recorded) when a conversation identified only by its phone number reached the
+   * number's object and that number is linked to an app user: record it there instead.
+   */
+  linkedTo?: string;
+}
+
+export type LinkVia = "conversation" | "api" | "erasure";
+
+export interface OwnerResult {
+  /** Who the number belongs to after the call (null: nobody). */
+  owner: string | null;
+  /** False when a newer link or unlink was already recorded, so this one was ignored. */
+  applied: boolean;
+}
+
+export interface EraseStep {
+  /** False when there is more to erase: call again (every step is idempotent). */
+  done: boolean;
+  counts: EraseCounts;
+  /** Links removed, in either direction. */
+  phoneLinks: number;
+  /** The numbers that were linked to this user and no longer are. */
+  unlinkedPhoneNumbers: string[];
+  /** Rows the object held when it was wiped (0 until the last step). */
+  memoryRows: number;
+}
+
+export interface RetentionReport {
+  counts: EraseCounts;
+  /** More expired conversations remain (the alarm is re-armed to continue at once). */
+  more: boolean;
+  /** Why nothing was done: retention is off, the object holds no memory, or an erasure is under way. */
+  skipped?: "off" | "no_memory" | "erasing";
+}
+
+/** Everything a user's memory holds, as stored (times in Unix seconds). */
+export interface MemoryView {
+  profile: {
+    user_id: string | null;
+    call_count: number;
+    total_duration_secs: number;
+    first_call_at: number | null;
+    last_call_at: number | null;
+    last_conversation_id: string | null;
+    last_call_summary: string | null;
+    created_at: number;
+    updated_at: number;
+  };
+  conversations: {
+    conversation_id: string;
+    started_at: number;
+    duration_secs: number;
+    title: string | null;
+    summary: string | null;
+    outcome: string | null;
+    received_at: number;
+  }[];
+  facts: { fact_id: string; value: string; conversation_id: string; collected_at: number; updated_at: number }[];
+  phones: { phone_number: string; linked_at: number; via: string; conversation_id: string | null }[];
+  owner: { phone_number: string; user_id: string | null; linked_at: number; via: string; conversation_id: string | null } | null;
+  pendingDeliveries: number;
+  erasingSince: number | null;
 }
 
 export interface FlushReport {
@@ -46,7 +120,18 @@ type OutboxItem =
   /** Writes the D1 `audio` row, then tells the user's memory (if the transcript already named one). */
   | { kind: "audio"; link: AudioLink }
   /** Deletes the R2 object of an audio event that turned out to be a redelivery. */
-  | { kind: "audio_discard"; key: string };
+  | { kind: "audio_discard"; key: string }
+  /** Tell the number's object that it belongs to this user (queued by the user's object). */
+  | { kind: "link"; phoneNumber: string; userId: string; at: number; conversationId: string }
+  /** Tell a former owner that the number is no longer theirs (queued by the number's object). */
+  | { kind: "phone_removed"; phoneNumber: string; userId: string; at: number };
+
+type OwnerRow = NonNullable<MemoryView["owner"]>;
+
+const LINKING_SOURCES = new Set(["user_id", "client_data_user_id", "dynamic_variable"]);
+
+/** When retention cannot reach D1 or R2, the alarm tries again after this long. */
+const RETENTION_RETRY_MS = 5 * 60 * 1000;
 
 export interface OutboxStatus {
   pending: number;
@@ -84,21 +169,39 @@ export class UserMemory extends DurableObject<Env> {
 
   private hasSchema(): boolean {
     if (!this.schemaReady) {
-      this.schemaReady = this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'profile'").toArray().length > 0;
+      const exists = this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'profile'").toArray().length > 0;
+      if (!exists) return false;
+      const version = this.sql.exec<{ v: number }>("SELECT schema_version AS v FROM profile WHERE id = 1").toArray()[0]?.v ?? 0;
+      if (version < MEMORY_SCHEMA_VERSION) {
+        // An object written by an older version: add what is missing (every statement is IF NOT EXISTS).
+        this.ctx.storage.transactionSync(() => {
+          this.sql.exec(MEMORY_SCHEMA);
+          this.sql.exec("INSERT OR IGNORE INTO upkeep (id) VALUES (1)");
+          this.sql.exec("UPDATE profile SET schema_version = ? WHERE id = 1", MEMORY_SCHEMA_VERSION);
+        });
+      }
+      this.schemaReady = true;
     }
-    return this.schemaReady;
+    return true;
   }
 
   private ensureSchema(now: number): void {
     if (this.hasSchema()) return;
-    this.sql.exec(MEMORY_SCHEMA);
-    this.sql.exec(
-      "INSERT OR IGNORE INTO profile (id, schema_version, created_at, updated_at) VALUES (1, ?, ?, ?)",
-      MEMORY_SCHEMA_VERSION,
-      now,
-      now,
-    );
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec(MEMORY_SCHEMA);
+      this.sql.exec(
+        "INSERT OR IGNORE INTO profile (id, schema_version, created_at, updated_at) VALUES (1, ?, ?, ?)",
+        MEMORY_SCHEMA_VERSION,
+        now,
+        now,
+      );
+      this.sql.exec("INSERT OR IGNORE INTO upkeep (id) VALUES (1)");
+    });
     this.schemaReady = true;
+  }
+
+  private erasingSince(): number | null {
+    return this.sql.exec<{ e: number | null }>("SELECT erasing_since AS e FROM upkeep WHERE id = 1").toArray()[0]?.e ?? null;
   }
 
   private isDuplicate(kind: string, conversationId: string): boolean {
@@ -115,11 +218,32 @@ export class UserMemory extends DurableObject<Env> {
    */
   async recordConversation(input: { record: ConversationRecord; raw: Uint8Array; receivedAt: number }): Promise<RecordResult> {
     const { record: r, raw, receivedAt } = input;
+    if (r.userIdSource === "phone_number" && this.hasSchema()) {
+      // This is a phone number's object. A redelivery of a conversation recorded here before the
+      // number was linked stays a duplicate here rather than being counted again for the app user.
+      if (this.isDuplicate("post_call_transcription", r.conversationId)) return { duplicate: true };
+      const owner = this.ownerRow()?.user_id ?? null;
+      if (owner !== null) return { duplicate: false, linkedTo: owner };
+    }
     this.ensureSchema(receivedAt);
     if (this.isDuplicate("post_call_transcription", r.conversationId)) return this.duplicate();
     this.ctx.storage.transactionSync(() => {
       this.markSeen("post_call_transcription", r.conversationId, receivedAt);
       if (r.userId !== null) this.remember(r, receivedAt);
+      if (this.shouldLink(r)) {
+        // Reverse index first (see the invariant above), then the outbox tells the number's object.
+        this.sql.exec(
+          "INSERT OR IGNORE INTO phones (phone_number, linked_at, via, conversation_id) VALUES (?, ?, 'conversation', ?)",
+          r.phoneNumber,
+          r.startedAt,
+          r.conversationId,
+        );
+        this.enqueue(
+          { kind: "link", phoneNumber: r.phoneNumber!, userId: r.userId!, at: r.startedAt, conversationId: r.conversationId },
+          r.conversationId,
+          receivedAt,
+        );
+      }
       const user: ResolvedUser = { userId: r.userId, source: r.userIdSource, phoneNumber: r.phoneNumber };
       const seq = this.enqueue({ kind: "conversation", user, receivedAt }, r.conversationId, receivedAt);
       for (let part = 0, off = 0; off < raw.byteLength; part++, off += LIMITS.blobPartBytes) {
@@ -201,10 +325,39 @@ export class UserMemory extends DurableObject<Env> {
     return row ? linkOf(row) : null;
   }
 
+  private readonly forgetAudio = (conversationId: string) => ownerOf(this.env, null, conversationId).forgetConversation(conversationId);
+
+  /**
+   * On a `conversation:<id>` object only (named by `ownerOf(env, null, id)`): erasure or retention of the
+   * conversation. Deletes the audio objects it links and wipes the object, so no trace of the call is
+   * left here. Returns how many R2 keys it deleted. Safe to repeat.
+   */
+  async forgetConversation(conversationId: string): Promise<number> {
+    if (!this.hasSchema()) return 0;
+    const keys = this.sql
+      .exec<{ r2_key: string }>("SELECT r2_key FROM audio WHERE conversation_id = ?", conversationId)
+      .toArray()
+      .map((r) => r.r2_key);
+    if (keys.length > 0) await this.env.AUDIO.delete(keys);
+    await this.wipe();
+    return keys.length;
+  }
+
   /** Notes that one of this user's conversations has audio (from the audio's delivery). */
   async markAudio(conversationId: string): Promise<void> {
     if (!this.hasSchema()) return;
     this.sql.exec("UPDATE conversations SET has_audio = 1 WHERE conversation_id = ?", conversationId);
+  }
+
+  /**
+   * A conversation that names an app user and also carries the caller's number links the two, unless
+   * the user already lists that number. The user id must come from the app (not from the number
+   * itself), and a user id equal to the number is not a link.
+   */
+  private shouldLink(r: ConversationRecord): boolean {
+    if (r.userId === null || r.phoneNumber === null || r.userId === r.phoneNumber) return false;
+    if (r.userIdSource === null || !LINKING_SOURCES.has(r.userIdSource)) return false;
+    return this.sql.exec("SELECT 1 FROM phones WHERE phone_number = ?", r.phoneNumber).toArray().length === 0;
   }
 
   /** Updates profile counters, the recent-conversation list and facts. Runs inside a transaction. */
@@ -295,6 +448,20 @@ export class UserMemory extends DurableObject<Env> {
 
   /** What the next conversation needs: counters, recent topics and facts. Never writes. */
   async snapshot(): Promise<MemorySnapshot> {
+    return this.readSnapshot();
+  }
+
+  /**
+   * For the initiation webhook, in one round trip: the app user this number is linked to (the
+   * caller then needs that user's snapshot), or else the number's own snapshot. Never writes.
+   */
+  async resolveCaller(): Promise<{ linkedTo: string | null; snapshot: MemorySnapshot }> {
+    if (!this.hasSchema()) return { linkedTo: null, snapshot: EMPTY_SNAPSHOT };
+    const owner = this.ownerRow()?.user_id ?? null;
+    return owner !== null ? { linkedTo: owner, snapshot: EMPTY_SNAPSHOT } : { linkedTo: null, snapshot: this.readSnapshot() };
+  }
+
+  private readSnapshot(): MemorySnapshot {
     if (!this.hasSchema()) return EMPTY_SNAPSHOT;
     const p = this.sql
       .exec<{ call_count: number; last_call_at: number | null; last_call_summary: string | null }>(
@@ -322,6 +489,131 @@ export class UserMemory extends DurableObject<Env> {
     };
   }
 
+  /** Everything this memory holds, or null when it holds nothing (no storage was ever written). */
+  async describe(): Promise<MemoryView | null> {
+    if (!this.hasSchema()) return null;
+    const profile = this.sql
+      .exec<MemoryView["profile"]>(
+        `SELECT user_id, call_count, total_duration_secs, first_call_at, last_call_at, last_conversation_id,
+           last_call_summary, created_at, updated_at FROM profile WHERE id = 1`,
+      )
+      .one();
+    return {
+      profile,
+      conversations: this.sql
+        .exec<MemoryView["conversations"][number]>(
+          `SELECT conversation_id, started_at, duration_secs, title, summary, outcome, received_at
+           FROM conversations ORDER BY started_at DESC, conversation_id DESC`,
+        )
+        .toArray(),
+      facts: this.sql
+        .exec<MemoryView["facts"][number]>("SELECT fact_id, value, conversation_id, collected_at, updated_at FROM facts ORDER BY fact_id")
+        .toArray(),
+      phones: this.sql
+        .exec<MemoryView["phones"][number]>("SELECT phone_number, linked_at, via, conversation_id FROM phones ORDER BY linked_at DESC, phone_number")
+        .toArray(),
+      owner: this.ownerRow(),
+      pendingDeliveries: this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox").one().n,
+      erasingSince: this.erasingSince(),
+    };
+  }
+
+  // ---- phone links -----------------------------------------------------------------------------
+
+  private ownerRow(): OwnerRow | null {
+    return (
+      this.sql
+        .exec<OwnerRow>("SELECT phone_number, user_id, linked_at, via, conversation_id FROM phone_owner WHERE id = 1")
+        .toArray()[0] ?? null
+    );
+  }
+
+  /**
+   * In a phone number's object: the number now belongs to `userId`. Latest wins by `at` (Unix
+   * seconds: the conversation's start, or the time of the API call), so links arriving out of order
+   * settle on the newest, and an unlink is not undone by an older link. A displaced owner is told
+   * through the outbox, after the truth changed.
+   */
+  async setOwner(input: { phoneNumber: string; userId: string; at: number; via: LinkVia; conversationId: string | null }): Promise<OwnerResult> {
+    const now = Math.floor(Date.now() / 1000);
+    this.ensureSchema(now);
+    const result = this.ctx.storage.transactionSync(() => {
+      const row = this.ownerRow();
+      if (row && row.linked_at > input.at) return { owner: row.user_id, applied: false, notify: false };
+      if (row && row.user_id === input.userId) return { owner: input.userId, applied: true, notify: false };
+      this.sql.exec(
+        `INSERT INTO phone_owner (id, phone_number, user_id, linked_at, via, conversation_id, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET phone_number = excluded.phone_number, user_id = excluded.user_id,
+           linked_at = excluded.linked_at, via = excluded.via, conversation_id = excluded.conversation_id, updated_at = excluded.updated_at`,
+        input.phoneNumber,
+        input.userId,
+        input.at,
+        input.via,
+        input.conversationId,
+        now,
+      );
+      const previous = row?.user_id ?? null;
+      if (previous !== null) {
+        this.enqueue({ kind: "phone_removed", phoneNumber: input.phoneNumber, userId: previous, at: input.at }, input.phoneNumber, now);
+      }
+      return { owner: input.userId, applied: true, notify: previous !== null };
+    });
+    if (result.notify) await this.scheduleFlush(Date.now());
+    return { owner: result.owner, applied: result.applied };
+  }
+
+  /**
+   * In a phone number's object: the number no longer belongs to `userId` (no-op if it belongs to
+   * someone else). A tombstone keeps the time, so an older link still in flight cannot restore it.
+   * With `forget` (erasure), an object that holds nothing but the link is wiped instead.
+   */
+  async clearOwner(userId: string, at: number, via: LinkVia): Promise<{ removed: boolean }> {
+    if (!this.hasSchema()) return { removed: false };
+    const row = this.ownerRow();
+    if (!row || row.user_id !== userId) return { removed: false };
+    if (via === "erasure" && this.holdsOnlyALink()) {
+      await this.wipe();
+      return { removed: true };
+    }
+    this.sql.exec(
+      "UPDATE phone_owner SET user_id = NULL, linked_at = max(linked_at, ?), via = ?, conversation_id = NULL, updated_at = ? WHERE id = 1",
+      at,
+      via,
+      Math.floor(Date.now() / 1000),
+    );
+    return { removed: true };
+  }
+
+  private holdsOnlyALink(): boolean {
+    const n = (q: string) => this.sql.exec<{ n: number }>(q).one().n;
+    return (
+      n("SELECT call_count AS n FROM profile WHERE id = 1") === 0 &&
+      n("SELECT count(*) AS n FROM seen") === 0 &&
+      n("SELECT count(*) AS n FROM outbox") === 0 &&
+      n("SELECT count(*) AS n FROM phones") === 0 &&
+      n("SELECT count(*) AS n FROM facts") === 0
+    );
+  }
+
+  /** In a user's object: list a number as theirs (before the number's object points here). */
+  async addPhone(phoneNumber: string, at: number, via: LinkVia): Promise<void> {
+    this.ensureSchema(Math.floor(Date.now() / 1000));
+    this.sql.exec(
+      `INSERT INTO phones (phone_number, linked_at, via, conversation_id) VALUES (?, ?, ?, NULL)
+       ON CONFLICT (phone_number) DO UPDATE SET linked_at = max(phones.linked_at, excluded.linked_at), via = excluded.via`,
+      phoneNumber,
+      at,
+      via,
+    );
+  }
+
+  /** In a user's object: forget a number linked at or before `at` (after its object stopped pointing here). */
+  async removePhone(phoneNumber: string, at: number): Promise<{ removed: boolean }> {
+    if (!this.hasSchema()) return { removed: false };
+    const gone = this.sql.exec("DELETE FROM phones WHERE phone_number = ? AND linked_at <= ? RETURNING phone_number", phoneNumber, at).toArray();
+    return { removed: gone.length > 0 };
+  }
+
   // ---- outbox delivery -------------------------------------------------------------------------
 
   private async scheduleFlush(at: number): Promise<void> {
@@ -329,9 +621,11 @@ export class UserMemory extends DurableObject<Env> {
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
+  /** The one alarm: deliver what is due, then expire old conversations, then re-arm for the next of either. */
   override async alarm(): Promise<void> {
     try {
       await this.flush();
+      await this.upkeep(Date.now());
     } catch (err) {
       // Failures of single items are handled inside the run; this is the run itself failing. The
       // runtime retries a throwing alarm only a few times before dropping it, which would strand
@@ -372,6 +666,11 @@ export class UserMemory extends DurableObject<Env> {
   /** Delivers due outbox items to D1 and R2. Safe to call at any time; concurrent calls share one run. */
   async flush(): Promise<FlushReport> {
     if (!this.hasSchema()) return { delivered: 0, failed: 0, pending: 0 };
+    if (this.erasingSince() !== null) {
+      // An erasure has begun: delivering now would write rows it is deleting. The erasure ends by
+      // wiping the outbox; until it completes, nothing leaves.
+      return { delivered: 0, failed: 0, pending: this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox").one().n };
+    }
     while (this.flushing) await this.flushing.catch(() => {});
     this.flushing = this.runFlush();
     try {
@@ -484,8 +783,218 @@ export class UserMemory extends DurableObject<Env> {
         if (r.userId !== null && (results[results.length - 1]?.results.length ?? 0) > 0) {
           this.sql.exec("UPDATE conversations SET has_audio = 1 WHERE conversation_id = ?", r.conversationId);
         }
+        // Retention starts counting once the conversation is in D1, where it removes it from.
+        this.sql.exec("UPDATE upkeep SET retention_anchor = min(coalesce(retention_anchor, ?), ?) WHERE id = 1", r.startedAt, r.startedAt);
         return;
       }
     }
+    if (item.kind === "link") {
+      const res = await userMemory(this.env, item.phoneNumber).setOwner({
+        phoneNumber: item.phoneNumber,
+        userId: item.userId,
+        at: item.at,
+        via: "conversation",
+        conversationId: item.conversationId,
+      });
+      // A newer link or unlink won: this user's reverse entry must go (the truth no longer points here).
+      if (res.owner !== item.userId) {
+        this.sql.exec("DELETE FROM phones WHERE phone_number = ? AND linked_at <= ?", item.phoneNumber, item.at);
+      }
+      return;
+    }
+    if (item.kind === "phone_removed") {
+      await userMemory(this.env, item.userId).removePhone(item.phoneNumber, item.at);
+      return;
+    }
+  }
+
+  // ---- retention -------------------------------------------------------------------------------
+
+  private async upkeep(nowMs: number): Promise<void> {
+    if (!this.hasSchema() || this.erasingSince() !== null) return;
+    const days = config(this.env).retentionDays;
+    if (days === null) return;
+    try {
+      const { more } = await this.expire(nowMs, days, false);
+      const due = more ? nowMs : this.retentionDueMs(days);
+      if (due !== null) await this.scheduleFlush(due);
+    } catch (err) {
+      console.warn(`retention failed: ${err instanceof Error ? err.message : String(err)}`);
+      await this.scheduleFlush(nowMs + RETENTION_RETRY_MS);
+    }
+  }
+
+  private retentionDueMs(days: number): number | null {
+    const anchor = this.sql.exec<{ a: number | null }>("SELECT retention_anchor AS a FROM upkeep WHERE id = 1").one().a;
+    return anchor === null ? null : (anchor + days * 86_400) * 1000;
+  }
+
+  /**
+   * Applies retention now, whatever the anchor says (the daily sweep calls this for users whose
+   * expired conversations it found in D1). Continues by alarm when there is more than one call's worth.
+   */
+  async applyRetention(): Promise<RetentionReport> {
+    const days = config(this.env).retentionDays;
+    if (days === null) return { counts: zeroCounts(), more: false, skipped: "off" };
+    if (!this.hasSchema()) return { counts: zeroCounts(), more: false, skipped: "no_memory" };
+    if (this.erasingSince() !== null) return { counts: zeroCounts(), more: false, skipped: "erasing" };
+    const now = Date.now();
+    const report = await this.expire(now, days, true);
+    const due = report.more ? now : this.retentionDueMs(days);
+    if (due !== null) await this.scheduleFlush(due);
+    return report;
+  }
+
+  /**
+   * Removes the conversations this object owns that started more than `days` ago from D1 and R2 and
+   * from the recent list here: a user's (by user id), or for a `conversation:<id>` object its own
+   * unattributed conversation. Counters, first/last call times and facts stay: they are the memory,
+   * not the conversations. The last call's summary goes once the last call itself has expired.
+   */
+  private async expire(nowMs: number, days: number, force: boolean): Promise<RetentionReport> {
+    const nowSec = Math.floor(nowMs / 1000);
+    const cutoff = nowSec - days * 86_400;
+    const anchor = this.sql.exec<{ a: number | null }>("SELECT retention_anchor AS a FROM upkeep WHERE id = 1").one().a;
+    if (!force && (anchor === null || anchor >= cutoff)) return { counts: zeroCounts(), more: false };
+    const owner = this.sql.exec<{ u: string | null }>("SELECT user_id AS u FROM profile WHERE id = 1").one().u;
+    // Unattributed conversations: only the ones this object recorded (never "every row without a user").
+    const own =
+      owner === null
+        ? this.sql
+            .exec<{ conversation_id: string }>("SELECT conversation_id FROM seen WHERE kind = 'post_call_transcription' LIMIT ?", LIMITS.eraseBatch)
+            .toArray()
+            .map((r) => r.conversation_id)
+        : [];
+    const select = (limit: number) =>
+      owner !== null
+        ? this.env.DB.prepare("SELECT conversation_id FROM conversations WHERE user_id = ? AND started_at < ? ORDER BY started_at LIMIT ?").bind(
+            owner,
+            cutoff,
+            limit,
+          )
+        : this.env.DB.prepare(
+            `SELECT conversation_id FROM conversations WHERE conversation_id IN (${own.map(() => "?").join(", ")})
+             AND user_id IS NULL AND started_at < ? LIMIT ?`,
+          ).bind(...own, cutoff, limit);
+    if (owner === null && own.length === 0) {
+      this.sql.exec("UPDATE upkeep SET retention_anchor = NULL WHERE id = 1");
+      return { counts: zeroCounts(), more: false };
+    }
+    let counts = zeroCounts();
+    let drained = false;
+    for (let batch = 0; batch < LIMITS.eraseBatchesPerCall; batch++) {
+      const { results } = await select(LIMITS.eraseBatch).all<{ conversation_id: string }>();
+      if (results.length > 0) {
+        counts = addCounts(counts, await eraseConversations(this.env.DB, this.env.AUDIO, results.map((r) => r.conversation_id), owner, this.forgetAudio));
+      }
+      if (results.length < LIMITS.eraseBatch) {
+        drained = true;
+        break;
+      }
+    }
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec("DELETE FROM conversations WHERE started_at < ?", cutoff);
+      this.sql.exec("UPDATE profile SET last_call_summary = NULL WHERE id = 1 AND last_call_at < ?", cutoff);
+    });
+    if (!drained) return { counts, more: true };
+    const oldest =
+      owner !== null
+        ? await this.env.DB.prepare("SELECT min(started_at) AS m FROM conversations WHERE user_id = ?").bind(owner).first<{ m: number | null }>()
+        : await this.env.DB.prepare(
+            `SELECT min(started_at) AS m FROM conversations WHERE conversation_id IN (${own.map(() => "?").join(", ")}) AND user_id IS NULL`,
+          )
+            .bind(...own)
+            .first<{ m: number | null }>();
+    this.sql.exec("UPDATE upkeep SET retention_anchor = ? WHERE id = 1", oldest?.m ?? null);
+    return { counts, more: false };
+  }
+
+  // ---- erasure ---------------------------------------------------------------------------------
+
+  /**
+   * One step of erasing this user everywhere (DELETE /v1/users/:userId). Call until `done`.
+   *
+   * Order, so that a crash at any point can be retried to completion: (1) freeze this object (no
+   * more deliveries; the alarm is cancelled); (2) undo phone links, the truth in the number's object
+   * before the reverse entry here; (3) erase conversations still in the outbox (they may be half
+   * delivered); (4) erase every conversation D1 attributes to this user, R2 before D1 rows; (5) wipe
+   * this object last, because until then it is what names the links and pending conversations.
+   */
+  async erase(userId: string): Promise<EraseStep> {
+    const now = Math.floor(Date.now() / 1000);
+    const step: EraseStep = { done: false, counts: zeroCounts(), phoneLinks: 0, unlinkedPhoneNumbers: [], memoryRows: 0 };
+    const db = this.env.DB;
+    if (this.hasSchema()) {
+      this.sql.exec("UPDATE upkeep SET erasing_since = coalesce(erasing_since, ?) WHERE id = 1", now);
+      await this.ctx.storage.deleteAlarm();
+      while (this.flushing) await this.flushing.catch(() => {});
+
+      const phones = this.sql
+        .exec<{ phone_number: string }>("SELECT phone_number FROM phones ORDER BY phone_number LIMIT ?", LIMITS.unlinkBatch)
+        .toArray();
+      for (const { phone_number: phone } of phones) {
+        const { removed } = await userMemory(this.env, phone).clearOwner(userId, now, "erasure");
+        if (removed) step.phoneLinks++;
+        step.counts.call_failures += await eraseCallFailures(db, [phone]);
+        this.sql.exec("DELETE FROM phones WHERE phone_number = ?", phone);
+        step.unlinkedPhoneNumbers.push(phone);
+      }
+      if (phones.length === LIMITS.unlinkBatch) return step;
+
+      const owner = this.ownerRow();
+      if (owner?.user_id) {
+        this.sql.exec("UPDATE phone_owner SET user_id = NULL, linked_at = max(linked_at, ?), via = 'erasure' WHERE id = 1", now);
+        await userMemory(this.env, owner.user_id).removePhone(userId, now);
+        step.phoneLinks++;
+      }
+
+      const pending = this.sql
+        .exec<{ conversation_id: string }>("SELECT DISTINCT conversation_id FROM outbox WHERE kind = 'conversation'")
+        .toArray()
+        .map((r) => r.conversation_id);
+      if (pending.length > 0) {
+        step.counts = addCounts(step.counts, await eraseConversations(db, this.env.AUDIO, pending, userId, this.forgetAudio));
+        this.ctx.storage.transactionSync(() => {
+          this.sql.exec("DELETE FROM outbox_blobs WHERE seq IN (SELECT seq FROM outbox WHERE kind = 'conversation')");
+          this.sql.exec("DELETE FROM outbox WHERE kind = 'conversation'");
+        });
+      }
+    }
+    // A user id that is a phone number: the call failures recorded for that number are theirs too.
+    if (normalisePhone(userId) === userId) step.counts.call_failures += await eraseCallFailures(db, [userId]);
+
+    for (let batch = 0; batch < LIMITS.eraseBatchesPerCall; batch++) {
+      const { results } = await db
+        .prepare("SELECT conversation_id FROM conversations WHERE user_id = ? LIMIT ?")
+        .bind(userId, LIMITS.eraseBatch)
+        .all<{ conversation_id: string }>();
+      if (results.length > 0) {
+        step.counts = addCounts(step.counts, await eraseConversations(db, this.env.AUDIO, results.map((r) => r.conversation_id), userId, this.forgetAudio));
+      }
+      if (results.length < LIMITS.eraseBatch) {
+        step.done = true;
+        break;
+      }
+    }
+    if (!step.done) return step;
+    if (this.hasSchema()) step.memoryRows = this.countRows();
+    await this.wipe();
+    return step;
+  }
+
+  private countRows(): number {
+    const tables = this.sql
+      .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite%'")
+      .toArray();
+    let n = 0;
+    for (const { name } of tables) n += this.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM "${name.replace(/"/g, '""')}"`).one().n;
+    return n;
+  }
+
+  /** Drops every table and the alarm. In SQLite-backed objects deleteAll() drops the tables too. */
+  private async wipe(): Promise<void> {
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    this.schemaReady = false;
   }
 }

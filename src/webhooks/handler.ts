@@ -9,7 +9,8 @@
 import { ApiError, badRequest, json } from "../errors";
 import { config, type Config } from "../config";
 import type { Env } from "../env";
-import { ownerOf } from "../memory/route";
+import { ownerOf, recordTranscription } from "../memory/route";
+import { requireAllowedSource } from "../api/auth";
 import { AudioUpload } from "../storage/audio-upload";
 import { newAudioKey } from "../storage/keys";
 import { storeAudio } from "./audio";
@@ -34,6 +35,7 @@ export function verifyOptions(cfg: Config, nowMs: number): VerifyOptions {
 }
 
 export async function handlePostCall(request: Request, env: Env, ctx?: ExecutionContext): Promise<Response> {
+  requireAllowedSource(request, env);
   const cfg = config(env);
   const now = Date.now();
   const opts = verifyOptions(cfg, now);
@@ -83,12 +85,12 @@ async function dispatch(env: Env, cfg: Config, envelope: Envelope, raw: Uint8Arr
         defaultCountryCode: cfg.defaultCountryCode,
         nowSeconds: receivedAt,
       });
-      const { duplicate } = await ownerOf(env, record.userId, record.conversationId).recordConversation({ record, raw, receivedAt });
+      const stored = await recordTranscription(env, record, raw, receivedAt);
       return json({
-        status: duplicate ? "duplicate" : "stored",
+        status: stored.duplicate ? "duplicate" : "stored",
         type: envelope.type,
         conversation_id: record.conversationId,
-        user_id: record.userId,
+        user_id: stored.record.userId,
       });
     }
     case "call_initiation_failure": {

@@ -1,0 +1,132 @@
+/**
+ * Removing conversations from D1 and R2, shared by DELETE /v1/users/:userId and retention.
+ *
+ * Order matters for retries: R2 objects first, D1 rows last. D1 is the index that names the R2 keys
+ * (`conversations.transcript_key`, `audio.r2_key`), so if a run stops midway the rows that remain
+ * still lead a retry to whatever was not yet deleted. Every step is idempotent.
+ */
+import { conversationPrefix, transcriptKey } from "./keys";
+
+export interface EraseCounts {
+  conversations: number;
+  turns: number;
+  audio: number;
+  call_failures: number;
+  r2_objects: number;
+}
+
+export const zeroCounts = (): EraseCounts => ({ conversations: 0, turns: 0, audio: 0, call_failures: 0, r2_objects: 0 });
+
+export function addCounts(a: EraseCounts, b: EraseCounts): EraseCounts {
+  return {
+    conversations: a.conversations + b.conversations,
+    turns: a.turns + b.turns,
+    audio: a.audio + b.audio,
+    call_failures: a.call_failures + b.call_failures,
+    r2_objects: a.r2_objects + b.r2_objects,
+  };
+}
+
+// D1 allows 100 bound parameters per statement; one is kept for the owner.
+const IDS_PER_STATEMENT = 90;
+// R2 deletes at most 1,000 keys per call.
+const KEYS_PER_DELETE = 1000;
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(", ");
+
+async function listKeys(bucket: R2Bucket, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await bucket.list({ prefix, cursor });
+    for (const o of page.objects) keys.push(o.key);
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  return keys;
+}
+
+/**
+ * Erases the given conversations (rows, turns, audio rows, R2 objects), but only those that belong to
+ * `owner` (a user id, or null for unattributed conversations) or that have no D1 row yet (an event
+ * still in its owner's outbox). A conversation id that D1 attributes to someone else is left alone,
+ * so a caller can never erase another user's data by naming its conversation.
+ */
+export async function eraseConversations(
+  db: D1Database,
+  bucket: R2Bucket,
+  ids: string[],
+  owner: string | null,
+  /** Wipes what a conversation's own `conversation:<id>` object holds of its audio (the durable link). */
+  forgetAudio?: (conversationId: string) => Promise<unknown>,
+): Promise<EraseCounts> {
+  const counts = zeroCounts();
+  for (const batch of chunks([...new Set(ids)], IDS_PER_STATEMENT)) {
+    const [conversationRows, audioRows] = await db.batch<{ conversation_id: string; user_id?: string | null; key: string }>([
+      db
+        .prepare(`SELECT conversation_id, user_id, transcript_key AS key FROM conversations WHERE conversation_id IN (${placeholders(batch.length)})`)
+        .bind(...batch),
+      db.prepare(`SELECT conversation_id, r2_key AS key FROM audio WHERE conversation_id IN (${placeholders(batch.length)})`).bind(...batch),
+    ]);
+    const foreign = new Set(
+      conversationRows!.results.filter((r) => (r.user_id ?? null) !== owner).map((r) => r.conversation_id),
+    );
+    const mine = batch.filter((id) => !foreign.has(id));
+    if (mine.length === 0) continue;
+
+    // Every R2 object of the conversation: its prefix, plus keys recorded in D1 that may live elsewhere
+    // (the audio writer records its own key rather than promising the derived one).
+    const keys = new Set<string>();
+    const outside: string[] = [];
+    for (const id of mine) {
+      for (const k of await listKeys(bucket, conversationPrefix(id))) keys.add(k);
+    }
+    const recorded = [
+      ...conversationRows!.results.filter((r) => !foreign.has(r.conversation_id)).map((r) => r.key),
+      ...audioRows!.results.filter((r) => !foreign.has(r.conversation_id)).map((r) => r.key),
+      ...mine.map(transcriptKey),
+    ];
+    for (const k of recorded) if (!keys.has(k) && !outside.includes(k)) outside.push(k);
+    for (const k of outside) {
+      if ((await bucket.head(k)) !== null) keys.add(k);
+    }
+    for (const part of chunks([...keys], KEYS_PER_DELETE)) await bucket.delete(part);
+    counts.r2_objects += keys.size;
+    // The audio's link also lives in the conversation's own object (written before the audio webhook's
+    // 200). It goes before the D1 row, which is what leads a retry back here.
+    if (forgetAudio) {
+      const withAudio = new Set(audioRows!.results.map((r) => r.conversation_id));
+      for (const id of mine) if (withAudio.has(id)) await forgetAudio(id);
+    }
+
+    const list = placeholders(mine.length);
+    const results = await db.batch([
+      db.prepare(`DELETE FROM audio WHERE conversation_id IN (${list})`).bind(...mine),
+      db.prepare(`DELETE FROM turns WHERE conversation_id IN (${list})`).bind(...mine),
+      db.prepare(`DELETE FROM conversations WHERE conversation_id IN (${list}) AND user_id IS ?`).bind(...mine, owner),
+    ]);
+    counts.audio += results[0]!.meta.changes;
+    counts.turns += results[1]!.meta.changes;
+    counts.conversations += results[2]!.meta.changes;
+  }
+  return counts;
+}
+
+/** Call failures recorded for any of these phone numbers (as caller or callee). */
+export async function eraseCallFailures(db: D1Database, numbers: string[]): Promise<number> {
+  let removed = 0;
+  for (const batch of chunks([...new Set(numbers)], Math.floor(IDS_PER_STATEMENT / 2))) {
+    const list = placeholders(batch.length);
+    const r = await db
+      .prepare(`DELETE FROM call_failures WHERE from_number IN (${list}) OR to_number IN (${list})`)
+      .bind(...batch, ...batch)
+      .run();
+    removed += r.meta.changes;
+  }
+  return removed;
+}

@@ -1,0 +1,133 @@
+/**
+ * POST /webhooks/elevenlabs/initiation: ElevenLabs asks for a phone caller's dynamic variables while
+ * the phone rings (shared/ELEVENLABS.md §3). No HMAC exists for this request: it carries whatever
+ * headers the operator configured, here `Authorization: Bearer <API_KEY>`.
+ *
+ * The answer must be fast and must never fail the call for want of memory: every defined variable
+ * is always present (a missing one fails the call), an unknown, withheld or malformed number gets
+ * the first-time defaults, and only authentication (401), the source allowlist (403) and an
+ * oversized body (413) are refused. Storage: none for a withheld number, one Durable Object call for
+ * an unlinked number, two for a number linked to an app user.
+ */
+import { config } from "../config";
+import type { Env } from "../env";
+import { json } from "../errors";
+import { normalisePhone } from "../memory/identity";
+import { userMemory } from "../memory/route";
+import { EMPTY_SNAPSHOT, renderVariables, type MemorySnapshot } from "../memory/variables";
+import { requireAllowedSource, requireApiKey } from "../api/auth";
+import { readBody } from "./body";
+
+/** ElevenLabs sends four short strings; anything near this size is not an initiation request. */
+export const INITIATION_MAX_BODY_BYTES = 16 * 1024;
+
+export interface InitiationRequest {
+  callerId: string | null;
+  agentId: string | null;
+  calledNumber: string | null;
+  callSid: string | null;
+  conversationId: string | null;
+}
+
+const FIELDS: [keyof InitiationRequest, string][] = [
+  ["callerId", "caller_id"],
+  ["agentId", "agent_id"],
+  ["calledNumber", "called_number"],
+  ["callSid", "call_sid"],
+  ["conversationId", "conversation_id"],
+];
+
+function scalar(v: unknown): string | null {
+  if (typeof v === "string") return v;
+  // A number may arrive unquoted in JSON (14155550100); keep its digits.
+  if (typeof v === "number" && Number.isSafeInteger(v)) return String(v);
+  return null;
+}
+
+/**
+ * Reads the request's fields from JSON or `application/x-www-form-urlencoded` (the encoding is not
+ * documented). The Content-Type is a hint only: a body that looks like a JSON object is read as JSON
+ * whatever the header says, anything else as a form. Unknown fields are ignored; an unreadable body
+ * yields no fields (the caller then gets the defaults). Pure.
+ */
+export function parseInitiation(body: Uint8Array, contentType: string | null): InitiationRequest {
+  const out: InitiationRequest = { callerId: null, agentId: null, calledNumber: null, callSid: null, conversationId: null };
+  const text = new TextDecoder("utf-8", { fatal: false, ignoreBOM: false }).decode(body).trim();
+  if (text === "") return out;
+  const saysJson = /\bjson\b/i.test(contentType ?? "");
+  const saysForm = /x-www-form-urlencoded/i.test(contentType ?? "");
+  if (text.startsWith("{") || (saysJson && !saysForm)) {
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) {
+        const o = parsed as Record<string, unknown>;
+        for (const [key, name] of FIELDS) out[key] = scalar(o[name]);
+      }
+      return out;
+    } catch {
+      // Not JSON after all, whatever the header said: try it as a form.
+    }
+  }
+  const form = new URLSearchParams(text);
+  for (const [key, name] of FIELDS) out[key] = form.get(name);
+  return out;
+}
+
+/** Form encoding turns an unescaped "+" into a space: " 14155550100" is read back as "+14155550100". */
+function callerNumber(raw: string | null, defaultCountryCode: string): string | null {
+  if (raw === null) return null;
+  const repaired = /^ \d/.test(raw) ? `+${raw.slice(1)}` : raw;
+  return normalisePhone(repaired, defaultCountryCode);
+}
+
+export async function handleInitiation(request: Request, env: Env): Promise<Response> {
+  requireAllowedSource(request, env);
+  await requireApiKey(request, env);
+  const cfg = config(env);
+  const body = await readBody(request, INITIATION_MAX_BODY_BYTES);
+  const call = parseInitiation(body, request.headers.get("Content-Type"));
+  const phone = callerNumber(call.callerId, cfg.defaultCountryCode);
+
+  let userId: string | null = null;
+  let snapshot: MemorySnapshot = EMPTY_SNAPSHOT;
+  let degraded = false;
+  if (phone !== null) {
+    try {
+      const caller = await userMemory(env, phone).resolveCaller();
+      if (caller.linkedTo !== null) {
+        userId = caller.linkedTo;
+        snapshot = await userMemory(env, userId).snapshot();
+      } else {
+        snapshot = caller.snapshot;
+      }
+    } catch (err) {
+      // Memory is a nicety on a ringing phone; an error here would fail the call. Answer the
+      // defaults and say so in a header and the log, rather than dropping the caller.
+      console.error("initiation: memory unavailable", err instanceof Error ? err.message : String(err));
+      degraded = true;
+      snapshot = EMPTY_SNAPSHOT;
+      userId = null;
+    }
+  }
+
+  const variables = renderVariables(snapshot, {
+    defaults: cfg.defaultVariables,
+    previousTopicsMaxChars: cfg.previousTopicsMaxChars,
+    nowSeconds: Math.floor(Date.now() / 1000),
+  });
+  // The user id variable is always defined, so an agent that uses it does not fail on a phone call:
+  // the linked app user's id, or "" when the caller has none. "" (not the number) leaves the
+  // post-call transcription to resolve the caller by number, which follows links made meanwhile.
+  variables[cfg.userIdVariable] = userId ?? "";
+  return json(
+    {
+      type: "conversation_initiation_client_data",
+      dynamic_variables: variables,
+      // Only an app user's id is sent: ElevenLabs shows it as the conversation's user, and sends it
+      // back in the post-call webhook, where it is the strongest identity signal.
+      ...(userId !== null ? { user_id: userId } : {}),
+    },
+    200,
+    degraded ? { "X-Postcall-Degraded": "memory_unavailable" } : {},
+  );
+}

@@ -1,0 +1,54 @@
+/** An object written by schema version 1 (before phone links and retention) keeps working after the upgrade. */
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { userMemory } from "../src/memory/route";
+import { MEMORY_SCHEMA_VERSION } from "../src/memory/schema";
+import { context, nowSeconds, postWebhook, transcription, uid } from "./helpers";
+import { api, apiJson, deliverParked, doTables, pendingConversation, phoneNumber, u } from "./api-helpers";
+
+describe("UserMemory schema upgrade", () => {
+  it("adds the version 2 tables to a version 1 object on first use, keeping its memory", async () => {
+    const userId = uid("v1");
+    await pendingConversation(userId, undefined, { title: "From version one", startedAt: nowSeconds() - 100 });
+    await deliverParked(userId);
+    // Turn the object back into what version 1 wrote, and forget that this instance had checked it.
+    await runInDurableObject(userMemory(env, userId), (memory, state) => {
+      state.storage.sql.exec("DROP TABLE phones; DROP TABLE phone_owner; DROP TABLE upkeep; UPDATE profile SET schema_version = 1");
+      (memory as unknown as { schemaReady: boolean }).schemaReady = false;
+    });
+    expect(Object.keys(await doTables(userId))).not.toContain("phones");
+
+    const m: any = await apiJson("GET", `/v1/users/${u(userId)}/memory`);
+    expect(m.profile.call_count).toBe(1);
+    expect(m.phone_numbers).toEqual([]);
+    expect(await doTables(userId)).toMatchObject({ phones: 0, phone_owner: 0, upkeep: 1 });
+    const version = await runInDurableObject(userMemory(env, userId), (_m, state) =>
+      state.storage.sql.exec<{ v: number }>("SELECT schema_version AS v FROM profile").one().v,
+    );
+    expect(version).toBe(MEMORY_SCHEMA_VERSION);
+
+    // And it takes links and conversations as any new object does.
+    const number = phoneNumber();
+    await apiJson("PUT", `/v1/users/${u(userId)}/phones/${u(number)}`);
+    await postWebhook(transcription({ userId: null, externalNumber: number, title: "By phone", startedAt: nowSeconds() - 10 }));
+    expect(await context(userId)).toMatchObject({ call_count: 2, previous_topics: "By phone; From version one" });
+    expect(await userMemory(env, userId).flush()).toMatchObject({ failed: 0, pending: 0 });
+  });
+});
+
+describe("routing of the new paths", () => {
+  it.each([
+    ["POST", "/v1/users/x/memory"],
+    ["DELETE", "/v1/users/x/conversations"],
+    ["GET", "/v1/users/x"],
+    ["POST", "/v1/users/x"],
+    ["PATCH", "/v1/users/x/phones/%2B14155550100"],
+    ["DELETE", "/v1/conversations/x"],
+    ["PUT", "/webhooks/elevenlabs/initiation"],
+  ])("%s %s is 405", async (method, path) => {
+    const res = await api(method, path);
+    expect(res.status).toBe(405);
+    expect(await res.json()).toMatchObject({ error: { code: "method_not_allowed" } });
+  });
+});
