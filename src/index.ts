@@ -3,6 +3,8 @@
  */
 import { Router, type IRequest } from "itty-router";
 import { getContext } from "./api/context";
+import { listUsers } from "./api/directory";
+import { searchTranscripts } from "./api/search";
 import { requireApiKey } from "./api/auth";
 import { idParam } from "./api/params";
 import type { Env } from "./env";
@@ -21,6 +23,8 @@ router
   .all("/v1/*", async (req, env) => {
     await requireApiKey(req, env);
   })
+  .get("/v1/users", (req, env) => listUsers(req, env))
+  .get("/v1/search", (req, env) => searchTranscripts(req, env))
   .get("/v1/users/:userId/context", (req, env) => getContext(env, idParam(req.params["userId"], "user_id")))
   .all("*", (req) => {
     throw KNOWN_PATHS.some((p) => p.test(new URL(req.url).pathname))
@@ -28,7 +32,7 @@ router
       : notFound("not_found", "No such route.");
   });
 
-const KNOWN_PATHS = [/^\/health$/, /^\/webhooks\/elevenlabs$/, /^\/v1\/users\/[^/]+\/context$/];
+const KNOWN_PATHS = [/^\/health$/, /^\/v1\/users$/, /^\/v1\/search$/, /^\/webhooks\/elevenlabs$/, /^\/v1\/users\/[^/]+\/context$/];
 
 export default {
   fetch: (request, env, ctx) => router.fetch(request, env, ctx),
