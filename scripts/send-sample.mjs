@@ -5,6 +5,8 @@
 //   npm run send-sample                              # a transcription for user "demo-user", then its context
 //   npm run send-sample -- transcription --user alice
 //   npm run send-sample -- audio --conversation conv_123 [--audio-mb 20]
+//   npm run send-sample -- audio --conversation conv_123 --audio-file call.mp3
+//   npm run send-sample -- transcription --user bob --started-ago 86400   # a call that happened a day ago
 //   npm run send-sample -- failure
 //   npm run send-sample -- all --url https://postcall.example.workers.dev --secret "$SECRET" --api-key "$KEY"
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
@@ -68,7 +70,7 @@ function transcriptionEvent() {
   const e = load("transcription.json");
   e.event_timestamp = now;
   e.data.conversation_id = conversationId;
-  e.data.metadata.start_time_unix_secs = now - e.data.metadata.call_duration_secs - 30;
+  e.data.metadata.start_time_unix_secs = now - Number(opts.startedAgo ?? 0) - e.data.metadata.call_duration_secs - 30;
   e.data.conversation_initiation_client_data.dynamic_variables.user_id = userId;
   e.data.conversation_initiation_client_data.dynamic_variables.system__conversation_id = conversationId;
   if (opts.title) e.data.analysis.call_summary_title = opts.title;
@@ -79,7 +81,9 @@ function audioEvent() {
   const e = load("audio.json");
   e.event_timestamp = now;
   e.data.conversation_id = conversationId;
-  if (opts.audioMb) {
+  if (opts.audioFile) {
+    e.data.full_audio = readFileSync(opts.audioFile).toString("base64");
+  } else if (opts.audioMb) {
     // Random bytes behind an ID3 header: the size of a real call, not a playable one.
     const bytes = randomBytes(Math.round(Number(opts.audioMb) * 1024 * 1024));
     bytes.write("ID3", 0, "latin1");

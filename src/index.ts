@@ -19,6 +19,7 @@ const router = Router<IRequest, Args>({ catch: errorResponse });
 
 router
   .get("/health", () => json({ status: "ok" }))
+  .get("/", (req) => Response.redirect(new URL("/console/", req.url).toString(), 302))
   .post("/webhooks/elevenlabs", (req, env) => handlePostCall(req, env))
   .all("/v1/*", async (req, env) => {
     await requireApiKey(req, env);
@@ -32,7 +33,7 @@ router
       : notFound("not_found", "No such route.");
   });
 
-const KNOWN_PATHS = [/^\/health$/, /^\/v1\/users$/, /^\/v1\/search$/, /^\/webhooks\/elevenlabs$/, /^\/v1\/users\/[^/]+\/context$/];
+const KNOWN_PATHS = [/^\/$/, /^\/health$/, /^\/v1\/users$/, /^\/v1\/search$/, /^\/webhooks\/elevenlabs$/, /^\/v1\/users\/[^/]+\/context$/];
 
 export default {
   fetch: (request, env, ctx) => router.fetch(request, env, ctx),

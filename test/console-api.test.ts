@@ -113,3 +113,14 @@ describe("GET /v1/search", () => {
     expect(await res.json()).toMatchObject({ error: { code: "invalid_query" } });
   });
 });
+
+describe("static console", () => {
+  // The files themselves are served by the assets layer in front of the Worker (checked by the
+  // browser tests against wrangler dev); the Worker only sends visitors of / there.
+  it("/ leads to /console/", async () => {
+    const { SELF } = await import("cloudflare:test");
+    const root = await SELF.fetch("https://postcall.test/", { redirect: "manual" });
+    expect(root.status).toBe(302);
+    expect(root.headers.get("Location")).toBe("https://postcall.test/console/");
+  });
+});
