@@ -37,7 +37,7 @@ CREATE TABLE turns (
   tools TEXT,
   feedback TEXT,
   PRIMARY KEY (conversation_id, turn_index)
-) WITHOUT ROWID;
+);
 
 -- call_initiation_failure events: phone calls that never connected.
 CREATE TABLE call_failures (

@@ -5,6 +5,8 @@
 //   npm run send-sample                              # a transcription for user "demo-user", then its context
 //   npm run send-sample -- transcription --user alice
 //   npm run send-sample -- audio --conversation conv_123 [--audio-mb 20]
+//   npm run send-sample -- audio --conversation conv_123 --audio-file call.mp3
+//   npm run send-sample -- transcription --user bob --started-ago 86400   # a call that happened a day ago
 //   npm run send-sample -- failure
 //   npm run send-sample -- transcription --phone +14155550123            # a phone call from that number (no app user)
 //   npm run send-sample -- transcription --user alice --phone +14155550123  # links the number to alice
@@ -72,7 +74,7 @@ function transcriptionEvent() {
   const e = load("transcription.json");
   e.event_timestamp = now;
   e.data.conversation_id = conversationId;
-  e.data.metadata.start_time_unix_secs = now - e.data.metadata.call_duration_secs - 30;
+  e.data.metadata.start_time_unix_secs = now - Number(opts.startedAgo ?? 0) - e.data.metadata.call_duration_secs - 30;
   const vars = e.data.conversation_initiation_client_data.dynamic_variables;
   if (userId !== null) vars.user_id = userId;
   else delete vars.user_id;
@@ -110,7 +112,9 @@ function audioEvent() {
 async function postAudio(label) {
   const e = audioEvent();
   let audio = Buffer.from(e.data.full_audio, "base64");
-  if (opts.audioMb) {
+  if (opts.audioFile) {
+    audio = readFileSync(opts.audioFile);
+  } else if (opts.audioMb) {
     audio = randomBytes(Math.round(Number(opts.audioMb) * 1024 * 1024));
     audio.write("ID3", 0, "latin1");
   }

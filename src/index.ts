@@ -5,6 +5,8 @@ import { Router, type IRequest } from "itty-router";
 import { getAudio } from "./api/audio";
 import { getContext } from "./api/context";
 import { getConversation, listConversations } from "./api/conversations";
+import { listUsers } from "./api/directory";
+import { searchTranscripts } from "./api/search";
 import { requireApiKey } from "./api/auth";
 import { idParam } from "./api/params";
 import { deletePhoneLink, deleteUser, getMemory, putPhoneLink } from "./api/users";
@@ -24,11 +26,14 @@ const userId = (req: IRequest) => idParam(req.params["userId"], "user_id");
 
 router
   .get("/health", () => json({ status: "ok" }))
+  .get("/", (req) => Response.redirect(new URL("/console/", req.url).toString(), 302))
   .post("/webhooks/elevenlabs", (req, env, ctx) => handlePostCall(req, env, ctx))
   .post("/webhooks/elevenlabs/initiation", (req, env) => handleInitiation(req, env))
   .all("/v1/*", async (req, env) => {
     await requireApiKey(req, env);
   })
+  .get("/v1/users", (req, env) => listUsers(req, env))
+  .get("/v1/search", (req, env) => searchTranscripts(req, env))
   .get("/v1/users/:userId/context", (req, env) => getContext(env, userId(req)))
   .get("/v1/users/:userId/memory", (req, env) => getMemory(env, userId(req)))
   .get("/v1/users/:userId/conversations", (req, env) => listConversations(env, userId(req), new URL(req.url)))
@@ -46,7 +51,10 @@ router
   });
 
 const KNOWN_PATHS = [
+  /^\/$/,
   /^\/health$/,
+  /^\/v1\/users$/,
+  /^\/v1\/search$/,
   /^\/webhooks\/elevenlabs$/,
   /^\/webhooks\/elevenlabs\/initiation$/,
   /^\/v1\/users\/[^/]+$/,

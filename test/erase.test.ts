@@ -78,6 +78,7 @@ describe("DELETE /v1/users/:userId", () => {
     const ids = [linked, plain, pending];
     const before = await footprint(ids, [customAudioKey]);
     expect(before).toEqual({ conversations: 2, turns: 10, audio: 2, r2: 5 });
+    expect(await d1Count("users", "user_id = ?", userId)).toBe(1);
     expect(await d1Count("call_failures", "from_number = ? OR to_number = ?", number, number)).toBe(1);
     const tables = await doTables(userId);
     expect(tables).toMatchObject({ profile: 1, conversations: 3, phones: 1, outbox: 1, outbox_blobs: 1 });
@@ -105,6 +106,7 @@ describe("DELETE /v1/users/:userId", () => {
     expect(await footprint(ids, [customAudioKey])).toEqual({ conversations: 0, turns: 0, audio: 0, r2: 0 });
     expect(await d1Count("call_failures", "from_number = ? OR to_number = ?", number, number)).toBe(0);
     expect(await d1Count("conversations", "user_id = ?", userId)).toBe(0);
+    expect(await d1Count("users", "user_id = ?", userId)).toBe(0);
     expect(await doTables(userId)).toEqual({});
     expect(await alarmOf(userId)).toBeNull();
     // The number's object held nothing but the link: it is gone too.

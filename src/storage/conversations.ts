@@ -91,7 +91,31 @@ export function conversationStatements(
         meta.receivedAt,
       ),
     ...turnStatements(db, r.conversationId, r.turns),
+    ...(r.userId === null ? [] : [userDirectoryStatement(db, r.userId, meta.receivedAt)]),
   ];
+}
+
+/**
+ * Refreshes a user's row in the `users` directory from their conversations. Recomputed, never
+ * incremented, so a replayed or reordered write cannot skew it; deletes the row when the user has no
+ * conversations left (after erasure or retention).
+ */
+export function userDirectoryStatements(db: D1Database, userId: string, now: number): D1PreparedStatement[] {
+  return [
+    userDirectoryStatement(db, userId, now),
+    db.prepare("DELETE FROM users WHERE user_id = ? AND NOT EXISTS (SELECT 1 FROM conversations WHERE user_id = ?)").bind(userId, userId),
+  ];
+}
+
+function userDirectoryStatement(db: D1Database, userId: string, now: number): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO users (user_id, first_call_at, last_call_at, conversation_count, updated_at)
+       SELECT user_id, min(started_at), max(started_at), count(*), ? FROM conversations WHERE user_id = ? GROUP BY user_id
+       ON CONFLICT (user_id) DO UPDATE SET first_call_at = excluded.first_call_at, last_call_at = excluded.last_call_at,
+         conversation_count = excluded.conversation_count, updated_at = excluded.updated_at`,
+    )
+    .bind(now, userId);
 }
 
 export function callFailureStatement(db: D1Database, f: CallFailureRecord, receivedAt: number): D1PreparedStatement {

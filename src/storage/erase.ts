@@ -5,6 +5,7 @@
  * (`conversations.transcript_key`, `audio.r2_key`), so if a run stops midway the rows that remain
  * still lead a retry to whatever was not yet deleted. Every step is idempotent.
  */
+import { userDirectoryStatements } from "./conversations";
 import { conversationPrefix, transcriptKey } from "./keys";
 
 export interface EraseCounts {
@@ -105,14 +106,19 @@ export async function eraseConversations(
     }
 
     const list = placeholders(mine.length);
+    // Turns are counted, not taken from `meta.changes`: that includes the rows the full-text index's
+    // trigger removes. The batch is one transaction, so the count is of exactly what is deleted.
     const results = await db.batch([
       db.prepare(`DELETE FROM audio WHERE conversation_id IN (${list})`).bind(...mine),
+      db.prepare(`SELECT count(*) AS n FROM turns WHERE conversation_id IN (${list})`).bind(...mine),
       db.prepare(`DELETE FROM turns WHERE conversation_id IN (${list})`).bind(...mine),
       db.prepare(`DELETE FROM conversations WHERE conversation_id IN (${list}) AND user_id IS ?`).bind(...mine, owner),
+      // The user directory is recomputed from what remains (its row goes when nothing does).
+      ...(owner === null ? [] : userDirectoryStatements(db, owner, Math.floor(Date.now() / 1000))),
     ]);
     counts.audio += results[0]!.meta.changes;
-    counts.turns += results[1]!.meta.changes;
-    counts.conversations += results[2]!.meta.changes;
+    counts.turns += (results[1]!.results[0] as { n: number } | undefined)?.n ?? 0;
+    counts.conversations += results[3]!.meta.changes;
   }
   return counts;
 }

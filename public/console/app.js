@@ -1,0 +1,537 @@
+// @ts-check
+/**
+ * postcall operator console: a small single-page app over the public /v1 API, no framework.
+ * Routes live in the URL hash (#/users/..., #/conversations/...), so the Worker only serves static
+ * files. The API key is kept in sessionStorage: gone when the browser session ends.
+ * Every piece of data is inserted as text (never as HTML), so transcripts cannot inject markup.
+ */
+
+const KEY_STORAGE = "postcall.apiKey";
+const main = /** @type {HTMLElement} */ (document.getElementById("main"));
+const nav = /** @type {HTMLElement} */ (document.getElementById("nav"));
+
+/** @type {string[]} object URLs to revoke when the page changes */
+let objectUrls = [];
+
+// ---- tiny DOM helper -------------------------------------------------------------------------
+
+/**
+ * @param {string} tag
+ * @param {Record<string, string | boolean | ((e: Event) => void) | undefined>} [attrs]
+ * @param {...(Node | string | null | undefined | false)} children
+ * @returns {HTMLElement}
+ */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === false) continue;
+    if (typeof v === "function") el.addEventListener(k.replace(/^on/, ""), v);
+    else if (v === true) el.setAttribute(k, "");
+    else el.setAttribute(k, v);
+  }
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(typeof c === "string" ? document.createTextNode(c) : c);
+  }
+  return el;
+}
+
+/** @param {...(Node | string | null | undefined | false)} children */
+function show(...children) {
+  for (const url of objectUrls) URL.revokeObjectURL(url);
+  objectUrls = [];
+  main.replaceChildren(...children.filter((c) => c !== null && c !== undefined && c !== false).map((c) => (typeof c === "string" ? document.createTextNode(c) : /** @type {Node} */ (c))));
+}
+
+/** @param {string} text */
+const loading = (text = "Loading…") => h("p", { class: "muted", role: "status", "aria-busy": "true" }, text);
+
+/** @param {unknown} err */
+function errorBox(err) {
+  const message = err instanceof Error ? err.message : String(err);
+  return h("div", { class: "card error", role: "alert" }, message);
+}
+
+/** @param {string | null | undefined} iso */
+function when(iso) {
+  if (!iso) return "never";
+  const d = new Date(iso);
+  return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+/** @param {number} secs */
+function clock(secs) {
+  const s = Math.max(0, Math.floor(secs));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+const userHref = (/** @type {string} */ id) => `#/users/${encodeURIComponent(id)}`;
+/** @param {string} id @param {number} [turn] */
+const conversationHref = (id, turn) =>
+  `#/conversations/${encodeURIComponent(id)}${turn === undefined ? "" : `?turn=${turn}`}`;
+
+// ---- API -------------------------------------------------------------------------------------
+
+class ApiFailure extends Error {
+  /** @param {number} status @param {string} code @param {string} message */
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const apiKey = () => sessionStorage.getItem(KEY_STORAGE);
+
+/**
+ * @param {string} path
+ * @param {RequestInit} [init]
+ * @returns {Promise<Response>}
+ */
+async function apiFetch(path, init = {}) {
+  const headers = new Headers(init.headers);
+  headers.set("Authorization", `Bearer ${apiKey() ?? ""}`);
+  let res;
+  try {
+    res = await fetch(path, { ...init, headers });
+  } catch {
+    throw new ApiFailure(0, "network", "postcall could not be reached. Check your connection and try again.");
+  }
+  if (res.status === 401) {
+    signOut("Your API key was rejected: it is wrong, or it has been rotated out. Sign in again.");
+    throw new ApiFailure(401, "unauthorized", "Signed out.");
+  }
+  if (!res.ok) {
+    /** @type {any} */
+    let body = null;
+    try {
+      body = await res.json();
+    } catch {
+      /* not JSON */
+    }
+    throw new ApiFailure(res.status, body?.error?.code ?? "http_error", body?.error?.message ?? `The request failed (HTTP ${res.status}).`);
+  }
+  return res;
+}
+
+/** @param {string} path @param {RequestInit} [init] @returns {Promise<any>} */
+const api = async (path, init) => (await apiFetch(path, init)).json();
+
+// ---- sign in / out ---------------------------------------------------------------------------
+
+/** @param {string} [notice] */
+function signOut(notice) {
+  sessionStorage.removeItem(KEY_STORAGE);
+  nav.hidden = true;
+  renderSignIn(notice);
+}
+
+/** @param {string} [notice] */
+function renderSignIn(notice) {
+  const input = /** @type {HTMLInputElement} */ (h("input", { id: "api-key", name: "api-key", type: "password", autocomplete: "current-password", required: true }));
+  const status = h("p", { role: "status" });
+  const form = h(
+    "form",
+    {
+      class: "card",
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const key = input.value.trim();
+        if (!key) return;
+        status.textContent = "Checking…";
+        try {
+          const res = await fetch("/v1/users?limit=1", { headers: { Authorization: `Bearer ${key}` } });
+          if (res.status === 401) {
+            status.textContent = "That API key is not valid.";
+            input.focus();
+            return;
+          }
+          if (!res.ok) throw new Error(`postcall answered HTTP ${res.status}.`);
+          sessionStorage.setItem(KEY_STORAGE, key);
+          nav.hidden = false;
+          if (location.hash === "" || location.hash === "#/signin") location.hash = "#/";
+          else route();
+        } catch (err) {
+          status.textContent = err instanceof Error ? err.message : String(err);
+        }
+      },
+    },
+    h("label", { for: "api-key" }, "API key"),
+    input,
+    h("p", { class: "muted" }, "One of the keys in the Worker's API_KEY secret. It is kept for this browser session only."),
+    h("button", { type: "submit" }, "Sign in"),
+    status,
+  );
+  show(h("h1", {}, "Sign in"), notice ? h("div", { class: "card error", role: "alert" }, notice) : null, form);
+  input.focus();
+}
+
+// ---- pages -----------------------------------------------------------------------------------
+
+/** @param {URLSearchParams} params */
+async function renderUsers(params) {
+  const q = params.get("q") ?? "";
+  const input = /** @type {HTMLInputElement} */ (h("input", { id: "user-q", name: "q", type: "search", value: q, placeholder: "user id or phone number" }));
+  const list = h("ul", { class: "list", "aria-label": "Users" });
+  const more = h("div");
+  const form = h(
+    "form",
+    {
+      class: "row",
+      role: "search",
+      onsubmit: (e) => {
+        e.preventDefault();
+        location.hash = `#/users?q=${encodeURIComponent(input.value.trim())}`;
+      },
+    },
+    h("label", { for: "user-q" }, "Find a user", input),
+    h("button", { type: "submit" }, "Search"),
+  );
+  show(h("h1", {}, "Users"), form, list, more);
+
+  /** @param {string | null} cursor */
+  async function page(cursor) {
+    more.replaceChildren(loading());
+    try {
+      const qs = new URLSearchParams({ limit: "25" });
+      if (q) qs.set("q", q);
+      if (cursor) qs.set("cursor", cursor);
+      const body = await api(`/v1/users?${qs}`);
+      for (const u of body.users) {
+        list.append(
+          h(
+            "li",
+            { class: "card" },
+            h(
+              "a",
+              { href: userHref(u.user_id) },
+              h("span", { class: "title" }, u.user_id),
+              h("div", { class: "meta" }, `${u.conversation_count} conversation${u.conversation_count === 1 ? "" : "s"} · last call ${when(u.last_call_at)}`),
+            ),
+          ),
+        );
+      }
+      if (list.children.length === 0) {
+        more.replaceChildren(
+          h("p", { class: "card muted" }, q ? `No user id contains “${q}”.` : "No users yet. Conversations appear here once ElevenLabs sends their post-call webhooks (try npm run send-sample)."),
+        );
+      } else if (body.next_cursor) {
+        more.replaceChildren(h("button", { type: "button", class: "secondary", onclick: () => page(body.next_cursor) }, "Show more users"));
+      } else more.replaceChildren();
+    } catch (err) {
+      more.replaceChildren(errorBox(err));
+    }
+  }
+  await page(null);
+}
+
+/** @param {string} snippet */
+function highlighted(snippet) {
+  // The API marks matches with STX ... ETX; everything else is plain text.
+  const out = h("span");
+  for (const [i, part] of snippet.split(/[\u0002\u0003]/).entries()) out.append(i % 2 === 1 ? h("mark", {}, part) : part);
+  return out;
+}
+
+/** @param {URLSearchParams} params */
+async function renderSearch(params) {
+  const q = params.get("q") ?? "";
+  const input = /** @type {HTMLInputElement} */ (h("input", { id: "search-q", name: "q", type: "search", value: q, placeholder: "words said in a call", required: true }));
+  const results = h("div");
+  show(
+    h("h1", {}, "Search transcripts"),
+    h(
+      "form",
+      {
+        class: "row",
+        role: "search",
+        onsubmit: (e) => {
+          e.preventDefault();
+          location.hash = `#/search?q=${encodeURIComponent(input.value.trim())}`;
+        },
+      },
+      h("label", { for: "search-q" }, "Words", input),
+      h("button", { type: "submit" }, "Search"),
+    ),
+    results,
+  );
+  if (!q.trim()) {
+    input.focus();
+    return;
+  }
+  results.replaceChildren(loading("Searching…"));
+  try {
+    const body = await api(`/v1/search?q=${encodeURIComponent(q)}&limit=50`);
+    if (body.results.length === 0) {
+      results.replaceChildren(h("p", { class: "card muted" }, `Nothing said in any stored call matches “${q}”.`));
+      return;
+    }
+    results.replaceChildren(
+      h("p", { class: "muted", role: "status" }, `${body.results.length} matching turn${body.results.length === 1 ? "" : "s"}`),
+      h(
+        "ul",
+        { class: "list", "aria-label": "Matching turns" },
+        ...body.results.map((/** @type {any} */ r) =>
+          h(
+            "li",
+            { class: "card" },
+            h(
+              "a",
+              { href: conversationHref(r.conversation_id, r.turn_index) },
+              h("span", { class: "title" }, r.title ?? r.conversation_id),
+              h("div", { class: "meta" }, `${r.user_id ?? "no user"} · ${when(r.started_at)} · ${r.role} at ${clock(r.time_in_call_secs)}`),
+              h("p", {}, highlighted(r.snippet)),
+            ),
+          ),
+        ),
+      ),
+    );
+  } catch (err) {
+    results.replaceChildren(errorBox(err));
+  }
+}
+
+/** @param {unknown} v */
+const typeName = (v) => (typeof v === "string" ? "string" : typeof v === "number" ? "number" : typeof v === "boolean" ? "boolean" : "json");
+
+/** @param {unknown} v */
+const display = (v) => (typeof v === "string" ? (v === "" ? "(empty)" : v) : JSON.stringify(v));
+
+/** @param {string} userId */
+async function renderUser(userId) {
+  show(h("h1", {}, userId), loading());
+  const [context, memory] = await Promise.all([
+    api(`/v1/users/${encodeURIComponent(userId)}/context`),
+    api(`/v1/users/${encodeURIComponent(userId)}/memory`).catch((err) => {
+      if (err instanceof ApiFailure && err.status === 404) return null;
+      throw err;
+    }),
+  ]);
+
+  const vars = Object.entries(context.dynamic_variables);
+  const variables = h(
+    "section",
+    { class: "card", "aria-labelledby": "vars-h" },
+    h("h2", { id: "vars-h" }, "Next call: dynamic variables"),
+    h("p", { class: "muted" }, "Exactly what ElevenLabs receives for this user's next conversation."),
+    h("dl", { class: "vars" }, ...vars.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, display(v), h("span", { class: "type" }, typeName(v)))])),
+  );
+
+  const facts = h(
+    "section",
+    { class: "card", "aria-labelledby": "facts-h" },
+    h("h2", { id: "facts-h" }, "Facts"),
+    memory && memory.facts.length > 0
+      ? h(
+          "dl",
+          { class: "vars" },
+          ...memory.facts.flatMap((/** @type {any} */ f) => [
+            h("dt", {}, f.id),
+            h("dd", {}, display(f.value), h("div", { class: "meta" }, "from ", h("a", { href: conversationHref(f.conversation_id) }, when(f.collected_at)))),
+          ]),
+        )
+      : h("p", { class: "muted" }, "No facts collected yet."),
+  );
+
+  const phones = h("section", { class: "card", "aria-labelledby": "phones-h" }, h("h2", { id: "phones-h" }, "Phone numbers"));
+  if (memory?.linked_to) {
+    phones.append(h("p", {}, "This number belongs to ", h("a", { href: userHref(memory.linked_to.user_id) }, memory.linked_to.user_id), "."));
+  }
+  const phoneList = memory?.phone_numbers ?? [];
+  phones.append(
+    phoneList.length > 0
+      ? h("ul", {}, ...phoneList.map((/** @type {any} */ p) => h("li", {}, h("span", { class: "mono" }, p.phone_number), h("span", { class: "meta" }, ` linked ${when(p.linked_at)} via ${p.via}`))))
+      : h("p", { class: "muted" }, "No phone numbers linked."),
+  );
+
+  const timeline = h("ol", { class: "list", "aria-label": "Conversations" });
+  const more = h("div");
+  const history = h("section", { "aria-labelledby": "timeline-h" }, h("h2", { id: "timeline-h" }, "Conversations"), timeline, more);
+
+  /** @param {string | null} cursor */
+  async function page(cursor) {
+    more.replaceChildren(loading());
+    try {
+      const qs = new URLSearchParams({ limit: "20" });
+      if (cursor) qs.set("cursor", cursor);
+      const body = await api(`/v1/users/${encodeURIComponent(userId)}/conversations?${qs}`);
+      for (const c of body.conversations) {
+        timeline.append(
+          h(
+            "li",
+            { class: "card" },
+            h(
+              "a",
+              { href: conversationHref(c.conversation_id) },
+              h("span", { class: "title" }, c.title ?? "(untitled call)"),
+              h(
+                "div",
+                { class: "meta" },
+                `${when(c.started_at)} · ${clock(c.duration_secs)} · ${c.turn_count} turns${c.has_audio ? " · audio" : ""}`,
+                c.call_successful ? h("span", { class: `pill ${c.call_successful}` }, c.call_successful) : null,
+              ),
+              c.summary ? h("p", {}, c.summary) : null,
+            ),
+          ),
+        );
+      }
+      if (timeline.children.length === 0) more.replaceChildren(h("p", { class: "card muted" }, "No conversations stored for this user."));
+      else if (body.next_cursor) more.replaceChildren(h("button", { type: "button", class: "secondary", onclick: () => page(body.next_cursor) }, "Show older conversations"));
+      else more.replaceChildren();
+    } catch (err) {
+      more.replaceChildren(errorBox(err));
+    }
+  }
+
+  const dialog = /** @type {HTMLDialogElement} */ (
+    h(
+      "dialog",
+      { "aria-labelledby": "delete-h" },
+      h(
+        "form",
+        { method: "dialog" },
+        h("h2", { id: "delete-h" }, `Delete ${userId}?`),
+        h("p", {}, "This erases the user's memory, every stored conversation, transcript and recording, and their phone links. It cannot be undone."),
+        h("div", { class: "row" }, h("button", { value: "cancel", class: "secondary", autofocus: true }, "Cancel"), h("button", { value: "delete", class: "danger", id: "confirm-delete" }, "Delete everything")),
+      ),
+    )
+  );
+  const deleteStatus = h("p", { role: "status" });
+  dialog.addEventListener("close", async () => {
+    if (dialog.returnValue !== "delete") return;
+    deleteStatus.textContent = "Deleting…";
+    try {
+      const res = await api(`/v1/users/${encodeURIComponent(userId)}`, { method: "DELETE" });
+      const d = res.deleted ?? {};
+      const total = Object.values(d).reduce((/** @type {number} */ n, /** @type {any} */ v) => n + (typeof v === "number" ? v : 0), 0);
+      show(h("h1", {}, `${userId} was deleted`), h("p", { class: "card", role: "status" }, `${total} stored items were erased.`), h("p", {}, h("a", { href: "#/" }, "Back to users")));
+      main.focus();
+    } catch (err) {
+      deleteStatus.replaceChildren(errorBox(err));
+    }
+  });
+
+  const summary = memory
+    ? `${memory.profile.call_count} call${memory.profile.call_count === 1 ? "" : "s"} · last ${when(memory.profile.last_call_at)}`
+    : "No memory yet: this user has not had a conversation postcall received.";
+  show(
+    h("h1", {}, userId),
+    h("p", { class: "muted" }, summary),
+    h("div", { class: "grid2" }, variables, h("div", {}, facts, h("div", { style: "height:1rem" }), phones)),
+    history,
+    h("section", { "aria-labelledby": "danger-h" }, h("h2", { id: "danger-h" }, "Erase"), h("button", { type: "button", class: "danger", id: "delete-user", onclick: () => dialog.showModal() }, "Delete this user…"), deleteStatus),
+    dialog,
+  );
+  await page(null);
+}
+
+/** @param {any} turn @param {boolean} target */
+function turnView(turn, target) {
+  const tools = turn.tools && (turn.tools.calls?.length || turn.tools.results?.length) ? turn.tools : null;
+  return h(
+    "li",
+    { class: `turn ${turn.role === "user" ? "user" : "agent"}${target ? " target" : ""}`, id: `turn-${turn.index}`, tabindex: target ? "-1" : undefined },
+    h("div", { class: "who" }, h("strong", {}, turn.role), h("span", {}, clock(turn.time_in_call_secs)), turn.feedback ? h("span", {}, turn.feedback === "like" ? "👍" : "👎") : null),
+    turn.message !== null ? h("p", {}, turn.message) : h("p", { class: "muted" }, "(no text)"),
+    tools
+      ? h(
+          "details",
+          {},
+          h("summary", {}, `Tool calls (${tools.calls?.length ?? 0})`),
+          h("pre", {}, JSON.stringify(tools, null, 2)),
+        )
+      : null,
+  );
+}
+
+/** @param {string} conversationId @param {URLSearchParams} params */
+async function renderConversation(conversationId, params) {
+  show(h("h1", {}, conversationId), loading());
+  const c = await api(`/v1/conversations/${encodeURIComponent(conversationId)}`);
+  const targetTurn = params.has("turn") ? Number(params.get("turn")) : null;
+
+  const player = h("section", { class: "card", "aria-labelledby": "audio-h" }, h("h2", { id: "audio-h" }, "Recording"));
+  if (c.has_audio) {
+    const audio = /** @type {HTMLAudioElement} */ (h("audio", { controls: true, preload: "metadata", id: "player" }));
+    player.append(audio, h("p", { class: "meta", role: "status", id: "audio-status" }, "Loading the recording…"));
+    // <audio> cannot send an Authorization header: fetch it with the key, play it from a blob URL
+    // (seekable, and the key never appears in a URL).
+    apiFetch(`/v1/conversations/${encodeURIComponent(conversationId)}/audio`)
+      .then((res) => res.blob())
+      .then((blob) => {
+        const url = URL.createObjectURL(blob);
+        objectUrls.push(url);
+        audio.src = url;
+        const status = document.getElementById("audio-status");
+        if (status) status.textContent = `${(blob.size / 1024).toFixed(0)} KB MP3`;
+      })
+      .catch((err) => player.append(errorBox(err)));
+  } else {
+    player.append(h("p", { class: "muted" }, "No recording stored for this call."));
+  }
+
+  const analysis = c.analysis ?? {};
+  const evaluation = Object.entries(analysis.evaluation ?? {});
+  const collected = Object.entries(analysis.data_collection ?? {});
+  const details = h(
+    "section",
+    { class: "card", "aria-labelledby": "analysis-h" },
+    h("h2", { id: "analysis-h" }, "Analysis"),
+    c.summary ? h("p", {}, c.summary) : h("p", { class: "muted" }, "No summary."),
+    h(
+      "dl",
+      { class: "vars" },
+      h("dt", {}, "outcome"),
+      h("dd", {}, c.call_successful ?? "unknown"),
+      ...evaluation.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, /** @type {any} */ (v)?.result ?? "", h("div", { class: "meta" }, /** @type {any} */ (v)?.rationale ?? ""))]),
+      ...collected.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, display(v))]),
+    ),
+  );
+
+  const transcript = h("ol", { class: "dialogue", "aria-label": "Transcript", style: "list-style:none;padding:0" }, ...c.transcript.map((/** @type {any} */ t) => turnView(t, t.index === targetTurn)));
+
+  show(
+    h("h1", {}, c.title ?? "(untitled call)"),
+    h(
+      "p",
+      { class: "muted" },
+      c.user_id ? h("a", { href: userHref(c.user_id) }, c.user_id) : "no user",
+      ` · ${when(c.started_at)} · ${clock(c.duration_secs)}${c.agent_name ? ` · ${c.agent_name}` : ""}`,
+      c.phone ? ` · ${c.phone.direction ?? ""} ${c.phone.number}` : "",
+    ),
+    h("div", { class: "grid2" }, player, details),
+    h("h2", {}, "Transcript"),
+    c.transcript.length > 0 ? transcript : h("p", { class: "card muted" }, "This conversation has no transcript turns."),
+  );
+  if (targetTurn !== null) {
+    const el = document.getElementById(`turn-${targetTurn}`);
+    el?.scrollIntoView({ block: "center" });
+    el?.focus();
+  }
+}
+
+// ---- router ----------------------------------------------------------------------------------
+
+async function route() {
+  if (!apiKey()) return renderSignIn();
+  nav.hidden = false;
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const [path = "/", query = ""] = hash.split("?");
+  const params = new URLSearchParams(query);
+  const parts = path.split("/").filter(Boolean).map((p) => decodeURIComponent(p));
+  try {
+    if (parts.length === 0 || (parts[0] === "users" && parts.length === 1)) await renderUsers(params);
+    else if (parts[0] === "search") await renderSearch(params);
+    else if (parts[0] === "users" && parts[1]) await renderUser(parts[1]);
+    else if (parts[0] === "conversations" && parts[1]) await renderConversation(parts[1], params);
+    else show(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/" }, "Back to users")));
+  } catch (err) {
+    if (err instanceof ApiFailure && err.status === 401) return;
+    show(h("h1", {}, "Something went wrong"), errorBox(err), h("p", {}, h("a", { href: "#/" }, "Back to users")));
+  }
+  if (!params.has("turn")) main.focus({ preventScroll: true });
+}
+
+/** @type {HTMLElement} */ (document.getElementById("sign-out")).addEventListener("click", () => signOut());
+window.addEventListener("hashchange", route);
+route();

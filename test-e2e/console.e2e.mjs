@@ -1,0 +1,250 @@
+#!/usr/bin/env node
+// Browser tests of the operator console: Debian's chromium driven by playwright-core, against
+// `wrangler dev` on a throwaway local state directory, seeded with the sample sender.
+//
+//   npm run test:e2e            (CHROMIUM=/path/to/chromium to use another binary)
+//
+// Screenshots of every page, at desktop and phone widths, are written to docs/screenshots/.
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const SECRET = "whsec_e2e_secret";
+const API_KEY = "e2e-api-key";
+const USER = "e2e-dana";
+const CONVERSATION = "conv_e2e_cracked_screen";
+const SHOTS = "docs/screenshots";
+const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", CI: "true" };
+const wrangler = "node_modules/wrangler/bin/wrangler.js";
+
+if (!existsSync(CHROMIUM)) {
+  console.error(`No browser at ${CHROMIUM}. Install Debian's chromium (apt-get install -y chromium) or set CHROMIUM.`);
+  process.exit(2);
+}
+
+const freePort = () =>
+  new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = /** @type {import("node:net").AddressInfo} */ (srv.address());
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+
+/** A valid MP3 of `seconds` of silence: MPEG-1 Layer III frames (128 kb/s, 44.1 kHz) with empty side info. */
+function silentMp3(seconds) {
+  const frame = Buffer.alloc(417);
+  frame.set([0xff, 0xfb, 0x90, 0x64]);
+  const frames = Math.ceil((seconds * 44100) / 1152);
+  return Buffer.concat(Array.from({ length: frames }, () => frame));
+}
+
+const state = mkdtempSync(join(tmpdir(), "postcall-e2e-"));
+const port = await freePort();
+const base = `http://127.0.0.1:${port}`;
+let server;
+let browser;
+
+function sample(...args) {
+  const r = spawnSync(process.execPath, ["scripts/send-sample.mjs", ...args, "--url", base, "--secret", SECRET, "--api-key", API_KEY], { env, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`send-sample ${args.join(" ")} failed:\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+async function waitFor(fn, what, ms = 30_000) {
+  const until = Date.now() + ms;
+  for (;;) {
+    try {
+      if (await fn()) return;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const steps = [];
+async function step(name, fn) {
+  process.stdout.write(`- ${name} ... `);
+  await fn();
+  steps.push(name);
+  console.log("ok");
+}
+
+try {
+  const migrate = spawnSync(process.execPath, [wrangler, "d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { env, encoding: "utf8" });
+  if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}\n${migrate.stderr}`);
+  server = spawn(
+    process.execPath,
+    [wrangler, "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state, "--log-level", "warn", "--var", `ELEVENLABS_WEBHOOK_SECRET:${SECRET}`, "--var", `API_KEY:${API_KEY}`],
+    { env, stdio: ["ignore", "inherit", "inherit"] },
+  );
+  await waitFor(async () => (await fetch(`${base}/health`)).ok, "wrangler dev");
+
+  await step("seed with the sample sender", async () => {
+    const audioFile = join(state, "call.mp3");
+    writeFileSync(audioFile, silentMp3(12));
+    sample("transcription", "--user", USER, "--title", "Billing question", "--started-ago", "86400");
+    sample("transcription", "--user", USER, "--conversation", CONVERSATION, "--title", "Cracked screen replacement", "--phone", "+14155550142");
+    sample("audio", "--conversation", CONVERSATION, "--audio-file", audioFile);
+    sample("transcription", "--user", "e2e-other-user", "--title", "Opening hours");
+    // Wait until the outboxes have reached D1 (the console reads conversations from there).
+    await waitFor(async () => {
+      const res = await fetch(`${base}/v1/users/${USER}/conversations`, { headers: { Authorization: `Bearer ${API_KEY}` } });
+      const body = await res.json();
+      return body.conversations?.length === 2 && body.conversations.some((c) => c.has_audio);
+    }, "the seeded conversations in D1");
+  });
+
+  mkdirSync(SHOTS, { recursive: true });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const consoleErrors = [];
+  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+
+  await step("a wrong key is refused with a clear message", async () => {
+    await page.goto(`${base}/`);
+    await page.getByLabel("API key").fill("not-the-key");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByText("That API key is not valid.").waitFor();
+    await page.screenshot({ path: `${SHOTS}/sign-in.png` });
+  });
+
+  await step("sign in and find a user", async () => {
+    await page.getByLabel("API key").fill(API_KEY);
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: "Users" }).waitFor();
+    await page.getByRole("link", { name: new RegExp(USER) }).waitFor();
+    await page.getByLabel("Find a user").fill("dana");
+    await page.keyboard.press("Enter");
+    await page.waitForURL(/q=dana/);
+    const users = page.getByRole("list", { name: "Users" }).getByRole("listitem");
+    await waitFor(async () => (await users.count()) === 1, "the filtered user list");
+    assert.match(await users.first().innerText(), /2 conversations/);
+    await page.screenshot({ path: `${SHOTS}/users.png`, fullPage: true });
+  });
+
+  await step("the user page shows what the agent will know next call", async () => {
+    await page.getByRole("link", { name: new RegExp(USER) }).click();
+    await page.getByRole("heading", { name: "Next call: dynamic variables" }).waitFor();
+    const vars = page.locator("dl.vars").first();
+    await waitFor(async () => /call_count\s*2/.test(await vars.innerText()), "call_count 2");
+    const text = await vars.innerText();
+    assert.match(text, /previous_topics\s*Cracked screen replacement; Billing question/);
+    assert.match(text, /is_returning_user\s*true/);
+    assert.match(await page.getByRole("region", { name: "Facts" }).innerText(), /preferred_name\s*Dana/);
+    await page.getByRole("list", { name: "Conversations" }).getByRole("listitem").nth(1).waitFor();
+    await page.screenshot({ path: `${SHOTS}/user.png`, fullPage: true });
+  });
+
+  await step("open a conversation: transcript, analysis, and an audio player that loads and seeks", async () => {
+    await page.getByRole("link", { name: /Cracked screen replacement/ }).click();
+    await page.getByRole("heading", { name: "Cracked screen replacement" }).waitFor();
+    assert.equal(await page.getByRole("list", { name: "Transcript" }).getByRole("listitem").count(), 5);
+    assert.match(await page.getByRole("region", { name: "Analysis" }).innerText(), /resolved\s*success/);
+    const audio = page.locator("audio#player");
+    await waitFor(() => audio.evaluate((a) => a.readyState >= 1 && a.duration > 10), "audio metadata", 20_000);
+    const seeked = await audio.evaluate(
+      (a) =>
+        new Promise((resolve) => {
+          a.addEventListener("seeked", () => resolve(a.currentTime), { once: true });
+          a.currentTime = 7.5;
+        }),
+    );
+    assert.ok(Math.abs(seeked - 7.5) < 0.5, `seeked to ${seeked}`);
+    await page.getByText("Tool calls (1)").click();
+    await page.getByText("lookup_order").first().waitFor();
+    await page.screenshot({ path: `${SHOTS}/conversation.png`, fullPage: true });
+  });
+
+  await step("full-text search links to the turn", async () => {
+    await page.getByRole("link", { name: "Search transcripts" }).click();
+    await page.getByLabel("Words").fill("cracked scr");
+    await page.keyboard.press("Enter");
+    const hits = page.getByRole("list", { name: "Matching turns" }).getByRole("listitem");
+    await hits.first().waitFor();
+    assert.match(await hits.first().innerText(), /cracked/i);
+    await page.screenshot({ path: `${SHOTS}/search.png`, fullPage: true });
+    await hits.first().getByRole("link").click();
+    await page.locator(".turn.target").waitFor();
+  });
+
+  await step("phone width: every page is readable at 375 px", async () => {
+    const phone = await browser.newContext({ viewport: { width: 375, height: 812 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+    const p = await phone.newPage();
+    await p.goto(`${base}/console/`);
+    await p.getByLabel("API key").fill(API_KEY);
+    await p.keyboard.press("Enter");
+    await p.getByRole("link", { name: new RegExp(USER) }).waitFor();
+    await p.screenshot({ path: `${SHOTS}/users-phone.png`, fullPage: true });
+    const noOverflow = () => p.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1);
+    assert.ok(await noOverflow(), "users page overflows at 375 px");
+    await p.goto(`${base}/console/#/users/${USER}`);
+    await p.getByRole("heading", { name: "Next call: dynamic variables" }).waitFor();
+    assert.ok(await noOverflow(), "user page overflows at 375 px");
+    await p.screenshot({ path: `${SHOTS}/user-phone.png`, fullPage: true });
+    await p.goto(`${base}/console/#/conversations/${CONVERSATION}`);
+    await p.getByRole("heading", { name: "Cracked screen replacement" }).waitFor();
+    assert.ok(await noOverflow(), "conversation page overflows at 375 px");
+    await p.screenshot({ path: `${SHOTS}/conversation-phone.png`, fullPage: true });
+    await phone.close();
+  });
+
+  await step("keyboard only: sign out, sign in and reach a user with Tab and Enter", async () => {
+    const k = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const p = await k.newPage();
+    await p.goto(`${base}/console/`);
+    await p.keyboard.type(API_KEY); // the key field has focus on arrival
+    await p.keyboard.press("Enter");
+    await p.getByRole("link", { name: new RegExp(USER) }).waitFor();
+    for (let i = 0; i < 30; i++) {
+      await p.keyboard.press("Tab");
+      const focused = await p.evaluate(() => document.activeElement?.textContent ?? "");
+      if (focused.includes(USER)) break;
+    }
+    await p.keyboard.press("Enter");
+    await p.getByRole("heading", { name: "Next call: dynamic variables" }).waitFor();
+    await k.close();
+  });
+
+  await step("delete the user, with confirmation", async () => {
+    await page.goto(`${base}/console/#/users/${USER}`);
+    await page.getByRole("button", { name: "Delete this user…" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Cancel" }).click();
+    assert.equal(await page.getByRole("dialog").isVisible(), false);
+    await page.getByRole("button", { name: "Delete this user…" }).click();
+    await page.getByRole("button", { name: "Delete everything" }).click();
+    await page.getByRole("heading", { name: `${USER} was deleted` }).waitFor();
+    const res = await fetch(`${base}/v1/users/${USER}/context`, { headers: { Authorization: `Bearer ${API_KEY}` } });
+    assert.equal((await res.json()).dynamic_variables.call_count, 0);
+    const audio = await fetch(`${base}/v1/conversations/${CONVERSATION}/audio`, { headers: { Authorization: `Bearer ${API_KEY}` } });
+    assert.equal(audio.status, 404);
+    await page.getByRole("link", { name: "Back to users" }).click();
+    await page.getByRole("link", { name: /e2e-other-user/ }).waitFor();
+    assert.equal(await page.getByRole("link", { name: new RegExp(USER) }).count(), 0);
+  });
+
+  await step("an expired key signs the browser out with a message", async () => {
+    await page.evaluate(() => sessionStorage.setItem("postcall.apiKey", "rotated-out-key"));
+    await page.reload();
+    await page.getByText("Your API key was rejected").waitFor();
+  });
+
+  assert.deepEqual(consoleErrors, [], "uncaught errors in the page");
+  console.log(`\n${steps.length} browser checks passed; screenshots in ${SHOTS}/`);
+} catch (err) {
+  console.error(`\nFAILED: ${err instanceof Error ? (err.stack ?? err.message) : err}`);
+  process.exitCode = 1;
+} finally {
+  await browser?.close().catch(() => {});
+  server?.kill("SIGTERM");
+  rmSync(state, { recursive: true, force: true });
+}

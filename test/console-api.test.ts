@@ -1,0 +1,126 @@
+/** The API routes the operator console adds: the user directory and transcript search. */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { ftsQuery } from "../src/api/search";
+import { apiGet, flush, nowSeconds, postWebhook, transcription, uid, userIdOf } from "./helpers";
+
+async function ingest(event: ReturnType<typeof transcription>) {
+  expect((await postWebhook(event)).status).toBe(200);
+  await flush(userIdOf(event), event["data"].conversation_id);
+}
+
+describe("GET /v1/users", () => {
+  it("lists users newest activity first, with exact conversation counts, and pages without gaps", async () => {
+    const tag = uid("dir");
+    const base = nowSeconds() - 100_000;
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      const userId = `${tag}-u${i}`;
+      ids.push(userId);
+      // Two users share a last-call time, to exercise the tie-break.
+      const at = base + (i === 3 ? 2 : i) * 60;
+      await ingest(transcription({ userId, startedAt: at - 30 }));
+      await ingest(transcription({ userId, startedAt: at }));
+    }
+    // Redelivering and re-flushing must not change counts.
+    const again = transcription({ userId: ids[0]!, startedAt: base - 500 });
+    await ingest(again);
+    await ingest(again);
+
+    const seen: { user_id: string; conversation_count: number; last_call_at: string }[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const res = await apiGet(`/v1/users?q=${encodeURIComponent(tag.toUpperCase())}&limit=3${cursor ? `&cursor=${cursor}` : ""}`);
+      expect(res.status).toBe(200);
+      const body = await res.json<{ users: typeof seen; next_cursor: string | null }>();
+      expect(body.users.length).toBeLessThanOrEqual(3);
+      seen.push(...body.users);
+      cursor = body.next_cursor;
+      pages++;
+    } while (cursor && pages < 10);
+    expect(seen.map((u) => u.user_id)).toEqual([...ids].sort((a, b) => {
+      const at = (id: string) => { const i = Number(id.slice(-1)); return i === 3 ? 2 : i; };
+      return at(b) - at(a) || (a < b ? 1 : -1);
+    }));
+    expect(new Set(seen.map((u) => u.user_id)).size).toBe(7);
+    expect(seen.find((u) => u.user_id === ids[0])?.conversation_count).toBe(3);
+    expect(seen.find((u) => u.user_id === ids[5])?.conversation_count).toBe(2);
+  });
+
+  it.each([
+    ["limit=0", "invalid_limit"],
+    ["limit=101", "invalid_limit"],
+    ["limit=abc", "invalid_limit"],
+    ["cursor=%%%", "invalid_cursor"],
+    ["cursor=bm90IGpzb24", "invalid_cursor"],
+    [`cursor=${btoa(JSON.stringify(["x", 1]))}`, "invalid_cursor"],
+    [`q=${"x".repeat(300)}`, "invalid_query"],
+  ])("answers 400 for %s", async (query, code) => {
+    const res = await apiGet(`/v1/users?${query}`);
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { code } });
+  });
+
+  it("needs the API key", async () => {
+    expect((await apiGet("/v1/users", null)).status).toBe(401);
+    expect((await apiGet("/v1/search?q=x", "nope")).status).toBe(401);
+  });
+});
+
+describe("GET /v1/search", () => {
+  it("finds turns by words, with the conversation and turn to link to", async () => {
+    const word = `zebra${Math.random().toString(36).slice(2, 8)}`;
+    const event = transcription({ title: "Search me" });
+    event["data"].transcript[1].message = `My ${word} arrived broken, can you help?`;
+    await ingest(event);
+    const res = await apiGet(`/v1/search?q=${encodeURIComponent(word.slice(0, -2))}`);
+    expect(res.status).toBe(200);
+    const body = await res.json<{ results: Record<string, unknown>[] }>();
+    expect(body.results).toHaveLength(1);
+    expect(body.results[0]).toMatchObject({
+      conversation_id: event["data"].conversation_id,
+      turn_index: 1,
+      role: "user",
+      user_id: userIdOf(event),
+      title: "Search me",
+    });
+    expect(body.results[0]!["snippet"]).toContain(`\u0002${word}\u0003`);
+  });
+
+  it("treats FTS syntax in the query as plain words", async () => {
+    for (const q of ['"', "AND", "a OR", "NEAR(", "col:x", "*", "-x", "^"]) {
+      const res = await apiGet(`/v1/search?q=${encodeURIComponent(q)}`);
+      expect([200, 400], q).toContain(res.status);
+    }
+    expect(ftsQuery('say "hi" OR bye')).toBe('"say" "hi" "OR" "bye"*');
+    expect(ftsQuery('  " ')).toBeNull();
+  });
+
+  it("forgets turns whose rows are deleted", async () => {
+    const word = `okapi${Math.random().toString(36).slice(2, 8)}`;
+    const event = transcription();
+    event["data"].transcript[1].message = `About the ${word}.`;
+    await ingest(event);
+    await env.DB.prepare("DELETE FROM turns WHERE conversation_id = ?").bind(event["data"].conversation_id).run();
+    const body = await (await apiGet(`/v1/search?q=${word}`)).json<{ results: unknown[] }>();
+    expect(body.results).toEqual([]);
+  });
+
+  it("answers 400 without words", async () => {
+    const res = await apiGet("/v1/search?q=%20");
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { code: "invalid_query" } });
+  });
+});
+
+describe("static console", () => {
+  // The files themselves are served by the assets layer in front of the Worker (checked by the
+  // browser tests against wrangler dev); the Worker only sends visitors of / there.
+  it("/ leads to /console/", async () => {
+    const { SELF } = await import("cloudflare:test");
+    const root = await SELF.fetch("https://postcall.test/", { redirect: "manual" });
+    expect(root.status).toBe(302);
+    expect(root.headers.get("Location")).toBe("https://postcall.test/console/");
+  });
+});
