@@ -160,7 +160,7 @@ try {
         }),
     );
     assert.ok(Math.abs(seeked - 7.5) < 0.5, `seeked to ${seeked}`);
-    await page.getByText("Tool calls (1)").click();
+    await page.getByText("Tool calls (1): lookup_order").click();
     await page.getByText("lookup_order").first().waitFor();
     await page.screenshot({ path: `${SHOTS}/conversation.png`, fullPage: true });
   });

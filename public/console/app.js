@@ -425,19 +425,25 @@ async function renderUser(userId) {
   await page(null);
 }
 
+/** @param {any} tools */
+function toolNames(tools) {
+  const names = [...new Set((tools.calls ?? []).map((/** @type {any} */ c) => c?.tool_name).filter((/** @type {unknown} */ n) => typeof n === "string"))];
+  return names.length > 0 ? `: ${names.join(", ")}` : "";
+}
+
 /** @param {any} turn @param {boolean} target */
 function turnView(turn, target) {
   const tools = turn.tools && (turn.tools.calls?.length || turn.tools.results?.length) ? turn.tools : null;
   return h(
     "li",
     { class: `turn ${turn.role === "user" ? "user" : "agent"}${target ? " target" : ""}`, id: `turn-${turn.index}`, tabindex: target ? "-1" : undefined },
-    h("div", { class: "who" }, h("strong", {}, turn.role), h("span", {}, clock(turn.time_in_call_secs)), turn.feedback ? h("span", {}, turn.feedback === "like" ? "👍" : "👎") : null),
+    h("div", { class: "who" }, h("strong", {}, turn.role), h("span", {}, clock(turn.time_in_call_secs)), turn.feedback ? h("span", {}, turn.feedback === "like" ? "liked" : "disliked") : null),
     turn.message !== null ? h("p", {}, turn.message) : h("p", { class: "muted" }, "(no text)"),
     tools
       ? h(
           "details",
           {},
-          h("summary", {}, `Tool calls (${tools.calls?.length ?? 0})`),
+          h("summary", {}, `Tool calls (${tools.calls?.length ?? 0})${toolNames(tools)}`),
           h("pre", {}, JSON.stringify(tools, null, 2)),
         )
       : null,
