@@ -1,8 +1,8 @@
 /**
- * Opaque page cursors for GET /v1/users/:userId/conversations. Pure: no bindings.
+ * Opaque page cursors for the /v1 lists (a user's conversations, the user directory). Pure: no bindings.
  *
- * A cursor is the keyset position of the last conversation on a page, (started_at, conversation_id),
- * the same order as the D1 index conversations_by_user. Keyset rather than offset: pages stay free
+ * A cursor is the keyset position of the last row on a page, e.g. (started_at, conversation_id) in the
+ * order of the D1 index conversations_by_user. Keyset rather than offset: pages stay free
  * of gaps and repeats while new conversations arrive, and equal start times are broken by the id.
  * Encoded as base64url JSON with a version, so the format can change without breaking old cursors
  * silently (an unknown version is a 400).
@@ -34,13 +34,14 @@ function fromBase64Url(s: string): string | null {
   }
 }
 
-export function encodeCursor(p: Position): string {
-  return toBase64Url(JSON.stringify([VERSION, p.startedAt, p.conversationId]));
-}
-
 const invalid = () => badRequest("invalid_cursor", "The cursor is not one this API returned. Start again without it.");
 
-export function decodeCursor(cursor: string): Position {
+/** A keyset position of (integer time, id), the shape every list here sorts by. */
+export function encodeKeyset(time: number, id: string): string {
+  return toBase64Url(JSON.stringify([VERSION, time, id]));
+}
+
+export function decodeKeyset(cursor: string): [time: number, id: string] {
   if (cursor.length === 0 || cursor.length > 2048) throw invalid();
   const text = fromBase64Url(cursor);
   if (text === null) throw invalid();
@@ -51,20 +52,29 @@ export function decodeCursor(cursor: string): Position {
     throw invalid();
   }
   if (!Array.isArray(parsed) || parsed.length !== 3 || parsed[0] !== VERSION) throw invalid();
-  const [, startedAt, conversationId] = parsed as [unknown, unknown, unknown];
-  if (typeof startedAt !== "number" || !Number.isSafeInteger(startedAt)) throw invalid();
-  if (typeof conversationId !== "string" || !isValidId(conversationId)) throw invalid();
+  const [, time, id] = parsed as [unknown, unknown, unknown];
+  if (typeof time !== "number" || !Number.isSafeInteger(time)) throw invalid();
+  if (typeof id !== "string" || !isValidId(id)) throw invalid();
+  return [time, id];
+}
+
+export function encodeCursor(p: Position): string {
+  return encodeKeyset(p.startedAt, p.conversationId);
+}
+
+export function decodeCursor(cursor: string): Position {
+  const [startedAt, conversationId] = decodeKeyset(cursor);
   return { startedAt, conversationId };
 }
 
 export const DEFAULT_PAGE_SIZE = 20;
 export const MAX_PAGE_SIZE = 100;
 
-/** `limit` from the query string: absent means the default; otherwise a whole number 1..100. */
-export function pageSize(raw: string | null): number {
-  if (raw === null) return DEFAULT_PAGE_SIZE;
-  if (!/^\d{1,4}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_PAGE_SIZE) {
-    throw badRequest("invalid_limit", `limit must be a whole number from 1 to ${MAX_PAGE_SIZE}.`);
+/** `limit` from the query string: absent means the default; otherwise a whole number 1..max. */
+export function pageSize(raw: string | null, fallback = DEFAULT_PAGE_SIZE, max = MAX_PAGE_SIZE): number {
+  if (raw === null) return fallback;
+  if (!/^\d{1,4}$/.test(raw) || Number(raw) < 1 || Number(raw) > max) {
+    throw badRequest("invalid_limit", `limit must be a whole number from 1 to ${max}.`);
   }
   return Number(raw);
 }

@@ -4,7 +4,8 @@
  */
 import type { Env } from "../env";
 import { badRequest, json } from "../errors";
-import { decodeCursor, encodeCursor, isoOrNull, limitParam } from "./pagination";
+import { iso } from "./conversations";
+import { decodeKeyset, encodeKeyset, pageSize } from "./cursor";
 
 interface UserRow {
   user_id: string;
@@ -15,10 +16,11 @@ interface UserRow {
 
 export async function listUsers(request: Request, env: Env): Promise<Response> {
   const url = new URL(request.url);
-  const limit = limitParam(url);
+  const limit = pageSize(url.searchParams.get("limit"));
   const q = (url.searchParams.get("q") ?? "").trim();
   if (q.length > 256) throw badRequest("invalid_query", "q must be at most 256 characters.");
-  const after = decodeCursor<[number, string]>(url.searchParams.get("cursor"), ["number", "string"]);
+  const rawCursor = url.searchParams.get("cursor");
+  const after = rawCursor === null ? null : decodeKeyset(rawCursor);
 
   const where: string[] = [];
   const params: unknown[] = [];
@@ -42,10 +44,10 @@ export async function listUsers(request: Request, env: Env): Promise<Response> {
   return json({
     users: page.map((u) => ({
       user_id: u.user_id,
-      first_call_at: isoOrNull(u.first_call_at),
-      last_call_at: isoOrNull(u.last_call_at),
+      first_call_at: iso(u.first_call_at),
+      last_call_at: iso(u.last_call_at),
       conversation_count: u.conversation_count,
     })),
-    next_cursor: results.length > limit && last ? encodeCursor([last.last_call_at, last.user_id]) : null,
+    next_cursor: results.length > limit && last ? encodeKeyset(last.last_call_at, last.user_id) : null,
   });
 }

@@ -4,7 +4,8 @@
  */
 import type { Env } from "../env";
 import { badRequest, json } from "../errors";
-import { isoOrNull, limitParam } from "./pagination";
+import { iso } from "./conversations";
+import { pageSize } from "./cursor";
 
 /** Markers around matched words in `snippet` (STX/ETX: they never occur in transcript text we keep). */
 export const MATCH_START = "\u0002";
@@ -41,7 +42,7 @@ export async function searchTranscripts(request: Request, env: Env): Promise<Res
   if (q.length > 256) throw badRequest("invalid_query", "q must be at most 256 characters.");
   const match = ftsQuery(q);
   if (match === null) throw badRequest("invalid_query", "q must contain at least one word.");
-  const limit = limitParam(url, 20, 50);
+  const limit = pageSize(url.searchParams.get("limit"), 20, 50);
   const { results } = await env.DB.prepare(
     `SELECT t.conversation_id, t.turn_index, t.role, t.time_in_call_secs,
             snippet(turns_fts, 0, ?, ?, '…', 16) AS snippet, c.user_id, c.title, c.started_at
@@ -55,6 +56,6 @@ export async function searchTranscripts(request: Request, env: Env): Promise<Res
     .all<Hit>();
   return json({
     query: q,
-    results: results.map((h) => ({ ...h, started_at: isoOrNull(h.started_at) })),
+    results: results.map((h) => ({ ...h, started_at: iso(h.started_at) })),
   });
 }
