@@ -17,6 +17,7 @@ import {
   type ConversationRecord,
 } from "../src/webhooks/payload";
 import { bytesToHex, checkHeader, parseSignatureHeader, sign, verifySignature } from "../src/webhooks/signature";
+import { Base64Decoder, Base64Error } from "../src/webhooks/base64";
 import fixture from "./fixtures/transcription.json";
 
 const enc = new TextEncoder();
@@ -309,5 +310,75 @@ describe("payload normalisation", () => {
   });
 });
 
-// TODO(lead): a property test for the base64 stream decoder (output independent of chunking) belongs
-// here once the streaming audio path (issue 3) lands; no decoder exists on this branch.
+describe("Base64Decoder (streaming)", () => {
+  const enc = new TextEncoder();
+
+  /** Decodes `text` fed in pieces cut at `cuts`, into an output block of `outBytes`. */
+  function decodeInPieces(text: string, cuts: number[], outBytes: number): Uint8Array | Base64Error {
+    const chunks: Uint8Array[] = [];
+    const decoder = new Base64Decoder((b) => chunks.push(b.slice()), outBytes);
+    const input = enc.encode(text);
+    const points = [...new Set(cuts.map((c) => c % (input.length + 1)))].sort((a, b) => a - b);
+    try {
+      let from = 0;
+      for (const p of [...points, input.length]) {
+        decoder.write(input, from, p);
+        from = p;
+      }
+      decoder.finish();
+    } catch (err) {
+      if (err instanceof Base64Error) return err;
+      throw err;
+    }
+    const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    let off = 0;
+    for (const c of chunks) {
+      out.set(c, off);
+      off += c.length;
+    }
+    return out;
+  }
+
+  const base64Of = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes));
+
+  it("gives the same bytes as atob however the input is cut, with or without padding and whitespace", () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 600 }),
+        fc.array(fc.nat(), { maxLength: 12 }),
+        fc.constantFrom(3, 4, 64, 48 * 1024),
+        fc.boolean(),
+        fc.array(fc.tuple(fc.nat(), fc.constantFrom(" ", "\n", "\r\n", "\t")), { maxLength: 6 }),
+        (bytes, cuts, outBytes, unpadded, spaces) => {
+          let text = base64Of(bytes);
+          if (unpadded) text = text.replace(/=+$/, "");
+          for (const [at, ws] of spaces) {
+            const i = at % (text.length + 1);
+            text = text.slice(0, i) + ws + text.slice(i);
+          }
+          const decoded = decodeInPieces(text, cuts, outBytes);
+          expect(decoded).toBeInstanceOf(Uint8Array);
+          expect(bytesToHex(decoded as Uint8Array)).toBe(bytesToHex(bytes));
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it("accepts and refuses exactly what atob does, at any cut", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: fc.constantFrom(..."AZaz09+/=_- \n*".split("")), maxLength: 40 }), fc.array(fc.nat(), { maxLength: 6 }), (text, cuts) => {
+        let expected: Uint8Array | null;
+        try {
+          expected = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+        } catch {
+          expected = null;
+        }
+        const decoded = decodeInPieces(text, cuts, 4);
+        if (expected === null) expect(decoded).toBeInstanceOf(Base64Error);
+        else expect(bytesToHex(decoded as Uint8Array)).toBe(bytesToHex(expected));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});
