@@ -6,20 +6,10 @@ import { LIMITS } from "../src/memory/schema";
 import { conversationPrefix, transcriptKey } from "../src/storage/keys";
 import audioFixture from "./fixtures/audio.json";
 import sipFailure from "./fixtures/call-initiation-failure-sip.json";
-import { context, d1Count, flush, nowSeconds, postWebhook, r2Keys, transcription, uid } from "./helpers";
+import { FIRST_TIME_CONTEXT, context, d1Count, flush, nowSeconds, postWebhook, r2Keys, transcription, uid } from "./helpers";
 import { alarmOf, api, apiJson, doTables, footprint, initiation, pendingConversation, phoneNumber, u } from "./api-helpers";
 
 
-const FIRST_TIME_CONTEXT = {
-  plan: "free",
-  preferred_name: "",
-  previous_topics: "",
-  last_call_summary: "",
-  last_call_at: "",
-  call_count: 0,
-  days_since_last_call: -1,
-  is_returning_user: false,
-};
 
 async function storeConversation(userId: string, o: Parameters<typeof transcription>[0] = {}) {
   const event = transcription({ userId, startedAt: nowSeconds() - 100, ...o });

@@ -9,6 +9,18 @@ export const SECRET = "whsec_test_primary";
 export const API_KEY = "test-api-key";
 export const BASE = "https://postcall.test";
 
+/** The context of a user postcall has never seen, with the test configuration's defaults (vitest.config.ts). */
+export const FIRST_TIME_CONTEXT = {
+  plan: "free",
+  preferred_name: "",
+  previous_topics: "",
+  last_call_summary: "",
+  last_call_at: "",
+  call_count: 0,
+  days_since_last_call: -1,
+  is_returning_user: false,
+} as const;
+
 const encoder = new TextEncoder();
 
 let counter = 0;

@@ -4,21 +4,14 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { parseInitiation } from "../src/webhooks/initiation";
-import { BASE, flush, nowSeconds, postWebhook, transcription, uid } from "./helpers";
+import { BASE, FIRST_TIME_CONTEXT, flush, nowSeconds, postWebhook, transcription, uid } from "./helpers";
 import { doTables, initiation, phoneNumber } from "./api-helpers";
 
 const enc = new TextEncoder();
 
 /** What a first-time caller gets: every default and every built-in, with the user id variable empty. */
 const FIRST_TIME = {
-  plan: "free",
-  preferred_name: "",
-  previous_topics: "",
-  last_call_summary: "",
-  last_call_at: "",
-  call_count: 0,
-  days_since_last_call: -1,
-  is_returning_user: false,
+  ...FIRST_TIME_CONTEXT,
   user_id: "",
 };
 

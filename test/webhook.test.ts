@@ -7,6 +7,7 @@ import sipFailure from "./fixtures/call-initiation-failure-sip.json";
 import twilioFailure from "./fixtures/call-initiation-failure-twilio.json";
 import {
   BASE,
+  FIRST_TIME_CONTEXT,
   apiGet,
   context,
   d1Count,
@@ -246,16 +247,7 @@ describe("GET /v1/users/:userId/context", () => {
     const res = await apiGet(`/v1/users/${uid("new")}/context`);
     expect(res.status).toBe(200);
     const body = await res.json<{ dynamic_variables: Record<string, unknown> }>();
-    expect(body.dynamic_variables).toEqual({
-      plan: "free",
-      preferred_name: "",
-      previous_topics: "",
-      last_call_summary: "",
-      last_call_at: "",
-      call_count: 0,
-      days_since_last_call: -1,
-      is_returning_user: false,
-    });
+    expect(body.dynamic_variables).toEqual(FIRST_TIME_CONTEXT);
   });
 
   it("does not create storage for a user who never called", async () => {
