@@ -1,0 +1,3 @@
+export async function runCostModel() {
+  return null;
+}
