@@ -9,7 +9,7 @@ import type { Env } from "../env";
 import { ownerOf } from "../memory/route";
 import { readBody } from "./body";
 import { normaliseCallFailure, normaliseTranscription, parseEnvelope, type Envelope } from "./payload";
-import { checkHeader, verifySignature, type VerifyOptions } from "./signature";
+import { checkHeader, verifyParsed, type VerifyOptions } from "./signature";
 import { storeAudio } from "./audio";
 
 export const SIGNATURE_HEADER = "ElevenLabs-Signature";
@@ -33,9 +33,9 @@ export async function handlePostCall(request: Request, env: Env): Promise<Respon
   const opts = verifyOptions(cfg, now);
   const header = request.headers.get(SIGNATURE_HEADER);
   // A request without a usable header is refused before its body is read.
-  checkHeader(header, opts);
+  const signature = checkHeader(header, opts);
   const body = await readBody(request, cfg.maxBodyBytes);
-  await verifySignature(header, body, opts);
+  await verifyParsed(signature, body, opts);
   const envelope = parseEnvelope(body);
   return dispatch(env, cfg, envelope, body, now);
 }

@@ -125,7 +125,14 @@ export function checkHeader(header: string | null, opts: VerifyOptions): Signatu
 }
 
 export async function verifySignature(header: string | null, body: Uint8Array, opts: VerifyOptions): Promise<void> {
-  const parsed = checkHeader(header, opts);
+  return verifyParsed(checkHeader(header, opts), body, opts);
+}
+
+/**
+ * The MAC check alone, for a header that `checkHeader` has already parsed and found fresh (the
+ * webhook handler checks the header before it reads the body, and need not parse it twice).
+ */
+export async function verifyParsed(parsed: SignatureHeader, body: Uint8Array, opts: VerifyOptions): Promise<void> {
   const message = signedPayload(parsed.timestamp, body);
   for (const secret of opts.secrets) {
     const mac = new Uint8Array(await crypto.subtle.sign("HMAC", await hmacKey(secret), message));
