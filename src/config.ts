@@ -19,6 +19,8 @@ export interface Config {
   maxBodyBytes: number;
   /** Digits of a country calling code used for national-format numbers (no "+"), or "" to reject them. */
   defaultCountryCode: string;
+  /** How long a context read may be served from this isolate's cache (0: never; src/api/context-cache.ts). */
+  contextCacheSeconds: number;
 }
 
 export class ConfigError extends ApiError {
@@ -81,6 +83,7 @@ export function parseConfig(env: Env): Config {
     signatureMaxFutureSeconds: integer(env, "SIGNATURE_MAX_FUTURE_SECONDS", 5 * 60, 0, 24 * 3600),
     maxBodyBytes: integer(env, "MAX_BODY_BYTES", 16 * 1024 * 1024, 1024, 100 * 1024 * 1024),
     defaultCountryCode: cc,
+    contextCacheSeconds: integer(env, "CONTEXT_CACHE_SECONDS", 0, 0, 300),
   };
 }
 

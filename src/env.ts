@@ -18,4 +18,5 @@ export interface Env {
   SIGNATURE_MAX_FUTURE_SECONDS?: string;
   MAX_BODY_BYTES?: string;
   DEFAULT_COUNTRY_CODE?: string;
+  CONTEXT_CACHE_SECONDS?: string;
 }

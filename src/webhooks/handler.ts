@@ -11,6 +11,7 @@ import { readBody } from "./body";
 import { normaliseCallFailure, normaliseTranscription, parseEnvelope, type Envelope } from "./payload";
 import { checkHeader, verifyParsed, type VerifyOptions } from "./signature";
 import { storeAudio } from "./audio";
+import { contextCache } from "../api/context-cache";
 
 export const SIGNATURE_HEADER = "ElevenLabs-Signature";
 
@@ -50,6 +51,8 @@ async function dispatch(env: Env, cfg: Config, envelope: Envelope, raw: Uint8Arr
         nowSeconds: receivedAt,
       });
       const { duplicate } = await ownerOf(env, record.userId, record.conversationId).recordConversation({ record, raw, receivedAt });
+      // This isolate's cached context for the user (CONTEXT_CACHE_SECONDS) is now out of date.
+      if (record.userId !== null) contextCache.forget(record.userId);
       return json({
         status: duplicate ? "duplicate" : "stored",
         type: envelope.type,
