@@ -4,7 +4,7 @@
 // Prints one Markdown table and writes bench/RESULTS.md. Settings (environment variables):
 //   BENCH_ROUNDS (3), BENCH_ROUND_SECONDS (4), BENCH_CONNECTIONS (32), BENCH_ONLY (comma-separated scenario ids),
 //   BENCH_WITH (opt-in scenario ids, e.g. "audio"), BENCH_SKIP_COST=1, BENCH_SKIP_VERIFIER=1.
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, applyMigrations, cpuSeconds, startWorker } from "./lib/workers.mjs";
@@ -27,9 +27,11 @@ const BODY_BYTES = 20_000;
 const INGEST_USERS = 1000;
 const CONTEXT_USERS = 200;
 const CONTEXT_HISTORY = 3;
+const CACHE_SECONDS = 5;
 const SECRET = "whsec_bench_secret";
 const API_KEY = "bench-api-key";
 const started = Date.now();
+const loadAtStart = loadavg();
 const log = (...a) => console.error(`[${((Date.now() - started) / 1000).toFixed(1)}s]`, ...a);
 
 // ---- services ---------------------------------------------------------------------------------------
@@ -40,22 +42,34 @@ log(`payload: ${shape.size} bytes, ${shape.turns} turns`);
 const services = {};
 log("starting Workers under Miniflare (esbuild bundles, settings from wrangler.toml)...");
 services.hello = await startWorker({ name: "hello", entry: "bench/workers/hello.ts", storage: false });
-services.floor = await startWorker({
-  name: "floor",
-  entry: "bench/workers/floor.ts",
-  bindings: { FLOOR_USERS: String(INGEST_USERS), FLOOR_TURN_ROWS: String(shape.turns) },
-});
+for (const [name, content] of [["floor", "trivial"], ["floorBytes", "same"]]) {
+  services[name] = await startWorker({
+    name,
+    entry: "bench/workers/floor.ts",
+    bindings: { FLOOR_USERS: String(INGEST_USERS), FLOOR_TURN_ROWS: String(shape.turns), FLOOR_CONTENT: content },
+  });
+}
 services.postcall = await startWorker({
   name: "postcall",
   entry: "src/index.ts",
   bindings: { ELEVENLABS_WEBHOOK_SECRET: SECRET, API_KEY },
 });
 const postcallDb = await applyMigrations(services.postcall.mf);
-const floorDb = await services.floor.mf.getD1Database("DB");
-await floorDb.batch([
-  floorDb.prepare("CREATE TABLE floor_events (id TEXT PRIMARY KEY)"),
-  floorDb.prepare("CREATE TABLE floor_rows (id TEXT NOT NULL, i INTEGER NOT NULL, PRIMARY KEY (id, i)) WITHOUT ROWID"),
-]);
+// The same service with the opt-in context cache on, for one extra, labelled row.
+services.postcallCached = await startWorker({
+  name: "postcall-cached",
+  entry: "src/index.ts",
+  bindings: { ELEVENLABS_WEBHOOK_SECRET: SECRET, API_KEY, CONTEXT_CACHE_SECONDS: String(CACHE_SECONDS) },
+});
+const postcallCachedDb = await applyMigrations(services.postcallCached.mf);
+const floorDbs = {};
+for (const name of ["floor", "floorBytes"]) {
+  const db = (floorDbs[name] = await services[name].mf.getD1Database("DB"));
+  await db.batch([
+    db.prepare("CREATE TABLE floor_events (id TEXT PRIMARY KEY, text TEXT)"),
+    db.prepare("CREATE TABLE floor_rows (id TEXT NOT NULL, i INTEGER NOT NULL, text TEXT, PRIMARY KEY (id, i)) WITHOUT ROWID"),
+  ]);
+}
 
 // ---- context users: seeded through the real webhook so their memory is built the real way ---------
 
@@ -69,13 +83,14 @@ async function postSigned(url, request) {
 }
 
 const seed = signedTranscriptions({ secret: SECRET, count: CONTEXT_USERS * CONTEXT_HISTORY, users: CONTEXT_USERS, minBytes: BODY_BYTES, prefix: "ctx" });
-log(`seeding ${CONTEXT_USERS} users x ${CONTEXT_HISTORY} conversations for the context scenario...`);
-let delivered = 0;
-for (let i = 0; i < seed.count; i += 16) {
-  await Promise.all(Array.from({ length: Math.min(16, seed.count - i) }, (_, k) => postSigned(services.postcall.url, seed.request(i + k))));
+log(`seeding ${CONTEXT_USERS} users x ${CONTEXT_HISTORY} conversations for the context scenarios...`);
+for (const [service, db] of [[services.postcall, postcallDb], [services.postcallCached, postcallCachedDb]]) {
+  for (let i = 0; i < seed.count; i += 16) {
+    await Promise.all(Array.from({ length: Math.min(16, seed.count - i) }, (_, k) => postSigned(service.url, seed.request(i + k))));
+  }
+  await drain(db, "conversations", seed.count, "seeding");
 }
-delivered += seed.count;
-await drain(postcallDb, "conversations", delivered, "seeding");
+let delivered = seed.count;
 const contextUser = (i) => seed.userId(i % CONTEXT_USERS);
 
 // ---- the scenario table --------------------------------------------------------------------------
@@ -101,8 +116,9 @@ function signedPool(prefix) {
 }
 
 const floorPool = signedPool("floor");
+const floorBytesPool = signedPool("floorb");
 const ingestPool = signedPool("ing");
-let floorDelivered = 0;
+const floorDelivered = { floor: 0, floorBytes: 0 };
 let contextNext = 0;
 
 const SCENARIOS = [
@@ -116,9 +132,19 @@ const SCENARIOS = [
     id: "floor",
     label: "baseline: storage floor, `POST` 20 KB -> 1 DO RPC (1 SQLite txn + alarm)",
     service: "floor",
+    compare: ["hello"],
     prepare: (amount) => floorPool.prepare(amount),
     next: () => floorPool.next(),
-    after: async (ok) => drain(floorDb, "floor_events", (floorDelivered += ok), "floor"),
+    after: async (ok) => drain(floorDbs.floor, "floor_events", (floorDelivered.floor += ok), "floor"),
+  },
+  {
+    id: "floorBytes",
+    label: "reference: storage floor storing as many bytes as postcall (raw body in the DO and R2, turn-sized D1 rows)",
+    service: "floorBytes",
+    compare: ["floor", "hello"],
+    prepare: (amount) => floorBytesPool.prepare(amount),
+    next: () => floorBytesPool.next(),
+    after: async (ok) => drain(floorDbs.floorBytes, "floor_events", (floorDelivered.floorBytes += ok), "floorBytes"),
   },
   {
     id: "ingest",
@@ -127,7 +153,8 @@ const SCENARIOS = [
     prepare: (amount) => ingestPool.prepare(amount),
     next: () => ingestPool.next(),
     after: async (ok) => drain(postcallDb, "conversations", (delivered += ok), "ingest"),
-    targets: { floor: { rps: 0.8, p99: 2 }, hello: {} },
+    compare: ["floor", "floorBytes", "hello"],
+    targets: { floor: { rps: 0.8, p99: 2 } },
   },
   {
     id: "context",
@@ -138,7 +165,19 @@ const SCENARIOS = [
       path: `/v1/users/${encodeURIComponent(contextUser(contextNext++))}/context`,
       headers: { authorization: `Bearer ${API_KEY}` },
     }),
+    compare: ["hello"],
     targets: { hello: { rps: 0.8, p99: 2 } },
+  },
+  {
+    id: "contextCached",
+    label: `(b) the same with \`CONTEXT_CACHE_SECONDS=${CACHE_SECONDS}\` (opt-in, off by default; here each user is read many times a second, so almost every read is a cache hit)`,
+    service: "postcallCached",
+    next: () => ({
+      method: "GET",
+      path: `/v1/users/${encodeURIComponent(contextUser(contextNext++))}/context`,
+      headers: { authorization: `Bearer ${API_KEY}` },
+    }),
+    compare: ["hello"],
   },
   {
     id: "initiation",
@@ -156,6 +195,7 @@ const SCENARIOS = [
       headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
       body: JSON.stringify({ caller_id: "+14155550123", agent_id: "agent_bench", called_number: "+14155550000", call_sid: `CA${contextNext++}` }),
     }),
+    compare: ["hello"],
     targets: { hello: { rps: 0.8, p99: 2 } },
   },
   {
@@ -168,7 +208,7 @@ const SCENARIOS = [
   },
 ];
 
-const selected = SCENARIOS.filter((s) => (ONLY ? ONLY.includes(s.id) || ["hello", "floor"].includes(s.id) : !s.optIn || WITH.includes(s.id)));
+const selected = SCENARIOS.filter((s) => (ONLY ? ONLY.includes(s.id) || ["hello", "floor", "floorBytes"].includes(s.id) : !s.optIn || WITH.includes(s.id)));
 const skipped = [];
 const active = [];
 for (const s of SCENARIOS) {
@@ -190,7 +230,9 @@ async function runOnce(s, amount) {
   // workerd CPU per request, including the background deliveries the requests caused.
   const cpuMs = ((cpuSeconds(service.pid) - cpu0) * 1000) / r.ok;
   if (r.failed > 0) throw new Error(`${s.id}: ${r.failed} of ${r.ok + r.failed} requests failed (non-2xx, errors or timeouts)`);
-  return { ...r, drainSeconds, cpuMs };
+  // A webhook scenario's rate counts until its deliveries have caught up: a short run could
+  // otherwise leave its alarms' work behind and look faster than it can sustain.
+  return { ...r, loadRps: r.rps, rps: r.ok / (r.seconds + drainSeconds), drainSeconds, cpuMs };
 }
 
 // Warm-up (JIT, Durable Object instances, SQLite pages) and calibration: each round of a scenario
@@ -198,8 +240,8 @@ async function runOnce(s, amount) {
 const amounts = {};
 for (const s of active) {
   const w = await runOnce(s, 400);
-  amounts[s.id] = Math.max(400, Math.round(w.rps * ROUND_SECONDS));
-  log(`warm-up ${s.id}: ${fmt(w.rps, 0)} req/s -> ${amounts[s.id]} requests per round`);
+  amounts[s.id] = Math.max(400, Math.round((w.loadRps ?? w.rps) * ROUND_SECONDS));
+  log(`warm-up ${s.id}: ${fmt(w.loadRps ?? w.rps, 0)} req/s -> ${amounts[s.id]} requests per round`);
 }
 
 const runs = Object.fromEntries(active.map((s) => [s.id, []]));
@@ -209,7 +251,7 @@ for (let round = 1; round <= ROUNDS; round++) {
   for (const s of order) {
     const r = await runOnce(s, amounts[s.id]);
     runs[s.id].push(r);
-    log(`round ${round} ${s.id.padEnd(8)} ${fmt(r.rps, 0).padStart(6)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  CPU ${fmt(r.cpuMs, 3)} ms/req  (${r.ok} ok in ${fmt(r.seconds, 1)} s${r.drainSeconds ? `, alarms drained ${fmt(r.drainSeconds, 1)} s later` : ""})`);
+    log(`round ${round} ${s.id.padEnd(13)} ${fmt(r.rps, 0).padStart(6)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  CPU ${fmt(r.cpuMs, 3)} ms/req  (${r.ok} ok in ${fmt(r.seconds, 1)} s${r.drainSeconds ? `, alarms drained ${fmt(r.drainSeconds, 1)} s later` : ""})`);
   }
 }
 
@@ -233,8 +275,8 @@ const verdicts = [];
 for (const s of active) {
   const m = summary[s.id];
   const cells = [s.label, fmt(m.rps, 0), fmt(m.p50, 0), fmt(m.p99, 0), fmt(m.cpuMs, 3)];
-  for (const base of ["floor", "hello"]) {
-    if (s.id === base || !runs[base] || (base === "floor" && s.id === "hello")) {
+  for (const base of ["floor", "floorBytes", "hello"]) {
+    if (!(s.compare ?? []).includes(base) || !runs[base]) {
       cells.push("");
       continue;
     }
@@ -254,10 +296,10 @@ for (const s of active) {
 }
 
 const table = [
-  "| Scenario | req/s | p50 ms | p99 ms | workerd CPU ms/req | vs storage floor | vs hello-world |",
-  "|---|---:|---:|---:|---:|---|---|",
+  "| Scenario | req/s | p50 ms | p99 ms | workerd CPU ms/req | vs storage floor | vs floor with the same bytes | vs hello-world |",
+  "|---|---:|---:|---:|---:|---|---|---|",
   ...rows.map((c) => `| ${c.join(" | ")} |`),
-  ...skipped.map(({ s, why }) => `| ${s.label} | - | - | - | - | not run: ${why} | |`),
+  ...skipped.map(({ s, why }) => `| ${s.label} | - | - | - | - | not run: ${why} | | |`),
 ].join("\n");
 
 console.log(`\n${table}\n`);
@@ -275,6 +317,9 @@ for (const s of Object.values(services)) await s.dispose();
 
 const pkg = (name) => JSON.parse(readFileSync(join(ROOT, "node_modules", name, "package.json"), "utf8")).version;
 const cpu = cpus();
+const storageNote = services.hello.persistRoot.startsWith("/dev/shm")
+  ? "tmpfs (/dev/shm): on a disk, every SQLite commit's fsync blocks workerd's only thread, a cost deployed Workers, whose storage is remote, never pay"
+  : `${services.hello.persistRoot.replace(/\/[^/]+$/, "")} (BENCH_STORAGE_DIR or the OS temp directory)`;
 const raw = active
   .map((s) => `| ${s.id} | ${runs[s.id].map((r) => `${fmt(r.rps, 0)} / ${r.p50} / ${r.p99} / ${fmt(r.cpuMs, 3)}`).join(" | ")} |`)
   .join("\n");
@@ -284,17 +329,23 @@ Written by \`npm run bench\` (bench/run.mjs) on ${new Date().toISOString()}.
 
 - Machine: ${cpu.length} x ${cpu[0]?.model ?? "unknown CPU"}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, ${process.platform}; Node ${process.version}.
 - Versions: wrangler ${pkg("wrangler")}, miniflare ${pkg("miniflare")}, workerd ${pkg("workerd")}, esbuild ${pkg("esbuild")}, autocannon ${pkg("autocannon")}, @elevenlabs/elevenlabs-js ${pkg("@elevenlabs/elevenlabs-js")}.
-- Method: every Worker (postcall from \`src/index.ts\`, and the two baselines in \`bench/workers/\`) is bundled with esbuild and run
+- Method: every Worker (postcall from \`src/index.ts\`, and the baselines in \`bench/workers/\`) is bundled with esbuild and run
   through **Miniflare's API** (not \`wrangler dev\`, whose inspector proxy adds about 1 ms of Node CPU per D1 query), each in its
-  own workerd process on 127.0.0.1, with compatibility date, flags, vars and bindings read from wrangler.toml and in-memory local
-  storage. Load: autocannon, ${CONNECTIONS} connections, no pipelining, ${ROUNDS} rounds; every round runs every scenario once,
-  in alternating order, with about ${ROUND_SECONDS} s worth of requests each (calibrated by a warm-up run). Figures are medians
-  over rounds; ratios are medians of per-round ratios against the baseline measured in the same round. Latencies are autocannon's
-  (whole milliseconds, 2xx responses). After every ingest and floor run the harness waits until every acknowledged event has
-  reached D1 (the Durable Object alarms' background work), so no run pays for the previous one's deliveries.
+  own workerd process on 127.0.0.1, with compatibility date, flags, vars and bindings read from wrangler.toml. Local D1, R2 and
+  Durable Object storage live on ${storageNote}. Load: autocannon, ${CONNECTIONS} connections, no pipelining, ${ROUNDS} rounds; every
+  round runs every scenario once, in alternating order, with about ${ROUND_SECONDS} s worth of requests each (calibrated by a
+  warm-up run). Figures are medians over rounds; ratios are medians of per-round ratios against the baseline measured in the same
+  round. Latencies are autocannon's (whole milliseconds, 2xx responses only; every run must have no errors).
+- Webhook scenarios (ingest and both floors) acknowledge an event after their Durable Object commits, and deliver it to R2 and
+  D1 from an alarm afterwards. After each of their runs the harness waits until every acknowledged event is in D1, and their
+  req/s is **acknowledged events / (load time + that wait)**: the rate they sustain with their background work included, so a
+  short run cannot leave work behind and look faster. "workerd CPU ms/req" is the CPU time of that service's workerd process
+  (user + system, /proc) over the run and the wait, divided by the requests: unlike req/s it hardly depends on other load.
+  It includes the local emulation of D1, R2 and Durable Object storage, which deployed Workers do not run on their own CPU.
 - Ingest bodies: ${shape.size} bytes (test/fixtures/transcription.json with ${shape.turns} turns), unique conversation ids over
-  ${INGEST_USERS} users, signed with node:crypto before each run (never during it). The storage floor receives the same bodies.
-- The machine is shared (other jobs were running): absolute numbers drift between runs; compare the ratios.
+  ${INGEST_USERS} users, signed with node:crypto before each run (never during it). Both floors receive the same bodies.
+- Load average when the run started: ${loadAtStart.map((l) => l.toFixed(2)).join(", ")} (1, 5, 15 min) on ${cpu.length} CPUs.
+  Absolute numbers drift with other load; compare the ratios and the CPU per request.
 
 ## Load scenarios
 

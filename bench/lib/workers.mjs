@@ -74,6 +74,13 @@ function storageRoot() {
   }
 }
 
+// Storage directories of the Workers started by this process, removed however the process ends
+// (Miniflare already stops its workerd when Node exits).
+const storageDirs = new Set();
+process.on("exit", () => {
+  for (const dir of storageDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 /** workerd processes started by this Node process (Miniflare spawns one per instance). */
 function workerdChildren() {
   const out = new Set();
@@ -110,6 +117,7 @@ export async function startWorker({ name, entry, bindings = {}, storage = true, 
   const script = await bundle(entry);
   const before = process.platform === "linux" ? workerdChildren() : new Set();
   const persistRoot = mkdtempSync(join(storageRoot(), `postcall-bench-${name}-`));
+  storageDirs.add(persistRoot);
   const mf = new Miniflare({
     defaultPersistRoot: persistRoot,
     name,
@@ -132,6 +140,7 @@ export async function startWorker({ name, entry, bindings = {}, storage = true, 
   const dispose = async () => {
     await mf.dispose();
     rmSync(persistRoot, { recursive: true, force: true });
+    storageDirs.delete(persistRoot);
   };
   return { name, mf, url: url.origin, port: Number(url.port), bundleBytes: script.length, persistRoot, pid, dispose };
 }

@@ -62,7 +62,10 @@ export default {
       for (const [name, fn] of Object.entries(IMPLEMENTATIONS)) accepted[name] = !(await rejects(() => fn(env)));
       const good = { body, text };
       body = body.slice();
-      body[body.length - 2] ^= 1;
+      // Flip the case of a letter mid-body: still valid JSON, so only the MAC can refuse it.
+      let i = body.length >> 1;
+      while (!(body[i]! >= 0x61 && body[i]! <= 0x7a)) i++;
+      body[i] = body[i]! ^ 0x20;
       text = new TextDecoder().decode(body);
       const tamperedRejected: Record<string, boolean> = {};
       for (const [name, fn] of Object.entries(IMPLEMENTATIONS)) tamperedRejected[name] = await rejects(() => fn(env));
