@@ -59,7 +59,8 @@ export async function runVerifierBenchmark({ log, rounds = 7, iterations = 2000,
       "does not advance during pure computation. Both implementations accept the payload and refuse it with one byte changed (checked first). " +
       "The SDK is handed the body as a string for free; ours starts from bytes, and its \"verify + parse\" row includes UTF-8 decoding.";
     log(`verifier: ours ${fmt(ops.ours, 0)} ops/s, ours+parse ${fmt(ops.ours_and_parse, 0)}, sdk ${fmt(ops.sdk, 0)}, JSON.parse ${fmt(ops.json_parse, 0)}`);
-    return { ops, table, notes };
+    const ratios = { literal: perRound("ours", "sdk"), likeForLike: perRound("ours_and_parse", "sdk"), verifyOnly: ops.ours / sdkVerifyOnly };
+    return { ops, ratios, table, notes };
   } finally {
     await w.dispose();
   }
