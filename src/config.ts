@@ -24,6 +24,8 @@ export interface Config {
   retentionDays: number | null;
   /** Source addresses the webhooks accept (CF-Connecting-IP); null when the allowlist is off. */
   allowedSourceIps: IpRange[] | null;
+  /** How long a context read may be served from this isolate's cache (0: never; src/api/context-cache.ts). */
+  contextCacheSeconds: number;
 }
 
 export class ConfigError extends ApiError {
@@ -100,6 +102,7 @@ export function parseConfig(env: Env): Config {
       ? null
       : integer(env, "RETENTION_DAYS", 0, 1, 36_500),
     allowedSourceIps: allowlist(env.ALLOWED_SOURCE_IPS),
+    contextCacheSeconds: integer(env, "CONTEXT_CACHE_SECONDS", 0, 0, 300),
   };
 }
 

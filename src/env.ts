@@ -22,4 +22,5 @@ export interface Env {
   RETENTION_DAYS?: string;
   /** Comma-separated IPs / CIDR blocks / `elevenlabs` allowed to call the webhooks; unset = any. */
   ALLOWED_SOURCE_IPS?: string;
+  CONTEXT_CACHE_SECONDS?: string;
 }

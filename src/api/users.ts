@@ -11,6 +11,7 @@ import type { Env } from "../env";
 import { ApiError, badRequest, json, notFound } from "../errors";
 import { normalisePhone } from "../memory/identity";
 import { userMemory } from "../memory/route";
+import { contextCache } from "./context-cache";
 import { addCounts, zeroCounts } from "../storage/erase";
 import { iso } from "./conversations";
 import { idParam } from "./params";
@@ -83,6 +84,7 @@ const MAX_ERASE_STEPS = 50;
  */
 export async function deleteUser(env: Env, userId: string): Promise<Response> {
   const stub = userMemory(env, userId);
+  contextCache.forget(userId);
   let counts = zeroCounts();
   let phoneLinks = 0;
   let memoryRows = 0;
@@ -135,6 +137,7 @@ export async function putPhoneLink(env: Env, userId: string, rawPhone: string | 
   }
   // Tell a displaced owner now rather than at the next alarm, so the answer is settled when it returns.
   await number.flush();
+  contextCache.forget(phone);
   return json({ user_id: userId, phone_number: phone, linked: true, linked_at: iso(now) });
 }
 

@@ -254,7 +254,7 @@ export class UserMemory extends DurableObject<Env> {
           raw.slice(off, off + LIMITS.blobPartBytes).buffer,
         );
       }
-      this.compact();
+      this.compact(r.userId !== null && r.facts.length > 0);
     });
     await this.scheduleFlush(Date.now());
     return { duplicate: false };
@@ -414,21 +414,30 @@ export class UserMemory extends DurableObject<Env> {
     }
   }
 
-  /** Keeps the object's size bounded however many calls a user makes; counters stay exact. */
-  private compact(): void {
-    this.sql.exec(
-      `DELETE FROM conversations WHERE conversation_id NOT IN
-         (SELECT conversation_id FROM conversations ORDER BY started_at DESC, conversation_id DESC LIMIT ?)`,
-      LIMITS.recentConversations,
-    );
-    this.sql.exec(
-      "DELETE FROM facts WHERE fact_id NOT IN (SELECT fact_id FROM facts ORDER BY collected_at DESC, fact_id LIMIT ?)",
-      LIMITS.facts,
-    );
-    this.sql.exec(
-      `DELETE FROM seen WHERE rowid NOT IN (SELECT rowid FROM seen ORDER BY received_at DESC LIMIT ?)`,
-      LIMITS.seenEvents,
-    );
+  /**
+   * Keeps the object's size bounded however many calls a user makes; counters stay exact. Runs on
+   * every event, so each step reads only what it may delete (rows read are billed, and a full scan
+   * of a 10,000-row table per event is milliseconds): the recent-conversation list is trimmed only
+   * once the exact call count says it can be over its bound, facts only when this event wrote some,
+   * and `seen` keeps the last N rows recorded by rowid (it only ever grows at the top), found from
+   * max(rowid) instead of by sorting the table.
+   */
+  private compact(factsWritten: boolean): void {
+    const calls = this.sql.exec<{ n: number }>("SELECT call_count AS n FROM profile WHERE id = 1").toArray()[0]?.n ?? 0;
+    if (calls > LIMITS.recentConversations) {
+      this.sql.exec(
+        `DELETE FROM conversations WHERE rowid IN
+           (SELECT rowid FROM conversations ORDER BY started_at DESC, conversation_id DESC LIMIT -1 OFFSET ?)`,
+        LIMITS.recentConversations,
+      );
+    }
+    if (factsWritten) {
+      this.sql.exec(
+        "DELETE FROM facts WHERE fact_id IN (SELECT fact_id FROM facts ORDER BY collected_at DESC, fact_id LIMIT -1 OFFSET ?)",
+        LIMITS.facts,
+      );
+    }
+    this.sql.exec("DELETE FROM seen WHERE rowid <= (SELECT max(rowid) FROM seen) - ?", LIMITS.seenEvents);
   }
 
   /** `now` is Unix seconds (created_at); the first attempt is due at once (next_attempt_at is in ms). */
@@ -723,8 +732,9 @@ export class UserMemory extends DurableObject<Env> {
         }
       }
     }
-    const next = this.sql.exec<{ at: number | null }>("SELECT min(next_attempt_at) AS at FROM outbox").one().at;
-    const pending = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox").one().n;
+    const { at: next, n: pending } = this.sql
+      .exec<{ at: number | null; n: number }>("SELECT min(next_attempt_at) AS at, count(*) AS n FROM outbox")
+      .one();
     if (next !== null) await this.scheduleFlush(next);
     return { delivered, failed, pending };
   }

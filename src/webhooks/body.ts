@@ -9,9 +9,18 @@ export const payloadTooLarge = (max: number) =>
  */
 export async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
   const declared = request.headers.get("Content-Length");
-  if (declared !== null && /^\d+$/.test(declared) && Number(declared) > maxBytes) {
-    await request.body?.cancel().catch(() => {});
-    throw payloadTooLarge(maxBytes);
+  if (declared !== null && /^\d+$/.test(declared)) {
+    if (Number(declared) > maxBytes) {
+      await request.body?.cancel().catch(() => {});
+      throw payloadTooLarge(maxBytes);
+    }
+    // A body of declared length within the limit is read in one native call: HTTP framing stops it
+    // at that length, and the JavaScript loop below (one promise per ~4 KB piece, then a copy) was
+    // the costliest step of a 20 KB webhook before its Durable Object call (bench/profile.mjs).
+    const whole = new Uint8Array(await request.arrayBuffer());
+    // Only a Request built in code (not one off the network) can carry a header that lies.
+    if (whole.byteLength > maxBytes) throw payloadTooLarge(maxBytes);
+    return whole;
   }
   if (!request.body) return new Uint8Array(0);
   const reader = request.body.getReader();

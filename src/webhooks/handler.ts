@@ -16,8 +16,9 @@ import { newAudioKey } from "../storage/keys";
 import { storeAudio } from "./audio";
 import { ingestBody } from "./ingest";
 import { normaliseCallFailure, normaliseTranscription, parseEnvelope, type Envelope } from "./payload";
-import { checkHeader, signatureMismatch, verifySignature, type VerifyOptions } from "./signature";
+import { checkHeader, signatureMismatch, verifyParsed, type VerifyOptions } from "./signature";
 import { SignatureCheck } from "./streaming-hmac";
+import { contextCache } from "../api/context-cache";
 
 export const SIGNATURE_HEADER = "ElevenLabs-Signature";
 
@@ -56,7 +57,7 @@ export async function handlePostCall(request: Request, env: Env, ctx?: Execution
       if (!(await body.mac.matches(header.signatures))) throw signatureMismatch();
     } else {
       // Kept whole (every event but audio): one-shot HMAC over exactly the bytes received.
-      await verifySignature(headerText, body.rest, opts);
+      await verifyParsed(header, body.rest, opts);
     }
     if (body.jsonError) throw badRequest("invalid_json", `The body is not valid JSON: ${body.jsonError.message}.`);
     const envelope = parseEnvelope(body.rest);
@@ -86,6 +87,8 @@ async function dispatch(env: Env, cfg: Config, envelope: Envelope, raw: Uint8Arr
         nowSeconds: receivedAt,
       });
       const stored = await recordTranscription(env, record, raw, receivedAt);
+      // This isolate's cached context for the user (CONTEXT_CACHE_SECONDS) is now out of date.
+      if (stored.record.userId !== null) contextCache.forget(stored.record.userId);
       return json({
         status: stored.duplicate ? "duplicate" : "stored",
         type: envelope.type,

@@ -144,10 +144,13 @@ const unixSeconds = (v: unknown): number | null => {
 const obj = (v: unknown): Obj => (isObj(v) ? v : {});
 const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
+// Stateless for whole-buffer decoding, so one instance serves every request.
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
 export function parseEnvelope(body: Uint8Array): Envelope {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(body));
+    parsed = JSON.parse(utf8.decode(body));
   } catch {
     throw badRequest("invalid_json", "The body is not valid UTF-8 JSON.");
   }

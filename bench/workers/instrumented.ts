@@ -1,0 +1,285 @@
+/**
+ * postcall with meters on every storage call, for the cost model (bench/lib/cost.mjs,
+ * docs/cost-and-capacity.md). The service's code runs unchanged: this entry wraps the bindings it
+ * is given (and the Durable Object's storage) and counts what passes through. Bench only: never
+ * deployed, and the counters are readable at /__bench/counters.
+ */
+import worker, { UserMemory as Base } from "../../src/index";
+import type { Env } from "../../src/env";
+
+interface Counters {
+  workerRequests: number;
+  doRequests: Record<string, number>;
+  doWallMs: number;
+  doSqlRowsRead: number;
+  doSqlRowsWritten: number;
+  doSqlStatements: number;
+  doSetAlarm: number;
+  d1Batches: number;
+  d1Statements: number;
+  d1RowsRead: number;
+  d1RowsWritten: number;
+  r2ClassA: Record<string, number>;
+  r2ClassB: Record<string, number>;
+  r2BytesPut: number;
+}
+
+const fresh = (): Counters => ({
+  workerRequests: 0,
+  doRequests: {},
+  doWallMs: 0,
+  doSqlRowsRead: 0,
+  doSqlRowsWritten: 0,
+  doSqlStatements: 0,
+  doSetAlarm: 0,
+  d1Batches: 0,
+  d1Statements: 0,
+  d1RowsRead: 0,
+  d1RowsWritten: 0,
+  r2ClassA: {},
+  r2ClassB: {},
+  r2BytesPut: 0,
+});
+// The Worker and its Durable Objects run in one isolate in workerd, so one module-level record sees both.
+let counters = fresh();
+const bump = (m: Record<string, number>, k: string) => (m[k] = (m[k] ?? 0) + 1);
+
+// ---- D1: rows as D1 bills them, from each result's meta ----------------------------------------------
+
+type Meta = { rows_read?: number; rows_written?: number };
+function countMeta(meta: Meta | undefined) {
+  counters.d1RowsRead += meta?.rows_read ?? 0;
+  counters.d1RowsWritten += meta?.rows_written ?? 0;
+}
+
+const realStatement = new WeakMap<object, D1PreparedStatement>();
+function meteredStatement(st: D1PreparedStatement): D1PreparedStatement {
+  const proxy = new Proxy(st, {
+    get(target, prop) {
+      if (prop === "bind") return (...args: unknown[]) => meteredStatement(target.bind(...args));
+      if (prop === "run" || prop === "all") {
+        return async () => {
+          counters.d1Statements++;
+          const r = await target.all();
+          countMeta(r.meta as Meta);
+          return r;
+        };
+      }
+      if (prop === "first") {
+        // first() returns no meta: run all() and take the first row, as first() would.
+        return async (column?: string) => {
+          counters.d1Statements++;
+          const r = await target.all<Record<string, unknown>>();
+          countMeta(r.meta as Meta);
+          const row = r.results[0] ?? null;
+          return column === undefined || row === null ? row : row[column];
+        };
+      }
+      const v = Reflect.get(target, prop, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+  realStatement.set(proxy, st);
+  return proxy;
+}
+
+function meteredD1(db: D1Database): D1Database {
+  return new Proxy(db, {
+    get(target, prop) {
+      if (prop === "prepare") return (q: string) => meteredStatement(target.prepare(q));
+      if (prop === "batch") {
+        return async (statements: D1PreparedStatement[]) => {
+          counters.d1Batches++;
+          counters.d1Statements += statements.length;
+          const results = await target.batch(statements.map((s) => realStatement.get(s) ?? s));
+          for (const r of results) countMeta(r.meta as Meta);
+          return results;
+        };
+      }
+      const v = Reflect.get(target, prop, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
+
+// ---- R2: operations by class (https://developers.cloudflare.com/r2/pricing/) -------------------------
+
+const CLASS_A = new Set(["put", "list", "createMultipartUpload", "resumeMultipartUpload"]);
+const CLASS_B = new Set(["get", "head"]);
+
+function meteredUpload(upload: R2MultipartUpload): R2MultipartUpload {
+  return new Proxy(upload, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target);
+      if (typeof v !== "function") return v;
+      if (prop === "uploadPart" || prop === "complete") {
+        return (...args: unknown[]) => {
+          bump(counters.r2ClassA, String(prop));
+          const part = args[1];
+          if (prop === "uploadPart" && part && typeof part === "object" && "byteLength" in part) counters.r2BytesPut += (part as ArrayBufferView).byteLength;
+          return (v as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      }
+      return v.bind(target); // abort is free
+    },
+  });
+}
+
+function meteredR2(bucket: R2Bucket): R2Bucket {
+  return new Proxy(bucket, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target);
+      if (typeof v !== "function") return v;
+      const name = String(prop);
+      return async (...args: unknown[]) => {
+        if (CLASS_A.has(name)) bump(counters.r2ClassA, name);
+        if (CLASS_B.has(name)) bump(counters.r2ClassB, name);
+        const result = await (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        if (name === "put" && result && typeof result === "object" && "size" in result) counters.r2BytesPut += (result as R2Object).size;
+        if (name === "createMultipartUpload" || name === "resumeMultipartUpload") return meteredUpload(result as R2MultipartUpload);
+        return result;
+      };
+    },
+  });
+}
+
+// ---- Durable Object storage: SQL rows as Durable Objects bill them (cursor.rowsRead/rowsWritten) ----
+
+function meteredSql(sql: SqlStorage, pending: SqlStorageCursor<Record<string, SqlStorageValue>>[]): SqlStorage {
+  return new Proxy(sql, {
+    get(target, prop) {
+      if (prop === "exec") {
+        return (query: string, ...bindings: unknown[]) => {
+          counters.doSqlStatements++;
+          const cursor = target.exec(query, ...bindings);
+          pending.push(cursor);
+          return cursor;
+        };
+      }
+      const v = Reflect.get(target, prop, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
+
+function meteredState(ctx: DurableObjectState, pending: SqlStorageCursor<Record<string, SqlStorageValue>>[]): DurableObjectState {
+  const storage = new Proxy(ctx.storage, {
+    get(target, prop) {
+      if (prop === "sql") return meteredSql(target.sql, pending);
+      if (prop === "setAlarm") counters.doSetAlarm++;
+      const v = Reflect.get(target, prop, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+  return new Proxy(ctx, {
+    get(target, prop) {
+      if (prop === "storage") return storage;
+      const v = Reflect.get(target, prop, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
+
+function meteredEnv(env: Env): Env {
+  return { ...env, DB: meteredD1(env.DB), AUDIO: meteredR2(env.AUDIO), USER_MEMORY: meteredNamespace(env.USER_MEMORY) };
+}
+
+const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
+/** Rows are final once a cursor is consumed: they are added up when the counters are read. */
+function settleCursors() {
+  for (const c of cursors.splice(0)) {
+    counters.doSqlRowsRead += c.rowsRead;
+    counters.doSqlRowsWritten += c.rowsWritten;
+  }
+}
+
+// A Durable Object bills one request per RPC call on a stub and one per alarm invocation. RPC calls
+// are counted where they are made (the stubs the Worker gets from USER_MEMORY), alarms here.
+export class UserMemory extends Base {
+  constructor(ctx: DurableObjectState, env: Env) {
+    // The runtime's base class insists on the real state object, so the meters go in afterwards:
+    // ctx and env are shadowed, and any field that kept ctx.storage.sql gets the metered handle.
+    super(ctx, env);
+    Object.defineProperty(this, "ctx", { value: meteredState(ctx, cursors) });
+    Object.defineProperty(this, "env", { value: meteredEnv(env) });
+    const self = this as unknown as Record<string, unknown>;
+    const handles = Object.keys(self).filter((k) => self[k] === ctx.storage.sql);
+    if (handles.length === 0) throw new Error("instrumented: UserMemory keeps no ctx.storage.sql handle to meter");
+    for (const k of handles) self[k] = meteredSql(ctx.storage.sql, cursors);
+  }
+
+  override async alarm(...args: Parameters<Base["alarm"]>): Promise<void> {
+    bump(counters.doRequests, "alarm");
+    const t0 = Date.now();
+    try {
+      await super.alarm(...args);
+    } finally {
+      // workerd's clock moves only across I/O, so this is time spent waiting on storage, which is
+      // what Durable Object duration bills.
+      counters.doWallMs += Date.now() - t0;
+    }
+  }
+
+  /** Bench probe (not metered): this object's SQLite size in bytes. */
+  benchDatabaseSize(): number {
+    return (this.ctx.storage.sql as SqlStorage).databaseSize;
+  }
+}
+
+function meteredStub<T extends object>(stub: T): T {
+  return new Proxy(stub, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target);
+      if (typeof v !== "function" || typeof prop !== "string" || prop === "then" || prop === "benchDatabaseSize") return v;
+      return async (...args: unknown[]) => {
+        bump(counters.doRequests, prop);
+        const t0 = Date.now();
+        try {
+          // Called as a method of the stub itself: an RPC stub's functions are not plain functions.
+          return await (target as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[prop]!(...args);
+        } finally {
+          counters.doWallMs += Date.now() - t0;
+        }
+      };
+    },
+  });
+}
+
+function meteredNamespace(ns: DurableObjectNamespace<Base>): DurableObjectNamespace<Base> {
+  return new Proxy(ns, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target);
+      if (prop === "get") return (...args: Parameters<typeof ns.get>) => meteredStub(target.get(...args));
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
+
+const envs = new WeakMap<object, Env>();
+
+export default {
+  async fetch(request, env, ctx) {
+    const url = new URL(request.url);
+    if (url.pathname === "/__bench/counters") {
+      settleCursors();
+      return Response.json(counters);
+    }
+    if (url.pathname === "/__bench/reset") {
+      settleCursors();
+      counters = fresh();
+      return Response.json({ ok: true });
+    }
+    if (url.pathname === "/__bench/do-size") {
+      const name = url.searchParams.get("name") ?? "";
+      const stub = env.USER_MEMORY.get(env.USER_MEMORY.idFromName(name)) as unknown as { benchDatabaseSize(): Promise<number> };
+      return Response.json({ bytes: await stub.benchDatabaseSize() });
+    }
+    counters.workerRequests++;
+    let wrapped = envs.get(env);
+    if (!wrapped) {
+      wrapped = meteredEnv(env);
+      envs.set(env, wrapped);
+    }
+    return worker.fetch(request, wrapped, ctx);
+  },
+} satisfies ExportedHandler<Env>;

@@ -1,0 +1,51 @@
+/**
+ * An optional per-isolate cache of users' memory snapshots for the context endpoint
+ * (CONTEXT_CACHE_SECONDS, off by default). Pure: no bindings, the clock is passed in.
+ *
+ * Why it is off by default: a Worker runs in many isolates on many machines, and only the isolate
+ * that ingests a webhook (or deletes a user) can drop its own copy. Every other isolate keeps
+ * serving what it cached until the entry expires, so with the cache on a context read may miss a
+ * conversation stored up to CONTEXT_CACHE_SECONDS ago, or show a deleted user's memory for as long.
+ * Without it every read costs a round trip to the user's Durable Object (bench/RESULTS.md).
+ *
+ * Snapshots are cached, not rendered variables, so time-dependent values (days_since_last_call) are
+ * computed at read time. Entries are bounded by count, least recently stored evicted first.
+ */
+import type { MemorySnapshot } from "../memory/variables";
+
+export class ContextCache {
+  private readonly entries = new Map<string, { snapshot: MemorySnapshot; expiresAt: number }>();
+
+  constructor(private readonly maxEntries: number) {}
+
+  get(userId: string, nowMs: number): MemorySnapshot | null {
+    const e = this.entries.get(userId);
+    if (!e) return null;
+    if (nowMs >= e.expiresAt) {
+      this.entries.delete(userId);
+      return null;
+    }
+    return e.snapshot;
+  }
+
+  set(userId: string, snapshot: MemorySnapshot, nowMs: number, ttlSeconds: number): void {
+    if (ttlSeconds <= 0) return;
+    this.entries.delete(userId);
+    this.entries.set(userId, { snapshot, expiresAt: nowMs + ttlSeconds * 1000 });
+    while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  /** Drops a user's entry: called by whatever changes their memory in this isolate. */
+  forget(userId: string): void {
+    this.entries.delete(userId);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
+
+/** At most this many users' snapshots per isolate (a snapshot is a few KB at most: LIMITS bound it). */
+export const CONTEXT_CACHE_MAX_ENTRIES = 1000;
+
+export const contextCache = new ContextCache(CONTEXT_CACHE_MAX_ENTRIES);

@@ -1,0 +1,97 @@
+/**
+ * The bounds of a user's Durable Object are enforced on every event, so enforcing them must not
+ * cost in proportion to what the object holds: rows read are billed, and scanning a full table per
+ * event is the difference between microseconds and milliseconds.
+ */
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { LIMITS } from "../src/memory/schema";
+import { userMemory } from "../src/memory/route";
+import type { UserMemory } from "../src/memory/user-memory";
+import { normaliseTranscription, parseEnvelope } from "../src/webhooks/payload";
+import { nowSeconds, transcription, uid } from "./helpers";
+
+const enc = new TextEncoder();
+
+function record(event: object) {
+  const raw = enc.encode(JSON.stringify(event));
+  const r = normaliseTranscription(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() });
+  return { record: r, raw, receivedAt: nowSeconds() };
+}
+
+/** Runs `fn` with every SQL statement of the object metered; returns the rows its statements read and wrote. */
+async function metered(instance: unknown, state: DurableObjectState, fn: (memory: UserMemory) => Promise<unknown>) {
+  const fields = instance as unknown as Record<string, unknown>;
+  const real = state.storage.sql;
+  const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
+  const proxy = new Proxy(real, {
+    get(target, prop) {
+      if (prop === "exec") {
+        return (query: string, ...bindings: unknown[]) => {
+          const c = target.exec(query, ...bindings);
+          cursors.push(c);
+          return c;
+        };
+      }
+      const v = Reflect.get(target, prop, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+  const keys = Object.keys(fields).filter((k) => fields[k] === real);
+  expect(keys.length).toBeGreaterThan(0);
+  for (const k of keys) fields[k] = proxy;
+  try {
+    await fn(instance as UserMemory);
+  } finally {
+    for (const k of keys) fields[k] = real;
+  }
+  return { read: cursors.reduce((n, c) => n + c.rowsRead, 0), written: cursors.reduce((n, c) => n + c.rowsWritten, 0) };
+}
+
+describe("compaction", () => {
+  it("keeps the last LIMITS.seenEvents deliveries, still recognises recent ones, and reads only what it deletes", async () => {
+    const userId = uid("seen");
+    const stub = userMemory(env, userId);
+    const first = transcription({ userId });
+    await stub.recordConversation(record(first));
+    const t = nowSeconds();
+    // Fill `seen` past its bound directly: 10,000 real deliveries would make a slow test.
+    await runInDurableObject(stub, (_o, state) => {
+      state.storage.transactionSync(() => {
+        for (let i = 0; i < LIMITS.seenEvents + 5; i++) {
+          state.storage.sql.exec("INSERT INTO seen (kind, conversation_id, received_at) VALUES (?, ?, ?)", "post_call_transcription", `filler_${i}`, t);
+        }
+      });
+    });
+    const last = transcription({ userId });
+    const rows = await runInDurableObject(stub, (instance, state) =>
+      metered(instance, state, (memory) => memory.recordConversation(record(last))),
+    );
+    // The old statement sorted and scanned the whole table: over 20,000 rows read here.
+    expect(rows.read).toBeLessThan(200);
+    const seen = await runInDurableObject(stub, (_o, state) => ({
+      n: state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM seen").one().n,
+      oldest: state.storage.sql.exec("SELECT 1 FROM seen WHERE conversation_id = ?", first["data"].conversation_id).toArray().length,
+      newest: state.storage.sql.exec("SELECT 1 FROM seen WHERE conversation_id = ?", last["data"].conversation_id).toArray().length,
+    }));
+    expect(seen).toEqual({ n: LIMITS.seenEvents, oldest: 0, newest: 1 });
+    expect(await stub.recordConversation(record(last))).toEqual({ duplicate: true });
+  });
+
+  it("does not scan the recent conversations or facts of a user who is under their bounds", async () => {
+    const userId = uid("light");
+    const stub = userMemory(env, userId);
+    for (let i = 0; i < 10; i++) await stub.recordConversation(record(transcription({ userId, facts: { [`f_${i}`]: i } })));
+    const withFacts = await runInDurableObject(stub, (instance, state) =>
+      metered(instance, state, (memory) => memory.recordConversation(record(transcription({ userId, facts: { f_new: 1 } })))),
+    );
+    const withoutFacts = await runInDurableObject(stub, (instance, state) =>
+      metered(instance, state, (memory) => memory.recordConversation(record(transcription({ userId, facts: {} })))),
+    );
+    // Facts are trimmed only when the event wrote some (reading them all to do so).
+    expect(withFacts.read - withoutFacts.read).toBeGreaterThanOrEqual(11);
+    // Without facts: a handful of single-row statements, whatever the user holds.
+    expect(withoutFacts.read).toBeLessThan(10);
+  });
+});
