@@ -68,6 +68,7 @@ for (const name of ["floor", "floorBytes"]) {
   await db.batch([
     db.prepare("CREATE TABLE floor_events (id TEXT PRIMARY KEY, text TEXT)"),
     db.prepare("CREATE TABLE floor_rows (id TEXT NOT NULL, i INTEGER NOT NULL, text TEXT, PRIMARY KEY (id, i)) WITHOUT ROWID"),
+    db.prepare("CREATE TABLE floor_users (user_id TEXT PRIMARY KEY, n INTEGER NOT NULL)"),
   ]);
 }
 
@@ -130,7 +131,7 @@ const SCENARIOS = [
   },
   {
     id: "floor",
-    label: "baseline: storage floor: `POST` 20 KB -> 1 DO RPC (1 SQLite txn, alarm set) -> 200; alarm: 1 R2 put + 1 D1 batch (5 statements, 54 rows); trivial contents",
+    label: "baseline: storage floor: `POST` 20 KB -> 1 DO RPC (1 SQLite txn, alarm set) -> 200; alarm: 1 R2 put + 1 D1 batch (the same 7 statements: conversation, turns in 4 inserts, directory upsert, audio lookup); trivial contents",
     service: "floor",
     compare: ["hello"],
     prepare: (amount) => floorPool.prepare(amount),

@@ -6,10 +6,12 @@
  * - request path: the body is read (any receiver must take the bytes off the wire), then ONE RPC to
  *   a per-user Durable Object, which commits ONE SQLite transaction (one outbox row) and schedules
  *   its alarm exactly as UserMemory does; the 200 is sent when that RPC returns.
- * - alarm (after the 200): ONE R2 put, then ONE D1 batch with the same statements and rows as the
- *   real conversation + turns batch (one row, then `FLOOR_TURN_ROWS` rows in statements of 14, as
- *   src/storage/conversations.ts does; the harness sets it from the payload it sends), then the
- *   outbox row is deleted.
+ * - alarm (after the 200): ONE R2 put, then ONE D1 batch with the same statements as the real
+ *   conversation batch: one conversation row, then `FLOOR_TURN_ROWS` rows in statements of 14 (as
+ *   src/storage/conversations.ts does; the harness sets it from the payload it sends), one user
+ *   directory upsert, and the one-row read that looks for the conversation's audio; then the
+ *   outbox row is deleted. (The real service's full-text trigger and recomputed directory count
+ *   are its own logic, not part of the floor.)
  *
  * `FLOOR_CONTENT` = "trivial" (the issue's floor): the outbox row, the R2 object and the D1 rows
  * hold a few bytes. "same": they hold as many bytes as the real service stores (the raw body in the
@@ -71,6 +73,10 @@ export class UserMemory extends DurableObject<FloorEnv> {
         const values = Array.from({ length: n }, () => "(?, ?, ?)").join(", ");
         batch.push(this.env.DB.prepare(`INSERT INTO floor_rows (id, i, text) VALUES ${values}`).bind(...params));
       }
+      batch.push(
+        this.env.DB.prepare("INSERT INTO floor_users (user_id, n) VALUES (?, 1) ON CONFLICT (user_id) DO UPDATE SET n = n + 1").bind(this.ctx.id.toString()),
+        this.env.DB.prepare("SELECT 1 AS found FROM floor_events WHERE id = ?").bind(`${id}-audio`),
+      );
       await this.env.DB.batch(batch);
       this.sql.exec("DELETE FROM outbox WHERE seq = ?", seq);
     }
