@@ -205,7 +205,7 @@ const SCENARIOS = [
     service: "postcall",
     optIn: true,
     available: async () =>
-      "opt-in (`BENCH_WITH=audio`): issue 3 replaces this tree's buffered audio handler with streaming and brings its own benchmark; add its request shape here after the merge",
+      "measured by its own script: `npm run bench:audio` streams a 150 MB chunked audio webhook through `wrangler dev` against a plain-multipart and a buffered baseline in the same run (throughput and workerd RSS growth; bench/AUDIO.md). A 32-connection load of 150 MB bodies is not a scenario ElevenLabs produces.",
   },
 ];
 
