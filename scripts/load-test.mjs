@@ -52,7 +52,20 @@ function wrangler(...a) {
   if (r.status !== 0) throw new Error(`wrangler ${a.join(" ")} failed:\n${r.stderr}\n${r.stdout}`);
   return r.stdout;
 }
-const applyMigrations = () => wrangler("d1", "migrations", "apply", "DB", "--local", "--persist-to", persist);
+// Applied mid-run for the outage: the outboxes are retrying against the same local SQLite file, so a
+// migration can meet "database is locked" (SQLITE_BUSY). wrangler records each migration it applied,
+// so trying again continues where it stopped.
+function applyMigrations() {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return wrangler("d1", "migrations", "apply", "DB", "--local", "--persist-to", persist);
+    } catch (err) {
+      if (attempt >= 10 || !/SQLITE_BUSY|database is locked/.test(String(err))) throw err;
+      console.log(`migrations: database busy, retrying (${attempt})`);
+      spawnSync("sleep", ["0.5"]);
+    }
+  }
+}
 
 function d1(sql) {
   const out = wrangler("d1", "execute", "DB", "--local", "--persist-to", persist, "--json", "--command", sql);
