@@ -1,0 +1,54 @@
+/**
+ * Where features built apart meet: streamed audio x erasure x retention, the console's D1 indexes,
+ * and the per-isolate context cache. Each test names the seam it guards.
+ */
+import { createExecutionContext, createScheduledController, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import worker from "../src/index";
+import { ownerOf, userMemory } from "../src/memory/route";
+import audioFixture from "./fixtures/audio.json";
+import { d1AudioRow } from "./audio-helpers";
+import { apiGet, nowSeconds, postWebhook, flush } from "./helpers";
+import { apiJson, deliverParked, doTables, footprint, pendingConversation, u } from "./api-helpers";
+
+const DAYS = 3650;
+const DAY = 86_400;
+const ancient = (extraDays: number) => nowSeconds() - (DAYS + extraDays) * DAY;
+
+async function runAlarm(stub: DurableObjectStub) {
+  await runInDurableObject(stub, (_o, state) => state.storage.setAlarm(Date.now() + 3_600_000));
+  expect(await runDurableObjectAlarm(stub)).toBe(true);
+}
+
+async function postAudio(conversationId: string) {
+  const res = await postWebhook({ ...audioFixture, data: { ...audioFixture.data, conversation_id: conversationId } });
+  expect(res.status, await res.clone().text()).toBe(200);
+  expect(await flush(null, conversationId)).toMatchObject({ failed: 0 });
+  expect(await d1AudioRow(conversationId)).not.toBeNull();
+}
+
+async function sweep() {
+  const ctx = createExecutionContext();
+  await worker.scheduled!(createScheduledController({ cron: "17 3 * * *" }), env, ctx);
+  await waitOnExecutionContext(ctx);
+}
+
+describe("retention x audio", () => {
+  it("expires an unattributed conversation with audio through its own object: every copy goes, audio is no longer served", async () => {
+    const orphan = await pendingConversation(null, undefined, { startedAt: ancient(3) });
+    // Audio first: until the transcript is in D1 nothing is anchored, so no alarm the runtime fires
+    // on its own can expire the conversation before the test does.
+    await postAudio(orphan.id);
+    expect(await deliverParked(null, orphan.id)).toBe(0);
+    expect(await footprint([orphan.id])).toEqual({ conversations: 1, turns: 5, audio: 1, r2: 2 });
+
+    const stub = ownerOf(env, null, orphan.id);
+    // The same work the alarm does, with its report (the alarm only logs a failure).
+    expect(await stub.applyRetention()).toMatchObject({ more: false, counts: { conversations: 1, turns: 5, audio: 1, r2_objects: 2 } });
+
+    expect(await footprint([orphan.id])).toEqual({ conversations: 0, turns: 0, audio: 0, r2: 0 });
+    expect((await apiGet(`/v1/conversations/${u(orphan.id)}/audio`)).status).toBe(404);
+    expect(await doTables(orphan.id, "conversation")).toEqual({});
+  });
+});
