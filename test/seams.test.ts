@@ -51,4 +51,21 @@ describe("retention x audio", () => {
     expect((await apiGet(`/v1/conversations/${u(orphan.id)}/audio`)).status).toBe(404);
     expect(await doTables(orphan.id, "conversation")).toEqual({});
   });
+
+  it("the sweep removes audio whose transcript never came (or was erased before it), once it is past the period", async () => {
+    const lone = `conv_${crypto.randomUUID()}`;
+    const fresh = `conv_${crypto.randomUUID()}`;
+    await postAudio(lone);
+    await postAudio(fresh);
+    // Audio carries no start time: the time it was stored stands in for it.
+    await env.DB.prepare("UPDATE audio SET stored_at = ? WHERE conversation_id = ?").bind(ancient(1), lone).run();
+    expect(await footprint([lone])).toEqual({ conversations: 0, turns: 0, audio: 1, r2: 1 });
+
+    await sweep();
+
+    expect(await footprint([lone])).toEqual({ conversations: 0, turns: 0, audio: 0, r2: 0 });
+    expect((await apiGet(`/v1/conversations/${u(lone)}/audio`)).status).toBe(404);
+    expect(await footprint([fresh])).toEqual({ conversations: 0, turns: 0, audio: 1, r2: 1 });
+    expect((await apiGet(`/v1/conversations/${u(fresh)}/audio`)).status).toBe(200);
+  });
 });
