@@ -7,10 +7,11 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { ownerOf, userMemory } from "../src/memory/route";
+import type { UserMemory } from "../src/memory/user-memory";
 import audioFixture from "./fixtures/audio.json";
 import { d1AudioRow } from "./audio-helpers";
-import { apiGet, nowSeconds, postWebhook, flush } from "./helpers";
-import { apiJson, deliverParked, doTables, footprint, pendingConversation, u } from "./api-helpers";
+import { apiGet, flush, nowSeconds, postWebhook, transcription, userIdOf } from "./helpers";
+import { api, apiJson, deliverParked, doTables, footprint, pendingConversation, u } from "./api-helpers";
 
 const DAYS = 3650;
 const DAY = 86_400;
@@ -67,5 +68,34 @@ describe("retention x audio", () => {
     expect((await apiGet(`/v1/conversations/${u(lone)}/audio`)).status).toBe(404);
     expect(await footprint([fresh])).toEqual({ conversations: 0, turns: 0, audio: 1, r2: 1 });
     expect((await apiGet(`/v1/conversations/${u(fresh)}/audio`)).status).toBe(200);
+  });
+});
+
+describe("erasure x audio", () => {
+  it("erases audio whose D1 row is not written yet: no longer served, and its late delivery writes nothing", async () => {
+    const event = transcription({ startedAt: nowSeconds() - 100 });
+    const userId = userIdOf(event)!;
+    const conversationId = event["data"].conversation_id as string;
+    expect((await postWebhook(event)).status).toBe(200);
+    expect(await flush(userId, conversationId)).toMatchObject({ failed: 0, pending: 0 });
+    // The audio is acknowledged (its link is durable in the conversation's object) but its D1 write is
+    // still waiting to be retried, as while D1 fails.
+    const key = `audio/${crypto.randomUUID()}.mp3`;
+    await env.AUDIO.put(key, new Uint8Array([0x49, 0x44, 0x33]));
+    await runInDurableObject(ownerOf(env, null, conversationId), async (memory, state) => {
+      await (memory as UserMemory).recordAudio({ conversationId, agentId: null, key, bytes: 3, sha256: "0".repeat(64), receivedAt: nowSeconds() });
+      state.storage.sql.exec("UPDATE outbox SET next_attempt_at = ?", Date.now() + 365 * 86_400_000);
+      await state.storage.deleteAlarm();
+    });
+    expect((await apiGet(`/v1/conversations/${u(conversationId)}/audio`)).status).toBe(200);
+
+    expect((await api("DELETE", `/v1/users/${u(userId)}`)).status).toBe(200);
+
+    expect((await apiGet(`/v1/conversations/${u(conversationId)}/audio`)).status).toBe(404);
+    expect(await env.AUDIO.head(key)).toBeNull();
+    // The conversation's object was wiped with its pending delivery: nothing is left to write D1 later.
+    expect(await doTables(conversationId, "conversation")).toEqual({});
+    expect(await flush(null, conversationId)).toEqual({ delivered: 0, failed: 0, pending: 0 });
+    expect(await footprint([conversationId], [key])).toEqual({ conversations: 0, turns: 0, audio: 0, r2: 0 });
   });
 });

@@ -972,7 +972,7 @@ export class UserMemory extends DurableObject<Env> {
         .toArray()
         .map((r) => r.conversation_id);
       if (pending.length > 0) {
-        step.counts = addCounts(step.counts, await eraseConversations(db, this.env.AUDIO, pending, userId, this.forgetAudio));
+        step.counts = addCounts(step.counts, await eraseConversations(db, this.env.AUDIO, pending, userId, this.forgetAudio, true));
         this.ctx.storage.transactionSync(() => {
           this.sql.exec("DELETE FROM outbox_blobs WHERE seq IN (SELECT seq FROM outbox WHERE kind = 'conversation')");
           this.sql.exec("DELETE FROM outbox WHERE kind = 'conversation'");
@@ -988,7 +988,7 @@ export class UserMemory extends DurableObject<Env> {
         .bind(userId, LIMITS.eraseBatch)
         .all<{ conversation_id: string }>();
       if (results.length > 0) {
-        step.counts = addCounts(step.counts, await eraseConversations(db, this.env.AUDIO, results.map((r) => r.conversation_id), userId, this.forgetAudio));
+        step.counts = addCounts(step.counts, await eraseConversations(db, this.env.AUDIO, results.map((r) => r.conversation_id), userId, this.forgetAudio, true));
       }
       if (results.length < LIMITS.eraseBatch) {
         step.done = true;
