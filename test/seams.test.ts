@@ -11,7 +11,7 @@ import type { UserMemory } from "../src/memory/user-memory";
 import audioFixture from "./fixtures/audio.json";
 import { d1AudioRow } from "./audio-helpers";
 import { apiGet, flush, nowSeconds, postWebhook, transcription, userIdOf } from "./helpers";
-import { api, apiJson, deliverParked, doTables, footprint, pendingConversation, u } from "./api-helpers";
+import { api, apiJson, deliverParked, phoneNumber, doTables, footprint, pendingConversation, u } from "./api-helpers";
 
 const DAYS = 3650;
 const DAY = 86_400;
@@ -97,5 +97,75 @@ describe("erasure x audio", () => {
     expect(await doTables(conversationId, "conversation")).toEqual({});
     expect(await flush(null, conversationId)).toEqual({ delivered: 0, failed: 0, pending: 0 });
     expect(await footprint([conversationId], [key])).toEqual({ conversations: 0, turns: 0, audio: 0, r2: 0 });
+  });
+});
+
+describe("console indexes x retention and erasure", () => {
+  async function directoryRow(userId: string) {
+    const body = await (await apiGet(`/v1/users?q=${u(userId)}`)).json<{ users: { user_id: string }[] }>();
+    return body.users.find((x) => x.user_id === userId) ?? null;
+  }
+  /** Full-text rows of these conversations' turns (the index is external content: joined by rowid). */
+  async function indexedTurns(ids: string[]) {
+    let n = 0;
+    for (const id of ids) {
+      const row = await env.DB.prepare(
+        "SELECT count(*) AS n FROM turns_fts f JOIN turns t ON t.rowid = f.rowid WHERE t.conversation_id = ? AND turns_fts MATCH 'replacement OR order OR help'",
+      )
+        .bind(id)
+        .first<{ n: number }>();
+      n += row?.n ?? 0;
+    }
+    // The index agrees with its content table, row for row.
+    await env.DB.prepare("INSERT INTO turns_fts (turns_fts) VALUES ('integrity-check')").run();
+    return n;
+  }
+
+  it("retention that removes some of a user's conversations leaves their directory row and the search index true", async () => {
+    const userId = `dir-${crypto.randomUUID()}`;
+    const recentStart = nowSeconds() - DAY;
+    const old = await pendingConversation(userId, undefined, { startedAt: ancient(2) });
+    const older = await pendingConversation(userId, undefined, { startedAt: ancient(9) });
+    const recent = await pendingConversation(userId, undefined, { startedAt: recentStart });
+    expect(await deliverParked(userId)).toBe(0);
+    expect(await directoryRow(userId)).toMatchObject({ conversation_count: 3, first_call_at: new Date(older.startedAt * 1000).toISOString() });
+    const perConversation = await indexedTurns([recent.id]);
+    expect(perConversation).toBeGreaterThan(0);
+    expect(await indexedTurns([old.id, older.id])).toBe(2 * perConversation);
+
+    expect(await userMemory(env, userId).applyRetention()).toMatchObject({ more: false, counts: { conversations: 2 } });
+
+    expect(await directoryRow(userId)).toEqual({
+      user_id: userId,
+      conversation_count: 1,
+      first_call_at: new Date(recentStart * 1000).toISOString(),
+      last_call_at: new Date(recentStart * 1000).toISOString(),
+    });
+    expect(await indexedTurns([old.id, older.id])).toBe(0);
+    expect(await indexedTurns([recent.id])).toBe(perConversation);
+  });
+
+  it("erasing a phone number's own memory removes its directory row and its turns from the index", async () => {
+    const number = phoneNumber();
+    const event = transcription({ userId: null, externalNumber: number, startedAt: nowSeconds() - 100 });
+    const conversationId = event["data"].conversation_id as string;
+    expect(await (await postWebhook(event)).json()).toMatchObject({ user_id: number });
+    expect(await flush(number, conversationId)).toMatchObject({ failed: 0, pending: 0 });
+    expect(await directoryRow(number)).toMatchObject({ conversation_count: 1 });
+    expect(await indexedTurns([conversationId])).toBeGreaterThan(0);
+
+    expect((await api("DELETE", `/v1/users/${u(number)}`)).status).toBe(200);
+
+    expect(await directoryRow(number)).toBeNull();
+    expect(await indexedTurns([conversationId])).toBe(0);
+  });
+
+  it("the sweep's erasure of expired unattributed conversations leaves the search index true", async () => {
+    const orphan = await pendingConversation(null, undefined, { startedAt: ancient(4) });
+    expect(await deliverParked(null, orphan.id)).toBe(0);
+    expect(await indexedTurns([orphan.id])).toBeGreaterThan(0);
+    await sweep();
+    expect(await footprint([orphan.id])).toEqual({ conversations: 0, turns: 0, audio: 0, r2: 0 });
+    expect(await indexedTurns([orphan.id])).toBe(0);
   });
 });
