@@ -169,3 +169,29 @@ describe("console indexes x retention and erasure", () => {
     expect(await indexedTurns([orphan.id])).toBe(0);
   });
 });
+
+describe("phone links x audio", () => {
+  async function hasAudioIn(userId: string, conversationId: string) {
+    return runInDurableObject(userMemory(env, userId), (_o, state) =>
+      state.storage.sql.exec<{ h: number }>("SELECT has_audio AS h FROM conversations WHERE conversation_id = ?", conversationId).toArray()[0]?.h,
+    );
+  }
+
+  for (const audioFirst of [false, true]) {
+    it(`marks audio in the linked app user's memory, not the number's (audio ${audioFirst ? "before" : "after"} the transcript)`, async () => {
+      const userId = `app-${crypto.randomUUID()}`;
+      const number = phoneNumber();
+      expect((await api("PUT", `/v1/users/${u(userId)}/phones/${u(number)}`)).status).toBe(200);
+      const event = transcription({ userId: null, externalNumber: number, startedAt: nowSeconds() - 100 });
+      const conversationId = event["data"].conversation_id as string;
+      if (audioFirst) await postAudio(conversationId);
+      expect(await (await postWebhook(event)).json()).toMatchObject({ user_id: userId });
+      expect(await flush(userId, conversationId)).toMatchObject({ failed: 0, pending: 0 });
+      if (!audioFirst) await postAudio(conversationId);
+      expect(await hasAudioIn(userId, conversationId)).toBe(1);
+      expect(await hasAudioIn(number, conversationId)).toBeUndefined();
+      const list: any = await apiJson("GET", `/v1/users/${u(userId)}/conversations`);
+      expect(list.conversations).toMatchObject([{ conversation_id: conversationId, has_audio: true, user_id_source: "phone_link" }]);
+    });
+  }
+});
