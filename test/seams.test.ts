@@ -2,7 +2,7 @@
  * Where features built apart meet: streamed audio x erasure x retention, the console's D1 indexes,
  * and the per-isolate context cache. Each test names the seam it guards.
  */
-import { createExecutionContext, createScheduledController, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createScheduledController, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
@@ -16,11 +16,6 @@ import { api, apiJson, deliverParked, phoneNumber, doTables, footprint, pendingC
 const DAYS = 3650;
 const DAY = 86_400;
 const ancient = (extraDays: number) => nowSeconds() - (DAYS + extraDays) * DAY;
-
-async function runAlarm(stub: DurableObjectStub) {
-  await runInDurableObject(stub, (_o, state) => state.storage.setAlarm(Date.now() + 3_600_000));
-  expect(await runDurableObjectAlarm(stub)).toBe(true);
-}
 
 async function postAudio(conversationId: string) {
   const res = await postWebhook({ ...audioFixture, data: { ...audioFixture.data, conversation_id: conversationId } });
