@@ -12,6 +12,7 @@ import type { Env } from "../src/env";
 import { ApiError } from "../src/errors";
 import { userMemory } from "../src/memory/route";
 import { EMPTY_SNAPSHOT, type MemorySnapshot } from "../src/memory/variables";
+import { deleteUser } from "../src/api/users";
 import { handlePostCall } from "../src/webhooks/handler";
 import { normaliseTranscription, parseEnvelope } from "../src/webhooks/payload";
 import { BASE, nowSeconds, signatureHeader, transcription, uid } from "./helpers";
@@ -99,5 +100,17 @@ describe("CONTEXT_CACHE_SECONDS", () => {
     );
     expect(res.status).toBe(200);
     expect((await dynamicVariablesFor(cached, userId))["call_count"]).toBe(2);
+  });
+
+  it("when on, a context read that runs during this isolate's DELETE is not served after the DELETE", async () => {
+    const cached = { ...env, CONTEXT_CACHE_SECONDS: "300" } as Env;
+    const userId = uid("cachedel");
+    await userMemory(env, userId).recordConversation(input(userId));
+    const erasing = deleteUser(cached, userId);
+    // Read while the erasure is under way: the memory is still there, and this read caches it.
+    const during = await dynamicVariablesFor(cached, userId);
+    expect((await erasing).status).toBe(200);
+    expect(during["call_count"]).toBe(1);
+    expect((await dynamicVariablesFor(cached, userId))["call_count"]).toBe(0);
   });
 });

@@ -84,7 +84,16 @@ const MAX_ERASE_STEPS = 50;
  */
 export async function deleteUser(env: Env, userId: string): Promise<Response> {
   const stub = userMemory(env, userId);
-  contextCache.forget(userId);
+  try {
+    return await eraseSteps(stub, userId);
+  } finally {
+    // After the erasure, not only before: a context read in this isolate while it ran cached the
+    // memory as it was, and would serve it after the 200 for up to CONTEXT_CACHE_SECONDS.
+    contextCache.forget(userId);
+  }
+}
+
+async function eraseSteps(stub: ReturnType<typeof userMemory>, userId: string): Promise<Response> {
   let counts = zeroCounts();
   let phoneLinks = 0;
   let memoryRows = 0;

@@ -52,5 +52,17 @@ export async function sweepRetention(env: Env, nowMs = Date.now()): Promise<Swee
   if (orphans.length > 0) {
     counts = addCounts(counts, await eraseConversations(env.DB, env.AUDIO, orphans.map((r) => r.conversation_id), null, forgetAudio));
   }
+  // Audio whose transcript never came (or whose conversation was erased or expired before the audio
+  // arrived): no conversation row leads to it, so neither an alarm nor the queries above ever would.
+  // Audio has no start time; the time it was stored stands in for it.
+  const { results: lone } = await env.DB.prepare(
+    `SELECT conversation_id FROM audio a WHERE stored_at < ?
+     AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.conversation_id = a.conversation_id) LIMIT ?`,
+  )
+    .bind(cutoff, SWEEP_UNATTRIBUTED)
+    .all<{ conversation_id: string }>();
+  if (lone.length > 0) {
+    counts = addCounts(counts, await eraseConversations(env.DB, env.AUDIO, lone.map((r) => r.conversation_id), null, forgetAudio));
+  }
   return { users: users.length, counts };
 }

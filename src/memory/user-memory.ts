@@ -835,6 +835,7 @@ export class UserMemory extends DurableObject<Env> {
   }
 
   private retentionDueMs(days: number): number | null {
+    if (!this.hasSchema()) return null; // expired whole (a conversation's own object): nothing left to expire
     const anchor = this.sql.exec<{ a: number | null }>("SELECT retention_anchor AS a FROM upkeep WHERE id = 1").one().a;
     return anchor === null ? null : (anchor + days * 86_400) * 1000;
   }
@@ -895,7 +896,10 @@ export class UserMemory extends DurableObject<Env> {
     for (let batch = 0; batch < LIMITS.eraseBatchesPerCall; batch++) {
       const { results } = await select(LIMITS.eraseBatch).all<{ conversation_id: string }>();
       if (results.length > 0) {
-        counts = addCounts(counts, await eraseConversations(this.env.DB, this.env.AUDIO, results.map((r) => r.conversation_id), owner, this.forgetAudio));
+        // A `conversation:<id>` object is itself where its audio link lives: forgetting it through a call
+        // to itself would wipe this object under the run. It is forgotten below, once the run is done.
+        const forget = owner === null ? undefined : this.forgetAudio;
+        counts = addCounts(counts, await eraseConversations(this.env.DB, this.env.AUDIO, results.map((r) => r.conversation_id), owner, forget));
       }
       if (results.length < LIMITS.eraseBatch) {
         drained = true;
@@ -915,6 +919,11 @@ export class UserMemory extends DurableObject<Env> {
           )
             .bind(...own)
             .first<{ m: number | null }>();
+    if (owner === null && (oldest?.m ?? null) === null && counts.conversations > 0) {
+      // Its conversation has expired: nothing this object holds is worth keeping (as after an erasure).
+      for (const id of own) await this.forgetConversation(id);
+      return { counts, more: false };
+    }
     this.sql.exec("UPDATE upkeep SET retention_anchor = ? WHERE id = 1", oldest?.m ?? null);
     return { counts, more: false };
   }
@@ -963,7 +972,7 @@ export class UserMemory extends DurableObject<Env> {
         .toArray()
         .map((r) => r.conversation_id);
       if (pending.length > 0) {
-        step.counts = addCounts(step.counts, await eraseConversations(db, this.env.AUDIO, pending, userId, this.forgetAudio));
+        step.counts = addCounts(step.counts, await eraseConversations(db, this.env.AUDIO, pending, userId, this.forgetAudio, true));
         this.ctx.storage.transactionSync(() => {
           this.sql.exec("DELETE FROM outbox_blobs WHERE seq IN (SELECT seq FROM outbox WHERE kind = 'conversation')");
           this.sql.exec("DELETE FROM outbox WHERE kind = 'conversation'");
@@ -979,7 +988,7 @@ export class UserMemory extends DurableObject<Env> {
         .bind(userId, LIMITS.eraseBatch)
         .all<{ conversation_id: string }>();
       if (results.length > 0) {
-        step.counts = addCounts(step.counts, await eraseConversations(db, this.env.AUDIO, results.map((r) => r.conversation_id), userId, this.forgetAudio));
+        step.counts = addCounts(step.counts, await eraseConversations(db, this.env.AUDIO, results.map((r) => r.conversation_id), userId, this.forgetAudio, true));
       }
       if (results.length < LIMITS.eraseBatch) {
         step.done = true;

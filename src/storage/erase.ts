@@ -65,6 +65,12 @@ export async function eraseConversations(
   owner: string | null,
   /** Wipes what a conversation's own `conversation:<id>` object holds of its audio (the durable link). */
   forgetAudio?: (conversationId: string) => Promise<unknown>,
+  /**
+   * Ask every conversation's object, not only those D1 knows to have audio (erasure): audio whose D1
+   * write is still pending is linked only there, and would otherwise be served, then written, after
+   * the erasure. Retention does not need it: by then every audio delivery is long done.
+   */
+  forgetEveryAudio = false,
 ): Promise<EraseCounts> {
   const counts = zeroCounts();
   for (const batch of chunks([...new Set(ids)], IDS_PER_STATEMENT)) {
@@ -102,7 +108,7 @@ export async function eraseConversations(
     // 200). It goes before the D1 row, which is what leads a retry back here.
     if (forgetAudio) {
       const withAudio = new Set(audioRows!.results.map((r) => r.conversation_id));
-      for (const id of mine) if (withAudio.has(id)) await forgetAudio(id);
+      for (const id of mine) if (forgetEveryAudio || withAudio.has(id)) await forgetAudio(id);
     }
 
     const list = placeholders(mine.length);

@@ -1,0 +1,192 @@
+/**
+ * Where features built apart meet: streamed audio x erasure x retention, the console's D1 indexes,
+ * and the per-isolate context cache. Each test names the seam it guards.
+ */
+import { createExecutionContext, createScheduledController, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import worker from "../src/index";
+import { ownerOf, userMemory } from "../src/memory/route";
+import type { UserMemory } from "../src/memory/user-memory";
+import audioFixture from "./fixtures/audio.json";
+import { d1AudioRow } from "./audio-helpers";
+import { apiGet, flush, nowSeconds, postWebhook, transcription, userIdOf } from "./helpers";
+import { api, apiJson, deliverParked, phoneNumber, doTables, footprint, pendingConversation, u } from "./api-helpers";
+
+const DAYS = 3650;
+const DAY = 86_400;
+const ancient = (extraDays: number) => nowSeconds() - (DAYS + extraDays) * DAY;
+
+async function postAudio(conversationId: string) {
+  const res = await postWebhook({ ...audioFixture, data: { ...audioFixture.data, conversation_id: conversationId } });
+  expect(res.status, await res.clone().text()).toBe(200);
+  expect(await flush(null, conversationId)).toMatchObject({ failed: 0 });
+  expect(await d1AudioRow(conversationId)).not.toBeNull();
+}
+
+async function sweep() {
+  const ctx = createExecutionContext();
+  await worker.scheduled!(createScheduledController({ cron: "17 3 * * *" }), env, ctx);
+  await waitOnExecutionContext(ctx);
+}
+
+describe("retention x audio", () => {
+  it("expires an unattributed conversation with audio through its own object: every copy goes, audio is no longer served", async () => {
+    const orphan = await pendingConversation(null, undefined, { startedAt: ancient(3) });
+    // Audio first: until the transcript is in D1 nothing is anchored, so no alarm the runtime fires
+    // on its own can expire the conversation before the test does.
+    await postAudio(orphan.id);
+    expect(await deliverParked(null, orphan.id)).toBe(0);
+    expect(await footprint([orphan.id])).toEqual({ conversations: 1, turns: 5, audio: 1, r2: 2 });
+
+    const stub = ownerOf(env, null, orphan.id);
+    // The same work the alarm does, with its report (the alarm only logs a failure).
+    expect(await stub.applyRetention()).toMatchObject({ more: false, counts: { conversations: 1, turns: 5, audio: 1, r2_objects: 2 } });
+
+    expect(await footprint([orphan.id])).toEqual({ conversations: 0, turns: 0, audio: 0, r2: 0 });
+    expect((await apiGet(`/v1/conversations/${u(orphan.id)}/audio`)).status).toBe(404);
+    expect(await doTables(orphan.id, "conversation")).toEqual({});
+  });
+
+  it("the sweep removes audio whose transcript never came (or was erased before it), once it is past the period", async () => {
+    const lone = `conv_${crypto.randomUUID()}`;
+    const fresh = `conv_${crypto.randomUUID()}`;
+    await postAudio(lone);
+    await postAudio(fresh);
+    // Audio carries no start time: the time it was stored stands in for it.
+    await env.DB.prepare("UPDATE audio SET stored_at = ? WHERE conversation_id = ?").bind(ancient(1), lone).run();
+    expect(await footprint([lone])).toEqual({ conversations: 0, turns: 0, audio: 1, r2: 1 });
+
+    await sweep();
+
+    expect(await footprint([lone])).toEqual({ conversations: 0, turns: 0, audio: 0, r2: 0 });
+    expect((await apiGet(`/v1/conversations/${u(lone)}/audio`)).status).toBe(404);
+    expect(await footprint([fresh])).toEqual({ conversations: 0, turns: 0, audio: 1, r2: 1 });
+    expect((await apiGet(`/v1/conversations/${u(fresh)}/audio`)).status).toBe(200);
+  });
+});
+
+describe("erasure x audio", () => {
+  it("erases audio whose D1 row is not written yet: no longer served, and its late delivery writes nothing", async () => {
+    const event = transcription({ startedAt: nowSeconds() - 100 });
+    const userId = userIdOf(event)!;
+    const conversationId = event["data"].conversation_id as string;
+    expect((await postWebhook(event)).status).toBe(200);
+    expect(await flush(userId, conversationId)).toMatchObject({ failed: 0, pending: 0 });
+    // The audio is acknowledged (its link is durable in the conversation's object) but its D1 write is
+    // still waiting to be retried, as while D1 fails.
+    const key = `audio/${crypto.randomUUID()}.mp3`;
+    await env.AUDIO.put(key, new Uint8Array([0x49, 0x44, 0x33]));
+    await runInDurableObject(ownerOf(env, null, conversationId), async (memory, state) => {
+      await (memory as UserMemory).recordAudio({ conversationId, agentId: null, key, bytes: 3, sha256: "0".repeat(64), receivedAt: nowSeconds() });
+      state.storage.sql.exec("UPDATE outbox SET next_attempt_at = ?", Date.now() + 365 * 86_400_000);
+      await state.storage.deleteAlarm();
+    });
+    expect((await apiGet(`/v1/conversations/${u(conversationId)}/audio`)).status).toBe(200);
+
+    expect((await api("DELETE", `/v1/users/${u(userId)}`)).status).toBe(200);
+
+    expect((await apiGet(`/v1/conversations/${u(conversationId)}/audio`)).status).toBe(404);
+    expect(await env.AUDIO.head(key)).toBeNull();
+    // The conversation's object was wiped with its pending delivery: nothing is left to write D1 later.
+    expect(await doTables(conversationId, "conversation")).toEqual({});
+    expect(await flush(null, conversationId)).toEqual({ delivered: 0, failed: 0, pending: 0 });
+    expect(await footprint([conversationId], [key])).toEqual({ conversations: 0, turns: 0, audio: 0, r2: 0 });
+  });
+});
+
+describe("console indexes x retention and erasure", () => {
+  async function directoryRow(userId: string) {
+    const body = await (await apiGet(`/v1/users?q=${u(userId)}`)).json<{ users: { user_id: string }[] }>();
+    return body.users.find((x) => x.user_id === userId) ?? null;
+  }
+  /** Full-text rows of these conversations' turns (the index is external content: joined by rowid). */
+  async function indexedTurns(ids: string[]) {
+    let n = 0;
+    for (const id of ids) {
+      const row = await env.DB.prepare(
+        "SELECT count(*) AS n FROM turns_fts f JOIN turns t ON t.rowid = f.rowid WHERE t.conversation_id = ? AND turns_fts MATCH 'replacement OR order OR help'",
+      )
+        .bind(id)
+        .first<{ n: number }>();
+      n += row?.n ?? 0;
+    }
+    // The index agrees with its content table, row for row.
+    await env.DB.prepare("INSERT INTO turns_fts (turns_fts) VALUES ('integrity-check')").run();
+    return n;
+  }
+
+  it("retention that removes some of a user's conversations leaves their directory row and the search index true", async () => {
+    const userId = `dir-${crypto.randomUUID()}`;
+    const recentStart = nowSeconds() - DAY;
+    const old = await pendingConversation(userId, undefined, { startedAt: ancient(2) });
+    const older = await pendingConversation(userId, undefined, { startedAt: ancient(9) });
+    const recent = await pendingConversation(userId, undefined, { startedAt: recentStart });
+    expect(await deliverParked(userId)).toBe(0);
+    expect(await directoryRow(userId)).toMatchObject({ conversation_count: 3, first_call_at: new Date(older.startedAt * 1000).toISOString() });
+    const perConversation = await indexedTurns([recent.id]);
+    expect(perConversation).toBeGreaterThan(0);
+    expect(await indexedTurns([old.id, older.id])).toBe(2 * perConversation);
+
+    expect(await userMemory(env, userId).applyRetention()).toMatchObject({ more: false, counts: { conversations: 2 } });
+
+    expect(await directoryRow(userId)).toEqual({
+      user_id: userId,
+      conversation_count: 1,
+      first_call_at: new Date(recentStart * 1000).toISOString(),
+      last_call_at: new Date(recentStart * 1000).toISOString(),
+    });
+    expect(await indexedTurns([old.id, older.id])).toBe(0);
+    expect(await indexedTurns([recent.id])).toBe(perConversation);
+  });
+
+  it("erasing a phone number's own memory removes its directory row and its turns from the index", async () => {
+    const number = phoneNumber();
+    const event = transcription({ userId: null, externalNumber: number, startedAt: nowSeconds() - 100 });
+    const conversationId = event["data"].conversation_id as string;
+    expect(await (await postWebhook(event)).json()).toMatchObject({ user_id: number });
+    expect(await flush(number, conversationId)).toMatchObject({ failed: 0, pending: 0 });
+    expect(await directoryRow(number)).toMatchObject({ conversation_count: 1 });
+    expect(await indexedTurns([conversationId])).toBeGreaterThan(0);
+
+    expect((await api("DELETE", `/v1/users/${u(number)}`)).status).toBe(200);
+
+    expect(await directoryRow(number)).toBeNull();
+    expect(await indexedTurns([conversationId])).toBe(0);
+  });
+
+  it("the sweep's erasure of expired unattributed conversations leaves the search index true", async () => {
+    const orphan = await pendingConversation(null, undefined, { startedAt: ancient(4) });
+    expect(await deliverParked(null, orphan.id)).toBe(0);
+    expect(await indexedTurns([orphan.id])).toBeGreaterThan(0);
+    await sweep();
+    expect(await footprint([orphan.id])).toEqual({ conversations: 0, turns: 0, audio: 0, r2: 0 });
+    expect(await indexedTurns([orphan.id])).toBe(0);
+  });
+});
+
+describe("phone links x audio", () => {
+  async function hasAudioIn(userId: string, conversationId: string) {
+    return runInDurableObject(userMemory(env, userId), (_o, state) =>
+      state.storage.sql.exec<{ h: number }>("SELECT has_audio AS h FROM conversations WHERE conversation_id = ?", conversationId).toArray()[0]?.h,
+    );
+  }
+
+  for (const audioFirst of [false, true]) {
+    it(`marks audio in the linked app user's memory, not the number's (audio ${audioFirst ? "before" : "after"} the transcript)`, async () => {
+      const userId = `app-${crypto.randomUUID()}`;
+      const number = phoneNumber();
+      expect((await api("PUT", `/v1/users/${u(userId)}/phones/${u(number)}`)).status).toBe(200);
+      const event = transcription({ userId: null, externalNumber: number, startedAt: nowSeconds() - 100 });
+      const conversationId = event["data"].conversation_id as string;
+      if (audioFirst) await postAudio(conversationId);
+      expect(await (await postWebhook(event)).json()).toMatchObject({ user_id: userId });
+      expect(await flush(userId, conversationId)).toMatchObject({ failed: 0, pending: 0 });
+      if (!audioFirst) await postAudio(conversationId);
+      expect(await hasAudioIn(userId, conversationId)).toBe(1);
+      expect(await hasAudioIn(number, conversationId)).toBeUndefined();
+      const list: any = await apiJson("GET", `/v1/users/${u(userId)}/conversations`);
+      expect(list.conversations).toMatchObject([{ conversation_id: conversationId, has_audio: true, user_id_source: "phone_link" }]);
+    });
+  }
+});
