@@ -107,11 +107,12 @@ export const LIMITS = {
   /** Outbox items delivered per alarm run. */
   flushBatch: 25,
   /**
-   * Conversations erased per Durable Object call (DELETE and retention). Each costs an R2 list, so
-   * this keeps one invocation well inside the platform's per-invocation subrequest limit.
+   * Conversations erased per Durable Object call (DELETE and retention): 200. Each can cost up to four
+   * subrequests (an R2 list, R2 heads of recorded keys, a call to the conversation's own object for its
+   * audio link), so one invocation stays under the platform's 1,000-subrequest limit.
    */
   eraseBatch: 100,
-  eraseBatchesPerCall: 4,
+  eraseBatchesPerCall: 2,
   /** Phone links undone per Durable Object call during an erasure (each is one call to another object). */
   unlinkBatch: 50,
 } as const;
