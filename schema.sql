@@ -32,6 +32,9 @@ CREATE INDEX conversations_by_start ON conversations (started_at);
 
 -- The transcript, one row per turn.
 CREATE TABLE turns (
+  -- A declared integer key: the full-text index (turns_fts) refers to it, and unlike an implicit rowid
+  -- it never changes (VACUUM may renumber implicit rowids).
+  turn_id INTEGER PRIMARY KEY,
   conversation_id TEXT NOT NULL,
   turn_index INTEGER NOT NULL,
   role TEXT NOT NULL,
@@ -39,7 +42,7 @@ CREATE TABLE turns (
   time_in_call_secs INTEGER NOT NULL,
   tools TEXT,
   feedback TEXT,
-  PRIMARY KEY (conversation_id, turn_index)
+  UNIQUE (conversation_id, turn_index)
 );
 
 -- call_initiation_failure events: phone calls that never connected.
@@ -86,12 +89,12 @@ CREATE INDEX users_by_activity ON users (last_call_at DESC, user_id DESC);
 
 -- Full-text index over transcript turns. External content: the text is stored once, in `turns`,
 -- and triggers keep the index in step with inserts and deletes.
-CREATE VIRTUAL TABLE turns_fts USING fts5(message, content = 'turns', content_rowid = 'rowid', tokenize = 'unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE turns_fts USING fts5(message, content = 'turns', content_rowid = 'turn_id', tokenize = 'unicode61 remove_diacritics 2');
 
 CREATE TRIGGER turns_fts_insert AFTER INSERT ON turns WHEN new.message IS NOT NULL BEGIN
-  INSERT INTO turns_fts (rowid, message) VALUES (new.rowid, new.message);
+  INSERT INTO turns_fts (rowid, message) VALUES (new.turn_id, new.message);
 END;
 
 CREATE TRIGGER turns_fts_delete AFTER DELETE ON turns WHEN old.message IS NOT NULL BEGIN
-  INSERT INTO turns_fts (turns_fts, rowid, message) VALUES ('delete', old.rowid, old.message);
+  INSERT INTO turns_fts (turns_fts, rowid, message) VALUES ('delete', old.turn_id, old.message);
 END;

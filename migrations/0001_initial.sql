@@ -29,6 +29,9 @@ CREATE INDEX conversations_by_user ON conversations (user_id, started_at DESC, c
 
 -- The transcript, one row per turn.
 CREATE TABLE turns (
+  -- A declared integer key: the full-text index (turns_fts) refers to it, and unlike an implicit rowid
+  -- it never changes (VACUUM may renumber implicit rowids).
+  turn_id INTEGER PRIMARY KEY,
   conversation_id TEXT NOT NULL,
   turn_index INTEGER NOT NULL,
   role TEXT NOT NULL,
@@ -36,7 +39,7 @@ CREATE TABLE turns (
   time_in_call_secs INTEGER NOT NULL,
   tools TEXT,
   feedback TEXT,
-  PRIMARY KEY (conversation_id, turn_index)
+  UNIQUE (conversation_id, turn_index)
 );
 
 -- call_initiation_failure events: phone calls that never connected.

@@ -14,12 +14,12 @@ CREATE INDEX users_by_activity ON users (last_call_at DESC, user_id DESC);
 
 -- Full-text index over transcript turns. External content: the text is stored once, in `turns`,
 -- and triggers keep the index in step with inserts and deletes.
-CREATE VIRTUAL TABLE turns_fts USING fts5(message, content = 'turns', content_rowid = 'rowid', tokenize = 'unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE turns_fts USING fts5(message, content = 'turns', content_rowid = 'turn_id', tokenize = 'unicode61 remove_diacritics 2');
 
 CREATE TRIGGER turns_fts_insert AFTER INSERT ON turns WHEN new.message IS NOT NULL BEGIN
-  INSERT INTO turns_fts (rowid, message) VALUES (new.rowid, new.message);
+  INSERT INTO turns_fts (rowid, message) VALUES (new.turn_id, new.message);
 END;
 
 CREATE TRIGGER turns_fts_delete AFTER DELETE ON turns WHEN old.message IS NOT NULL BEGIN
-  INSERT INTO turns_fts (turns_fts, rowid, message) VALUES ('delete', old.rowid, old.message);
+  INSERT INTO turns_fts (turns_fts, rowid, message) VALUES ('delete', old.turn_id, old.message);
 END;

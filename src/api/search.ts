@@ -47,7 +47,7 @@ export async function searchTranscripts(request: Request, env: Env): Promise<Res
     `SELECT t.conversation_id, t.turn_index, t.role, t.time_in_call_secs,
             snippet(turns_fts, 0, ?, ?, '…', 16) AS snippet, c.user_id, c.title, c.started_at
      FROM turns_fts
-     JOIN turns t ON t.rowid = turns_fts.rowid
+     JOIN turns t ON t.turn_id = turns_fts.rowid
      JOIN conversations c ON c.conversation_id = t.conversation_id
      WHERE turns_fts MATCH ?
      ORDER BY rank LIMIT ?`,
