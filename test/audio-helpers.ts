@@ -3,6 +3,7 @@ import { SELF } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { bytesToHex } from "../src/webhooks/signature";
 import { BASE, nowSeconds, r2Keys, signatureHeader, uid } from "./helpers";
+import type { AudioRow } from "../src/storage/audio";
 
 const enc = new TextEncoder();
 
@@ -106,12 +107,5 @@ export async function postChunked(
 export const audioObjectKeys = () => r2Keys("audio/");
 
 export async function d1AudioRow(conversationId: string) {
-  return env.DB.prepare("SELECT * FROM audio WHERE conversation_id = ?").bind(conversationId).first<{
-    conversation_id: string;
-    agent_id: string | null;
-    r2_key: string;
-    bytes: number;
-    sha256: string;
-    stored_at: number;
-  }>();
+  return env.DB.prepare("SELECT * FROM audio WHERE conversation_id = ?").bind(conversationId).first<AudioRow>();
 }

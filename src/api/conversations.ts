@@ -6,6 +6,7 @@
 import type { Env } from "../env";
 import { json, notFound } from "../errors";
 import { decodeCursor, encodeCursor, pageSize } from "./cursor";
+import type { AudioRow as StoredAudioRow } from "../storage/audio";
 
 /** Unix seconds as ISO-8601, the format of every time this API returns. */
 export const iso = (seconds: number | null | undefined): string | null =>
@@ -20,22 +21,23 @@ function parseJson(text: string | null): unknown {
   }
 }
 
-interface ListRow {
-  conversation_id: string;
-  agent_id: string;
-  agent_name: string | null;
-  status: string | null;
-  started_at: number;
-  duration_secs: number;
-  title: string | null;
-  summary: string | null;
-  call_successful: string | null;
-  user_id_source: string | null;
-  phone_number: string | null;
-  phone_direction: string | null;
-  turn_count: number;
-  has_audio: number;
-}
+/** A row of the list: the conversation's summary columns and whether it has audio. */
+type ListRow = Pick<
+  ConversationRow,
+  | "conversation_id"
+  | "agent_id"
+  | "agent_name"
+  | "status"
+  | "started_at"
+  | "duration_secs"
+  | "title"
+  | "summary"
+  | "call_successful"
+  | "user_id_source"
+  | "phone_number"
+  | "phone_direction"
+  | "turn_count"
+> & { has_audio: number };
 
 const LIST_COLUMNS = `c.conversation_id, c.agent_id, c.agent_name, c.status, c.started_at, c.duration_secs, c.title, c.summary,
   c.call_successful, c.user_id_source, c.phone_number, c.phone_direction, c.turn_count,
@@ -118,11 +120,7 @@ interface TurnRow {
   feedback: string | null;
 }
 
-interface AudioRow {
-  bytes: number;
-  sha256: string | null;
-  stored_at: number;
-}
+type AudioRow = Pick<StoredAudioRow, "bytes" | "sha256" | "stored_at">;
 
 /** GET /v1/conversations/:conversationId: the conversation, its transcript, analysis and audio. */
 export async function getConversation(env: Env, conversationId: string): Promise<Response> {
