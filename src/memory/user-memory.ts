@@ -26,6 +26,7 @@ import { audioStatement, linkOf, type AudioLink, type AudioRow } from "../storag
 import { callFailureStatement, conversationStatements } from "../storage/conversations";
 import { addCounts, eraseCallFailures, eraseConversations, zeroCounts, type EraseCounts } from "../storage/erase";
 import { transcriptKey } from "../storage/keys";
+import { concatBytes } from "../webhooks/body";
 import { conversationRecord, parseEnvelope, type CallFailureRecord, type ConversationRecord } from "../webhooks/payload";
 import { normalisePhone, type ResolvedUser } from "./identity";
 import { ownerOf, userMemory } from "./route";
@@ -744,14 +745,7 @@ export class UserMemory extends DurableObject<Env> {
       .exec<{ data: ArrayBuffer }>("SELECT data FROM outbox_blobs WHERE seq = ? ORDER BY part", seq)
       .toArray()
       .map((p) => new Uint8Array(p.data));
-    if (parts.length === 1) return parts[0]!;
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-    let off = 0;
-    for (const p of parts) {
-      out.set(p, off);
-      off += p.byteLength;
-    }
-    return out;
+    return concatBytes(parts);
   }
 
   private async deliver(seq: number, item: OutboxItem): Promise<void> {

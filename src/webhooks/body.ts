@@ -15,8 +15,9 @@ export async function readBody(request: Request, maxBytes: number): Promise<Uint
       throw payloadTooLarge(maxBytes);
     }
     // A body of declared length within the limit is read in one native call: HTTP framing stops it
-    // at that length, and the JavaScript loop below (one promise per ~4 KB piece, then a copy) was
-    // the costliest step of a 20 KB webhook before its Durable Object call (bench/profile.mjs).
+    // at that length, and the JavaScript loop below costs a promise per ~4 KB piece, then a copy
+    // (measured with bench/profile.mjs). Used by the initiation webhook; post-call bodies are read by
+    // ingestBody (src/webhooks/ingest.ts), which must stream audio.
     const whole = new Uint8Array(await request.arrayBuffer());
     // Only a Request built in code (not one off the network) can carry a header that lies.
     if (whole.byteLength > maxBytes) throw payloadTooLarge(maxBytes);
@@ -36,6 +37,11 @@ export async function readBody(request: Request, maxBytes: number): Promise<Uint
     }
     chunks.push(value);
   }
+  return concatBytes(chunks, total);
+}
+
+/** The pieces as one array, copied once (not at all when there is a single piece). */
+export function concatBytes(chunks: Uint8Array[], total = chunks.reduce((n, c) => n + c.byteLength, 0)): Uint8Array {
   if (chunks.length === 1) return chunks[0]!;
   const out = new Uint8Array(total);
   let offset = 0;

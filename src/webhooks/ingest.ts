@@ -19,7 +19,7 @@
  */
 import type { AudioUpload } from "../storage/audio-upload";
 import { Base64Decoder, Base64Error } from "./base64";
-import { payloadTooLarge } from "./body";
+import { concatBytes, payloadTooLarge } from "./body";
 import { JsonScanner, JsonSyntaxError, type ScanSink } from "./json-scan";
 import type { SignatureCheck } from "./streaming-hmac";
 
@@ -116,7 +116,7 @@ class Ingest implements ScanSink {
     }
     if (this.aborting) await this.aborting;
     return {
-      rest: concat(this.chunks, this.restBytes),
+      rest: concatBytes(this.chunks, this.restBytes),
       mac: this.mac,
       bodyBytes: this.bodyBytes,
       audioValues: this.values,
@@ -192,17 +192,6 @@ class Ingest implements ScanSink {
     this.restBytes += n;
     if (this.restBytes > this.opts.maxRestBytes) throw payloadTooLarge(this.opts.maxRestBytes);
   }
-}
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.byteLength;
-  }
-  return out;
 }
 
 /**
