@@ -309,3 +309,37 @@ async function fetchPath(path: string, init?: RequestInit) {
   const { SELF } = await import("cloudflare:test");
   return SELF.fetch(`${BASE}${path}`, init);
 }
+
+describe("two ways to read a body", () => {
+  // A body that declares its length (up to 1 MiB) is read whole and parsed once; a chunked one streams
+  // through the scanner (audio from ElevenLabs always does). Both must store and refuse the same way.
+  it("stores a chunked transcription like one with a length, and dedupes across the two", async () => {
+    const { postChunked } = await import("./audio-helpers");
+    const event = transcription({ title: "Sent in pieces" });
+    const userId = userIdOf(event)!;
+    const bytes = new TextEncoder().encode(JSON.stringify(event));
+    const res = await postChunked(bytes);
+    expect(await res.json()).toMatchObject({ status: "stored", user_id: userId });
+    expect(await (await postWebhook(JSON.stringify(event))).json()).toMatchObject({ status: "duplicate" });
+    expect((await context(userId))["previous_topics"]).toBe("Sent in pieces");
+    await flush(userId, event["data"].conversation_id);
+    expect(new Uint8Array(await (await env.AUDIO.get(transcriptKey(event["data"].conversation_id)))!.arrayBuffer())).toEqual(bytes);
+  });
+
+  it("refuses a tampered or malformed body the same way on both paths", async () => {
+    const { postChunked } = await import("./audio-helpers");
+    const body = JSON.stringify(transcription());
+    const signed = new TextEncoder().encode(body);
+    const tampered = new TextEncoder().encode(body.replace("Cracked", "Kracked"));
+    const header = await signatureHeader(signed);
+    expect((await postChunked(tampered, { header })).status).toBe(401);
+    expect((await postWebhook(new TextDecoder().decode(tampered), { header })).status).toBe(401);
+    for (const bad of ["{not json", "[1,2]"]) {
+      const chunked = await postChunked(new TextEncoder().encode(bad));
+      const whole = await postWebhook(bad);
+      expect(chunked.status).toBe(400);
+      expect(whole.status).toBe(400);
+      expect((await chunked.json<any>()).error.code).toBe((await whole.json<any>()).error.code);
+    }
+  });
+});
