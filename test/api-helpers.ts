@@ -1,11 +1,11 @@
 /** Helpers for the user data API, phone links and initiation tests (alongside test/helpers.ts). */
 import { SELF, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { ownerOf, userMemory } from "../src/memory/route";
+import { ownerOf, userMemory } from "./objects";
 import type { UserMemory } from "../src/memory/user-memory";
-import { normaliseTranscription, parseEnvelope } from "../src/webhooks/payload";
+import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
 import { API_KEY, BASE, d1Count, nowSeconds, r2Keys, transcription, type TranscriptionOptions } from "./helpers";
-import { conversationPrefix } from "../src/storage/keys";
+import { conversationPrefix } from "../src/records/keys";
 
 export function api(method: string, path: string, key: string | null = API_KEY, body?: BodyInit): Promise<Response> {
   const headers = new Headers();

@@ -1,7 +1,7 @@
 /** Helpers for audio tests: MP3-sized byte sources, audio events in any key order, chunked uploads. */
 import { SELF } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { bytesToHex } from "../src/webhooks/signature";
+import { bytesToHex } from "../src/lib/bytes";
 import { BASE, nowSeconds, r2Keys, signatureHeader, uid } from "./helpers";
 import type { AudioRow } from "../src/storage/audio";
 

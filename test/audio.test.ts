@@ -2,8 +2,8 @@
 import { createExecutionContext, listDurableObjectIds, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ApiError } from "../src/errors";
-import { userMemory } from "../src/memory/route";
+import { ApiError } from "../src/lib/errors";
+import { userMemory } from "./objects";
 import { AUDIO_PART_BYTES } from "../src/storage/audio-upload";
 import { handlePostCall } from "../src/webhooks/handler";
 import audioFixture from "./fixtures/audio.json";

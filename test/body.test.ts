@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { SELF } from "cloudflare:test";
 import { readBody } from "../src/webhooks/body";
-import { ApiError } from "../src/errors";
+import { ApiError } from "../src/lib/errors";
 import { checkHeader, sign, verifyParsed } from "../src/webhooks/signature";
 
 const enc = new TextEncoder();

@@ -7,9 +7,9 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { LIMITS } from "../src/memory/schema";
-import { userMemory } from "../src/memory/route";
+import { userMemory } from "./objects";
 import type { UserMemory } from "../src/memory/user-memory";
-import { normaliseTranscription, parseEnvelope } from "../src/webhooks/payload";
+import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
 import { nowSeconds, transcription, uid } from "./helpers";
 
 const enc = new TextEncoder();

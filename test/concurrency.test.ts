@@ -5,8 +5,8 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ownerOf, userMemory } from "../src/memory/route";
-import { transcriptKey } from "../src/storage/keys";
+import { ownerOf, userMemory } from "./objects";
+import { transcriptKey } from "../src/records/keys";
 import audioFixture from "./fixtures/audio.json";
 import sipFailure from "./fixtures/call-initiation-failure-sip.json";
 import { drainWithAlarm } from "./faults";

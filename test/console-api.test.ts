@@ -1,7 +1,7 @@
 /** The API routes the operator console adds: the user directory and transcript search. */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ftsQuery } from "../src/api/search";
+import { ftsQuery } from "../src/storage/search";
 import { apiGet, flush, nowSeconds, postWebhook, transcription, uid, userIdOf } from "./helpers";
 
 async function ingest(event: ReturnType<typeof transcription>) {

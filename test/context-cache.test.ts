@@ -5,16 +5,16 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ContextCache } from "../src/api/context-cache";
-import { dynamicVariablesFor } from "../src/api/context";
-import { parseConfig } from "../src/config";
-import type { Env } from "../src/env";
-import { ApiError } from "../src/errors";
-import { userMemory } from "../src/memory/route";
+import { ContextCache } from "../src/memory/context-cache";
+import { dynamicVariablesFor } from "../src/memory/context";
+import { parseConfig } from "../src/lib/config";
+import type { Env } from "../src/lib/env";
+import { ApiError } from "../src/lib/errors";
+import { userMemory } from "./objects";
 import { EMPTY_SNAPSHOT, type MemorySnapshot } from "../src/memory/variables";
 import { deleteUser } from "../src/api/users";
 import { handlePostCall } from "../src/webhooks/handler";
-import { normaliseTranscription, parseEnvelope } from "../src/webhooks/payload";
+import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
 import { BASE, nowSeconds, signatureHeader, transcription, uid } from "./helpers";
 
 const snap = (callCount: number): MemorySnapshot => ({ ...EMPTY_SNAPSHOT, callCount });

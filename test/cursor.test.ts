@@ -1,7 +1,7 @@
 /** Page cursors and page sizes for the conversation list. */
 import { describe, expect, it } from "vitest";
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, decodeCursor, encodeCursor, pageSize } from "../src/api/cursor";
-import type { ApiError } from "../src/errors";
+import type { ApiError } from "../src/lib/errors";
 
 describe("cursor", () => {
   it.each([

@@ -1,9 +1,12 @@
 import type { D1Migration } from "@cloudflare/vitest-pool-workers";
-import type { Env as WorkerEnv } from "../src/env";
+import type { Env as WorkerEnv } from "../src/lib/env";
+import type { UserMemory } from "../src/memory/user-memory";
 
 declare global {
   namespace Cloudflare {
-    interface Env extends WorkerEnv {
+    // Tests may reach the class itself (runInDurableObject), so the namespace is typed here.
+    interface Env extends Omit<WorkerEnv, "USER_MEMORY"> {
+      USER_MEMORY: DurableObjectNamespace<UserMemory>;
       TEST_MIGRATIONS: D1Migration[];
       D1_SCHEMA_SQL: string;
     }

@@ -1,9 +1,9 @@
 /** DELETE /v1/users/:userId: erases a user everywhere, counts what it removed, is safe to repeat and to resume. */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { userMemory } from "../src/memory/route";
+import { userMemory } from "./objects";
 import { LIMITS } from "../src/memory/schema";
-import { conversationPrefix, transcriptKey } from "../src/storage/keys";
+import { conversationPrefix, transcriptKey } from "../src/records/keys";
 import audioFixture from "./fixtures/audio.json";
 import sipFailure from "./fixtures/call-initiation-failure-sip.json";
 import { FIRST_TIME_CONTEXT, context, d1Count, flush, nowSeconds, postWebhook, r2Keys, transcription, uid } from "./helpers";

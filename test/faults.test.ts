@@ -8,11 +8,12 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 
 import worker from "../src/index";
-import type { Env } from "../src/env";
-import { ownerOf, userMemory } from "../src/memory/route";
+import type { Env } from "../src/lib/env";
+import { ownerOf, userMemory } from "./objects";
 import { LIMITS } from "../src/memory/schema";
-import { MAX_BACKOFF_MS, STUCK_ATTEMPTS, backoffMs, type UserMemory } from "../src/memory/user-memory";
-import { transcriptKey } from "../src/storage/keys";
+import { MAX_BACKOFF_MS, STUCK_ATTEMPTS, backoffMs } from "../src/memory/outbox";
+import type { UserMemory } from "../src/memory/user-memory";
+import { transcriptKey } from "../src/records/keys";
 import sipFailure from "./fixtures/call-initiation-failure-sip.json";
 import { drainWithAlarm, fault, faultyD1, faultyR2, injectBindings, outboxRows, retryNow } from "./faults";
 import { BASE, context, d1Count, postWebhook, signatureHeader, transcription, uid, userIdOf } from "./helpers";

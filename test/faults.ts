@@ -5,7 +5,7 @@
  */
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import type { Env } from "../src/env";
+import type { Env } from "../src/lib/env";
 import type { UserMemory } from "../src/memory/user-memory";
 
 type Stub = DurableObjectStub<UserMemory>;

@@ -2,7 +2,7 @@
 import { SELF } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { sign } from "../src/webhooks/signature";
-import { ownerOf } from "../src/memory/route";
+import { ownerOf } from "./objects";
 import transcriptionFixture from "./fixtures/transcription.json";
 
 export const SECRET = "whsec_test_primary";

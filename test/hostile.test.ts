@@ -11,7 +11,7 @@ import { SELF, listDurableObjectIds, runInDurableObject } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
-import { userMemory } from "../src/memory/route";
+import { userMemory } from "./objects";
 import { sign } from "../src/webhooks/signature";
 import { API_KEY, BASE, SECRET, context, d1Count, nowSeconds, r2Keys, signatureHeader, transcription, uid, userIdOf } from "./helpers";
 import { drainWithAlarm } from "./faults";

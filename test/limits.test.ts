@@ -8,13 +8,13 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 
 import worker from "../src/index";
-import type { Env } from "../src/env";
-import { parseConfig } from "../src/config";
-import { userMemory, ownerOf } from "../src/memory/route";
+import type { Env } from "../src/lib/env";
+import { parseConfig } from "../src/lib/config";
+import { userMemory, ownerOf } from "./objects";
 import { readBody } from "../src/webhooks/body";
-import { RECORD_LIMITS, jsonDepth } from "../src/webhooks/payload";
-import { MAX_TEXT_CHARS } from "../src/storage/conversations";
-import { transcriptKey } from "../src/storage/keys";
+import { RECORD_LIMITS, jsonDepth } from "../src/records/payload";
+import { MAX_TEXT_CHARS } from "../src/records/limits";
+import { transcriptKey } from "../src/records/keys";
 import { BASE, context, d1Count, flush, nowSeconds, postWebhook, signatureHeader, transcription, uid, userIdOf } from "./helpers";
 
 // Megabyte bodies, bursts and many outbox runs share 2 cores with other work: the default 5 s per test

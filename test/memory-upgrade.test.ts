@@ -2,7 +2,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { userMemory } from "../src/memory/route";
+import { userMemory } from "./objects";
 import { MEMORY_SCHEMA_VERSION } from "../src/memory/schema";
 import { context, nowSeconds, postWebhook, transcription, uid } from "./helpers";
 import { api, apiJson, deliverParked, doTables, pendingConversation, phoneNumber, u } from "./api-helpers";
@@ -15,7 +15,7 @@ describe("UserMemory schema upgrade", () => {
     // Turn the object back into what version 1 wrote, and forget that this instance had checked it.
     await runInDurableObject(userMemory(env, userId), (memory, state) => {
       state.storage.sql.exec("DROP TABLE phones; DROP TABLE phone_owner; DROP TABLE upkeep; UPDATE profile SET schema_version = 1");
-      (memory as unknown as { schemaReady: boolean }).schemaReady = false;
+      (memory as unknown as { schema: { reset(): void } }).schema.reset();
     });
     expect(Object.keys(await doTables(userId))).not.toContain("phones");
 

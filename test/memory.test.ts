@@ -3,8 +3,8 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { LIMITS } from "../src/memory/schema";
-import { userMemory } from "../src/memory/route";
-import { normaliseTranscription, parseEnvelope } from "../src/webhooks/payload";
+import { userMemory } from "./objects";
+import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
 import { context, nowSeconds, transcription, uid } from "./helpers";
 
 const enc = new TextEncoder();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { normaliseCallFailure, normaliseTranscription, normaliseTurns, parseEnvelope, firstSentence } from "../src/webhooks/payload";
-import { normalisePhone, resolveUser } from "../src/memory/identity";
-import { ApiError } from "../src/errors";
+import { normaliseCallFailure, normaliseTranscription, normaliseTurns, parseEnvelope, firstSentence } from "../src/records/payload";
+import { normalisePhone, resolveUser } from "../src/records/identity";
+import { ApiError } from "../src/lib/errors";
 import fixture from "./fixtures/transcription.json";
 
 const enc = new TextEncoder();

@@ -1,7 +1,7 @@
 /** Phone numbers and app users: links learnt from conversations, set and removed through the API. */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { userMemory } from "../src/memory/route";
+import { userMemory } from "./objects";
 import { flush, nowSeconds, postWebhook, transcription, uid } from "./helpers";
 import { api, apiJson, initiation, phoneNumber, u } from "./api-helpers";
 

@@ -4,8 +4,8 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ApiError } from "../src/errors";
-import { isValidId, normalisePhone } from "../src/memory/identity";
+import { ApiError } from "../src/lib/errors";
+import { isValidId, normalisePhone } from "../src/records/identity";
 import {
   RECORD_LIMITS,
   conversationRecord,
@@ -15,8 +15,9 @@ import {
   normaliseTranscription,
   parseEnvelope,
   type ConversationRecord,
-} from "../src/webhooks/payload";
-import { bytesToHex, checkHeader, parseSignatureHeader, sign, verifySignature } from "../src/webhooks/signature";
+} from "../src/records/payload";
+import { bytesToHex } from "../src/lib/bytes";
+import { checkHeader, parseSignatureHeader, sign, verifySignature } from "../src/webhooks/signature";
 import { Base64Decoder, Base64Error } from "../src/webhooks/base64";
 import fixture from "./fixtures/transcription.json";
 

@@ -6,9 +6,9 @@ import { createExecutionContext, createScheduledController, runDurableObjectAlar
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
-import { ownerOf, userMemory } from "../src/memory/route";
+import { ownerOf, userMemory } from "./objects";
 import { LIMITS } from "../src/memory/schema";
-import { conversationPrefix } from "../src/storage/keys";
+import { conversationPrefix } from "../src/records/keys";
 import audioFixture from "./fixtures/audio.json";
 import { context, d1Count, flush, nowSeconds, postWebhook, r2Keys, uid } from "./helpers";
 import { alarmOf, apiJson, deliverParked, doTables, footprint, pendingConversation, u } from "./api-helpers";
@@ -173,7 +173,7 @@ describe("daily retention sweep (scheduled)", () => {
     // The object's storage is gone (as after a platform loss); D1 and R2 still hold the conversation.
     await runInDurableObject(userMemory(env, userId), async (memory, state) => {
       await state.storage.deleteAll();
-      (memory as unknown as { schemaReady: boolean }).schemaReady = false;
+      (memory as unknown as { schema: { reset(): void } }).schema.reset();
     });
     expect((await footprint([old.id])).conversations).toBe(1);
     const ctx = createExecutionContext();

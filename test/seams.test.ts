@@ -6,7 +6,7 @@ import { createExecutionContext, createScheduledController, runInDurableObject, 
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
-import { ownerOf, userMemory } from "../src/memory/route";
+import { ownerOf, userMemory } from "./objects";
 import type { UserMemory } from "../src/memory/user-memory";
 import audioFixture from "./fixtures/audio.json";
 import { d1AudioRow } from "./audio-helpers";

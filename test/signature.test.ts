@@ -1,8 +1,8 @@
 import { describe, expect, it, vi } from "vitest";
 import { checkHeader, hmacKey, parseSignatureHeader, sign, verifySignature, type VerifyOptions } from "../src/webhooks/signature";
 import { verifyOptions } from "../src/webhooks/handler";
-import { parseConfig } from "../src/config";
-import { ApiError } from "../src/errors";
+import { parseConfig } from "../src/lib/config";
+import { ApiError } from "../src/lib/errors";
 
 const enc = new TextEncoder();
 const KAV_BODY = '{"event_type": "speech.completed", "id": "123456"}';

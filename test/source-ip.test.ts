@@ -1,8 +1,8 @@
 /** The webhook source allowlist: address and CIDR parsing (IPv4 and IPv6), matching, configuration. */
 import { describe, expect, it } from "vitest";
-import { ELEVENLABS_EGRESS_IPS, inRange, isAllowed, parseAllowlist, parseIp, parseRange } from "../src/webhooks/source-ip";
-import { parseConfig } from "../src/config";
-import type { Env } from "../src/env";
+import { ELEVENLABS_EGRESS_IPS, inRange, isAllowed, parseAllowlist, parseIp, parseRange } from "../src/lib/http/source-ip";
+import { parseConfig } from "../src/lib/config";
+import type { Env } from "../src/lib/env";
 
 const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
 

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { hexToBytes, sign } from "../src/webhooks/signature";
 import { SignatureCheck, StreamingHmac } from "../src/webhooks/streaming-hmac";
-import { bytesToHex } from "../src/webhooks/signature";
+import { bytesToHex } from "../src/lib/bytes";
 
 const enc = new TextEncoder();
 const KAV_BODY = '{"event_type": "speech.completed", "id": "123456"}';

@@ -1,9 +1,9 @@
 /** GET memory, the conversation list (pagination), one conversation, and hostile ids on every /v1 route. */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { userMemory } from "../src/memory/route";
-import { normaliseTranscription, parseEnvelope } from "../src/webhooks/payload";
-import { conversationPrefix } from "../src/storage/keys";
+import { userMemory } from "./objects";
+import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
+import { conversationPrefix } from "../src/records/keys";
 import audioFixture from "./fixtures/audio.json";
 import { d1Count, flush, nowSeconds, postWebhook, r2Keys, transcription, uid } from "./helpers";
 import { api, apiJson, phoneNumber, u } from "./api-helpers";

@@ -4,8 +4,9 @@
  * that bodies of every size still verify.
  */
 import { describe, expect, it } from "vitest";
-import { ApiError } from "../src/errors";
-import { checkHeader, hmacKey, sign, signedPayload, verifyParsed, bytesToHex } from "../src/webhooks/signature";
+import { ApiError } from "../src/lib/errors";
+import { checkHeader, hmacKey, sign, signedPayload, verifyParsed } from "../src/webhooks/signature";
+import { bytesToHex } from "../src/lib/bytes";
 
 const T = 1_700_000_000;
 const opts = (secrets: string[]) => ({ secrets, nowSeconds: T, maxAgeSeconds: 1800, maxFutureSeconds: 300 });

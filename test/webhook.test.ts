@@ -2,7 +2,7 @@
 import { listDurableObjectIds } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { transcriptKey } from "../src/storage/keys";
+import { transcriptKey } from "../src/records/keys";
 import sipFailure from "./fixtures/call-initiation-failure-sip.json";
 import twilioFailure from "./fixtures/call-initiation-failure-twilio.json";
 import {

@@ -5,7 +5,7 @@
  * deployed, and the counters are readable at /__bench/counters.
  */
 import worker, { UserMemory as Base } from "../../src/index";
-import type { Env } from "../../src/env";
+import type { Env } from "../../src/lib/env";
 
 interface Counters {
   workerRequests: number;
@@ -271,7 +271,8 @@ export default {
     }
     if (url.pathname === "/__bench/do-size") {
       const name = url.searchParams.get("name") ?? "";
-      const stub = env.USER_MEMORY.get(env.USER_MEMORY.idFromName(name)) as unknown as { benchDatabaseSize(): Promise<number> };
+      const ns = env.USER_MEMORY as DurableObjectNamespace;
+      const stub = ns.get(ns.idFromName(name)) as unknown as { benchDatabaseSize(): Promise<number> };
       return Response.json({ bytes: await stub.benchDatabaseSize() });
     }
     counters.workerRequests++;

@@ -9,7 +9,7 @@
  */
 import { ElevenLabsClient } from "@elevenlabs/elevenlabs-js";
 import { verifySignature, type VerifyOptions } from "../../src/webhooks/signature";
-import { parseEnvelope } from "../../src/webhooks/payload";
+import { parseEnvelope } from "../../src/records/payload";
 
 interface VerifierEnv {
   SECRET: string;

@@ -4,9 +4,9 @@
  * Content-Length, and a strong ETag (the MP3's SHA-256, recorded at ingest) for If-None-Match and
  * If-Range, answered without touching R2.
  */
-import type { Env } from "../env";
-import { ApiError, notFound } from "../errors";
-import { ownerOf } from "../memory/route";
+import type { Env } from "../lib/env";
+import { ApiError, notFound } from "../lib/errors";
+import { conversationObject } from "../memory/objects";
 import { AUDIO_CONTENT_TYPE } from "../storage/audio-upload";
 import { findAudioLink, type AudioLink } from "../storage/audio";
 import { noneMatch, parseRange } from "./range";
@@ -25,7 +25,7 @@ export async function findAudio(env: Env, conversationId: string): Promise<Audio
   } catch (err) {
     console.warn(`D1 audio lookup failed, asking the Durable Object: ${err instanceof Error ? err.message : String(err)}`);
   }
-  return ownerOf(env, null, conversationId).audioLink(conversationId);
+  return conversationObject(env, conversationId).audioLink(conversationId);
 }
 
 export async function getAudio(request: Request, env: Env, conversationId: string): Promise<Response> {

@@ -1,16 +1,14 @@
 /**
- * Reading conversations back from D1: a user's list (newest first, keyset pages) and one conversation
- * with its transcript, analysis and audio. D1 is filled by the owner's outbox a moment after the
- * webhook is acknowledged, so a conversation appears here shortly after it appears in the memory.
+ * Reading conversations back from D1 (src/storage/conversations.ts): a user's list (newest first,
+ * keyset pages) and one conversation with its transcript, analysis and audio. D1 is filled by the
+ * owner's outbox a moment after the webhook is acknowledged, so a conversation appears here shortly
+ * after it appears in the memory.
  */
-import type { Env } from "../env";
-import { json, notFound } from "../errors";
+import type { Env } from "../lib/env";
+import { json, notFound } from "../lib/errors";
+import { iso } from "../lib/time";
+import { listConversationsOfUser, readConversation } from "../storage/conversations";
 import { decodeCursor, encodeCursor, pageSize } from "./cursor";
-import type { AudioRow as StoredAudioRow } from "../storage/audio";
-
-/** Unix seconds as ISO-8601, the format of every time this API returns. */
-export const iso = (seconds: number | null | undefined): string | null =>
-  seconds === null || seconds === undefined ? null : new Date(seconds * 1000).toISOString();
 
 function parseJson(text: string | null): unknown {
   if (text === null) return null;
@@ -21,28 +19,6 @@ function parseJson(text: string | null): unknown {
   }
 }
 
-/** A row of the list: the conversation's summary columns and whether it has audio. */
-type ListRow = Pick<
-  ConversationRow,
-  | "conversation_id"
-  | "agent_id"
-  | "agent_name"
-  | "status"
-  | "started_at"
-  | "duration_secs"
-  | "title"
-  | "summary"
-  | "call_successful"
-  | "user_id_source"
-  | "phone_number"
-  | "phone_direction"
-  | "turn_count"
-> & { has_audio: number };
-
-const LIST_COLUMNS = `c.conversation_id, c.agent_id, c.agent_name, c.status, c.started_at, c.duration_secs, c.title, c.summary,
-  c.call_successful, c.user_id_source, c.phone_number, c.phone_direction, c.turn_count,
-  (a.conversation_id IS NOT NULL) AS has_audio`;
-
 /**
  * GET /v1/users/:userId/conversations. A user with no conversations gets an empty list, not a 404:
  * user ids are opaque and postcall keeps no registry of them, so "none yet" is the honest answer.
@@ -52,18 +28,7 @@ export async function listConversations(env: Env, userId: string, url: URL): Pro
   const rawCursor = url.searchParams.get("cursor");
   const after = rawCursor === null ? null : decodeCursor(rawCursor);
   // One row more than the page tells whether another page exists without a count query.
-  const stmt =
-    after === null
-      ? env.DB.prepare(
-          `SELECT ${LIST_COLUMNS} FROM conversations c LEFT JOIN audio a ON a.conversation_id = c.conversation_id
-           WHERE c.user_id = ? ORDER BY c.started_at DESC, c.conversation_id DESC LIMIT ?`,
-        ).bind(userId, limit + 1)
-      : env.DB.prepare(
-          `SELECT ${LIST_COLUMNS} FROM conversations c LEFT JOIN audio a ON a.conversation_id = c.conversation_id
-           WHERE c.user_id = ? AND (c.started_at < ? OR (c.started_at = ? AND c.conversation_id < ?))
-           ORDER BY c.started_at DESC, c.conversation_id DESC LIMIT ?`,
-        ).bind(userId, after.startedAt, after.startedAt, after.conversationId, limit + 1);
-  const { results } = await stmt.all<ListRow>();
+  const results = await listConversationsOfUser(env.DB, userId, { limit: limit + 1, after });
   const page = results.slice(0, limit);
   const last = page[page.length - 1];
   return json({
@@ -88,57 +53,11 @@ export async function listConversations(env: Env, userId: string, url: URL): Pro
   });
 }
 
-interface ConversationRow {
-  conversation_id: string;
-  user_id: string | null;
-  user_id_source: string | null;
-  agent_id: string;
-  agent_name: string | null;
-  status: string | null;
-  started_at: number;
-  duration_secs: number;
-  title: string | null;
-  summary: string | null;
-  call_successful: string | null;
-  termination_reason: string | null;
-  main_language: string | null;
-  phone_number: string | null;
-  phone_direction: string | null;
-  phone_provider: string | null;
-  turn_count: number;
-  analysis: string | null;
-  event_timestamp: number | null;
-  received_at: number;
-}
-
-interface TurnRow {
-  turn_index: number;
-  role: string;
-  message: string | null;
-  time_in_call_secs: number;
-  tools: string | null;
-  feedback: string | null;
-}
-
-type AudioRow = Pick<StoredAudioRow, "bytes" | "sha256" | "stored_at">;
-
 /** GET /v1/conversations/:conversationId: the conversation, its transcript, analysis and audio. */
 export async function getConversation(env: Env, conversationId: string): Promise<Response> {
-  const [conv, turns, audio] = await env.DB.batch<ConversationRow | TurnRow | AudioRow>([
-    env.DB.prepare(
-      `SELECT conversation_id, user_id, user_id_source, agent_id, agent_name, status, started_at, duration_secs, title,
-         summary, call_successful, termination_reason, main_language, phone_number, phone_direction, phone_provider,
-         turn_count, analysis, event_timestamp, received_at
-       FROM conversations WHERE conversation_id = ?`,
-    ).bind(conversationId),
-    env.DB.prepare(
-      "SELECT turn_index, role, message, time_in_call_secs, tools, feedback FROM turns WHERE conversation_id = ? ORDER BY turn_index",
-    ).bind(conversationId),
-    env.DB.prepare("SELECT bytes, sha256, stored_at FROM audio WHERE conversation_id = ?").bind(conversationId),
-  ]);
-  const row = conv!.results[0] as ConversationRow | undefined;
-  if (!row) throw notFound("conversation_not_found", "No conversation with this id (it may not have been delivered yet, or was erased).");
-  const a = audio!.results[0] as AudioRow | undefined;
+  const stored = await readConversation(env.DB, conversationId);
+  if (!stored) throw notFound("conversation_not_found", "No conversation with this id (it may not have been delivered yet, or was erased).");
+  const { row, transcript, audio: a } = stored;
   return json({
     conversation_id: row.conversation_id,
     user_id: row.user_id,
@@ -158,15 +77,15 @@ export async function getConversation(env: Env, conversationId: string): Promise
     event_timestamp: iso(row.event_timestamp),
     received_at: iso(row.received_at),
     analysis: parseJson(row.analysis),
-    transcript: (turns!.results as TurnRow[]).map((t) => ({
-      index: t.turn_index,
+    transcript: transcript.map((t) => ({
+      index: t.index,
       role: t.role,
       message: t.message,
       time_in_call_secs: t.time_in_call_secs,
       tools: parseJson(t.tools),
       feedback: t.feedback,
     })),
-    has_audio: a !== undefined,
-    audio: a === undefined ? null : { bytes: a.bytes, sha256: a.sha256, stored_at: iso(a.stored_at) },
+    has_audio: a !== null,
+    audio: a === null ? null : { bytes: a.bytes, sha256: a.sha256, stored_at: iso(a.stored_at) },
   });
 }

@@ -7,8 +7,8 @@
  * Encoded as base64url JSON with a version, so the format can change without breaking old cursors
  * silently (an unknown version is a 400).
  */
-import { badRequest } from "../errors";
-import { isValidId } from "../memory/identity";
+import { badRequest } from "../lib/errors";
+import { isValidId } from "../lib/ids";
 
 export interface Position {
   startedAt: number;

@@ -1,18 +1,12 @@
 /**
- * GET /v1/users: the user directory (D1 `users`), newest activity first, with an optional
+ * GET /v1/users: the user directory (src/storage/users.ts), newest activity first, with an optional
  * case-insensitive substring filter on the user id. Feeds the operator console's user list.
  */
-import type { Env } from "../env";
-import { badRequest, json } from "../errors";
-import { iso } from "./conversations";
+import type { Env } from "../lib/env";
+import { badRequest, json } from "../lib/errors";
+import { iso } from "../lib/time";
+import { listUsers as list } from "../storage/users";
 import { decodeKeyset, encodeKeyset, pageSize } from "./cursor";
-
-interface UserRow {
-  user_id: string;
-  first_call_at: number;
-  last_call_at: number;
-  conversation_count: number;
-}
 
 export async function listUsers(request: Request, env: Env): Promise<Response> {
   const url = new URL(request.url);
@@ -21,24 +15,8 @@ export async function listUsers(request: Request, env: Env): Promise<Response> {
   if (q.length > 256) throw badRequest("invalid_query", "q must be at most 256 characters.");
   const rawCursor = url.searchParams.get("cursor");
   const after = rawCursor === null ? null : decodeKeyset(rawCursor);
-
-  const where: string[] = [];
-  const params: unknown[] = [];
-  if (q !== "") {
-    where.push("instr(lower(user_id), lower(?)) > 0");
-    params.push(q);
-  }
-  if (after) {
-    where.push("(last_call_at < ? OR (last_call_at = ? AND user_id < ?))");
-    params.push(after[0], after[0], after[1]);
-  }
-  const { results } = await env.DB.prepare(
-    `SELECT user_id, first_call_at, last_call_at, conversation_count FROM users
-     ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-     ORDER BY last_call_at DESC, user_id DESC LIMIT ?`,
-  )
-    .bind(...params, limit + 1)
-    .all<UserRow>();
+  // One row more than the page tells whether another page exists without a count query.
+  const results = await list(env.DB, { limit: limit + 1, q, after });
   const page = results.slice(0, limit);
   const last = page[page.length - 1];
   return json({

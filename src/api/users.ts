@@ -1,20 +1,16 @@
 /**
- * The user data API: what a user's memory holds, erasing a user everywhere, and phone links.
- *
- * Phone link rule (README "Phone callers"): a number belongs to at most one app user at a time, the
- * latest link wins. A link is forward-looking: memory gathered under the bare number before the link
- * stays with the number (`/v1/users/+E164/...`) and is not merged into the app user, so a link can be
- * removed without having to un-merge anything, and each conversation stays attributed as it was.
+ * The user data API: what a user's memory holds, erasing a user everywhere, and phone links (the
+ * rule and the two-object protocol are in src/memory/phone-links.ts).
  */
-import { config } from "../config";
-import type { Env } from "../env";
-import { ApiError, badRequest, json, notFound } from "../errors";
-import { normalisePhone } from "../memory/identity";
-import { userMemory } from "../memory/route";
-import { contextCache } from "./context-cache";
-import { addCounts, zeroCounts } from "../storage/erase";
-import { iso } from "./conversations";
-import { idParam } from "./params";
+import { config } from "../lib/config";
+import type { Env } from "../lib/env";
+import { ApiError, badRequest, json, notFound } from "../lib/errors";
+import { normalisePhone } from "../records/identity";
+import { eraseUser } from "../memory/erasure";
+import { userObject } from "../memory/objects";
+import { linkPhone, unlinkPhone } from "../memory/phone-links";
+import { iso } from "../lib/time";
+import { idParam } from "../lib/http/params";
 
 function parseFact(value: string): unknown {
   try {
@@ -26,7 +22,7 @@ function parseFact(value: string): unknown {
 
 /** GET /v1/users/:userId/memory. 404 when nothing was ever stored for this id. */
 export async function getMemory(env: Env, userId: string): Promise<Response> {
-  const m = await userMemory(env, userId).describe();
+  const m = await userObject(env, userId).describe();
   if (m === null) throw notFound("user_not_found", "postcall holds no memory for this user.");
   const p = m.profile;
   return json({
@@ -73,50 +69,27 @@ export async function getMemory(env: Env, userId: string): Promise<Response> {
   });
 }
 
-/** Each erase step handles a bounded amount; this many steps cover tens of thousands of conversations. */
-const MAX_ERASE_STEPS = 50;
-
 /**
  * DELETE /v1/users/:userId: erases the user's memory, every D1 row and R2 object of their
- * conversations, their call failures (by their phone numbers) and their phone links. Safe to repeat:
- * a second call finds nothing and reports zeros. If it stops midway (5xx), calling it again finishes
- * the job; until then the user's object delivers nothing more to D1 or R2.
+ * conversations, their call failures (by their phone numbers) and their phone links
+ * (src/memory/erasure.ts). Safe to repeat: a second call finds nothing and reports zeros. If it
+ * stops midway (5xx), calling it again finishes the job; until then the user's object delivers
+ * nothing more to D1 or R2.
  */
 export async function deleteUser(env: Env, userId: string): Promise<Response> {
-  const stub = userMemory(env, userId);
-  try {
-    return await eraseSteps(stub, userId);
-  } finally {
-    // After the erasure, not only before: a context read in this isolate while it ran cached the
-    // memory as it was, and would serve it after the 200 for up to CONTEXT_CACHE_SECONDS.
-    contextCache.forget(userId);
+  const report = await eraseUser(env, userId);
+  if (report === null) {
+    throw new ApiError(503, "erasure_incomplete", "The erasure is large and was not finished in one request; repeat the DELETE to continue.", {
+      "Retry-After": "1",
+    });
   }
-}
-
-async function eraseSteps(stub: ReturnType<typeof userMemory>, userId: string): Promise<Response> {
-  let counts = zeroCounts();
-  let phoneLinks = 0;
-  let memoryRows = 0;
-  const unlinked: string[] = [];
-  for (let i = 0; i < MAX_ERASE_STEPS; i++) {
-    const step = await stub.erase(userId);
-    counts = addCounts(counts, step.counts);
-    phoneLinks += step.phoneLinks;
-    memoryRows += step.memoryRows;
-    unlinked.push(...step.unlinkedPhoneNumbers);
-    if (step.done) {
-      return json({
-        user_id: userId,
-        status: "erased",
-        deleted: { ...counts, phone_links: phoneLinks, memory_rows: memoryRows },
-        // Memory recorded under these numbers before they were linked is the number's own: erase it
-        // with DELETE /v1/users/<number> when the request covers it.
-        unlinked_phone_numbers: unlinked,
-      });
-    }
-  }
-  throw new ApiError(503, "erasure_incomplete", "The erasure is large and was not finished in one request; repeat the DELETE to continue.", {
-    "Retry-After": "1",
+  return json({
+    user_id: userId,
+    status: "erased",
+    deleted: { ...report.counts, phone_links: report.phoneLinks, memory_rows: report.memoryRows },
+    // Memory recorded under these numbers before they were linked is the number's own: erase it
+    // with DELETE /v1/users/<number> when the request covers it.
+    unlinked_phone_numbers: report.unlinkedPhoneNumbers,
   });
 }
 
@@ -135,27 +108,13 @@ export async function putPhoneLink(env: Env, userId: string, rawPhone: string | 
   const phone = phoneParam(rawPhone, env);
   if (phone === userId) throw badRequest("invalid_phone_link", "A phone number cannot be linked to itself.");
   const now = Math.floor(Date.now() / 1000);
-  const user = userMemory(env, userId);
-  const number = userMemory(env, phone);
-  // The user's list first, then the number's owner (the truth): erasing the user always finds it.
-  await user.addPhone(phone, now, "api");
-  const res = await number.setOwner({ phoneNumber: phone, userId, at: now, via: "api", conversationId: null });
-  if (res.owner !== userId) {
-    await user.removePhone(phone, now);
-    throw new ApiError(409, "phone_link_conflict", "A newer change to this number's link was recorded meanwhile; read the memory and retry.");
-  }
-  // Tell a displaced owner now rather than at the next alarm, so the answer is settled when it returns.
-  await number.flush();
-  contextCache.forget(phone);
+  await linkPhone(env, userId, phone, now);
   return json({ user_id: userId, phone_number: phone, linked: true, linked_at: iso(now) });
 }
 
 /** DELETE /v1/users/:userId/phones/:phoneNumber: removes the link if it exists; safe to repeat. */
 export async function deletePhoneLink(env: Env, userId: string, rawPhone: string | undefined): Promise<Response> {
   const phone = phoneParam(rawPhone, env);
-  const now = Math.floor(Date.now() / 1000);
-  // The truth first, then the user's list.
-  const a = await userMemory(env, phone).clearOwner(userId, now, "api");
-  const b = await userMemory(env, userId).removePhone(phone, now);
-  return json({ user_id: userId, phone_number: phone, removed: a.removed || b.removed });
+  const removed = await unlinkPhone(env, userId, phone, Math.floor(Date.now() / 1000));
+  return json({ user_id: userId, phone_number: phone, removed });
 }

@@ -1,8 +1,8 @@
 /**
- * The SQLite schema inside each UserMemory Durable Object (docs/storage.md). Created on the first
- * write only, so that reading a user who never called leaves no storage behind. Every statement is
- * IF NOT EXISTS: an object written by an older version is brought up to date by running it again
- * (version 2 added phones, phone_owner and upkeep).
+ * The SQLite schema inside each UserMemory Durable Object (docs/storage.md), its bounds, and the
+ * small `upkeep` row. Created on the first write only, so that reading a user who never called
+ * leaves no storage behind. Every statement is IF NOT EXISTS: an object written by an older version
+ * is brought up to date by running it again (version 2 added phones, phone_owner and upkeep).
  */
 export const MEMORY_SCHEMA_VERSION = 2;
 
@@ -116,3 +116,75 @@ export const LIMITS = {
   /** Phone links undone per Durable Object call during an erasure (each is one call to another object). */
   unlinkBatch: 50,
 } as const;
+
+/**
+ * Whether the object's tables exist, upgrading an older object's on first sight. `exists()` never
+ * creates anything; `ensure()` creates the tables on a first write. The answer is cached for the
+ * object's lifetime, and `reset()` forgets it after a wipe.
+ */
+export class Schema {
+  private ready = false;
+
+  constructor(private readonly storage: DurableObjectStorage) {}
+
+  exists(): boolean {
+    if (this.ready) return true;
+    const sql = this.storage.sql;
+    if (sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'profile'").toArray().length === 0) return false;
+    const version = sql.exec<{ v: number }>("SELECT schema_version AS v FROM profile WHERE id = 1").toArray()[0]?.v ?? 0;
+    if (version < MEMORY_SCHEMA_VERSION) {
+      this.storage.transactionSync(() => {
+        sql.exec(MEMORY_SCHEMA);
+        sql.exec("INSERT OR IGNORE INTO upkeep (id) VALUES (1)");
+        sql.exec("UPDATE profile SET schema_version = ? WHERE id = 1", MEMORY_SCHEMA_VERSION);
+      });
+    }
+    this.ready = true;
+    return true;
+  }
+
+  /** `now`: Unix seconds, the profile's created_at. */
+  ensure(now: number): void {
+    if (this.exists()) return;
+    const sql = this.storage.sql;
+    this.storage.transactionSync(() => {
+      sql.exec(MEMORY_SCHEMA);
+      sql.exec("INSERT OR IGNORE INTO profile (id, schema_version, created_at, updated_at) VALUES (1, ?, ?, ?)", MEMORY_SCHEMA_VERSION, now, now);
+      sql.exec("INSERT OR IGNORE INTO upkeep (id) VALUES (1)");
+    });
+    this.ready = true;
+  }
+
+  reset(): void {
+    this.ready = false;
+  }
+}
+
+/** `upkeep.erasing_since`: set while DELETE /v1/users/:userId is under way (nothing is delivered meanwhile). */
+export function erasingSince(sql: SqlStorage): number | null {
+  return sql.exec<{ e: number | null }>("SELECT erasing_since AS e FROM upkeep WHERE id = 1").toArray()[0]?.e ?? null;
+}
+
+/** `upkeep.retention_anchor`: start of the oldest delivered conversation retention may still have to remove. */
+export function retentionAnchor(sql: SqlStorage): number | null {
+  return sql.exec<{ a: number | null }>("SELECT retention_anchor AS a FROM upkeep WHERE id = 1").toArray()[0]?.a ?? null;
+}
+
+export function setRetentionAnchor(sql: SqlStorage, at: number | null): void {
+  sql.exec("UPDATE upkeep SET retention_anchor = ? WHERE id = 1", at);
+}
+
+/** Moves the anchor back to `startedAt` if that is older (a conversation just reached D1). */
+export function lowerRetentionAnchor(sql: SqlStorage, startedAt: number): void {
+  sql.exec("UPDATE upkeep SET retention_anchor = min(coalesce(retention_anchor, ?), ?) WHERE id = 1", startedAt, startedAt);
+}
+
+/** Rows held in every table of this object (what an erasure reports it wiped). */
+export function countRows(sql: SqlStorage): number {
+  const tables = sql
+    .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite%'")
+    .toArray();
+  let n = 0;
+  for (const { name } of tables) n += sql.exec<{ n: number }>(`SELECT count(*) AS n FROM "${name.replace(/"/g, '""')}"`).one().n;
+  return n;
+}

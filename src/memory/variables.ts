@@ -5,8 +5,8 @@
  * always win, then the user's scalar facts (one variable per data-collection id), then operator
  * defaults for variables the agent defines and the user lacks.
  */
-import type { VariableValue } from "../config";
-import { firstSentence } from "../webhooks/payload";
+import type { VariableValue } from "../lib/config";
+import { firstSentence } from "../records/payload";
 
 export const BUILT_IN_VARIABLES = [
   "previous_topics",

@@ -11,8 +11,8 @@
  * Memory: the part being filled, at most one part waiting, and one part in flight to R2 (uploading
  * part n overlaps filling part n+1; the reader waits when R2 is slower than the body).
  */
-import { ApiError } from "../errors";
-import { bytesToHex } from "../webhooks/signature";
+import { ApiError } from "../lib/errors";
+import { bytesToHex } from "../lib/bytes";
 
 /** 5 MiB, R2's minimum part size: the smallest memory footprint that R2 accepts. */
 export const AUDIO_PART_BYTES = 5 * 1024 * 1024;

@@ -1,5 +1,5 @@
 /**
- * The link between a conversation and its audio object, and its D1 statements. The audio row is
+ * D1 `audio`: the link between a conversation and its audio object in R2. The audio row is
  * its own table, not a column of `conversations`: audio and transcript arrive in either order, and
  * each writer only ever inserts its own row (queries join them).
  */
@@ -15,14 +15,23 @@ export interface AudioLink {
   receivedAt: number;
 }
 
-/** Idempotent: the first audio of a conversation is the one kept (a replay changes nothing). */
-export function audioStatement(db: D1Database, link: AudioLink): D1PreparedStatement {
-  return db
-    .prepare(
-      `INSERT INTO audio (conversation_id, agent_id, r2_key, bytes, sha256, stored_at) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT (conversation_id) DO NOTHING`,
-    )
-    .bind(link.conversationId, link.agentId, link.key, link.bytes, link.sha256, link.receivedAt);
+/**
+ * Writes the audio row (idempotent: the first audio of a conversation is the one kept) and reads, in
+ * the same transaction, who D1 says the conversation belongs to: of the audio's and the
+ * transcript's deliveries, the later one always sees the earlier one's row. `userId` is null when
+ * the transcript is not in D1 yet (its own delivery will see this row) or has no user.
+ */
+export async function storeAudioRow(db: D1Database, link: AudioLink): Promise<{ userId: string | null }> {
+  const [, owner] = await db.batch([
+    db
+      .prepare(
+        `INSERT INTO audio (conversation_id, agent_id, r2_key, bytes, sha256, stored_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (conversation_id) DO NOTHING`,
+      )
+      .bind(link.conversationId, link.agentId, link.key, link.bytes, link.sha256, link.receivedAt),
+    db.prepare("SELECT user_id FROM conversations WHERE conversation_id = ?").bind(link.conversationId),
+  ]);
+  return { userId: (owner?.results[0] as { user_id: string | null } | undefined)?.user_id ?? null };
 }
 
 export async function findAudioLink(db: D1Database, conversationId: string): Promise<AudioLink | null> {

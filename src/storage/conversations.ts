@@ -1,28 +1,15 @@
 /**
- * D1 writes for conversations, turns and call failures. Every statement is idempotent (INSERT OR
- * IGNORE on natural keys), so the outbox can replay a write after a partial failure without
- * doubling anything. D1 holds what queries need; the raw payload lives in R2 (D1 stops at 10 GB).
+ * D1 `conversations`, `turns` and `call_failures`: the outbox's writes and the API's reads. Every
+ * write is idempotent (INSERT OR IGNORE on natural keys), so the outbox can replay one after a
+ * partial failure without doubling anything. D1 holds what queries need; the raw payload lives in
+ * R2 (D1 stops at 10 GB).
  */
-import type { CallFailureRecord, ConversationRecord, Turn } from "../webhooks/payload";
+import { clip, jsonOrNull } from "../records/limits";
+import type { CallFailureRecord, ConversationRecord, Turn } from "../records/payload";
 
-// D1 refuses rows over 2 MB and statements with more than 100 bound parameters. Long texts are
-// clipped here (the whole payload is in R2), so that a write can never fail for its size and stall
-// the outbox forever.
-export const MAX_TEXT_CHARS = 32_768;
+// D1 allows at most 100 bound parameters per statement.
 const TURN_COLUMNS = 7;
 const TURNS_PER_STATEMENT = Math.floor(100 / TURN_COLUMNS);
-
-export function clip(text: string | null, max = MAX_TEXT_CHARS): string | null {
-  if (text === null) return null;
-  return text.length <= max ? text : text.slice(0, max - 1) + "…";
-}
-
-/** JSON text, or null when it is larger than `max` (the complete value stays in the R2 payload). */
-export function jsonOrNull(value: unknown, max = MAX_TEXT_CHARS): string | null {
-  if (value === null || value === undefined) return null;
-  const s = JSON.stringify(value);
-  return s.length <= max ? s : null;
-}
 
 function turnStatements(db: D1Database, conversationId: string, turns: Turn[]): D1PreparedStatement[] {
   const out: D1PreparedStatement[] = [];
@@ -52,7 +39,7 @@ function turnStatements(db: D1Database, conversationId: string, turns: Turn[]): 
   return out;
 }
 
-export function conversationStatements(
+function conversationStatements(
   db: D1Database,
   r: ConversationRecord,
   meta: { transcriptKey: string; receivedAt: number },
@@ -118,7 +105,7 @@ function userDirectoryStatement(db: D1Database, userId: string, now: number): D1
     .bind(now, userId);
 }
 
-export function callFailureStatement(db: D1Database, f: CallFailureRecord, receivedAt: number): D1PreparedStatement {
+function callFailureStatement(db: D1Database, f: CallFailureRecord, receivedAt: number): D1PreparedStatement {
   return db
     .prepare(
       `INSERT OR IGNORE INTO call_failures (conversation_id, agent_id, failure_reason, provider, from_number, to_number,
@@ -138,4 +125,136 @@ export function callFailureStatement(db: D1Database, f: CallFailureRecord, recei
       f.eventTimestamp,
       receivedAt,
     );
+}
+
+/**
+ * Writes a conversation (row, turns, directory) in one batch, and reads in the same transaction
+ * whether its audio row is already there: of the audio's and the transcript's deliveries, the later
+ * one always sees the earlier one's row (src/memory/deliveries.ts).
+ */
+export async function storeConversation(
+  db: D1Database,
+  r: ConversationRecord,
+  meta: { transcriptKey: string; receivedAt: number },
+): Promise<{ hasAudio: boolean }> {
+  const results = await db.batch([
+    ...conversationStatements(db, r, meta),
+    db.prepare("SELECT 1 AS found FROM audio WHERE conversation_id = ?").bind(r.conversationId),
+  ]);
+  return { hasAudio: (results[results.length - 1]?.results.length ?? 0) > 0 };
+}
+
+export async function storeCallFailure(db: D1Database, f: CallFailureRecord, receivedAt: number): Promise<void> {
+  await db.batch([callFailureStatement(db, f, receivedAt)]);
+}
+
+/** The columns of a conversation row as the API reads them. */
+export interface ConversationRow {
+  conversation_id: string;
+  user_id: string | null;
+  user_id_source: string | null;
+  agent_id: string;
+  agent_name: string | null;
+  status: string | null;
+  started_at: number;
+  duration_secs: number;
+  title: string | null;
+  summary: string | null;
+  call_successful: string | null;
+  termination_reason: string | null;
+  main_language: string | null;
+  phone_number: string | null;
+  phone_direction: string | null;
+  phone_provider: string | null;
+  turn_count: number;
+  /** JSON text: evaluation results and data collection (null when it was too large to keep here). */
+  analysis: string | null;
+  event_timestamp: number | null;
+  received_at: number;
+}
+
+export interface StoredTurn {
+  index: number;
+  role: string;
+  message: string | null;
+  time_in_call_secs: number;
+  /** JSON text `{calls, results}`, or null. */
+  tools: string | null;
+  feedback: string | null;
+}
+
+export interface StoredConversation {
+  row: ConversationRow;
+  transcript: StoredTurn[];
+  audio: { bytes: number; sha256: string; stored_at: number } | null;
+}
+
+/** One conversation with its transcript and audio row, or null when D1 has none. */
+export async function readConversation(db: D1Database, conversationId: string): Promise<StoredConversation | null> {
+  const [conv, turns, audio] = await db.batch<unknown>([
+    db.prepare(
+      `SELECT conversation_id, user_id, user_id_source, agent_id, agent_name, status, started_at, duration_secs, title,
+         summary, call_successful, termination_reason, main_language, phone_number, phone_direction, phone_provider,
+         turn_count, analysis, event_timestamp, received_at
+       FROM conversations WHERE conversation_id = ?`,
+    ).bind(conversationId),
+    db.prepare(
+      `SELECT turn_index AS "index", role, message, time_in_call_secs, tools, feedback FROM turns
+       WHERE conversation_id = ? ORDER BY turn_index`,
+    ).bind(conversationId),
+    db.prepare("SELECT bytes, sha256, stored_at FROM audio WHERE conversation_id = ?").bind(conversationId),
+  ]);
+  const row = conv!.results[0] as ConversationRow | undefined;
+  if (!row) return null;
+  return {
+    row,
+    transcript: turns!.results as StoredTurn[],
+    audio: (audio!.results[0] as StoredConversation["audio"] | undefined) ?? null,
+  };
+}
+
+/** A row of a user's conversation list: the summary columns and whether it has audio. */
+export type ConversationSummary = Pick<
+  ConversationRow,
+  | "conversation_id"
+  | "agent_id"
+  | "agent_name"
+  | "status"
+  | "started_at"
+  | "duration_secs"
+  | "title"
+  | "summary"
+  | "call_successful"
+  | "user_id_source"
+  | "phone_number"
+  | "phone_direction"
+  | "turn_count"
+> & { has_audio: number };
+
+const SUMMARY_COLUMNS = `c.conversation_id, c.agent_id, c.agent_name, c.status, c.started_at, c.duration_secs, c.title, c.summary,
+  c.call_successful, c.user_id_source, c.phone_number, c.phone_direction, c.turn_count,
+  (a.conversation_id IS NOT NULL) AS has_audio`;
+
+/**
+ * A page of a user's conversations, newest first (index conversations_by_user), strictly after the
+ * keyset position `after`. Returns up to `limit` rows.
+ */
+export async function listConversationsOfUser(
+  db: D1Database,
+  userId: string,
+  page: { limit: number; after: { startedAt: number; conversationId: string } | null },
+): Promise<ConversationSummary[]> {
+  const { limit, after } = page;
+  const stmt =
+    after === null
+      ? db.prepare(
+          `SELECT ${SUMMARY_COLUMNS} FROM conversations c LEFT JOIN audio a ON a.conversation_id = c.conversation_id
+           WHERE c.user_id = ? ORDER BY c.started_at DESC, c.conversation_id DESC LIMIT ?`,
+        ).bind(userId, limit)
+      : db.prepare(
+          `SELECT ${SUMMARY_COLUMNS} FROM conversations c LEFT JOIN audio a ON a.conversation_id = c.conversation_id
+           WHERE c.user_id = ? AND (c.started_at < ? OR (c.started_at = ? AND c.conversation_id < ?))
+           ORDER BY c.started_at DESC, c.conversation_id DESC LIMIT ?`,
+        ).bind(userId, after.startedAt, after.startedAt, after.conversationId, limit);
+  return (await stmt.all<ConversationSummary>()).results;
 }

@@ -6,7 +6,7 @@
  * still lead a retry to whatever was not yet deleted. Every step is idempotent.
  */
 import { userDirectoryStatements } from "./conversations";
-import { conversationPrefix, transcriptKey } from "./keys";
+import { conversationPrefix, transcriptKey } from "../records/keys";
 
 export interface EraseCounts {
   conversations: number;

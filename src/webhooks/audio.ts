@@ -8,13 +8,13 @@
  * writes D1 `audio`) -> 200. ElevenLabs never retries audio, so a 5xx here loses it: the only
  * answers before the link is durable are failures, and they delete what they completed.
  */
-import { badRequest, json } from "../errors";
-import type { Env } from "../env";
-import { ownerOf } from "../memory/route";
-import { isValidId } from "../memory/identity";
+import { badRequest, json } from "../lib/errors";
+import type { Env } from "../lib/env";
+import { conversationObject } from "../memory/objects";
+import { isValidId } from "../lib/ids";
 import type { AudioUpload } from "../storage/audio-upload";
 import type { IngestedBody } from "./ingest";
-import { conversationIdOf, type Envelope } from "./payload";
+import { conversationIdOf, type Envelope } from "../records/payload";
 
 export async function storeAudio(
   env: Env,
@@ -40,7 +40,7 @@ export async function storeAudio(
   const stored = await upload.complete();
   let duplicate: boolean;
   try {
-    ({ duplicate } = await ownerOf(env, null, conversationId).recordAudio({
+    ({ duplicate } = await conversationObject(env, conversationId).recordAudio({
       conversationId,
       agentId,
       key: stored.key,

@@ -1,4 +1,5 @@
-import { ApiError } from "../errors";
+import { concatBytes } from "../lib/bytes";
+import { ApiError } from "../lib/errors";
 
 export const payloadTooLarge = (max: number) =>
   new ApiError(413, "payload_too_large", `The request body is larger than the ${max}-byte limit.`);
@@ -38,16 +39,4 @@ export async function readBody(request: Request, maxBytes: number): Promise<Uint
     chunks.push(value);
   }
   return concatBytes(chunks, total);
-}
-
-/** The pieces as one array, copied once (not at all when there is a single piece). */
-export function concatBytes(chunks: Uint8Array[], total = chunks.reduce((n, c) => n + c.byteLength, 0)): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.byteLength;
-  }
-  return out;
 }

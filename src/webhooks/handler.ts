@@ -6,20 +6,19 @@
  * they arrive, and that upload only becomes an object after the signature has verified (it is
  * aborted otherwise, see docs/webhook-path.md).
  */
-import { ApiError, badRequest, json } from "../errors";
-import { config, type Config } from "../config";
-import type { Env } from "../env";
-import { ownerOf, recordTranscription } from "../memory/route";
-import { requireAllowedSource } from "../api/auth";
+import { ApiError, badRequest, json } from "../lib/errors";
+import { config, type Config } from "../lib/config";
+import type { Env } from "../lib/env";
+import { conversationObject, recordTranscription } from "../memory/objects";
+import { requireAllowedSource } from "../lib/http/auth";
 import { AudioUpload } from "../storage/audio-upload";
-import { newAudioKey } from "../storage/keys";
+import { newAudioKey } from "../records/keys";
 import { storeAudio } from "./audio";
 import { ingestBody } from "./ingest";
-import { normaliseCallFailure, normaliseTranscription, parseEnvelope, type Envelope } from "./payload";
+import { normaliseCallFailure, normaliseTranscription, parseEnvelope, type Envelope } from "../records/payload";
 import { checkHeader, signatureMismatch, verifyParsed, type SignatureHeader, type VerifyOptions } from "./signature";
 import { readBody } from "./body";
 import { SignatureCheck } from "./streaming-hmac";
-import { contextCache } from "../api/context-cache";
 
 export const SIGNATURE_HEADER = "ElevenLabs-Signature";
 
@@ -118,8 +117,6 @@ async function dispatch(env: Env, cfg: Config, envelope: Envelope, raw: Uint8Arr
         nowSeconds: receivedAt,
       });
       const stored = await recordTranscription(env, record, raw, receivedAt);
-      // This isolate's cached context for the user (CONTEXT_CACHE_SECONDS) is now out of date.
-      if (stored.record.userId !== null) contextCache.forget(stored.record.userId);
       return json({
         status: stored.duplicate ? "duplicate" : "stored",
         type: envelope.type,
@@ -129,7 +126,7 @@ async function dispatch(env: Env, cfg: Config, envelope: Envelope, raw: Uint8Arr
     }
     case "call_initiation_failure": {
       const record = normaliseCallFailure(envelope, cfg.defaultCountryCode);
-      const { duplicate } = await ownerOf(env, null, record.conversationId).recordCallFailure({ record, receivedAt });
+      const { duplicate } = await conversationObject(env, record.conversationId).recordCallFailure({ record, receivedAt });
       return json({ status: duplicate ? "duplicate" : "stored", type: envelope.type, conversation_id: record.conversationId });
     }
     default:

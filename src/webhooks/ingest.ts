@@ -19,7 +19,8 @@
  */
 import type { AudioUpload } from "../storage/audio-upload";
 import { Base64Decoder, Base64Error } from "./base64";
-import { concatBytes, payloadTooLarge } from "./body";
+import { concatBytes } from "../lib/bytes";
+import { payloadTooLarge } from "./body";
 import { JsonScanner, JsonSyntaxError, type ScanSink } from "./json-scan";
 import type { SignatureCheck } from "./streaming-hmac";
 

@@ -9,13 +9,12 @@
  * oversized body (413) are refused. Storage: none for a withheld number, one Durable Object call for
  * an unlinked number, two for a number linked to an app user.
  */
-import { config } from "../config";
-import type { Env } from "../env";
-import { json } from "../errors";
-import { normalisePhone } from "../memory/identity";
-import { userMemory } from "../memory/route";
-import { EMPTY_SNAPSHOT, renderVariables, type MemorySnapshot } from "../memory/variables";
-import { requireAllowedSource, requireApiKey } from "../api/auth";
+import { config, type VariableValue } from "../lib/config";
+import type { Env } from "../lib/env";
+import { json } from "../lib/errors";
+import { normalisePhone } from "../records/identity";
+import { callerVariables, defaultVariables } from "../memory/context";
+import { requireAllowedSource, requireApiKey } from "../lib/http/auth";
 import { readBody } from "./body";
 
 /** ElevenLabs sends four short strings; anything near this size is not an initiation request. */
@@ -89,32 +88,19 @@ export async function handleInitiation(request: Request, env: Env): Promise<Resp
   const phone = callerNumber(call.callerId, cfg.defaultCountryCode);
 
   let userId: string | null = null;
-  let snapshot: MemorySnapshot = EMPTY_SNAPSHOT;
+  let variables: Record<string, VariableValue>;
   let degraded = false;
-  if (phone !== null) {
-    try {
-      const caller = await userMemory(env, phone).resolveCaller();
-      if (caller.linkedTo !== null) {
-        userId = caller.linkedTo;
-        snapshot = await userMemory(env, userId).snapshot();
-      } else {
-        snapshot = caller.snapshot;
-      }
-    } catch (err) {
-      // Memory is a nicety on a ringing phone; an error here would fail the call. Answer the
-      // defaults and say so in a header and the log, rather than dropping the caller.
-      console.error("initiation: memory unavailable", err instanceof Error ? err.message : String(err));
-      degraded = true;
-      snapshot = EMPTY_SNAPSHOT;
-      userId = null;
-    }
+  try {
+    ({ userId, variables } = await callerVariables(env, phone));
+  } catch (err) {
+    // Memory is a nicety on a ringing phone; an error here would fail the call. Answer the
+    // defaults and say so in a header and the log, rather than dropping the caller.
+    console.error("initiation: memory unavailable", err instanceof Error ? err.message : String(err));
+    degraded = true;
+    userId = null;
+    variables = defaultVariables(env);
   }
 
-  const variables = renderVariables(snapshot, {
-    defaults: cfg.defaultVariables,
-    previousTopicsMaxChars: cfg.previousTopicsMaxChars,
-    nowSeconds: Math.floor(Date.now() / 1000),
-  });
   // The user id variable is always defined, so an agent that uses it does not fail on a phone call:
   // the linked app user's id, or "" when the caller has none. "" (not the number) leaves the
   // post-call transcription to resolve the caller by number, which follows links made meanwhile.

@@ -6,7 +6,8 @@
  * skew is bounded both ways, every `v0` is tried (so a sender can sign with two secrets during a
  * rotation), comparison is constant time, and an empty secret list fails closed.
  */
-import { unauthorized } from "../errors";
+import { bytesToHex } from "../lib/bytes";
+import { unauthorized } from "../lib/errors";
 
 export interface SignatureHeader {
   timestamp: number;
@@ -56,12 +57,6 @@ export function hexToBytes(hex: string): Uint8Array {
   const out = new Uint8Array(hex.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(i * 2, 2), 16);
   return out;
-}
-
-export function bytesToHex(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += b.toString(16).padStart(2, "0");
-  return s;
 }
 
 const encoder = new TextEncoder();

@@ -5,7 +5,10 @@
  * the dynamic variable named by USER_ID_VARIABLE, then the other party's phone number in E.164
  * (`metadata.phone_call.external_number`, else `system__caller_id`).
  */
-import { badRequest } from "../errors";
+import { badRequest } from "../lib/errors";
+import { MAX_ID_LENGTH, isValidId } from "../lib/ids";
+
+export { MAX_ID_LENGTH, isValidId };
 
 /**
  * `phone_link`: the conversation carried only a phone number, and that number is linked to an app
@@ -13,19 +16,6 @@ import { badRequest } from "../errors";
  */
 export type UserIdSource = "user_id" | "client_data_user_id" | "dynamic_variable" | "phone_number" | "phone_link";
 
-export const MAX_ID_LENGTH = 256;
-
-/**
- * User ids are opaque, but they name Durable Objects, D1 rows and appear in URLs: at most 256
- * characters, no control characters and no lone surrogates, so they can be logged, displayed and
- * encoded safely.
- */
-export function isValidId(id: string): boolean {
-  // A lone surrogate (valid in JSON's "\ud800", not in UTF-8) cannot be percent-encoded into an R2
-  // key or stored faithfully as text, so it is refused like a control character.
-  // eslint-disable-next-line no-control-regex
-  return id.length > 0 && id.length <= MAX_ID_LENGTH && !/[\u0000-\u001f\u007f]|\p{Cs}/u.test(id);
-}
 
 export function checkUserId(id: string, where: string): string {
   if (!isValidId(id)) {

@@ -3,7 +3,7 @@
  * answer 400 for anything that is not a valid id, so handlers only ever see clean values.
  */
 import { badRequest } from "../errors";
-import { MAX_ID_LENGTH, isValidId } from "../memory/identity";
+import { MAX_ID_LENGTH, isValidId } from "../ids";
 
 export function idParam(raw: string | undefined, name: string): string {
   let value: string;

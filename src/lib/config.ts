@@ -5,7 +5,7 @@
  */
 import { ApiError } from "./errors";
 import type { Env } from "./env";
-import { AllowlistError, parseAllowlist, type IpRange } from "./webhooks/source-ip";
+import { AllowlistError, parseAllowlist, type IpRange } from "./http/source-ip";
 
 export type VariableValue = string | number | boolean;
 

@@ -5,10 +5,13 @@
  * envelope's `type`, `data`, `data.conversation_id`, `data.agent_id`) is required, and its absence
  * is a 400 (ElevenLabs never retries a 4xx, and such a payload would never succeed).
  */
-import { badRequest } from "../errors";
-import { isValidId, normalisePhone, resolveUser, type ResolvedUser, type UserIdSource } from "../memory/identity";
-import { clip, MAX_TEXT_CHARS } from "../storage/conversations";
-import { fitsStorageKey } from "../storage/keys";
+import { badRequest } from "../lib/errors";
+import { isValidId } from "../lib/ids";
+import { normalisePhone, resolveUser, type ResolvedUser, type UserIdSource } from "./identity";
+
+export type { ResolvedUser };
+import { clip, MAX_TEXT_CHARS } from "./limits";
+import { fitsStorageKey } from "./keys";
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Obj = { [key: string]: unknown };

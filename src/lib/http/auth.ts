@@ -6,7 +6,7 @@
 import { ApiError, unauthorized } from "../errors";
 import { config } from "../config";
 import type { Env } from "../env";
-import { isAllowed } from "../webhooks/source-ip";
+import { isAllowed } from "./source-ip";
 
 const encoder = new TextEncoder();
 

@@ -11,7 +11,7 @@
  * Snapshots are cached, not rendered variables, so time-dependent values (days_since_last_call) are
  * computed at read time. Entries are bounded by count, least recently stored evicted first.
  */
-import type { MemorySnapshot } from "../memory/variables";
+import type { MemorySnapshot } from "./variables";
 
 export class ContextCache {
   private readonly entries = new Map<string, { snapshot: MemorySnapshot; expiresAt: number }>();

@@ -1,0 +1,73 @@
+/**
+ * How each kind of outbox item is delivered: one handler per kind, in a table the compiler checks
+ * for completeness (a new kind without a handler does not build). Every handler is idempotent, so
+ * an item delivered twice (the answer was lost after the write) changes nothing the second time.
+ */
+import type { Env } from "../lib/env";
+import { conversationRecord, parseEnvelope } from "../records/payload";
+import { storeAudioRow } from "../storage/audio";
+import { storeCallFailure, storeConversation } from "../storage/conversations";
+import { putTranscript } from "../storage/transcripts";
+import { phoneObject, userObject } from "./objects";
+import { payloadOf, type OutboxItem, type OutboxKind } from "./outbox";
+import { forgetReverseLink } from "./phone-links";
+import { markAudio } from "./profile";
+import { lowerRetentionAnchor } from "./schema";
+
+export interface DeliveryContext {
+  env: Env;
+  /** The delivering object's storage (some deliveries update it after the write elsewhere). */
+  sql: SqlStorage;
+  seq: number;
+}
+
+type Handler<K extends OutboxKind> = (ctx: DeliveryContext, item: Extract<OutboxItem, { kind: K }>) => Promise<void>;
+
+const HANDLERS: { [K in OutboxKind]: Handler<K> } = {
+  async conversation({ env, sql, seq }, item) {
+    const raw = payloadOf(sql, seq);
+    // Rebuilt with the owner resolved at receipt, so a later change of settings cannot move it.
+    const r = conversationRecord(parseEnvelope(raw), item.user, item.receivedAt);
+    // The raw payload goes to R2 first, so a D1 row never points at an object that is not there.
+    const key = await putTranscript(env.AUDIO, r.conversationId, r.userId, raw);
+    const { hasAudio } = await storeConversation(env.DB, r, { transcriptKey: key, receivedAt: item.receivedAt });
+    if (r.userId !== null && hasAudio) markAudio(sql, r.conversationId);
+    // Retention starts counting once the conversation is in D1, where it removes it from.
+    lowerRetentionAnchor(sql, r.startedAt);
+  },
+
+  async call_failure({ env }, item) {
+    await storeCallFailure(env.DB, item.record, item.receivedAt);
+  },
+
+  async audio({ env }, item) {
+    // Audio and transcript meet in D1, whichever came first: the memory learns of the audio either
+    // here or in the transcript's delivery above.
+    const { userId } = await storeAudioRow(env.DB, item.link);
+    if (userId) await userObject(env, userId).markAudio(item.link.conversationId);
+  },
+
+  async audio_discard({ env }, item) {
+    await env.AUDIO.delete(item.key);
+  },
+
+  async link({ env, sql }, item) {
+    const res = await phoneObject(env, item.phoneNumber).setOwner({
+      phoneNumber: item.phoneNumber,
+      userId: item.userId,
+      at: item.at,
+      via: "conversation",
+      conversationId: item.conversationId,
+    });
+    // A newer link or unlink won: this user's reverse entry must go (the truth no longer points here).
+    if (res.owner !== item.userId) forgetReverseLink(sql, item.phoneNumber, item.at);
+  },
+
+  async phone_removed({ env }, item) {
+    await userObject(env, item.userId).removePhone(item.phoneNumber, item.at);
+  },
+};
+
+export function deliver(ctx: DeliveryContext, item: OutboxItem): Promise<void> {
+  return (HANDLERS[item.kind] as Handler<OutboxKind>)(ctx, item as never);
+}

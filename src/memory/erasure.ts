@@ -1,0 +1,134 @@
+/**
+ * Erasing a user everywhere (DELETE /v1/users/:userId), as named steps. Each call of `eraseStep`
+ * does a bounded amount and says whether it is done; every step is idempotent, so a crash at any
+ * point can be retried to completion. The order:
+ *
+ *   1. freeze          no more deliveries from this object; the alarm is cancelled
+ *   2. unlinkNumbers   the user's numbers: the truth in each number's object before the reverse entry here
+ *   3. releaseNumber   when this object is itself a number: tell its owner it is gone
+ *   4. erasePending    conversations still in the outbox (they may be half delivered)
+ *   5. eraseDelivered  every conversation D1 attributes to the user, R2 before D1 rows
+ *   6. wipe            this object last: until then it is what names the links and pending conversations
+ */
+import type { Env } from "../lib/env";
+import { normalisePhone } from "../records/identity";
+import { addCounts, eraseCallFailures, eraseConversations, zeroCounts, type EraseCounts } from "../storage/erase";
+import { conversationsOfUser } from "../storage/expiry";
+import { contextCache } from "./context-cache";
+import { conversationObject, phoneObject, userObject } from "./objects";
+import { dropConversations, pendingConversations } from "./outbox";
+import { forgetPhone, listPhones, ownerRow } from "./phone-links";
+import type { EraseStep } from "./roles";
+import { LIMITS } from "./schema";
+
+export interface ErasureContext {
+  env: Env;
+  storage: DurableObjectStorage;
+  /** Whether this object has any tables (an object never written has nothing of its own to erase). */
+  hasSchema(): boolean;
+  /** Waits for a delivery run under way to finish. */
+  settle(): Promise<void>;
+  /** Drops every table and the alarm; returns the rows it held. */
+  wipe(): Promise<number>;
+}
+
+const forgetAudio = (env: Env) => (id: string) => conversationObject(env, id).forgetConversation(id);
+
+async function freeze(ctx: ErasureContext, now: number): Promise<void> {
+  ctx.storage.sql.exec("UPDATE upkeep SET erasing_since = coalesce(erasing_since, ?) WHERE id = 1", now);
+  await ctx.storage.deleteAlarm();
+  await ctx.settle();
+}
+
+/** Returns false while numbers remain (more than one step's worth). */
+async function unlinkNumbers(ctx: ErasureContext, userId: string, now: number, step: EraseStep): Promise<boolean> {
+  const phones = listPhones(ctx.storage.sql, LIMITS.unlinkBatch);
+  for (const { phone_number: phone } of phones) {
+    const { removed } = await phoneObject(ctx.env, phone).clearOwner(userId, now, "erasure");
+    if (removed) step.phoneLinks++;
+    step.counts.call_failures += await eraseCallFailures(ctx.env.DB, [phone]);
+    forgetPhone(ctx.storage.sql, phone);
+    step.unlinkedPhoneNumbers.push(phone);
+  }
+  return phones.length < LIMITS.unlinkBatch;
+}
+
+async function releaseNumber(ctx: ErasureContext, userId: string, now: number, step: EraseStep): Promise<void> {
+  const owner = ownerRow(ctx.storage.sql);
+  if (!owner?.user_id) return;
+  ctx.storage.sql.exec("UPDATE phone_owner SET user_id = NULL, linked_at = max(linked_at, ?), via = 'erasure' WHERE id = 1", now);
+  await userObject(ctx.env, owner.user_id).removePhone(userId, now);
+  step.phoneLinks++;
+}
+
+async function erasePending(ctx: ErasureContext, userId: string): Promise<EraseCounts> {
+  const pending = pendingConversations(ctx.storage.sql);
+  if (pending.length === 0) return zeroCounts();
+  const counts = await eraseConversations(ctx.env.DB, ctx.env.AUDIO, pending, userId, forgetAudio(ctx.env), true);
+  dropConversations(ctx.storage);
+  return counts;
+}
+
+/** Returns whether D1 holds nothing more of the user. */
+async function eraseDelivered(ctx: ErasureContext, userId: string, step: EraseStep): Promise<boolean> {
+  for (let batch = 0; batch < LIMITS.eraseBatchesPerCall; batch++) {
+    const ids = await conversationsOfUser(ctx.env.DB, userId, LIMITS.eraseBatch);
+    if (ids.length > 0) {
+      step.counts = addCounts(step.counts, await eraseConversations(ctx.env.DB, ctx.env.AUDIO, ids, userId, forgetAudio(ctx.env), true));
+    }
+    if (ids.length < LIMITS.eraseBatch) return true;
+  }
+  return false;
+}
+
+/** One step of erasing `userId` (this object's user). Call until `done`. */
+export async function eraseStep(ctx: ErasureContext, userId: string): Promise<EraseStep> {
+  const now = Math.floor(Date.now() / 1000);
+  const step: EraseStep = { done: false, counts: zeroCounts(), phoneLinks: 0, unlinkedPhoneNumbers: [], memoryRows: 0 };
+  if (ctx.hasSchema()) {
+    await freeze(ctx, now);
+    if (!(await unlinkNumbers(ctx, userId, now, step))) return step;
+    await releaseNumber(ctx, userId, now, step);
+    step.counts = addCounts(step.counts, await erasePending(ctx, userId));
+  }
+  // A user id that is a phone number: the call failures recorded for that number are theirs too.
+  if (normalisePhone(userId) === userId) step.counts.call_failures += await eraseCallFailures(ctx.env.DB, [userId]);
+  if (!(await eraseDelivered(ctx, userId, step))) return step;
+  step.memoryRows = await ctx.wipe();
+  step.done = true;
+  return step;
+}
+
+export interface ErasureReport {
+  counts: EraseCounts;
+  phoneLinks: number;
+  memoryRows: number;
+  unlinkedPhoneNumbers: string[];
+}
+
+/** Each step handles a bounded amount; this many steps cover tens of thousands of conversations. */
+const MAX_ERASE_STEPS = 50;
+
+/**
+ * Erases a user: steps until done, or null when it did not finish in MAX_ERASE_STEPS (the caller
+ * answers "repeat the request"; until then the user's object delivers nothing more).
+ */
+export async function eraseUser(env: Env, userId: string): Promise<ErasureReport | null> {
+  const stub = userObject(env, userId);
+  const report: ErasureReport = { counts: zeroCounts(), phoneLinks: 0, memoryRows: 0, unlinkedPhoneNumbers: [] };
+  try {
+    for (let i = 0; i < MAX_ERASE_STEPS; i++) {
+      const step = await stub.erase(userId);
+      report.counts = addCounts(report.counts, step.counts);
+      report.phoneLinks += step.phoneLinks;
+      report.memoryRows += step.memoryRows;
+      report.unlinkedPhoneNumbers.push(...step.unlinkedPhoneNumbers);
+      if (step.done) return report;
+    }
+    return null;
+  } finally {
+    // After the erasure, not only before: a context read in this isolate while it ran cached the
+    // memory as it was, and would serve it after the answer for up to CONTEXT_CACHE_SECONDS.
+    contextCache.forget(userId);
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * The outbox: what this object still has to hand on to D1, R2 or another object.
+ *
+ * Why: the webhook is acknowledged as soon as the event is committed here (one round trip, SQLite
+ * in the object, durable when the RPC returns). D1, R2 and other objects are written afterwards by
+ * the alarm, retried with backoff until they succeed, so an outage delays those copies but never
+ * loses an acknowledged event, and never makes ElevenLabs wait on three storage systems.
+ *
+ * Items are tried in order, but a failed item is pushed into its own future before the next one is
+ * read, so an item that can never be delivered never holds back the ones behind it. Nothing is ever
+ * dropped: an item that keeps failing is retried every MAX_BACKOFF_MS and reported as stuck.
+ */
+import { concatBytes } from "../lib/bytes";
+import type { CallFailureRecord, ResolvedUser } from "../records/payload";
+import type { AudioLink } from "../storage/audio";
+import type { FlushReport, OutboxStatus } from "./roles";
+import { LIMITS } from "./schema";
+
+/**
+ * What an outbox row holds. A conversation item keeps only who owns it: the record is rebuilt from
+ * the raw bytes (kept in `outbox_blobs`) when it is delivered, so the row stays small however large
+ * the transcript (SQLite refuses values over 2 MB) and D1 gets exactly what R2 gets.
+ */
+export type OutboxItem =
+  /** The raw payload to R2, the conversation to D1. */
+  | { kind: "conversation"; user: ResolvedUser; receivedAt: number }
+  | { kind: "call_failure"; record: CallFailureRecord; receivedAt: number }
+  /** Writes the D1 `audio` row, then tells the user's memory (if the transcript already named one). */
+  | { kind: "audio"; link: AudioLink }
+  /** Deletes the R2 object of an audio event that turned out to be a redelivery. */
+  | { kind: "audio_discard"; key: string }
+  /** Tell the number's object that it belongs to this user (queued by the user's object). */
+  | { kind: "link"; phoneNumber: string; userId: string; at: number; conversationId: string }
+  /** Tell a former owner that the number is no longer theirs (queued by the number's object). */
+  | { kind: "phone_removed"; phoneNumber: string; userId: string; at: number };
+
+export type OutboxKind = OutboxItem["kind"];
+
+/** First retry after about a second, doubling to a ceiling of 10 minutes (each ±10% jitter). */
+export const MAX_BACKOFF_MS = 10 * 60 * 1000;
+/** From this many failed attempts (about 17 minutes of trying) an item is reported as stuck. */
+export const STUCK_ATTEMPTS = 10;
+
+export function backoffMs(attempts: number): number {
+  const base = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(attempts, 20));
+  return Math.round(base * (0.9 + Math.random() * 0.2));
+}
+
+/** Queues an item, due at once. `now` is Unix seconds (created_at); next_attempt_at is in ms. Returns its seq. */
+export function enqueue(sql: SqlStorage, item: OutboxItem, conversationId: string, now: number): number {
+  return sql
+    .exec<{ seq: number }>(
+      "INSERT INTO outbox (kind, conversation_id, body, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?) RETURNING seq",
+      item.kind,
+      conversationId,
+      JSON.stringify(item),
+      Date.now(),
+      now,
+    )
+    .one().seq;
+}
+
+/** Keeps an item's raw payload, in parts (Durable Object SQLite refuses values over 2 MB). */
+export function attachPayload(sql: SqlStorage, seq: number, raw: Uint8Array): void {
+  for (let part = 0, off = 0; off < raw.byteLength; part++, off += LIMITS.blobPartBytes) {
+    sql.exec("INSERT INTO outbox_blobs (seq, part, data) VALUES (?, ?, ?)", seq, part, raw.slice(off, off + LIMITS.blobPartBytes).buffer);
+  }
+}
+
+export function payloadOf(sql: SqlStorage, seq: number): Uint8Array {
+  const parts = sql
+    .exec<{ data: ArrayBuffer }>("SELECT data FROM outbox_blobs WHERE seq = ? ORDER BY part", seq)
+    .toArray()
+    .map((p) => new Uint8Array(p.data));
+  return concatBytes(parts);
+}
+
+interface DueRow {
+  seq: number;
+  attempts: number;
+  body: string;
+}
+
+export interface DueItem {
+  seq: number;
+  item: OutboxItem;
+}
+
+function due(sql: SqlStorage, nowMs: number): DueRow[] {
+  return sql
+    .exec<{ seq: number; body: string; attempts: number }>(
+      "SELECT seq, body, attempts FROM outbox WHERE next_attempt_at <= ? ORDER BY seq LIMIT ?",
+      nowMs,
+      LIMITS.flushBatch,
+    )
+    .toArray();
+}
+
+function remove(storage: DurableObjectStorage, seq: number): void {
+  storage.transactionSync(() => {
+    storage.sql.exec("DELETE FROM outbox WHERE seq = ?", seq);
+    storage.sql.exec("DELETE FROM outbox_blobs WHERE seq = ?", seq);
+  });
+}
+
+function recordFailure(sql: SqlStorage, row: DueRow, err: unknown): void {
+  const message = err instanceof Error ? err.message : String(err);
+  const attempt = row.attempts + 1;
+  if (attempt >= STUCK_ATTEMPTS) console.error(`outbox item ${row.seq} is stuck after ${attempt} attempts; still retrying: ${message}`);
+  else console.warn(`outbox item ${row.seq} failed (attempt ${attempt}): ${message}`);
+  sql.exec(
+    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE seq = ?",
+    Date.now() + backoffMs(row.attempts),
+    message.slice(0, 1000),
+    row.seq,
+  );
+}
+
+/** When the next item is due (ms), or null when the outbox is empty. */
+export function nextDueAt(sql: SqlStorage): number | null {
+  return sql.exec<{ at: number | null }>("SELECT min(next_attempt_at) AS at FROM outbox").one().at;
+}
+
+export function pendingCount(sql: SqlStorage): number {
+  return sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox").one().n;
+}
+
+/** Delivers every due item with `deliver`, in order, until none is due. */
+export async function drain(storage: DurableObjectStorage, deliver: (row: DueItem) => Promise<void>): Promise<FlushReport> {
+  let delivered = 0;
+  let failed = 0;
+  for (let batch = due(storage.sql, Date.now()); batch.length > 0; batch = due(storage.sql, Date.now())) {
+    for (const row of batch) {
+      try {
+        // Parsed here, so that an item that cannot even be read fails alone, like any other.
+        await deliver({ seq: row.seq, item: JSON.parse(row.body) as OutboxItem });
+        remove(storage, row.seq);
+        delivered++;
+      } catch (err) {
+        failed++;
+        recordFailure(storage.sql, row, err);
+      }
+    }
+  }
+  return { delivered, failed, pending: pendingCount(storage.sql) };
+}
+
+/** Arms the alarm for `at` (ms) unless it is already armed earlier. */
+export async function scheduleAlarm(storage: DurableObjectStorage, at: number): Promise<void> {
+  const current = await storage.getAlarm();
+  if (current === null || current > at) await storage.setAlarm(at);
+}
+
+/** Conversation items not yet delivered (erasure removes them with their data). */
+export function pendingConversations(sql: SqlStorage): string[] {
+  return sql
+    .exec<{ conversation_id: string }>("SELECT DISTINCT conversation_id FROM outbox WHERE kind = 'conversation'")
+    .toArray()
+    .map((r) => r.conversation_id);
+}
+
+export function dropConversations(storage: DurableObjectStorage): void {
+  storage.transactionSync(() => {
+    storage.sql.exec("DELETE FROM outbox_blobs WHERE seq IN (SELECT seq FROM outbox WHERE kind = 'conversation')");
+    storage.sql.exec("DELETE FROM outbox WHERE kind = 'conversation'");
+  });
+}
+
+/** The outbox at a glance, for operators and tests. */
+export function outboxStatus(sql: SqlStorage): OutboxStatus {
+  const agg = sql
+    .exec<{ pending: number; due: number; max_attempts: number | null; oldest: number | null }>(
+      `SELECT count(*) AS pending, count(CASE WHEN next_attempt_at <= ? THEN 1 END) AS due,
+         max(attempts) AS max_attempts, min(created_at) AS oldest FROM outbox`,
+      Date.now(),
+    )
+    .one();
+  const byKind = Object.fromEntries(
+    sql.exec<{ kind: string; n: number }>("SELECT kind, count(*) AS n FROM outbox GROUP BY kind").toArray().map((r) => [r.kind, r.n]),
+  );
+  const stuck = sql
+    .exec<{ seq: number; kind: string; conversation_id: string; attempts: number; next_attempt_at: number; last_error: string | null }>(
+      "SELECT seq, kind, conversation_id, attempts, next_attempt_at, last_error FROM outbox WHERE attempts >= ? ORDER BY seq LIMIT 100",
+      STUCK_ATTEMPTS,
+    )
+    .toArray()
+    .map((r) => ({
+      seq: r.seq,
+      kind: r.kind,
+      conversationId: r.conversation_id,
+      attempts: r.attempts,
+      nextAttemptAt: r.next_attempt_at,
+      lastError: r.last_error,
+    }));
+  return { pending: agg.pending, due: agg.due, maxAttempts: agg.max_attempts ?? 0, oldestCreatedAt: agg.oldest, byKind, stuck };
+}
+
+export const EMPTY_OUTBOX: OutboxStatus = { pending: 0, due: 0, maxAttempts: 0, oldestCreatedAt: null, byKind: {}, stuck: [] };

@@ -1,0 +1,157 @@
+/**
+ * What the agent remembers of a user: the `profile` counters, the recent `conversations` list and
+ * `facts`, and how they are read back (the snapshot behind the dynamic variables). Every function
+ * takes the object's SqlStorage; writers run inside the caller's transaction.
+ */
+import type { VariableValue } from "../lib/config";
+import type { ConversationRecord } from "../records/payload";
+import type { MemoryView } from "./roles";
+import { LIMITS } from "./schema";
+import { EMPTY_SNAPSHOT, type MemorySnapshot } from "./variables";
+
+const isScalar = (v: unknown): v is VariableValue =>
+  typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v));
+
+/** Updates profile counters, the recent-conversation list and facts. */
+export function remember(sql: SqlStorage, r: ConversationRecord, now: number): void {
+  sql.exec(
+    `UPDATE profile SET
+       user_id = coalesce(user_id, ?),
+       call_count = call_count + 1,
+       total_duration_secs = total_duration_secs + ?,
+       first_call_at = min(coalesce(first_call_at, ?), ?),
+       last_conversation_id = CASE WHEN last_call_at IS NULL OR ? >= last_call_at THEN ? ELSE last_conversation_id END,
+       last_call_summary = CASE WHEN last_call_at IS NULL OR ? >= last_call_at THEN ? ELSE last_call_summary END,
+       last_call_at = max(coalesce(last_call_at, ?), ?),
+       updated_at = ?
+     WHERE id = 1`,
+    r.userId,
+    r.durationSecs,
+    r.startedAt,
+    r.startedAt,
+    r.startedAt,
+    r.conversationId,
+    r.startedAt,
+    r.summary,
+    r.startedAt,
+    r.startedAt,
+    now,
+  );
+  sql.exec(
+    `INSERT OR IGNORE INTO conversations (conversation_id, started_at, duration_secs, title, summary, outcome, received_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    r.conversationId,
+    r.startedAt,
+    r.durationSecs,
+    r.title,
+    r.summary,
+    r.callSuccessful,
+    now,
+  );
+  for (const fact of r.facts) {
+    const value = JSON.stringify(fact.value);
+    if (value.length > LIMITS.factValueChars) continue;
+    // Latest wins by when the conversation happened, not by when its webhook arrived.
+    sql.exec(
+      `INSERT INTO facts (fact_id, value, conversation_id, collected_at, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (fact_id) DO UPDATE SET value = excluded.value, conversation_id = excluded.conversation_id,
+         collected_at = excluded.collected_at, updated_at = excluded.updated_at
+       WHERE excluded.collected_at >= facts.collected_at`,
+      fact.id,
+      value,
+      r.conversationId,
+      r.startedAt,
+      now,
+    );
+  }
+}
+
+/**
+ * Keeps the memory bounded however many calls a user makes; counters stay exact. Runs on every
+ * event, so each step reads only what it may delete: the recent list is trimmed only once the exact
+ * call count says it can be over its bound, facts only when this event wrote some.
+ */
+export function compact(sql: SqlStorage, factsWritten: boolean): void {
+  const calls = sql.exec<{ n: number }>("SELECT call_count AS n FROM profile WHERE id = 1").toArray()[0]?.n ?? 0;
+  if (calls > LIMITS.recentConversations) {
+    sql.exec(
+      `DELETE FROM conversations WHERE rowid IN
+         (SELECT rowid FROM conversations ORDER BY started_at DESC, conversation_id DESC LIMIT -1 OFFSET ?)`,
+      LIMITS.recentConversations,
+    );
+  }
+  if (factsWritten) {
+    sql.exec(
+      "DELETE FROM facts WHERE fact_id IN (SELECT fact_id FROM facts ORDER BY collected_at DESC, fact_id LIMIT -1 OFFSET ?)",
+      LIMITS.facts,
+    );
+  }
+}
+
+/** One of the recent conversations has audio (whichever of audio and transcript came second says so). */
+export function markAudio(sql: SqlStorage, conversationId: string): void {
+  sql.exec("UPDATE conversations SET has_audio = 1 WHERE conversation_id = ?", conversationId);
+}
+
+/** Retention: conversations that started before `cutoff` leave the recent list; so does the last summary once its call has. */
+export function forgetBefore(sql: SqlStorage, cutoff: number): void {
+  sql.exec("DELETE FROM conversations WHERE started_at < ?", cutoff);
+  sql.exec("UPDATE profile SET last_call_summary = NULL WHERE id = 1 AND last_call_at < ?", cutoff);
+}
+
+/** The app user this object's memory belongs to (null for a conversation's own object). */
+export function profileUser(sql: SqlStorage): string | null {
+  return sql.exec<{ u: string | null }>("SELECT user_id AS u FROM profile WHERE id = 1").toArray()[0]?.u ?? null;
+}
+
+export function callCount(sql: SqlStorage): number {
+  return sql.exec<{ n: number }>("SELECT call_count AS n FROM profile WHERE id = 1").toArray()[0]?.n ?? 0;
+}
+
+export function factCount(sql: SqlStorage): number {
+  return sql.exec<{ n: number }>("SELECT count(*) AS n FROM facts").one().n;
+}
+
+/** What the next conversation needs: counters, recent topics and scalar facts. */
+export function readSnapshot(sql: SqlStorage): MemorySnapshot {
+  const p = sql
+    .exec<{ call_count: number; last_call_at: number | null; last_call_summary: string | null }>(
+      "SELECT call_count, last_call_at, last_call_summary FROM profile WHERE id = 1",
+    )
+    .toArray()[0];
+  if (!p) return EMPTY_SNAPSHOT;
+  const recent = sql
+    .exec<{ title: string | null; summary: string | null }>(
+      "SELECT title, summary FROM conversations ORDER BY started_at DESC, conversation_id DESC LIMIT ?",
+      LIMITS.topicConversations,
+    )
+    .toArray();
+  const facts = sql
+    .exec<{ fact_id: string; value: string }>("SELECT fact_id, value FROM facts ORDER BY fact_id")
+    .toArray()
+    .map((f) => ({ id: f.fact_id, value: JSON.parse(f.value) as unknown }))
+    .filter((f): f is { id: string; value: VariableValue } => isScalar(f.value));
+  return { callCount: p.call_count, lastCallAt: p.last_call_at, lastCallSummary: p.last_call_summary, recent, facts };
+}
+
+/** The profile, recent list and facts as stored. */
+export function readMemory(sql: SqlStorage): Pick<MemoryView, "profile" | "conversations" | "facts"> {
+  return {
+    profile: sql
+      .exec<MemoryView["profile"]>(
+        `SELECT user_id, call_count, total_duration_secs, first_call_at, last_call_at, last_conversation_id,
+           last_call_summary, created_at, updated_at FROM profile WHERE id = 1`,
+      )
+      .one(),
+    conversations: sql
+      .exec<Omit<MemoryView["conversations"][number], "has_audio"> & { has_audio: number }>(
+        `SELECT conversation_id, started_at, duration_secs, title, summary, outcome, received_at, has_audio
+         FROM conversations ORDER BY started_at DESC, conversation_id DESC`,
+      )
+      .toArray()
+      .map((c) => ({ ...c, has_audio: c.has_audio === 1 })),
+    facts: sql
+      .exec<MemoryView["facts"][number]>("SELECT fact_id, value, conversation_id, collected_at, updated_at FROM facts ORDER BY fact_id")
+      .toArray(),
+  };
+}

@@ -1,0 +1,77 @@
+/**
+ * Retention (RETENTION_DAYS): removing the conversations an object owns once they are older than
+ * the setting, from D1 and R2 and from the recent list here. A user's object removes the user's
+ * conversations (by user id); a `conversation:<id>` object its own unattributed conversation, and
+ * then wipes itself. Counters, first/last call times and facts stay: they are the memory, not the
+ * conversations. The last call's summary goes once the last call itself has expired.
+ *
+ * The object's alarm is armed for (oldest conversation's start + RETENTION_DAYS); the daily sweep
+ * (src/memory/sweep.ts) catches objects whose alarm was never armed.
+ */
+import type { Env } from "../lib/env";
+import { addCounts, eraseConversations, zeroCounts } from "../storage/erase";
+import { expiredOfUser, expiredUnattributedAmong, oldestStartOfUser, oldestUnattributedStartAmong } from "../storage/expiry";
+import { seenTranscriptions } from "./dedupe";
+import { conversationObject } from "./objects";
+import { forgetBefore, profileUser } from "./profile";
+import type { RetentionReport } from "./roles";
+import { LIMITS, retentionAnchor, setRetentionAnchor } from "./schema";
+
+export interface RetentionContext {
+  env: Env;
+  storage: DurableObjectStorage;
+  /** Wipes this object (a conversation's own object, once its conversation has expired). */
+  forgetOwn(conversationId: string): Promise<unknown>;
+}
+
+/** When retention is next due (ms), or null when nothing delivered is left to expire. */
+export function retentionDueMs(sql: SqlStorage, days: number): number | null {
+  const anchor = retentionAnchor(sql);
+  return anchor === null ? null : (anchor + days * 86_400) * 1000;
+}
+
+/**
+ * Removes what has expired, at most LIMITS.eraseBatchesPerCall batches (`more` says whether to
+ * continue). Without `force`, does nothing until the anchor says something may have expired.
+ */
+export async function expire(ctx: RetentionContext, nowMs: number, days: number, force: boolean): Promise<RetentionReport> {
+  const { env, storage } = ctx;
+  const sql = storage.sql;
+  const cutoff = Math.floor(nowMs / 1000) - days * 86_400;
+  const anchor = retentionAnchor(sql);
+  if (!force && (anchor === null || anchor >= cutoff)) return { counts: zeroCounts(), more: false };
+  const owner = profileUser(sql);
+  // Unattributed conversations: only the ones this object recorded (never "every row without a user").
+  const own = owner === null ? seenTranscriptions(sql, LIMITS.eraseBatch) : [];
+  if (owner === null && own.length === 0) {
+    setRetentionAnchor(sql, null);
+    return { counts: zeroCounts(), more: false };
+  }
+  const select = (limit: number) =>
+    owner !== null ? expiredOfUser(env.DB, owner, cutoff, limit) : expiredUnattributedAmong(env.DB, own, cutoff, limit);
+  // A `conversation:<id>` object is itself where its audio link lives: forgetting it through a call to
+  // itself would wipe this object under the run. It is forgotten below, once the run is done.
+  const forgetAudio = owner === null ? undefined : (id: string) => conversationObject(env, id).forgetConversation(id);
+
+  let counts = zeroCounts();
+  let drained = false;
+  for (let batch = 0; batch < LIMITS.eraseBatchesPerCall; batch++) {
+    const expired = await select(LIMITS.eraseBatch);
+    if (expired.length > 0) counts = addCounts(counts, await eraseConversations(env.DB, env.AUDIO, expired, owner, forgetAudio));
+    if (expired.length < LIMITS.eraseBatch) {
+      drained = true;
+      break;
+    }
+  }
+  storage.transactionSync(() => forgetBefore(sql, cutoff));
+  if (!drained) return { counts, more: true };
+
+  const oldest = owner !== null ? await oldestStartOfUser(env.DB, owner) : await oldestUnattributedStartAmong(env.DB, own);
+  if (owner === null && oldest === null && counts.conversations > 0) {
+    // Its conversation has expired: nothing this object holds is worth keeping (as after an erasure).
+    for (const id of own) await ctx.forgetOwn(id);
+    return { counts, more: false };
+  }
+  setRetentionAnchor(sql, oldest);
+  return { counts, more: false };
+}

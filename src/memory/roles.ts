@@ -1,0 +1,153 @@
+/**
+ * The three kinds of UserMemory object, as types. One Durable Object class (binding USER_MEMORY)
+ * serves them all, because that is where existing data lives; what a caller may ask of an object
+ * depends on its kind, and `objects.ts` hands out stubs typed by kind, so calling a user-only method
+ * on a conversation's object does not compile. The class checks the kind again at run time from its
+ * name (src/memory/user-memory.ts).
+ *
+ *   user:<app user id>      a user's memory, their phone numbers (reverse index), outbox
+ *   user:<+E164>            a phone number: a phone-only caller's memory, plus who owns the number
+ *   conversation:<id>       a conversation with no user, call failures, and every audio link
+ */
+import type { CallFailureRecord, ConversationRecord } from "../records/payload";
+import type { AudioLink } from "../storage/audio";
+import type { EraseCounts } from "../storage/erase";
+import type { MemorySnapshot } from "./variables";
+
+export type ObjectKind = "user" | "phone" | "conversation";
+
+export interface RecordResult {
+  duplicate: boolean;
+  /**
+   * Set (and nothing recorded) when a conversation identified only by its phone number reached the
+   * number's object and that number is linked to an app user: record it there instead.
+   */
+  linkedTo?: string;
+}
+
+export type LinkVia = "conversation" | "api" | "erasure";
+
+export interface OwnerResult {
+  /** Who the number belongs to after the call (null: nobody). */
+  owner: string | null;
+  /** False when a newer link or unlink was already recorded, so this one was ignored. */
+  applied: boolean;
+}
+
+export interface EraseStep {
+  /** False when there is more to erase: call again (every step is idempotent). */
+  done: boolean;
+  counts: EraseCounts;
+  /** Links removed, in either direction. */
+  phoneLinks: number;
+  /** The numbers that were linked to this user and no longer are. */
+  unlinkedPhoneNumbers: string[];
+  /** Rows the object held when it was wiped (0 until the last step). */
+  memoryRows: number;
+}
+
+export interface RetentionReport {
+  counts: EraseCounts;
+  /** More expired conversations remain (the alarm is re-armed to continue at once). */
+  more: boolean;
+  /** Why nothing was done: retention is off, the object holds no memory, or an erasure is under way. */
+  skipped?: "off" | "no_memory" | "erasing";
+}
+
+export type OwnerRow = {
+  phone_number: string;
+  /** null: unlinked (a tombstone that keeps `linked_at`). */
+  user_id: string | null;
+  linked_at: number;
+  via: string;
+  conversation_id: string | null;
+};
+
+/** Everything a user's memory holds, as stored (times in Unix seconds). */
+export interface MemoryView {
+  profile: {
+    user_id: string | null;
+    call_count: number;
+    total_duration_secs: number;
+    first_call_at: number | null;
+    last_call_at: number | null;
+    last_conversation_id: string | null;
+    last_call_summary: string | null;
+    created_at: number;
+    updated_at: number;
+  };
+  conversations: {
+    conversation_id: string;
+    started_at: number;
+    duration_secs: number;
+    title: string | null;
+    summary: string | null;
+    outcome: string | null;
+    received_at: number;
+    has_audio: boolean;
+  }[];
+  facts: { fact_id: string; value: string; conversation_id: string; collected_at: number; updated_at: number }[];
+  phones: { phone_number: string; linked_at: number; via: string; conversation_id: string | null }[];
+  owner: OwnerRow | null;
+  pendingDeliveries: number;
+  erasingSince: number | null;
+  /** Unix seconds of the oldest conversation retention may still have to remove, or null. */
+  retentionAnchor: number | null;
+}
+
+export interface FlushReport {
+  delivered: number;
+  failed: number;
+  pending: number;
+}
+
+export interface OutboxStatus {
+  pending: number;
+  /** Items whose next attempt is due now. */
+  due: number;
+  /** Largest number of failed attempts of any pending item (0 when none has failed). */
+  maxAttempts: number;
+  /** Unix seconds when the oldest pending item was queued, or null. */
+  oldestCreatedAt: number | null;
+  /** Pending items by kind. */
+  byKind: Record<string, number>;
+  /** Items that failed at least STUCK_ATTEMPTS times: delivery keeps trying them, an operator should look. */
+  stuck: { seq: number; kind: string; conversationId: string; attempts: number; nextAttemptAt: number; lastError: string | null }[];
+}
+
+/** What every kind of object answers. */
+export interface AnyObject {
+  /** Delivers due outbox items now. */
+  flush(): Promise<FlushReport>;
+  outboxStatus(): Promise<OutboxStatus>;
+  /** Applies retention now (the daily sweep). */
+  applyRetention(): Promise<RetentionReport>;
+}
+
+/** `user:<id>`: a user's memory. */
+export interface UserObject extends AnyObject {
+  recordConversation(input: { record: ConversationRecord; raw: Uint8Array; receivedAt: number }): Promise<RecordResult>;
+  snapshot(): Promise<MemorySnapshot>;
+  describe(): Promise<MemoryView | null>;
+  markAudio(conversationId: string): Promise<void>;
+  addPhone(phoneNumber: string, at: number, via: LinkVia): Promise<void>;
+  removePhone(phoneNumber: string, at: number): Promise<{ removed: boolean }>;
+  erase(userId: string): Promise<EraseStep>;
+}
+
+/** `user:<+E164>`: a phone number's own memory, and who the number belongs to. */
+export interface PhoneObject extends UserObject {
+  resolveCaller(): Promise<{ linkedTo: string | null; snapshot: MemorySnapshot }>;
+  setOwner(input: { phoneNumber: string; userId: string; at: number; via: LinkVia; conversationId: string | null }): Promise<OwnerResult>;
+  clearOwner(userId: string, at: number, via: LinkVia): Promise<{ removed: boolean }>;
+}
+
+/** `conversation:<id>`: a conversation with no user, its call failure, and its audio link. */
+export interface ConversationObject extends AnyObject {
+  recordConversation(input: { record: ConversationRecord; raw: Uint8Array; receivedAt: number }): Promise<RecordResult>;
+  recordCallFailure(input: { record: CallFailureRecord; receivedAt: number }): Promise<RecordResult>;
+  recordAudio(link: AudioLink): Promise<RecordResult>;
+  audioLink(conversationId: string): Promise<AudioLink | null>;
+  /** Erasure or retention of the conversation: deletes its audio objects and wipes this object. */
+  forgetConversation(conversationId: string): Promise<number>;
+}

@@ -1,0 +1,88 @@
+/**
+ * The D1 reads that find what retention and erasure must remove (the removal itself is
+ * src/storage/erase.ts). Times are Unix seconds; every list is bounded by `limit`.
+ */
+const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(", ");
+
+const ids = (rows: { conversation_id: string }[]) => rows.map((r) => r.conversation_id);
+
+/** Conversations D1 attributes to this user (erasure). */
+export async function conversationsOfUser(db: D1Database, userId: string, limit: number): Promise<string[]> {
+  const { results } = await db
+    .prepare("SELECT conversation_id FROM conversations WHERE user_id = ? LIMIT ?")
+    .bind(userId, limit)
+    .all<{ conversation_id: string }>();
+  return ids(results);
+}
+
+/** This user's conversations that started before `cutoff`, oldest first. */
+export async function expiredOfUser(db: D1Database, userId: string, cutoff: number, limit: number): Promise<string[]> {
+  const { results } = await db
+    .prepare("SELECT conversation_id FROM conversations WHERE user_id = ? AND started_at < ? ORDER BY started_at LIMIT ?")
+    .bind(userId, cutoff, limit)
+    .all<{ conversation_id: string }>();
+  return ids(results);
+}
+
+/** Of these conversation ids, the unattributed ones (no user) that started before `cutoff`. */
+export async function expiredUnattributedAmong(db: D1Database, among: string[], cutoff: number, limit: number): Promise<string[]> {
+  if (among.length === 0) return [];
+  const { results } = await db
+    .prepare(
+      `SELECT conversation_id FROM conversations WHERE conversation_id IN (${placeholders(among.length)})
+       AND user_id IS NULL AND started_at < ? LIMIT ?`,
+    )
+    .bind(...among, cutoff, limit)
+    .all<{ conversation_id: string }>();
+  return ids(results);
+}
+
+/** Start of this user's oldest conversation in D1, or null when they have none. */
+export async function oldestStartOfUser(db: D1Database, userId: string): Promise<number | null> {
+  const row = await db.prepare("SELECT min(started_at) AS m FROM conversations WHERE user_id = ?").bind(userId).first<{ m: number | null }>();
+  return row?.m ?? null;
+}
+
+/** Start of the oldest unattributed conversation among these ids, or null. */
+export async function oldestUnattributedStartAmong(db: D1Database, among: string[]): Promise<number | null> {
+  if (among.length === 0) return null;
+  const row = await db
+    .prepare(`SELECT min(started_at) AS m FROM conversations WHERE conversation_id IN (${placeholders(among.length)}) AND user_id IS NULL`)
+    .bind(...among)
+    .first<{ m: number | null }>();
+  return row?.m ?? null;
+}
+
+/** Users with at least one conversation that started before `cutoff` (the daily sweep). */
+export async function usersWithExpired(db: D1Database, cutoff: number, limit: number): Promise<string[]> {
+  const { results } = await db
+    .prepare("SELECT DISTINCT user_id FROM conversations WHERE started_at < ? AND user_id IS NOT NULL LIMIT ?")
+    .bind(cutoff, limit)
+    .all<{ user_id: string }>();
+  return results.map((r) => r.user_id);
+}
+
+/** Unattributed conversations that started before `cutoff`. */
+export async function expiredUnattributed(db: D1Database, cutoff: number, limit: number): Promise<string[]> {
+  const { results } = await db
+    .prepare("SELECT conversation_id FROM conversations WHERE user_id IS NULL AND started_at < ? LIMIT ?")
+    .bind(cutoff, limit)
+    .all<{ conversation_id: string }>();
+  return ids(results);
+}
+
+/**
+ * Audio stored before `cutoff` with no conversation row: its transcript never came (or was erased or
+ * expired before the audio arrived), so no conversation leads to it. Audio has no start time; the
+ * time it was stored stands in for it.
+ */
+export async function expiredLoneAudio(db: D1Database, cutoff: number, limit: number): Promise<string[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT conversation_id FROM audio a WHERE stored_at < ?
+       AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.conversation_id = a.conversation_id) LIMIT ?`,
+    )
+    .bind(cutoff, limit)
+    .all<{ conversation_id: string }>();
+  return ids(results);
+}
