@@ -1,4 +1,4 @@
-/** POST /webhooks/elevenlabs/initiation: a phone caller's dynamic variables while the phone rings (ELEVENLABS.md §3). */
+/** POST /webhooks/elevenlabs/initiation: a phone caller's dynamic variables while the phone rings (docs/elevenlabs.md#initiation). */
 import { env } from "cloudflare:workers";
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";

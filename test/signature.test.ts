@@ -27,7 +27,7 @@ async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<string | n
   }
 }
 
-describe("known-answer vector (ELEVENLABS.md §2)", () => {
+describe("known-answer vector (docs/elevenlabs.md#signature-vector)", () => {
   it("signs the documented body to the documented MAC", async () => {
     expect(await sign("test_secret", T, enc.encode(KAV_BODY))).toBe(KAV_MAC);
   });

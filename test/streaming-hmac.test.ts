@@ -22,7 +22,7 @@ async function streamed(secret: string, t: number, chunks: Uint8Array[]): Promis
 }
 
 describe("StreamingHmac", () => {
-  it("gives the known-answer vector (ELEVENLABS.md §2), whole and split anywhere", async () => {
+  it("gives the known-answer vector (docs/elevenlabs.md#signature-vector), whole and split anywhere", async () => {
     const body = enc.encode(KAV_BODY);
     for (let i = 0; i <= body.length; i++) {
       expect(await streamed("test_secret", T, [body.subarray(0, i), body.subarray(i)])).toBe(KAV_MAC);

@@ -24,7 +24,7 @@ export interface Config {
   retentionDays: number | null;
   /** Source addresses the webhooks accept (CF-Connecting-IP); null when the allowlist is off. */
   allowedSourceIps: IpRange[] | null;
-  /** How long a context read may be served from this isolate's cache (0: never; src/api/context-cache.ts). */
+  /** How long a context read may be served from this isolate's cache (0: never; src/memory/context-cache.ts). */
   contextCacheSeconds: number;
 }
 

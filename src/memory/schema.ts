@@ -107,9 +107,10 @@ export const LIMITS = {
   /** Outbox items delivered per alarm run. */
   flushBatch: 25,
   /**
-   * Conversations erased per Durable Object call (DELETE and retention): 200. Each can cost up to four
-   * subrequests (an R2 list, R2 heads of recorded keys, a call to the conversation's own object for its
-   * audio link), so one invocation stays under the platform's 1,000-subrequest limit.
+   * Conversations erased per Durable Object call (DELETE and retention): eraseBatch x eraseBatchesPerCall
+   * = 200. Each can cost up to four subrequests (an R2 list, R2 heads of recorded keys, a call to the
+   * conversation's own object for its audio link), so one invocation stays under the platform's
+   * 1,000-subrequest limit.
    */
   eraseBatch: 100,
   eraseBatchesPerCall: 2,

@@ -12,7 +12,7 @@ export { MAX_ID_LENGTH, isValidId };
 
 /**
  * `phone_link`: the conversation carried only a phone number, and that number is linked to an app
- * user (src/memory/route.ts `recordTranscription`); never produced by `resolveUser` itself.
+ * user (src/memory/objects.ts `recordTranscription`); never produced by `resolveUser` itself.
  */
 export type UserIdSource = "user_id" | "client_data_user_id" | "dynamic_variable" | "phone_number" | "phone_link";
 

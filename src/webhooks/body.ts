@@ -17,8 +17,9 @@ export async function readBody(request: Request, maxBytes: number): Promise<Uint
     }
     // A body of declared length within the limit is read in one native call: HTTP framing stops it
     // at that length, and the JavaScript loop below costs a promise per ~4 KB piece, then a copy
-    // (measured with bench/profile.mjs). Used by the initiation webhook; post-call bodies are read by
-    // ingestBody (src/webhooks/ingest.ts), which must stream audio.
+    // (measured with bench/profile.mjs). Used by the initiation webhook and for post-call bodies that
+    // declare a length of up to 1 MiB (src/webhooks/handler.ts); chunked bodies (audio) stream
+    // through ingestBody (src/webhooks/ingest.ts) instead.
     const whole = new Uint8Array(await request.arrayBuffer());
     // Only a Request built in code (not one off the network) can carry a header that lies.
     if (whole.byteLength > maxBytes) throw payloadTooLarge(maxBytes);

@@ -1,6 +1,6 @@
 /**
  * POST /webhooks/elevenlabs/initiation: ElevenLabs asks for a phone caller's dynamic variables while
- * the phone rings (shared/ELEVENLABS.md §3). No HMAC exists for this request: it carries whatever
+ * the phone rings (docs/elevenlabs.md#initiation). No HMAC exists for this request: it carries whatever
  * headers the operator configured, here `Authorization: Bearer <API_KEY>`.
  *
  * The answer must be fast and must never fail the call for want of memory: every defined variable

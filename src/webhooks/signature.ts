@@ -2,7 +2,7 @@
  * `ElevenLabs-Signature: t=<unix seconds>,v0=<hex hmac-sha256>`; the MAC covers `<t>.<raw body bytes>`
  * with the webhook secret's UTF-8 bytes as the key. Pure Web Crypto, no bindings.
  *
- * Stricter than the official SDKs on purpose (see shared/ELEVENLABS.md §2): `t` must be an integer,
+ * Stricter than the official SDKs on purpose (docs/elevenlabs.md#signature): `t` must be an integer,
  * skew is bounded both ways, every `v0` is tried (so a sender can sign with two secrets during a
  * rotation), comparison is constant time, and an empty secret list fails closed.
  */
@@ -74,7 +74,10 @@ export function hmacKey(secret: string): Promise<CryptoKey> {
   return key;
 }
 
-/** The bytes the MAC covers: `<t>.` followed by the body, exactly as received. */
+/**
+ * The bytes the MAC covers: `<t>.` followed by the body, exactly as received. A fresh copy, for
+ * callers that keep it (tests); verification itself assembles it in a reused buffer (signedMessage).
+ */
 export function signedPayload(timestamp: number, body: Uint8Array): Uint8Array {
   const prefix = encoder.encode(`${timestamp}.`);
   const out = new Uint8Array(prefix.length + body.length);

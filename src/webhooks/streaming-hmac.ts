@@ -3,7 +3,7 @@
  * but `crypto.DigestStream` (a Workers runtime API, no binding) hashes a stream. RFC 2104:
  *   HMAC(K, m) = SHA-256((K' ^ opad) || SHA-256((K' ^ ipad) || m))
  * where K' is the key padded to the 64-byte block, or SHA-256(K) padded when K is longer.
- * Here m = `<t>.` || body, as ElevenLabs signs it (shared/ELEVENLABS.md §2).
+ * Here m = `<t>.` || body, as ElevenLabs signs it (docs/elevenlabs.md#signature-mac).
  */
 import { macEquals } from "./signature";
 

@@ -6,7 +6,7 @@
  * or IPv6; an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is matched as the IPv4 address it carries.
  */
 
-/** ElevenLabs' published egress addresses (shared/ELEVENLABS.md §1), by region. */
+/** ElevenLabs' published egress addresses (docs/elevenlabs.md#egress-ips), by region. */
 export const ELEVENLABS_EGRESS_IPS: readonly string[] = [
   // US
   "34.67.146.145",
