@@ -527,7 +527,7 @@ if (!WRITE) {
     .join("\n");
   const md = `# Benchmark results
 
-Written by \`npm run bench -- --write\` (bench/run.mjs) on ${generatedAt}${results.git.commit ? ` at ${results.git.commit.slice(0, 7)}` : ""}. Every \`npm run bench\` writes the same figures to \`bench/results.json\` (git-ignored).
+Written by \`npm run bench -- --write\` (bench/run.mjs) on ${generatedAt}${results.git.commit ? ` at ${results.git.commit.slice(0, 7)}${results.git.dirty ? " (with uncommitted changes in src/ or bench/)" : ""}` : ""}. Every \`npm run bench\` writes the same figures to \`bench/results.json\` (git-ignored).
 
 - Machine: ${cpu.length} x ${cpu[0]?.model ?? "unknown CPU"}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, ${process.platform}; Node ${process.version}.
 - Versions: ${Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(", ")}.
