@@ -89,6 +89,8 @@ export async function runCostModel({ log, secret, minBytes, calls = 400, users =
 
     const per = (n) => (n / calls) * 1000;
     const measured = {
+      calls,
+      users,
       payloadBytes: pool.size,
       turns: pool.turns,
       workerRequests: per(ingest.workerRequests),
@@ -103,6 +105,8 @@ export async function runCostModel({ log, secret, minBytes, calls = 400, users =
       d1Statements: per(ingest.d1Statements),
       d1RowsRead: per(ingest.d1RowsRead),
       d1RowsWritten: per(ingest.d1RowsWritten),
+      d1Unmetered: per(ingest.d1Unmetered ?? 0),
+      r2OpsByName: Object.fromEntries(Object.entries({ ...ingest.r2ClassA, ...ingest.r2ClassB }).map(([k, v]) => [k, per(v)])),
       r2ClassA: per(sum(ingest.r2ClassA)),
       r2ClassB: per(sum(ingest.r2ClassB)),
       r2BytesPut: per(ingest.r2BytesPut),
@@ -135,6 +139,7 @@ export async function runCostModel({ log, secret, minBytes, calls = 400, users =
       `| Durable Object wall time in handlers, local (ms) | ${fmt(measured.doWallMs, 0)} | ${fmt(per(context.doWallMs), 0)} |`,
       `| D1 batches / statements | ${fmt(measured.d1Batches, 0)} / ${fmt(measured.d1Statements, 0)} | ${fmt(per(context.d1Batches), 0)} / ${fmt(per(context.d1Statements), 0)} |`,
       `| D1 rows read / written (\`meta\`) | ${fmt(measured.d1RowsRead, 0)} / ${fmt(measured.d1RowsWritten, 0)} | ${fmt(measured.context.d1RowsRead, 0)} / ${fmt(per(context.d1RowsWritten), 0)} |`,
+      ...(measured.d1Unmetered > 0 ? [`| D1 \`exec\` calls (no meta: their rows are NOT in the counts above) | ${fmt(measured.d1Unmetered, 0)} | ${fmt(per(context.d1Unmetered ?? 0), 0)} |`] : []),
       `| R2 class A / class B operations | ${fmt(measured.r2ClassA, 0)} / ${fmt(measured.r2ClassB, 0)} | ${fmt(per(sum(context.r2ClassA)), 0)} / ${fmt(measured.context.r2ClassB, 0)} |`,
       `| R2 bytes written | ${fmt(measured.r2BytesPut, 0)} | 0 |`,
       "",

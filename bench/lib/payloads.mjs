@@ -2,6 +2,7 @@
 // signed in Node (node:crypto, independent of the Worker's Web Crypto code) before any load runs.
 import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { ROOT } from "./workers.mjs";
 
@@ -71,4 +72,43 @@ export function signedTranscriptions({ secret, count, users, minBytes, prefix })
     /** The i-th request: its body (assembled now) and the header signed before the run. */
     request: (i) => ({ body: bodyOf(i), signature: headers[i] }),
   };
+}
+
+/**
+ * What postcall v2 stores for one bench conversation, computed once in Node so that the
+ * floorBytes baseline (bench/workers/floor.ts, FLOOR_CONTENT = "same") stores as many bytes
+ * without parsing or compressing anything itself:
+ * - `meta`: the conversation row's metadata columns (ids, agent, status, times, title, summary,
+ *   outcome, language, phone, turn count, analysis), as one JSON text;
+ * - `transcriptB64`: the transcript (the turns as ElevenLabs sends them) gzipped, base64;
+ * - `ftsText`: the turns' text joined by newlines, the document of the contentless FTS5 table;
+ * - `summary`: the call summary, kept in the Durable Object's profile and recent rows.
+ */
+export function floorContent(minBytes) {
+  const event = paddedTranscription(minBytes, { conversationId: "conv_floor_00000000", userId: "user_floor_000000", startedAt: 1_764_000_000 });
+  const d = event.data;
+  const m = d.metadata;
+  const a = d.analysis ?? {};
+  const meta = JSON.stringify({
+    conversation_id: d.conversation_id,
+    user_id: "user_floor_000000",
+    user_id_source: "dynamic_variable",
+    agent_id: d.agent_id,
+    agent_name: d.agent_name,
+    status: d.status,
+    started_at: m.start_time_unix_secs,
+    duration_secs: m.call_duration_secs,
+    title: a.call_summary_title ?? null,
+    summary: a.transcript_summary ?? null,
+    call_successful: a.call_successful ?? null,
+    termination_reason: m.termination_reason ?? null,
+    main_language: m.main_language ?? null,
+    phone: m.phone_call ?? null,
+    turn_count: d.transcript.length,
+    analysis: { evaluation: a.evaluation_criteria_results, data_collection: Object.fromEntries(Object.entries(a.data_collection_results ?? {}).map(([k, v]) => [k, v.value])) },
+    event_timestamp: event.event_timestamp,
+  });
+  const transcript = gzipSync(JSON.stringify(d.transcript));
+  const ftsText = d.transcript.map((t) => t.message).filter((t) => typeof t === "string" && t.length > 0).join("\n");
+  return { meta, transcriptB64: transcript.toString("base64"), transcriptBytes: transcript.length, ftsText, summary: a.transcript_summary ?? null };
 }

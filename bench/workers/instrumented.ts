@@ -19,6 +19,8 @@ interface Counters {
   d1Statements: number;
   d1RowsRead: number;
   d1RowsWritten: number;
+  /** D1 calls whose rows the meters cannot see (`exec` returns no meta): a non-zero count means rows are missing. */
+  d1Unmetered: number;
   r2ClassA: Record<string, number>;
   r2ClassB: Record<string, number>;
   r2BytesPut: number;
@@ -36,6 +38,7 @@ const fresh = (): Counters => ({
   d1Statements: 0,
   d1RowsRead: 0,
   d1RowsWritten: 0,
+  d1Unmetered: 0,
   r2ClassA: {},
   r2ClassB: {},
   r2BytesPut: 0,
@@ -65,6 +68,16 @@ function meteredStatement(st: D1PreparedStatement): D1PreparedStatement {
           return r;
         };
       }
+      if (prop === "raw") {
+        // raw() returns no meta: run all() and return its rows as arrays, in column order.
+        return async (options?: { columnNames?: boolean }) => {
+          counters.d1Statements++;
+          const r = await target.all<Record<string, unknown>>();
+          countMeta(r.meta as Meta);
+          const rows = r.results.map((row) => Object.values(row));
+          return options?.columnNames ? [Object.keys(r.results[0] ?? {}), ...rows] : rows;
+        };
+      }
       if (prop === "first") {
         // first() returns no meta: run all() and take the first row, as first() would.
         return async (column?: string) => {
@@ -83,10 +96,21 @@ function meteredStatement(st: D1PreparedStatement): D1PreparedStatement {
   return proxy;
 }
 
-function meteredD1(db: D1Database): D1Database {
+// Generic over what the service does: any number of statements, single or batched, on the database
+// or on a session (withSession); every result's meta is added up.
+function meteredD1<T extends D1Database | D1DatabaseSession>(db: T): T {
   return new Proxy(db, {
     get(target, prop) {
       if (prop === "prepare") return (q: string) => meteredStatement(target.prepare(q));
+      if (prop === "withSession" && "withSession" in target) {
+        return (...args: Parameters<D1Database["withSession"]>) => meteredD1((target as D1Database).withSession(...args));
+      }
+      if (prop === "exec" && "exec" in target) {
+        return (q: string) => {
+          counters.d1Unmetered++;
+          return (target as D1Database).exec(q);
+        };
+      }
       if (prop === "batch") {
         return async (statements: D1PreparedStatement[]) => {
           counters.d1Batches++;
