@@ -117,8 +117,15 @@ for (const [service, db] of [[services.postcall, postcallDb], [services.postcall
   }
   await drain(db, "conversations", seed.count, "seeding");
 }
-let delivered = seed.count;
+// Phone callers for the initiation scenario: as many, with as much history, under their numbers.
+const callers = signedTranscriptions({ secret: SECRET, count: CONTEXT_USERS * CONTEXT_HISTORY, users: CONTEXT_USERS, minBytes: BODY_BYTES, prefix: "call", phoneUsers: true });
+for (let i = 0; i < callers.count; i += 16) {
+  await Promise.all(Array.from({ length: Math.min(16, callers.count - i) }, (_, k) => postSigned(services.postcall.url, callers.request(i + k))));
+}
+await drain(postcallDb, "conversations", seed.count + callers.count, "seeding callers");
+let delivered = seed.count + callers.count;
 const contextUser = (i) => seed.userId(i % CONTEXT_USERS);
+const caller = (i) => callers.userId(i % CONTEXT_USERS);
 // The read floor gets one ~1 KB row for each of the same users.
 {
   const res = await fetch(`${services.readFloor.url}/__seed`, { method: "POST", body: JSON.stringify(Array.from({ length: CONTEXT_USERS }, (_, i) => contextUser(i))) });
@@ -164,6 +171,7 @@ const ingestPool = signedPool("ing");
 const floorDelivered = { floor: 0, floorBytes: 0 };
 let contextNext = 0;
 let readFloorNext = 0;
+let initiationNext = 0;
 const contextRequest = (i) => ({
   method: "GET",
   path: `/v1/users/${encodeURIComponent(contextUser(i))}/context`,
@@ -240,7 +248,7 @@ const SCENARIOS = [
   {
     id: "initiation",
     kind: "scenario",
-    label: "(c) conversation-initiation webhook",
+    label: `(c) conversation-initiation webhook, ${CONTEXT_USERS} phone callers (unlinked numbers) with ${CONTEXT_HISTORY} calls each`,
     service: "postcall",
     // Runs once `POST /webhooks/elevenlabs/initiation` exists in the tree.
     available: async () => {
@@ -252,7 +260,7 @@ const SCENARIOS = [
       method: "POST",
       path: "/webhooks/elevenlabs/initiation",
       headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
-      body: JSON.stringify({ caller_id: "+14155550123", agent_id: "agent_bench", called_number: "+14155550000", call_sid: `CA${contextNext++}` }),
+      body: JSON.stringify({ caller_id: caller(initiationNext), agent_id: "agent_bench", called_number: "+14155550000", call_sid: `CA${initiationNext++}` }),
     }),
     compare: ["readFloor", "hello"],
     targets: { readFloor: { rps: 0.9, p99: P99_MAX } },

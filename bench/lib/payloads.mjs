@@ -44,10 +44,13 @@ export function paddedTranscription(minBytes, { conversationId, userId, startedA
  * users. Bodies share one template and differ only in their ids, so they are assembled on demand
  * (a copy, no crypto); every signature is computed here, before the load starts.
  */
-export function signedTranscriptions({ secret, count, users, minBytes, prefix }) {
-  // Fixed-width ids keep every body the same size.
+export function signedTranscriptions({ secret, count, users, minBytes, prefix, phoneUsers = false }) {
+  // Fixed-width ids keep every body the same size. With `phoneUsers`, each user id is a phone number in
+  // E.164 (a caller whose memory lives under their number, as the initiation webhook finds it).
   const convId = (i) => `conv_${prefix}_${String(i).padStart(8, "0")}`;
-  const userId = (i) => `user_${prefix}_${String(i % users).padStart(6, "0")}`;
+  const userId = phoneUsers
+    ? (i) => `+1415${String(i % users).padStart(7, "0")}`
+    : (i) => `user_${prefix}_${String(i % users).padStart(6, "0")}`;
   const CONV = "@@CONVERSATION_ID@@";
   const USER = "@@USER_ID@@";
   const startedAt = Math.floor(Date.now() / 1000) - 3600;
