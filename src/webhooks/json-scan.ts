@@ -20,117 +20,30 @@
  * exactly when the rest is.
  */
 
-export class JsonSyntaxError extends Error {
-  constructor(
-    message: string,
-    /** Byte offset in the whole document. */
-    readonly offset: number,
-  ) {
-    super(`${message} at byte ${offset}`);
-    this.name = "JsonSyntaxError";
-  }
-}
+import { KeyPath, ARR, OBJ } from "./json-path";
+import { BOM, hexValue, isWs, JsonSyntaxError, LITERALS, SIMPLE_ESCAPES, State, StrKind, type ScanSink } from "./json-syntax";
 
-export interface ScanSink {
-  /** Bytes outside the lifted value's content. The view is only valid during the call. */
-  rest(bytes: Uint8Array): void;
-  /** The lifted value begins (its opening quote went to `rest`). */
-  valueStart(): void;
-  /** A run of the lifted value's raw content (no quote, backslash or control byte). Valid during the call. */
-  valueBytes(bytes: Uint8Array): void;
-  /** One escaped character of the lifted value, decoded to a UTF-16 code unit (`\/` gives 0x2f). */
-  valueCodeUnit(unit: number): void;
-  /** The lifted value ended (its closing quote goes to `rest`). */
-  valueEnd(): void;
-}
-
-const enum State {
-  Bom1,
-  Bom2,
-  Value,
-  ValueOrClose,
-  Key,
-  KeyOrClose,
-  Colon,
-  AfterValue,
-  Str,
-  Escape,
-  Unicode,
-  NumMinus,
-  NumZero,
-  NumInt,
-  NumDot,
-  NumFrac,
-  NumExp,
-  NumExpSign,
-  NumExpDigits,
-  Literal,
-  Done,
-}
-
-const enum StrKind {
-  /** A key in an object at depth 1 or 2: decoded, to match the path. */
-  Key,
-  /** The value being lifted. */
-  Lifted,
-  /** Any other string. */
-  Plain,
-}
-
-const OBJ = 1;
-const ARR = 2;
-
-/** Keys longer than this cannot be a path segment we look for; they are not collected. */
-const MAX_KEY_CHARS = 64;
-
-const BOM = new Uint8Array([0xef, 0xbb, 0xbf]);
-const LITERALS = [new TextEncoder().encode("true"), new TextEncoder().encode("false"), new TextEncoder().encode("null")];
-
-function isWs(c: number): boolean {
-  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
-}
-
-function hexValue(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  if (c >= 0x61 && c <= 0x66) return c - 0x57;
-  if (c >= 0x41 && c <= 0x46) return c - 0x37;
-  return -1;
-}
-
-const SIMPLE_ESCAPES: Record<number, number> = {
-  0x22: 0x22, // \"
-  0x5c: 0x5c, // \\
-  0x2f: 0x2f, // \/
-  0x62: 0x08, // \b
-  0x66: 0x0c, // \f
-  0x6e: 0x0a, // \n
-  0x72: 0x0d, // \r
-  0x74: 0x09, // \t
-};
+export { JsonSyntaxError, type ScanSink };
 
 export class JsonScanner {
   private state = State.Bom1;
-  /** Container kinds, innermost last. Explicit, so nesting depth costs memory, never stack. */
-  private stack: number[] = [];
+  private readonly keys: KeyPath;
   private strKind = StrKind.Plain;
   private strIsKey = false;
   private unicode = 0;
   private unicodeDigits = 0;
   private literal: Uint8Array = LITERALS[0]!;
   private literalPos = 0;
-  /** Decoded key being read (depth 1 or 2), or null once it is too long to matter. */
-  private keyChars: string | null = null;
-  /** Current key of the depth-1 and depth-2 objects. */
-  private key1: string | null = null;
-  private key2: string | null = null;
   private offset = 0;
   private lifted = 0;
 
   /** @param path the lifted value's path: one or two object keys from the top level. */
   constructor(
     private readonly sink: ScanSink,
-    private readonly path: readonly [string] | readonly [string, string] = ["data", "full_audio"],
-  ) {}
+    path: readonly [string] | readonly [string, string] = ["data", "full_audio"],
+  ) {
+    this.keys = new KeyPath(path);
+  }
 
   /** How many times the lifted path held a string (more than once means duplicate keys). */
   get liftedCount(): number {
@@ -158,7 +71,7 @@ export class JsonScanner {
             j++;
           }
           if (j > i) {
-            if (this.strKind === StrKind.Key) this.collectKeyBytes(buf, i, j);
+            if (this.strKind === StrKind.Key) this.keys.keyBytes(buf, i, j);
             i = j;
             if (i === end) continue;
           }
@@ -258,7 +171,7 @@ export class JsonScanner {
           break;
         case State.AfterValue: {
           if (isWs(c)) break;
-          const top = this.stack[this.stack.length - 1];
+          const top = this.keys.top();
           if (c === 0x2c && top !== undefined) {
             this.state = top === OBJ ? State.Key : State.Value;
           } else if (c === 0x7d && top === OBJ) {
@@ -271,45 +184,16 @@ export class JsonScanner {
           break;
         }
         case State.NumMinus:
-          if (c === 0x30) this.state = State.NumZero;
-          else if (c >= 0x31 && c <= 0x39) this.state = State.NumInt;
-          else fail("Invalid number");
-          break;
         case State.NumZero:
         case State.NumInt:
-          if (this.state === State.NumInt && c >= 0x30 && c <= 0x39) break;
-          if (c === 0x2e) this.state = State.NumDot;
-          else if (c === 0x65 || c === 0x45) this.state = State.NumExp;
-          else {
-            this.valueDone();
-            continue; // re-read this byte as what follows the number
-          }
-          break;
         case State.NumDot:
-          if (c >= 0x30 && c <= 0x39) this.state = State.NumFrac;
-          else fail("Invalid number");
-          break;
         case State.NumFrac:
-          if (c >= 0x30 && c <= 0x39) break;
-          if (c === 0x65 || c === 0x45) this.state = State.NumExp;
-          else {
-            this.valueDone();
-            continue;
-          }
-          break;
         case State.NumExp:
-          if (c === 0x2b || c === 0x2d) this.state = State.NumExpSign;
-          else if (c >= 0x30 && c <= 0x39) this.state = State.NumExpDigits;
-          else fail("Invalid number");
-          break;
         case State.NumExpSign:
-          if (c >= 0x30 && c <= 0x39) this.state = State.NumExpDigits;
-          else fail("Invalid number");
-          break;
         case State.NumExpDigits:
-          if (c >= 0x30 && c <= 0x39) break;
+          if (this.number(c, fail)) break;
           this.valueDone();
-          continue;
+          continue; // re-read this byte as what follows the number
         case State.Literal:
           if (c !== this.literal[this.literalPos]) fail("Invalid literal");
           if (++this.literalPos === this.literal.length) this.valueDone();
@@ -342,6 +226,35 @@ export class JsonScanner {
     if (this.state !== State.Done) throw new JsonSyntaxError("Unexpected end of the document", this.offset);
   }
 
+  /**
+   * One byte of a number: true when it belongs to the number (the state moves on), false when the
+   * number ended before it. Throws where the grammar allows neither.
+   */
+  private number(c: number, fail: (m: string) => never): boolean {
+    const digit = c >= 0x30 && c <= 0x39;
+    const exp = c === 0x65 || c === 0x45;
+    const next = (s: State): true => ((this.state = s), true);
+    const invalid = () => fail("Invalid number");
+    switch (this.state) {
+      case State.NumMinus:
+        return c === 0x30 ? next(State.NumZero) : c >= 0x31 && c <= 0x39 ? next(State.NumInt) : invalid();
+      case State.NumZero:
+      case State.NumInt:
+        if (digit && this.state === State.NumInt) return true;
+        return c === 0x2e ? next(State.NumDot) : exp ? next(State.NumExp) : false;
+      case State.NumDot:
+        return digit ? next(State.NumFrac) : invalid();
+      case State.NumFrac:
+        return digit ? true : exp ? next(State.NumExp) : false;
+      case State.NumExp:
+        return c === 0x2b || c === 0x2d ? next(State.NumExpSign) : digit ? next(State.NumExpDigits) : invalid();
+      case State.NumExpSign:
+        return digit ? next(State.NumExpDigits) : invalid();
+      default:
+        return digit;
+    }
+  }
+
   private inLifted(): boolean {
     return (
       this.strKind === StrKind.Lifted &&
@@ -351,12 +264,10 @@ export class JsonScanner {
 
   private startValue(c: number, fail: (m: string) => never): void {
     if (c === 0x7b) {
-      this.stack.push(OBJ);
+      this.keys.open(OBJ);
       this.state = State.KeyOrClose;
-      if (this.stack.length === 1) this.key1 = null;
-      else if (this.stack.length === 2) this.key2 = null;
     } else if (c === 0x5b) {
-      this.stack.push(ARR);
+      this.keys.open(ARR);
       this.state = State.ValueOrClose;
     } else if (c === 0x2d) {
       this.state = State.NumMinus;
@@ -376,35 +287,17 @@ export class JsonScanner {
   private startString(isKey: boolean): void {
     this.state = State.Str;
     this.strIsKey = isKey;
-    const depth = this.stack.length;
     if (isKey) {
-      this.strKind = depth <= this.path.length ? StrKind.Key : StrKind.Plain;
-      this.keyChars = "";
+      this.strKind = this.keys.startKey() ? StrKind.Key : StrKind.Plain;
     } else {
-      this.strKind = this.isLiftedPath() ? StrKind.Lifted : StrKind.Plain;
+      this.strKind = this.keys.atPath() ? StrKind.Lifted : StrKind.Plain;
       if (this.strKind === StrKind.Lifted) this.lifted++;
     }
   }
 
-  /** Whether a value starting now sits at the lifted path (every enclosing container an object). */
-  private isLiftedPath(): boolean {
-    const p = this.path;
-    const s = this.stack;
-    if (s.length !== p.length) return false;
-    for (const kind of s) if (kind !== OBJ) return false;
-    return this.key1 === p[0] && (p.length === 1 || this.key2 === p[1]);
-  }
-
   private endString(): void {
     if (this.strIsKey) {
-      if (this.strKind === StrKind.Key) {
-        if (this.stack.length === 1) this.key1 = this.keyChars;
-        else this.key2 = this.keyChars;
-      } else if (this.stack.length === 1) {
-        this.key1 = null;
-      } else if (this.stack.length === 2) {
-        this.key2 = null;
-      }
+      this.keys.endKey(this.strKind === StrKind.Key);
       this.state = State.Colon;
     } else {
       this.valueDone();
@@ -414,39 +307,15 @@ export class JsonScanner {
 
   private codeUnit(unit: number): void {
     if (this.strKind === StrKind.Lifted) this.sink.valueCodeUnit(unit);
-    else if (this.strKind === StrKind.Key) this.appendKey(String.fromCharCode(unit));
-  }
-
-  private collectKeyBytes(buf: Uint8Array, start: number, end: number): void {
-    if (this.keyChars === null) return;
-    if (end - start + this.keyChars.length > MAX_KEY_CHARS) {
-      this.keyChars = null;
-      return;
-    }
-    // Path keys are ASCII; a non-ASCII byte makes the key one we never look for.
-    let s = "";
-    for (let k = start; k < end; k++) {
-      const b = buf[k]!;
-      if (b >= 0x80) {
-        this.keyChars = null;
-        return;
-      }
-      s += String.fromCharCode(b);
-    }
-    this.keyChars += s;
-  }
-
-  private appendKey(ch: string): void {
-    if (this.keyChars === null) return;
-    this.keyChars = this.keyChars.length >= MAX_KEY_CHARS ? null : this.keyChars + ch;
+    else if (this.strKind === StrKind.Key) this.keys.keyChar(String.fromCharCode(unit));
   }
 
   private close(): void {
-    this.stack.pop();
+    this.keys.pop();
     this.valueDone();
   }
 
   private valueDone(): void {
-    this.state = this.stack.length === 0 ? State.Done : State.AfterValue;
+    this.state = this.keys.depth === 0 ? State.Done : State.AfterValue;
   }
 }
