@@ -35,7 +35,9 @@ describe("UserMemory", () => {
       facts: memory.facts.length,
       outbox: (await stub.outboxStatus()).pending,
       // A table check on purpose: no method reports payload parts, and none may outlive its delivered item.
-      blobs: await runInDurableObject(stub, (_o, state) => state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox_blobs").one().n),
+      blobs: await runInDurableObject(stub, (_o, state) =>
+        state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox_blobs").one().n,
+      ),
     };
     expect(counts).toEqual({ calls, conversations: LIMITS.recentConversations, facts: LIMITS.facts, outbox: 0, blobs: 0 });
     const vars = await context(userId);
