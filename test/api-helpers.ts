@@ -2,6 +2,7 @@
 import { SELF, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { ownerOf, userMemory } from "./objects";
+import { delayAll, makeAllDue } from "../src/memory/outbox";
 import type { UserMemory } from "../src/memory/user-memory";
 import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
 import { API_KEY, BASE, d1Count, nowSeconds, r2Keys, transcription, type TranscriptionOptions } from "./helpers";
@@ -43,8 +44,12 @@ export function initiation(body: string | object, o: InitiationOptions = {}): Pr
   return SELF.fetch(`${BASE}/webhooks/elevenlabs/initiation`, { method: "POST", headers, body: text });
 }
 
-/** The tables (and their row counts) in a user's Durable Object, platform tables excluded. */
-/** Row counts of every table in a user's object, or (with `conversation`) in a conversation's own object. */
+/**
+ * Row counts of every table in a user's object, or (with `conversation`) in a conversation's own
+ * object, platform tables excluded. A deliberate look at the private tables, for the tests that exist
+ * to check the tables themselves: that an erasure, a wipe or a read leaves no table behind, and what
+ * an erasure counts as wiped. Behaviour is read through the object's methods (docs/contract-tests.md, "Test seams").
+ */
 export async function doTables(id: string, kind: "user" | "conversation" = "user"): Promise<Record<string, number>> {
   const stub = kind === "user" ? userMemory(env, id) : ownerOf(env, null, id);
   return runInDurableObject(stub, (_o, state) => {
@@ -106,7 +111,7 @@ export async function pendingConversation(
   const record = normaliseTranscription(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() });
   await runInDurableObject(ownerOf(env, record.userId, record.conversationId), async (memory, state) => {
     await (memory as UserMemory).recordConversation({ record, raw, receivedAt: nowSeconds() });
-    state.storage.sql.exec("UPDATE outbox SET next_attempt_at = ? WHERE conversation_id = ?", PARKED_UNTIL(), record.conversationId);
+    delayAll(state.storage.sql, PARKED_UNTIL(), record.conversationId);
     // The alarm the record armed would run retention after a later release, when the test cannot see it.
     await state.storage.deleteAlarm();
   });
@@ -117,7 +122,7 @@ export async function pendingConversation(
 export async function deliverParked(userId: string | null, conversationId = ""): Promise<number> {
   return runInDurableObject(ownerOf(env, userId, conversationId), async (memory, state) => {
     await state.storage.deleteAlarm();
-    state.storage.sql.exec("UPDATE outbox SET next_attempt_at = 0");
+    makeAllDue(state.storage.sql);
     return (await (memory as UserMemory).flush()).pending;
   });
 }

@@ -1,5 +1,5 @@
 /** post_call_audio end to end: streamed ingest into R2, the link to its conversation, and the read endpoint. */
-import { createExecutionContext, listDurableObjectIds, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, listDurableObjectIds, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../src/lib/errors";
@@ -108,12 +108,9 @@ describe("post_call_audio ingest", () => {
 });
 
 describe("audio and transcription meet whichever comes first", () => {
-  async function hasAudioInMemory(userId: string, conversationId: string): Promise<number | undefined> {
-    return runInDurableObject(userMemory(env, userId), (_o, state) =>
-      state.storage.sql
-        .exec<{ has_audio: number }>("SELECT has_audio FROM conversations WHERE conversation_id = ?", conversationId)
-        .toArray()[0]?.has_audio,
-    );
+  /** Whether the memory's recent conversation says it has audio (undefined: not in this memory). */
+  async function hasAudioInMemory(userId: string, conversationId: string): Promise<boolean | undefined> {
+    return (await userMemory(env, userId).describe())?.conversations.find((c) => c.conversation_id === conversationId)?.has_audio;
   }
 
   async function joined(conversationId: string) {
@@ -134,7 +131,7 @@ describe("audio and transcription meet whichever comes first", () => {
     expect((await postWebhook(event)).status).toBe(200);
     await flush(userId, conversationId);
     expect(await joined(conversationId)).toEqual({ user_id: userId, bytes: 1000 });
-    expect(await hasAudioInMemory(userId, conversationId)).toBe(1);
+    expect(await hasAudioInMemory(userId, conversationId)).toBe(true);
   });
 
   it("audio after its transcription", async () => {
@@ -143,11 +140,11 @@ describe("audio and transcription meet whichever comes first", () => {
     const conversationId = event["data"].conversation_id;
     expect((await postWebhook(event)).status).toBe(200);
     await flush(userId, conversationId);
-    expect(await hasAudioInMemory(userId, conversationId)).toBe(0);
+    expect(await hasAudioInMemory(userId, conversationId)).toBe(false);
     expect((await postChunked(audioEvent(audioBytes(2000, 6), { conversationId }).body)).status).toBe(200);
     await flush(null, conversationId);
     expect(await joined(conversationId)).toEqual({ user_id: userId, bytes: 2000 });
-    expect(await hasAudioInMemory(userId, conversationId)).toBe(1);
+    expect(await hasAudioInMemory(userId, conversationId)).toBe(true);
   });
 
   it("audio and transcription at the same moment", async () => {
@@ -158,7 +155,7 @@ describe("audio and transcription meet whichever comes first", () => {
     expect([a.status, t.status]).toEqual([200, 200]);
     await Promise.all([flush(null, conversationId), flush(userId, conversationId)]);
     expect(await joined(conversationId)).toEqual({ user_id: userId, bytes: 3000 });
-    expect(await hasAudioInMemory(userId, conversationId)).toBe(1);
+    expect(await hasAudioInMemory(userId, conversationId)).toBe(true);
   });
 });
 

@@ -1,11 +1,13 @@
 /**
  * Fault injection for tests, without any seam in production code: the bindings a UserMemory instance
- * sees (`this.env`) are swapped for wrappers inside `runInDurableObject`, and the outbox is made due
- * ("time passes") by rewriting `next_attempt_at`. Only the test isolate ever runs this module.
+ * sees (`this.env`, the DurableObject base class's field) are swapped for wrappers inside
+ * `runInDurableObject`, and the outbox is made due ("time passes") with the outbox module's own
+ * `makeAllDue`. Only the test isolate ever runs this module.
  */
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { Env } from "../src/lib/env";
+import { items, makeAllDue, type OutboxItemState } from "../src/memory/outbox";
 import type { UserMemory } from "../src/memory/user-memory";
 
 type Stub = DurableObjectStub<UserMemory>;
@@ -69,20 +71,13 @@ export async function injectBindings(stub: Stub, patch: Partial<Env>): Promise<(
     });
 }
 
-export type OutboxRow = {
-  seq: number;
-  kind: string;
-  conversation_id: string;
-  attempts: number;
-  next_attempt_at: number;
-  last_error: string | null;
-};
-
-export function outboxRows(stub: Stub): Promise<OutboxRow[]> {
-  return runInDurableObject(stub, (_o, state) =>
-    state.storage.sql
-      .exec<OutboxRow>("SELECT seq, kind, conversation_id, attempts, next_attempt_at, last_error FROM outbox ORDER BY seq")
-      .toArray(),
+/**
+ * Every pending outbox item with its attempts, last error and next attempt, in order (outboxStatus()
+ * lists only the stuck ones). Read through the outbox module; an object that never stored anything has none.
+ */
+export function outboxItems(stub: Stub): Promise<OutboxItemState[]> {
+  return runInDurableObject(stub, async (instance, state) =>
+    (await (instance as unknown as UserMemory).outboxStatus()).pending === 0 ? [] : items(state.storage.sql, 0, Number.MAX_SAFE_INTEGER),
   );
 }
 
@@ -94,7 +89,7 @@ export function outboxRows(stub: Stub): Promise<OutboxRow[]> {
 export async function retryNow(stub: Stub): Promise<number> {
   return runInDurableObject(stub, async (instance, state) => {
     const at = Date.now();
-    state.storage.sql.exec("UPDATE outbox SET next_attempt_at = 0");
+    makeAllDue(state.storage.sql);
     await (instance as unknown as UserMemory).flush();
     return at;
   });
@@ -103,12 +98,12 @@ export async function retryNow(stub: Stub): Promise<number> {
 /** Runs the object's alarm (making everything due first) until its outbox is empty; at most `rounds` times. */
 export async function drainWithAlarm(stub: Stub, rounds = 5): Promise<number> {
   for (let i = 0; i < rounds; i++) {
-    const pending = await runInDurableObject(stub, (_o, state) => {
-      // An object that never stored anything has no outbox table at all.
-      const sql = state.storage.sql;
-      if (sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").toArray().length === 0) return 0;
-      sql.exec("UPDATE outbox SET next_attempt_at = 0");
-      return sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox").one().n;
+    const pending = await runInDurableObject(stub, async (instance, state) => {
+      // Counted and made due in one step of the object (no I/O between them). An object that never
+      // stored anything has no outbox at all: nothing to make due.
+      const { pending } = await (instance as unknown as UserMemory).outboxStatus();
+      if (pending > 0) makeAllDue(state.storage.sql);
+      return pending;
     });
     if (pending === 0) return i;
     // A failed run always re-arms the alarm, and a fresh item arms it: there is one to run.

@@ -298,7 +298,10 @@ async function snapshot(): Promise<Snapshot> {
   return { d1, r2: (await r2Keys()).sort(), objects };
 }
 
-/** User-table names in a Durable Object (a read that found nothing leaves none). */
+/**
+ * User-table names in a Durable Object (a read that found nothing leaves none). A table check on
+ * purpose: the point is that a rejected request leaves no table behind, which no method can say.
+ */
 async function tablesOf(id: DurableObjectId): Promise<string[]> {
   return runInDurableObject(env.USER_MEMORY.get(id), (_o, state) =>
     state.storage.sql

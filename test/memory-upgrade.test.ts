@@ -2,7 +2,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { userMemory } from "./objects";
+import { restartObject, userMemory } from "./objects";
 import { MEMORY_SCHEMA_VERSION } from "../src/memory/schema";
 import { context, nowSeconds, postWebhook, transcription, uid } from "./helpers";
 import { api, apiJson, deliverParked, doTables, pendingConversation, phoneNumber, u } from "./api-helpers";
@@ -12,11 +12,13 @@ describe("UserMemory schema upgrade", () => {
     const userId = uid("v1");
     await pendingConversation(userId, undefined, { title: "From version one", startedAt: nowSeconds() - 100 });
     await deliverParked(userId);
-    // Turn the object back into what version 1 wrote, and forget that this instance had checked it.
-    await runInDurableObject(userMemory(env, userId), (memory, state) => {
+    // This test exists to check the tables themselves (the upgrade), so it reads and rewrites them.
+    // Turn the object back into what version 1 wrote, then restart it, as the deploy of version 2 did:
+    // the new instance has not checked the tables yet.
+    await runInDurableObject(userMemory(env, userId), (_m, state) => {
       state.storage.sql.exec("DROP TABLE phones; DROP TABLE phone_owner; DROP TABLE upkeep; UPDATE profile SET schema_version = 1");
-      (memory as unknown as { schema: { reset(): void } }).schema.reset();
     });
+    await restartObject(userMemory(env, userId));
     expect(Object.keys(await doTables(userId))).not.toContain("phones");
 
     const m: any = await apiJson("GET", `/v1/users/${u(userId)}/memory`);

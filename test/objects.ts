@@ -2,6 +2,7 @@
  * Full Durable Object stubs for tests (src/memory/objects.ts hands out stubs typed by kind; a test
  * may also need the class itself, for runInDurableObject). Names come from the service's own rules.
  */
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { conversationObjectName, userObjectName } from "../src/memory/objects";
 
@@ -20,4 +21,22 @@ export function conversationMemory(e: TestEnv, conversationId: string) {
 /** The object that owns a conversation's delivery. */
 export function ownerOf(e: TestEnv, userId: string | null, conversationId: string) {
   return userId !== null ? userMemory(e, userId) : conversationMemory(e, conversationId);
+}
+
+/**
+ * Ends the object's current instance (`ctx.abort()`), as a deploy or an eviction does: the next call
+ * meets a new instance, which knows nothing the old one had cached (such as "the tables exist and are
+ * up to date"). For tests that change an object's storage from outside. Only call it after the
+ * changes were committed by an earlier `runInDurableObject` call: abort breaks the output gate, so
+ * writes made in the same call may be lost. workerd logs the abort as an uncaught exception.
+ */
+export async function restartObject(stub: DurableObjectStub): Promise<void> {
+  const reason = "test: restart the object";
+  try {
+    await runInDurableObject(stub, (_o, state) => state.abort(reason));
+  } catch (err) {
+    if (!(err instanceof Error) || err.message !== reason) throw err;
+    return;
+  }
+  throw new Error("restartObject: the object did not abort");
 }

@@ -6,8 +6,8 @@ import { createExecutionContext, createScheduledController, runDurableObjectAlar
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
-import { ownerOf, userMemory } from "./objects";
-import { LIMITS } from "../src/memory/schema";
+import { ownerOf, restartObject, userMemory } from "./objects";
+import { LIMITS, setRetentionAnchor } from "../src/memory/schema";
 import { conversationPrefix } from "../src/records/keys";
 import audioFixture from "./fixtures/audio.json";
 import { context, d1Count, flush, nowSeconds, postWebhook, r2Keys, uid } from "./helpers";
@@ -61,7 +61,7 @@ describe("retention alarm", () => {
 
     expect(await footprint([old1.id, old2.id], [elsewhere])).toEqual({ conversations: 0, turns: 0, audio: 0, r2: 0 });
     expect(await footprint([recent.id])).toEqual({ conversations: 1, turns: 5, audio: 0, r2: 1 });
-    expect(await doTables(userId)).toMatchObject({ conversations: 1 });
+    expect((await stub.describe())!.conversations.map((c) => c.conversation_id)).toEqual([recent.id]);
     const m: any = await apiJson("GET", `/v1/users/${u(userId)}/memory`);
     expect(m.recent_conversations.map((c: any) => c.title)).toEqual(["Yesterday"]);
     expect(m.profile).toMatchObject({ call_count: 3, total_duration_secs: 3 * 212, first_call_at: new Date(old2.startedAt * 1000).toISOString() });
@@ -149,9 +149,8 @@ describe("daily retention sweep (scheduled)", () => {
     await deliverParked(userId);
     await deliverParked(null, orphan.id);
     // As if stored before retention existed: no anchor, no alarm.
-    await runInDurableObject(stub, (_o, state) => {
-      state.storage.sql.exec("UPDATE upkeep SET retention_anchor = NULL");
-    });
+    await runInDurableObject(stub, (_o, state) => setRetentionAnchor(state.storage.sql, null));
+    expect((await stub.describe())!.retentionAnchor).toBeNull();
     await runInDurableObject(ownerOf(env, null, orphan.id), (_o, state) => state.storage.deleteAlarm());
     expect(await footprint([old.id, orphan.id])).toMatchObject({ conversations: 2 });
 
@@ -170,16 +169,17 @@ describe("daily retention sweep (scheduled)", () => {
     const userId = uid("memoryless");
     const old = await pendingConversation(userId, undefined, { startedAt: ancient(5) });
     await deliverParked(userId);
-    // The object's storage is gone (as after a platform loss); D1 and R2 still hold the conversation.
-    await runInDurableObject(userMemory(env, userId), async (memory, state) => {
-      await state.storage.deleteAll();
-      (memory as unknown as { schema: { reset(): void } }).schema.reset();
-    });
+    // The object's storage is gone (as after a platform loss, which also ends its instance); D1 and
+    // R2 still hold the conversation.
+    await runInDurableObject(userMemory(env, userId), (_o, state) => state.storage.deleteAll());
+    await restartObject(userMemory(env, userId));
+    expect(await userMemory(env, userId).describe()).toBeNull();
     expect((await footprint([old.id])).conversations).toBe(1);
     const ctx = createExecutionContext();
     await worker.scheduled!(createScheduledController({ cron: "17 3 * * *" }), env, ctx);
     await waitOnExecutionContext(ctx);
     expect(await footprint([old.id])).toEqual({ conversations: 0, turns: 0, audio: 0, r2: 0 });
+    // A table check on purpose: the sweep must not leave storage behind in an object that holds none.
     expect(await doTables(userId)).toEqual({});
   });
 });

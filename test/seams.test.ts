@@ -7,6 +7,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { ownerOf, userMemory } from "./objects";
+import { delayAll } from "../src/memory/outbox";
 import type { UserMemory } from "../src/memory/user-memory";
 import audioFixture from "./fixtures/audio.json";
 import { d1AudioRow } from "./audio-helpers";
@@ -45,6 +46,7 @@ describe("retention x audio", () => {
 
     expect(await footprint([orphan.id])).toEqual({ conversations: 0, turns: 0, audio: 0, r2: 0 });
     expect((await apiGet(`/v1/conversations/${u(orphan.id)}/audio`)).status).toBe(404);
+    // A table check on purpose: expiring its conversation wipes the object, leaving no table behind.
     expect(await doTables(orphan.id, "conversation")).toEqual({});
   });
 
@@ -79,7 +81,7 @@ describe("erasure x audio", () => {
     await env.AUDIO.put(key, new Uint8Array([0x49, 0x44, 0x33]));
     await runInDurableObject(ownerOf(env, null, conversationId), async (memory, state) => {
       await (memory as UserMemory).recordAudio({ conversationId, agentId: null, key, bytes: 3, sha256: "0".repeat(64), receivedAt: nowSeconds() });
-      state.storage.sql.exec("UPDATE outbox SET next_attempt_at = ?", Date.now() + 365 * 86_400_000);
+      delayAll(state.storage.sql, Date.now() + 365 * 86_400_000);
       await state.storage.deleteAlarm();
     });
     expect((await apiGet(`/v1/conversations/${u(conversationId)}/audio`)).status).toBe(200);
@@ -88,7 +90,8 @@ describe("erasure x audio", () => {
 
     expect((await apiGet(`/v1/conversations/${u(conversationId)}/audio`)).status).toBe(404);
     expect(await env.AUDIO.head(key)).toBeNull();
-    // The conversation's object was wiped with its pending delivery: nothing is left to write D1 later.
+    // The conversation's object was wiped with its pending delivery: nothing is left to write D1 later
+    // (a table check on purpose: no table is left behind).
     expect(await doTables(conversationId, "conversation")).toEqual({});
     expect(await flush(null, conversationId)).toEqual({ delivered: 0, failed: 0, pending: 0 });
     expect(await footprint([conversationId], [key])).toEqual({ conversations: 0, turns: 0, audio: 0, r2: 0 });
@@ -166,10 +169,9 @@ describe("console indexes x retention and erasure", () => {
 });
 
 describe("phone links x audio", () => {
+  /** Whether the memory's recent conversation says it has audio (undefined: not in this memory). */
   async function hasAudioIn(userId: string, conversationId: string) {
-    return runInDurableObject(userMemory(env, userId), (_o, state) =>
-      state.storage.sql.exec<{ h: number }>("SELECT has_audio AS h FROM conversations WHERE conversation_id = ?", conversationId).toArray()[0]?.h,
-    );
+    return (await userMemory(env, userId).describe())?.conversations.find((c) => c.conversation_id === conversationId)?.has_audio;
   }
 
   for (const audioFirst of [false, true]) {
@@ -183,7 +185,7 @@ describe("phone links x audio", () => {
       expect(await (await postWebhook(event)).json()).toMatchObject({ user_id: userId });
       expect(await flush(userId, conversationId)).toMatchObject({ failed: 0, pending: 0 });
       if (!audioFirst) await postAudio(conversationId);
-      expect(await hasAudioIn(userId, conversationId)).toBe(1);
+      expect(await hasAudioIn(userId, conversationId)).toBe(true);
       expect(await hasAudioIn(number, conversationId)).toBeUndefined();
       const list: any = await apiJson("GET", `/v1/users/${u(userId)}/conversations`);
       expect(list.conversations).toMatchObject([{ conversation_id: conversationId, has_audio: true, user_id_source: "phone_link" }]);

@@ -253,6 +253,7 @@ describe("GET /v1/users/:userId/context", () => {
   it("does not create storage for a user who never called", async () => {
     const userId = uid("ghost");
     await apiGet(`/v1/users/${userId}/context`);
+    // A table check on purpose: the point is that the read leaves no table behind.
     const { runInDurableObject } = await import("cloudflare:test");
     const stub = env.USER_MEMORY.get(env.USER_MEMORY.idFromName(`user:${userId}`));
     const tables = await runInDurableObject(stub, (_o, state) =>

@@ -96,7 +96,8 @@ function due(sql: SqlStorage, nowMs: number): DueRow[] {
     .toArray();
 }
 
-function remove(storage: DurableObjectStorage, seq: number): void {
+/** Removes an item and its payload (once delivered). Exported for tests, which also remove an item they planted. */
+export function remove(storage: DurableObjectStorage, seq: number): void {
   storage.transactionSync(() => {
     storage.sql.exec("DELETE FROM outbox WHERE seq = ?", seq);
     storage.sql.exec("DELETE FROM outbox_blobs WHERE seq = ?", seq);
@@ -178,10 +179,21 @@ export function outboxStatus(sql: SqlStorage): OutboxStatus {
   const byKind = Object.fromEntries(
     sql.exec<{ kind: string; n: number }>("SELECT kind, count(*) AS n FROM outbox GROUP BY kind").toArray().map((r) => [r.kind, r.n]),
   );
-  const stuck = sql
+  return { pending: agg.pending, due: agg.due, maxAttempts: agg.max_attempts ?? 0, oldestCreatedAt: agg.oldest, byKind, stuck: items(sql, STUCK_ATTEMPTS) };
+}
+
+export type OutboxItemState = OutboxStatus["stuck"][number];
+
+/**
+ * Pending items in order, with their delivery state: those failed at least `minAttempts` times, at
+ * most `limit` (outboxStatus lists the stuck ones; tests read every item's attempts and backoff).
+ */
+export function items(sql: SqlStorage, minAttempts = 0, limit = 100): OutboxItemState[] {
+  return sql
     .exec<{ seq: number; kind: string; conversation_id: string; attempts: number; next_attempt_at: number; last_error: string | null }>(
-      "SELECT seq, kind, conversation_id, attempts, next_attempt_at, last_error FROM outbox WHERE attempts >= ? ORDER BY seq LIMIT 100",
-      STUCK_ATTEMPTS,
+      "SELECT seq, kind, conversation_id, attempts, next_attempt_at, last_error FROM outbox WHERE attempts >= ? ORDER BY seq LIMIT ?",
+      minAttempts,
+      limit,
     )
     .toArray()
     .map((r) => ({
@@ -192,7 +204,20 @@ export function outboxStatus(sql: SqlStorage): OutboxStatus {
       nextAttemptAt: r.next_attempt_at,
       lastError: r.last_error,
     }));
-  return { pending: agg.pending, due: agg.due, maxAttempts: agg.max_attempts ?? 0, oldestCreatedAt: agg.oldest, byKind, stuck };
+}
+
+/**
+ * Moves the next attempt of every pending item (or of one conversation's items) to `atMs`.
+ * Only tests use this: to park items as if a delivery had failed and were waiting to be retried.
+ */
+export function delayAll(sql: SqlStorage, atMs: number, conversationId?: string): void {
+  if (conversationId === undefined) sql.exec("UPDATE outbox SET next_attempt_at = ?", atMs);
+  else sql.exec("UPDATE outbox SET next_attempt_at = ? WHERE conversation_id = ?", atMs, conversationId);
+}
+
+/** Makes every pending item due now ("time passes"). Only tests use this. */
+export function makeAllDue(sql: SqlStorage): void {
+  sql.exec("UPDATE outbox SET next_attempt_at = 0");
 }
 
 export const EMPTY_OUTBOX: OutboxStatus = { pending: 0, due: 0, maxAttempts: 0, oldestCreatedAt: null, byKind: {}, stuck: [] };
