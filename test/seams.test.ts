@@ -2,11 +2,11 @@
  * Where features built apart meet: streamed audio x erasure x retention, the console's D1 indexes,
  * and the per-isolate context cache. Each test names the seam it guards.
  */
-import { createExecutionContext, createScheduledController, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createScheduledController, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
-import { ownerOf, userMemory } from "./objects";
+import { conversationMemory, ownerOf, userMemory } from "./objects";
 import { delayAll } from "../src/memory/outbox";
 import type { UserMemory } from "../src/memory/user-memory";
 import audioFixture from "./fixtures/audio.json";
@@ -37,6 +37,10 @@ describe("retention x audio", () => {
     // Audio first: until the transcript is in D1 nothing is anchored, so no alarm the runtime fires
     // on its own can expire the conversation before the test does.
     await postAudio(orphan.id);
+    // The audio armed the object's alarm: run it to its end now (it delivers the audio item and finds
+    // nothing anchored), so that it cannot still be running when the conversation is delivered below
+    // and expire it then, before the test asks.
+    await runDurableObjectAlarm(conversationMemory(env, orphan.id));
     expect(await deliverParked(null, orphan.id)).toBe(0);
     expect(await footprint([orphan.id])).toEqual({ conversations: 1, turns: 5, audio: 1, r2: 2 });
 

@@ -115,6 +115,20 @@ export function setOwner(
   return { owner: input.userId, applied: true, notified: previous !== null };
 }
 
+/**
+ * Whether a number's object holds nothing but its owner row (no memory, deliveries, pending items or
+ * links of its own): an erasure of the owner then wipes it instead of leaving a tombstone.
+ */
+export function holdsOnlyALink(sql: SqlStorage): boolean {
+  const row = sql
+    .exec<{ n: number }>(
+      `SELECT (SELECT call_count FROM profile WHERE id = 1) + (SELECT count(*) FROM facts) + (SELECT count(*) FROM seen)
+         + (SELECT count(*) FROM outbox) + (SELECT count(*) FROM phones) AS n`,
+    )
+    .one();
+  return row.n === 0;
+}
+
 /** The number no longer belongs to anyone; a tombstone keeps the time, so an older link in flight cannot restore it. */
 export function clearOwner(sql: SqlStorage, at: number, via: LinkVia, now: number): void {
   sql.exec(

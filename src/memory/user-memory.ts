@@ -199,14 +199,9 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     this.expect(PHONE, "clearOwner");
     if (!this.schema.exists()) return { removed: false };
     if (phones.ownerRow(this.sql)?.user_id !== userId) return { removed: false };
-    if (via === "erasure" && this.holdsOnlyALink()) await this.wipe();
+    if (via === "erasure" && phones.holdsOnlyALink(this.sql)) await this.wipe();
     else phones.clearOwner(this.sql, at, via, Math.floor(Date.now() / 1000));
     return { removed: true };
-  }
-
-  private holdsOnlyALink(): boolean {
-    const count = (table: string) => this.sql.exec<{ n: number }>(`SELECT count(*) AS n FROM ${table}`).one().n;
-    return profile.callCount(this.sql) === 0 && profile.factCount(this.sql) === 0 && ["seen", "outbox", "phones"].every((t) => count(t) === 0);
   }
 
   async addPhone(phoneNumber: string, at: number, via: roles.LinkVia): Promise<void> {
@@ -239,7 +234,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     return this.schema.exists() ? outbox.outboxStatus(this.sql) : outbox.EMPTY_OUTBOX;
   }
 
-  /** Delivers due outbox items. Safe at any time; concurrent calls share one run. Nothing leaves during an erasure. */
+  /** Delivers due outbox items. Safe at any time: a call waits for a run under way, then runs. Nothing leaves during an erasure. */
   async flush(): Promise<roles.FlushReport> {
     if (!this.schema.exists()) return { delivered: 0, failed: 0, pending: 0 };
     if (erasingSince(this.sql) !== null) return { delivered: 0, failed: 0, pending: outbox.pendingCount(this.sql) };
