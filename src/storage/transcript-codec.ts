@@ -71,34 +71,56 @@ function shrink(turns: StoredTurn[], maxChars: number, dropTools: boolean): Stor
 /**
  * The turns as they will be stored: messages clipped to MAX_TEXT_CHARS, and the whole bounded to
  * TRANSCRIPT_LIMITS.jsonBytes (see `degraded`). Returns the JSON bytes too (encoding needs them).
+ *
+ * A JSON text is only built when a cheap lower bound on its size (one byte per character) says it
+ * may fit, so no input, however large, makes this build a JSON text more than a few times the limit.
  */
 export function boundTurns(input: StoredTurn[]): { turns: StoredTurn[]; json: Uint8Array; degraded: Degraded } {
-  const size = (ts: StoredTurn[]) => utf8.encode(JSON.stringify(tuples(ts)));
+  const limit = TRANSCRIPT_LIMITS.jsonBytes;
+  const n = input.length;
+  const attempt = (ts: StoredTurn[], lowerBound: number): Uint8Array | null => {
+    if (lowerBound > limit) return null;
+    const json = utf8.encode(JSON.stringify(tuples(ts)));
+    return json.byteLength <= limit ? json : null;
+  };
+  const chars = (ts: StoredTurn[], cap = Number.POSITIVE_INFINITY) =>
+    ts.reduce((sum, t) => sum + Math.min(cap, t.message?.length ?? 0) + (t.tools?.length ?? 0) + t.role.length, 0);
+
   let turns = input.map((t) => ({ ...t, message: clip(t.message) }));
-  let json = size(turns);
-  if (json.byteLength <= TRANSCRIPT_LIMITS.jsonBytes) return { turns, json, degraded: null };
+  let json = attempt(turns, chars(turns));
+  if (json) return { turns, json, degraded: null };
 
   turns = shrink(turns, Number.POSITIVE_INFINITY, true);
-  json = size(turns);
-  if (json.byteLength <= TRANSCRIPT_LIMITS.jsonBytes) return { turns, json, degraded: "tools" };
+  json = attempt(turns, chars(turns));
+  if (json) return { turns, json, degraded: "tools" };
 
-  // Shorter messages, halving the cap each time (a handful of rounds at most).
+  // Shorter messages: from an equal share of the limit (or half the longest), halving down to minMessageChars.
   const longest = turns.reduce((m, t) => Math.max(m, t.message?.length ?? 0), 0);
-  for (let cap = Math.floor(longest / 2); cap >= TRANSCRIPT_LIMITS.minMessageChars; cap = Math.floor(cap / 2)) {
+  const min = TRANSCRIPT_LIMITS.minMessageChars;
+  let cap = Math.max(min, Math.min(Math.floor(longest / 2), Math.floor(limit / Math.max(1, n))));
+  for (;;) {
     const clipped = shrink(turns, cap, true);
-    json = size(clipped);
-    if (json.byteLength <= TRANSCRIPT_LIMITS.jsonBytes) return { turns: clipped, json, degraded: "messages" };
+    json = attempt(clipped, chars(turns, cap));
+    if (json) return { turns: clipped, json, degraded: "messages" };
+    if (cap === min) break;
+    cap = Math.max(min, Math.floor(cap / 2));
   }
 
-  // Still too large: so many turns that even short messages do not fit. Keep the first ones.
-  turns = shrink(turns, TRANSCRIPT_LIMITS.minMessageChars, true);
-  json = size(turns);
-  while (json.byteLength > TRANSCRIPT_LIMITS.jsonBytes && turns.length > 0) {
-    const keep = Math.min(turns.length - 1, Math.floor((turns.length * TRANSCRIPT_LIMITS.jsonBytes) / json.byteLength));
-    turns = turns.slice(0, Math.max(0, keep));
-    json = size(turns);
+  // Still too large: so many turns that even short messages do not fit. Keep the first ones, as many
+  // as fit (each kept turn costs at least its overhead in the JSON text).
+  turns = shrink(turns, min, true);
+  let keep = Math.min(n, Math.floor(limit / (min + 16)));
+  for (;;) {
+    const kept = turns.slice(0, keep);
+    if (chars(kept) <= limit) {
+      const bytes = utf8.encode(JSON.stringify(tuples(kept)));
+      if (bytes.byteLength <= limit || keep === 0) return { turns: kept, json: bytes, degraded: "turns" };
+      // Scale by how far over it is (each round at least one turn fewer).
+      keep = Math.min(keep - 1, Math.floor((keep * limit) / bytes.byteLength));
+    } else {
+      keep = Math.floor(keep * 0.8);
+    }
   }
-  return { turns, json, degraded: "turns" };
 }
 
 /** Encodes turns as format 1. Throws if the stored value would exceed TRANSCRIPT_LIMITS.storedBytes (boundTurns prevents it). */
