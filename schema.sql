@@ -1,9 +1,13 @@
 -- postcall D1 schema: the full current schema, readable in one place. A test checks that applying
 -- migrations/ in order produces exactly these tables and indexes. docs/storage.md explains them.
 
--- One row per post_call_transcription event (conversation_id is ElevenLabs' id and our idempotency key).
+-- One row per post_call_transcription event (conversation_id is ElevenLabs' id and our idempotency key):
+-- its metadata, analysis and transcript (migration 0004; before it, the transcript was a row per turn).
 CREATE TABLE conversations (
-  conversation_id TEXT PRIMARY KEY,
+  -- The full-text document's rowid (conversations_fts). Declared, unlike an implicit rowid, so VACUUM
+  -- never renumbers it.
+  doc_id INTEGER PRIMARY KEY,
+  conversation_id TEXT NOT NULL UNIQUE,
   user_id TEXT,
   user_id_source TEXT,
   agent_id TEXT NOT NULL,
@@ -21,6 +25,9 @@ CREATE TABLE conversations (
   phone_provider TEXT,
   turn_count INTEGER NOT NULL,
   analysis TEXT,
+  -- The normalised turns, encoded (src/storage/transcript-codec.ts): first byte 0x01 = deflate-raw JSON,
+  -- "[" = plain JSON (rows moved by migration 0004).
+  transcript BLOB,
   transcript_key TEXT NOT NULL,
   event_timestamp INTEGER,
   received_at INTEGER NOT NULL
@@ -29,21 +36,6 @@ CREATE TABLE conversations (
 CREATE INDEX conversations_by_user ON conversations (user_id, started_at DESC, conversation_id DESC);
 -- Retention finds expired conversations of every owner, including unattributed ones (migration 0002).
 CREATE INDEX conversations_by_start ON conversations (started_at);
-
--- The transcript, one row per turn.
-CREATE TABLE turns (
-  -- A declared integer key: the full-text index (turns_fts) refers to it, and unlike an implicit rowid
-  -- it never changes (VACUUM may renumber implicit rowids).
-  turn_id INTEGER PRIMARY KEY,
-  conversation_id TEXT NOT NULL,
-  turn_index INTEGER NOT NULL,
-  role TEXT NOT NULL,
-  message TEXT,
-  time_in_call_secs INTEGER NOT NULL,
-  tools TEXT,
-  feedback TEXT,
-  UNIQUE (conversation_id, turn_index)
-);
 
 -- call_initiation_failure events: phone calls that never connected.
 CREATE TABLE call_failures (
@@ -87,14 +79,7 @@ CREATE TABLE users (
 
 CREATE INDEX users_by_activity ON users (last_call_at DESC, user_id DESC);
 
--- Full-text index over transcript turns. External content: the text is stored once, in `turns`,
--- and triggers keep the index in step with inserts and deletes.
-CREATE VIRTUAL TABLE turns_fts USING fts5(message, content = 'turns', content_rowid = 'turn_id', tokenize = 'unicode61 remove_diacritics 2');
-
-CREATE TRIGGER turns_fts_insert AFTER INSERT ON turns WHEN new.message IS NOT NULL BEGIN
-  INSERT INTO turns_fts (rowid, message) VALUES (new.turn_id, new.message);
-END;
-
-CREATE TRIGGER turns_fts_delete AFTER DELETE ON turns WHEN old.message IS NOT NULL BEGIN
-  INSERT INTO turns_fts (turns_fts, rowid, message) VALUES ('delete', old.turn_id, old.message);
-END;
+-- Full-text index over transcripts: one document per conversation (its messages), rowid = conversations.doc_id.
+-- Contentless: it keeps no copy of the text (the transcript is in `conversations`), and
+-- contentless_delete lets erasure and retention delete a document by rowid, in the batch that deletes its row.
+CREATE VIRTUAL TABLE conversations_fts USING fts5(body, content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2');

@@ -300,7 +300,8 @@ try {
   }
   const missing = ids.filter((id) => !present.has(id));
   const extra = d1Total - present.size;
-  const turns = d1(`SELECT count(*) AS n FROM turns WHERE conversation_id LIKE 'load-${runId}-%'`)[0].n;
+  // A conversation is one D1 row (migration 0004): its turns are counted by the row's turn_count.
+  const turns = d1(`SELECT coalesce(sum(turn_count), 0) AS n FROM conversations WHERE conversation_id LIKE 'load-${runId}-%'`)[0].n;
 
   let usersD1Ok = 0;
   let usersMemoryOk = 0;

@@ -90,7 +90,12 @@ export async function footprint(conversationIds: string[], extraKeys: string[] =
   const others = new Set(extraKeys);
   for (const id of conversationIds) for (const k of await audioKeysOf(id)) others.add(k);
   for (const k of others) if (!keys.includes(k) && (await env.AUDIO.head(k)) !== null) keys.push(k);
-  return { conversations: await n("conversations"), turns: await n("turns"), audio: await n("audio"), r2: keys.length };
+  // Turns are inside their conversation's row (one transcript value): counted as D1 states them.
+  let turns = 0;
+  for (const id of conversationIds) {
+    turns += (await env.DB.prepare("SELECT turn_count AS n FROM conversations WHERE conversation_id = ?").bind(id).first<{ n: number }>())?.n ?? 0;
+  }
+  return { conversations: await n("conversations"), turns, audio: await n("audio"), r2: keys.length };
 }
 
 /** Far enough ahead that no alarm or delivery in a test run treats a parked item as due. */

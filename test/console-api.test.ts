@@ -1,6 +1,7 @@
 /** The API routes the operator console adds: the user directory and transcript search. */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { eraseConversations } from "../src/storage/erase";
 import { ftsQuery } from "../src/storage/search";
 import { apiGet, flush, nowSeconds, postWebhook, transcription, uid, userIdOf } from "./helpers";
 
@@ -97,12 +98,13 @@ describe("GET /v1/search", () => {
     expect(ftsQuery('  " ')).toBeNull();
   });
 
-  it("forgets turns whose rows are deleted", async () => {
+  it("forgets conversations that are erased", async () => {
     const word = `okapi${Math.random().toString(36).slice(2, 8)}`;
     const event = transcription();
     event["data"].transcript[1].message = `About the ${word}.`;
     await ingest(event);
-    await env.DB.prepare("DELETE FROM turns WHERE conversation_id = ?").bind(event["data"].conversation_id).run();
+    expect((await (await apiGet(`/v1/search?q=${word}`)).json<{ results: unknown[] }>()).results).toHaveLength(1);
+    await eraseConversations(env.DB, env.AUDIO, [event["data"].conversation_id], userIdOf(event));
     const body = await (await apiGet(`/v1/search?q=${word}`)).json<{ results: unknown[] }>();
     expect(body.results).toEqual([]);
   });

@@ -16,7 +16,7 @@ import type { UserMemory } from "../src/memory/user-memory";
 import { transcriptKey } from "../src/records/keys";
 import sipFailure from "./fixtures/call-initiation-failure-sip.json";
 import { drainWithAlarm, fault, faultyD1, faultyR2, injectBindings, outboxItems, retryNow } from "./faults";
-import { BASE, context, d1Count, postWebhook, signatureHeader, transcription, uid, userIdOf } from "./helpers";
+import { BASE, context, d1Count, postWebhook, signatureHeader, storedTurns, transcription, uid, userIdOf } from "./helpers";
 
 // Megabyte bodies, bursts and many outbox runs share 2 cores with other work: the default 5 s per test
 // is a ceiling against hangs that such a machine can reach. This raises the ceiling; nothing here is timed.
@@ -74,7 +74,7 @@ describe("D1 failing for a while, then recovering", () => {
     expect(await inD1()).toBe(5);
     for (const id of acknowledged) {
       expect(await d1Count("conversations", "conversation_id = ?", id)).toBe(1);
-      expect(await d1Count("turns", "conversation_id = ?", id)).toBe(TURNS_PER_FIXTURE);
+      expect(await storedTurns("conversation_id = ?", id)).toBe(TURNS_PER_FIXTURE);
     }
     for (const [i, id] of acknowledged.entries()) {
       const obj = await env.AUDIO.get(transcriptKey(id));
@@ -118,14 +118,14 @@ describe("D1 failing for a while, then recovering", () => {
     expect(d1.failures).toBeGreaterThanOrEqual(2);
     // Committed (more than once), yet held once: every statement is idempotent.
     expect(await d1Count("conversations", "conversation_id = ?", id)).toBe(1);
-    expect(await d1Count("turns", "conversation_id = ?", id)).toBe(TURNS_PER_FIXTURE);
+    expect(await storedTurns("conversation_id = ?", id)).toBe(TURNS_PER_FIXTURE);
     expect((await outboxItems(stub)).map((r) => r.conversationId)).toEqual([id]);
 
     d1.mode = "up";
     await drainWithAlarm(stub);
     await restore();
     expect(await d1Count("conversations", "conversation_id = ?", id)).toBe(1);
-    expect(await d1Count("turns", "conversation_id = ?", id)).toBe(TURNS_PER_FIXTURE);
+    expect(await storedTurns("conversation_id = ?", id)).toBe(TURNS_PER_FIXTURE);
   });
 });
 

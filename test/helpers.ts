@@ -2,6 +2,7 @@
 import { SELF } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { sign } from "../src/webhooks/signature";
+import { readConversation } from "../src/storage/conversations";
 import { ownerOf } from "./objects";
 import transcriptionFixture from "./fixtures/transcription.json";
 
@@ -119,6 +120,17 @@ export async function context(userId: string): Promise<Record<string, unknown>> 
 export async function d1Count(table: string, where = "1 = 1", ...params: unknown[]): Promise<number> {
   const row = await env.DB.prepare(`SELECT count(*) AS n FROM ${table} WHERE ${where}`).bind(...params).first<{ n: number }>();
   return row?.n ?? 0;
+}
+
+/**
+ * Turns D1 keeps of the conversations matching `where` (a condition on `conversations`), read back
+ * through the storage layer: a conversation is one row, its transcript one encoded value.
+ */
+export async function storedTurns(where = "1 = 1", ...params: unknown[]): Promise<number> {
+  const { results } = await env.DB.prepare(`SELECT conversation_id FROM conversations WHERE ${where}`).bind(...params).all<{ conversation_id: string }>();
+  let n = 0;
+  for (const r of results) n += (await readConversation(env.DB, r.conversation_id))?.transcript.length ?? 0;
+  return n;
 }
 
 export async function r2Keys(prefix = ""): Promise<string[]> {

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { userMemory } from "./objects";
 import { sign } from "../src/webhooks/signature";
-import { API_KEY, BASE, SECRET, context, d1Count, nowSeconds, r2Keys, signatureHeader, transcription, uid, userIdOf } from "./helpers";
+import { API_KEY, BASE, SECRET, context, d1Count, nowSeconds, r2Keys, signatureHeader, storedTurns, transcription, uid, userIdOf } from "./helpers";
 import { drainWithAlarm } from "./faults";
 
 // Megabyte bodies, bursts and many outbox runs share 2 cores with other work: the default 5 s per test
@@ -293,7 +293,8 @@ interface Snapshot {
 
 async function snapshot(): Promise<Snapshot> {
   const d1: Record<string, number> = {};
-  for (const table of ["conversations", "turns", "call_failures", "audio"]) d1[table] = await d1Count(table);
+  for (const table of ["conversations", "call_failures", "audio"]) d1[table] = await d1Count(table);
+  d1["turns"] = await storedTurns();
   const objects = (await listDurableObjectIds(env.USER_MEMORY)).map((id) => id.toString()).sort();
   return { d1, r2: (await r2Keys()).sort(), objects };
 }

@@ -15,6 +15,7 @@ import { readBody } from "../src/webhooks/body";
 import { RECORD_LIMITS, jsonDepth } from "../src/records/payload";
 import { MAX_TEXT_CHARS } from "../src/records/limits";
 import { transcriptKey } from "../src/records/keys";
+import { readConversation } from "../src/storage/conversations";
 import { BASE, context, d1Count, flush, nowSeconds, postWebhook, signatureHeader, transcription, uid, userIdOf } from "./helpers";
 
 // Megabyte bodies, bursts and many outbox runs share 2 cores with other work: the default 5 s per test
@@ -168,8 +169,8 @@ describe("deep nesting", () => {
     await storedAndDelivered(text, userIdOf(event), id);
     const row = await env.DB.prepare("SELECT analysis FROM conversations WHERE conversation_id = ?").bind(id).first<{ analysis: string }>();
     expect(JSON.parse(row!.analysis).data_collection.deep).toEqual({ truncated: expect.stringContaining(`${RECORD_LIMITS.jsonDepth} levels`) });
-    const turn = await env.DB.prepare("SELECT tools FROM turns WHERE conversation_id = ? AND turn_index = 2").bind(id).first<{ tools: string }>();
-    expect(JSON.parse(turn!.tools).calls[0]).toEqual({ truncated: expect.stringContaining("nested deeper") });
+    const turn = (await readConversation(env.DB, id))!.transcript[2];
+    expect(JSON.parse(turn!.tools!).calls[0]).toEqual({ truncated: expect.stringContaining("nested deeper") });
     expect((await context(userIdOf(event)!))["city"]).toBe("Oslo");
   });
 
@@ -209,8 +210,8 @@ describe("megabyte strings and huge numbers", () => {
       .bind(id)
       .first<{ s: number; t: number }>();
     expect(row).toEqual({ s: MAX_TEXT_CHARS, t: RECORD_LIMITS.labelChars });
-    const turn = await env.DB.prepare("SELECT length(message) AS n FROM turns WHERE conversation_id = ? AND turn_index = 0").bind(id).first<{ n: number }>();
-    expect(turn!.n).toBe(MAX_TEXT_CHARS);
+    const turn = (await readConversation(env.DB, id))!.transcript[0];
+    expect(turn!.message!.length).toBe(MAX_TEXT_CHARS);
     const vars = await context(userIdOf(event)!);
     expect(String(vars["last_call_summary"]).length).toBe(MAX_TEXT_CHARS);
     expect(vars["call_count"]).toBe(1);

@@ -107,19 +107,26 @@ describe("console indexes x retention and erasure", () => {
     const body = await (await apiGet(`/v1/users?q=${u(userId)}`)).json<{ users: { user_id: string }[] }>();
     return body.users.find((x) => x.user_id === userId) ?? null;
   }
-  /** Full-text rows of these conversations' turns (the index is external content: joined by rowid). */
+  /**
+   * Full-text documents of these conversations (one each; the index is contentless, keyed by the row's
+   * doc_id, which is remembered so a document left behind by a deleted row is still found).
+   */
+  const docIds = new Map<string, number>();
   async function indexedTurns(ids: string[]) {
     let n = 0;
     for (const id of ids) {
-      const row = await env.DB.prepare(
-        "SELECT count(*) AS n FROM turns_fts f JOIN turns t ON t.rowid = f.rowid WHERE t.conversation_id = ? AND turns_fts MATCH 'replacement OR order OR help'",
+      const row = await env.DB.prepare("SELECT doc_id FROM conversations WHERE conversation_id = ?").bind(id).first<{ doc_id: number }>();
+      if (row) docIds.set(id, row.doc_id);
+      const docId = docIds.get(id);
+      if (docId === undefined) continue;
+      const hit = await env.DB.prepare(
+        "SELECT count(*) AS n FROM conversations_fts WHERE conversations_fts MATCH 'replacement OR order OR help' AND rowid = ?",
       )
-        .bind(id)
+        .bind(docId)
         .first<{ n: number }>();
-      n += row?.n ?? 0;
+      n += hit?.n ?? 0;
     }
-    // The index agrees with its content table, row for row.
-    await env.DB.prepare("INSERT INTO turns_fts (turns_fts) VALUES ('integrity-check')").run();
+    await env.DB.prepare("INSERT INTO conversations_fts (conversations_fts) VALUES ('integrity-check')").run();
     return n;
   }
 

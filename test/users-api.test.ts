@@ -5,7 +5,7 @@ import { userMemory } from "./objects";
 import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
 import { conversationPrefix } from "../src/records/keys";
 import audioFixture from "./fixtures/audio.json";
-import { d1Count, flush, nowSeconds, postWebhook, r2Keys, transcription, uid } from "./helpers";
+import { d1Count, flush, nowSeconds, postWebhook, r2Keys, storedTurns, transcription, uid } from "./helpers";
 import { api, apiJson, phoneNumber, u } from "./api-helpers";
 
 const enc = new TextEncoder();
@@ -293,7 +293,7 @@ describe("every /v1 route", () => {
     expect(victimKeys.length).toBeGreaterThan(0);
     const snapshot = async () => ({
       rows: await d1Count("conversations", "user_id = ?", victim),
-      turns: await d1Count("turns", "conversation_id = ?", victimConversation),
+      turns: await storedTurns("conversation_id = ?", victimConversation),
       keys: await r2Keys(conversationPrefix(victimConversation)),
       memory: ((await apiJson("GET", `/v1/users/${u(victim)}/memory`)) as any).profile.call_count,
     });

@@ -3,6 +3,7 @@ import { listDurableObjectIds } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { transcriptKey } from "../src/records/keys";
+import { readConversation } from "../src/storage/conversations";
 import sipFailure from "./fixtures/call-initiation-failure-sip.json";
 import twilioFailure from "./fixtures/call-initiation-failure-twilio.json";
 import {
@@ -16,6 +17,7 @@ import {
   postWebhook,
   r2Keys,
   signatureHeader,
+  storedTurns,
   transcription,
   uid,
   userIdOf,
@@ -65,11 +67,10 @@ describe("post_call_transcription", () => {
       call_successful: "success",
       transcript_key: transcriptKey(conversationId),
     });
-    expect(await d1Count("turns", "conversation_id = ?", conversationId)).toBe(5);
-    const tools = await env.DB.prepare("SELECT tools, feedback FROM turns WHERE conversation_id = ? AND turn_index = 2")
-      .bind(conversationId)
-      .first<{ tools: string; feedback: string }>();
-    expect(JSON.parse(tools!.tools).calls[0].tool_name).toBe("lookup_order");
+    const stored = await readConversation(env.DB, conversationId);
+    expect(stored!.transcript).toHaveLength(5);
+    const tools = stored!.transcript[2];
+    expect(JSON.parse(tools!.tools!).calls[0].tool_name).toBe("lookup_order");
     expect(tools!.feedback).toBe("like");
 
     // The raw payload is kept byte for byte in R2.
@@ -107,7 +108,7 @@ describe("post_call_transcription", () => {
     expect(await flush(userId, conversationId)).toEqual({ delivered: 0, failed: 0, pending: 0 });
     expect(await context(userId)).toEqual(before);
     expect(await d1Count("conversations", "conversation_id = ?", conversationId)).toBe(1);
-    expect(await d1Count("turns", "conversation_id = ?", conversationId)).toBe(5);
+    expect(await storedTurns("conversation_id = ?", conversationId)).toBe(5);
   });
 
   it("reads the user id from data.user_id first, then client data, then the dynamic variable", async () => {

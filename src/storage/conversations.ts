@@ -1,57 +1,51 @@
 /**
- * D1 `conversations`, `turns` and `call_failures`: the outbox's writes and the API's reads. Every
+ * D1 `conversations` (with its search document in `conversations_fts`) and `call_failures`: the
+ * outbox's writes and the API's reads. A conversation is one row, its transcript one encoded value
+ * (src/storage/transcript-codec.ts). Every
  * write is idempotent (INSERT OR IGNORE on natural keys), so the outbox can replay one after a
  * partial failure without doubling anything. D1 holds what queries need; the raw payload lives in
  * R2 (D1 stops at 10 GB).
  */
 import { clip, jsonOrNull } from "../records/limits";
-import type { CallFailureRecord, ConversationRecord, Turn } from "../records/payload";
+import type { CallFailureRecord, ConversationRecord } from "../records/payload";
+import { decodeTranscript, ftsDocument, packTranscript, TOOLS_DROPPED, type StoredTurn, type StoredValue } from "./transcript-codec";
 
-// D1 allows at most 100 bound parameters per statement.
-const TURN_COLUMNS = 7;
-const TURNS_PER_STATEMENT = Math.floor(100 / TURN_COLUMNS);
+export type { StoredTurn };
 
-function turnStatements(db: D1Database, conversationId: string, turns: Turn[]): D1PreparedStatement[] {
-  const out: D1PreparedStatement[] = [];
-  for (let i = 0; i < turns.length; i += TURNS_PER_STATEMENT) {
-    const slice = turns.slice(i, i + TURNS_PER_STATEMENT);
-    const values = slice.map(() => "(?, ?, ?, ?, ?, ?, ?)").join(", ");
-    const params: unknown[] = [];
-    for (const t of slice) {
-      params.push(
-        conversationId,
-        t.index,
-        t.role,
-        clip(t.message),
-        t.timeInCallSecs,
-        t.tools ? (jsonOrNull(t.tools) ?? JSON.stringify({ truncated: true })) : null,
-        t.feedback,
-      );
-    }
-    out.push(
-      db
-        .prepare(
-          `INSERT OR IGNORE INTO turns (conversation_id, turn_index, role, message, time_in_call_secs, tools, feedback) VALUES ${values}`,
-        )
-        .bind(...params),
+/** The transcript as stored: clipped, bounded, encoded (src/storage/transcript-codec.ts). */
+async function packedTranscript(r: ConversationRecord) {
+  const packed = await packTranscript(
+    r.turns.map((t) => ({
+      index: t.index,
+      role: t.role,
+      message: t.message,
+      time_in_call_secs: t.timeInCallSecs,
+      tools: t.tools ? (jsonOrNull(t.tools) ?? TOOLS_DROPPED) : null,
+      feedback: t.feedback,
+    })),
+  );
+  if (packed.degraded !== null) {
+    console.warn(
+      JSON.stringify({ event: "transcript_degraded", conversation_id: r.conversationId, dropped: packed.degraded, turns: r.turns.length, kept: packed.turns.length }),
     );
   }
-  return out;
+  return packed;
 }
 
-function conversationStatements(
+async function conversationStatements(
   db: D1Database,
   r: ConversationRecord,
   meta: { transcriptKey: string; receivedAt: number },
-): D1PreparedStatement[] {
+): Promise<D1PreparedStatement[]> {
+  const transcript = await packedTranscript(r);
   const analysis = jsonOrNull({ evaluation: r.evaluation, data_collection: Object.fromEntries(r.facts.map((f) => [f.id, f.value])) });
   return [
     db
       .prepare(
         `INSERT INTO conversations (conversation_id, user_id, user_id_source, agent_id, agent_name, status, started_at,
            duration_secs, title, summary, call_successful, termination_reason, main_language, phone_number,
-           phone_direction, phone_provider, turn_count, analysis, transcript_key, event_timestamp, received_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           phone_direction, phone_provider, turn_count, analysis, transcript, transcript_key, event_timestamp, received_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (conversation_id) DO NOTHING`,
       )
       .bind(
@@ -73,11 +67,19 @@ function conversationStatements(
         r.phoneProvider,
         r.turns.length,
         analysis,
+        transcript.blob,
         meta.transcriptKey,
         r.eventTimestamp,
         meta.receivedAt,
       ),
-    ...turnStatements(db, r.conversationId, r.turns),
+    // The search document, in the same transaction. Only when the row above was inserted (a replay
+    // finds the row there and adds nothing): keyed by the row's doc_id, the document is the messages.
+    db
+      .prepare(
+        `INSERT INTO conversations_fts (rowid, body)
+         SELECT doc_id, ? FROM conversations WHERE conversation_id = ? AND changes() = 1`,
+      )
+      .bind(ftsDocument(transcript.turns), r.conversationId),
     ...(r.userId === null ? [] : [userDirectoryStatement(db, r.userId, meta.receivedAt)]),
   ];
 }
@@ -128,7 +130,7 @@ function callFailureStatement(db: D1Database, f: CallFailureRecord, receivedAt: 
 }
 
 /**
- * Writes a conversation (row, turns, directory) in one batch, and reads in the same transaction
+ * Writes a conversation (row, search document, directory) in one batch, and reads in the same transaction
  * whether its audio row is already there: of the audio's and the transcript's deliveries, the later
  * one always sees the earlier one's row (src/memory/deliveries.ts).
  */
@@ -138,7 +140,7 @@ export async function storeConversation(
   meta: { transcriptKey: string; receivedAt: number },
 ): Promise<{ hasAudio: boolean }> {
   const results = await db.batch([
-    ...conversationStatements(db, r, meta),
+    ...(await conversationStatements(db, r, meta)),
     db.prepare("SELECT 1 AS found FROM audio WHERE conversation_id = ?").bind(r.conversationId),
   ]);
   return { hasAudio: (results[results.length - 1]?.results.length ?? 0) > 0 };
@@ -173,16 +175,6 @@ export interface ConversationRow {
   received_at: number;
 }
 
-export interface StoredTurn {
-  index: number;
-  role: string;
-  message: string | null;
-  time_in_call_secs: number;
-  /** JSON text `{calls, results}`, or null. */
-  tools: string | null;
-  feedback: string | null;
-}
-
 export interface StoredConversation {
   row: ConversationRow;
   transcript: StoredTurn[];
@@ -191,24 +183,22 @@ export interface StoredConversation {
 
 /** One conversation with its transcript and audio row, or null when D1 has none. */
 export async function readConversation(db: D1Database, conversationId: string): Promise<StoredConversation | null> {
-  const [conv, turns, audio] = await db.batch<unknown>([
+  const [conv, audio] = await db.batch<unknown>([
     db.prepare(
       `SELECT conversation_id, user_id, user_id_source, agent_id, agent_name, status, started_at, duration_secs, title,
          summary, call_successful, termination_reason, main_language, phone_number, phone_direction, phone_provider,
-         turn_count, analysis, event_timestamp, received_at
+         turn_count, analysis, event_timestamp, received_at, transcript
        FROM conversations WHERE conversation_id = ?`,
-    ).bind(conversationId),
-    db.prepare(
-      `SELECT turn_index AS "index", role, message, time_in_call_secs, tools, feedback FROM turns
-       WHERE conversation_id = ? ORDER BY turn_index`,
     ).bind(conversationId),
     db.prepare("SELECT bytes, sha256, stored_at FROM audio WHERE conversation_id = ?").bind(conversationId),
   ]);
-  const row = conv!.results[0] as ConversationRow | undefined;
-  if (!row) return null;
+  const found = conv!.results[0] as (ConversationRow & { transcript: StoredValue | null }) | undefined;
+  if (!found) return null;
+  const { transcript, ...row } = found;
   return {
     row,
-    transcript: turns!.results as StoredTurn[],
+    // Throws TranscriptDecodeError (a 500) for a value it cannot read: never a silently empty transcript.
+    transcript: await decodeTranscript(transcript),
     audio: (audio!.results[0] as StoredConversation["audio"] | undefined) ?? null,
   };
 }

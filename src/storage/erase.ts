@@ -53,7 +53,7 @@ async function listKeys(bucket: R2Bucket, prefix: string): Promise<string[]> {
 }
 
 /**
- * Erases the given conversations (rows, turns, audio rows, R2 objects), but only those that belong to
+ * Erases the given conversations (rows, search documents, audio rows, R2 objects), but only those that belong to
  * `owner` (a user id, or null for unattributed conversations) or that have no D1 row yet (an event
  * still in its owner's outbox). A conversation id that D1 attributes to someone else is left alone,
  * so a caller can never erase another user's data by naming its conversation.
@@ -112,12 +112,13 @@ export async function eraseConversations(
     }
 
     const list = placeholders(mine.length);
-    // Turns are counted, not taken from `meta.changes`: that includes the rows the full-text index's
-    // trigger removes. The batch is one transaction, so the count is of exactly what is deleted.
+    // One transaction: the turns erased are the erased rows' turn_count (a conversation is one row),
+    // and the search document goes with its row (the index is contentless: deleted by rowid).
+    const mineRows = `SELECT doc_id FROM conversations WHERE conversation_id IN (${list}) AND user_id IS ?`;
     const results = await db.batch([
       db.prepare(`DELETE FROM audio WHERE conversation_id IN (${list})`).bind(...mine),
-      db.prepare(`SELECT count(*) AS n FROM turns WHERE conversation_id IN (${list})`).bind(...mine),
-      db.prepare(`DELETE FROM turns WHERE conversation_id IN (${list})`).bind(...mine),
+      db.prepare(`SELECT coalesce(sum(turn_count), 0) AS n FROM conversations WHERE conversation_id IN (${list}) AND user_id IS ?`).bind(...mine, owner),
+      db.prepare(`DELETE FROM conversations_fts WHERE rowid IN (${mineRows})`).bind(...mine, owner),
       db.prepare(`DELETE FROM conversations WHERE conversation_id IN (${list}) AND user_id IS ?`).bind(...mine, owner),
       // The user directory is recomputed from what remains (its row goes when nothing does).
       ...(owner === null ? [] : userDirectoryStatements(db, owner, Math.floor(Date.now() / 1000))),

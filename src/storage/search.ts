@@ -1,23 +1,43 @@
 /**
  * Full-text search over every stored transcript (D1 FTS5), best matches first, each hit naming its
  * conversation and turn so the console can link straight to it.
+ *
+ * The index (`conversations_fts`) is contentless, one document per conversation (its messages): D1
+ * ranks the conversations (bm25), and the Worker decodes each hit's transcript to find the turn that
+ * matches best and cut the snippet (src/storage/snippet.ts). The work per request is bounded: at most
+ * MAX_HITS hits, SEARCH_BUDGET.blobBytes of transcripts fetched and SEARCH_BUDGET.scanChars of
+ * messages scanned; hits past a budget are left out (the best ranked are kept).
  */
+import { bestTurn, MATCH_END, MATCH_START, MAX_QUERY_WORDS, queryTerms, snippetOf, type Budget } from "./snippet";
+import { decodeTranscript, type StoredValue } from "./transcript-codec";
 
-/** Markers around matched words in `snippet` (STX/ETX: they never occur in transcript text we keep). */
-export const MATCH_START = "\u0002";
-export const MATCH_END = "\u0003";
+export { MATCH_END, MATCH_START };
+
+export const MAX_HITS = 50;
+export const SEARCH_BUDGET = {
+  /** Stored (compressed) transcript bytes fetched per request; the first hit is always fetched. */
+  blobBytes: 2_000_000,
+  /** Characters of messages scanned for the best turn per request. */
+  scanChars: 2_000_000,
+} as const;
+
+function queryWords(q: string): string[] {
+  return (
+    q
+      .split(/\s+/)
+      // eslint-disable-next-line no-control-regex
+      .map((w) => w.replace(/["\u0000-\u001f]/g, ""))
+      .filter((w) => w.length > 0)
+      .slice(0, MAX_QUERY_WORDS)
+  );
+}
 
 /**
  * Turns what a person typed into an FTS5 query that cannot be a syntax error: each word becomes a
  * quoted phrase (so AND, OR, NEAR, *, : and quotes are just text), the last one a prefix match.
  */
 export function ftsQuery(q: string): string | null {
-  const words = q
-    .split(/\s+/)
-    // eslint-disable-next-line no-control-regex
-    .map((w) => w.replace(/["\u0000-\u001f]/g, ""))
-    .filter((w) => w.length > 0)
-    .slice(0, 16);
+  const words = queryWords(q);
   if (words.length === 0) return null;
   return words.map((w, i) => `"${w}"${i === words.length - 1 ? "*" : ""}`).join(" ");
 }
@@ -34,21 +54,73 @@ export interface SearchHit {
   started_at: number;
 }
 
-/** Up to `limit` hits for `q` (as typed), best first; null when `q` holds no word. */
+interface RankedRow {
+  doc_id: number;
+  conversation_id: string;
+  user_id: string | null;
+  title: string | null;
+  started_at: number;
+  bytes: number | null;
+}
+
+const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(", ");
+
+/** Up to `limit` (at most MAX_HITS) hits for `q` (as typed), best first; null when `q` holds no word. */
 export async function searchTranscripts(db: D1Database, q: string, limit: number): Promise<SearchHit[] | null> {
   const match = ftsQuery(q);
   if (match === null) return null;
-  const { results } = await db
+  const { results: ranked } = await db
     .prepare(
-      `SELECT t.conversation_id, t.turn_index, t.role, t.time_in_call_secs,
-              snippet(turns_fts, 0, ?, ?, '…', 16) AS snippet, c.user_id, c.title, c.started_at
-       FROM turns_fts
-       JOIN turns t ON t.turn_id = turns_fts.rowid
-       JOIN conversations c ON c.conversation_id = t.conversation_id
-       WHERE turns_fts MATCH ?
-       ORDER BY rank LIMIT ?`,
+      `SELECT c.doc_id, c.conversation_id, c.user_id, c.title, c.started_at, length(c.transcript) AS bytes
+       FROM conversations_fts f JOIN conversations c ON c.doc_id = f.rowid
+       WHERE conversations_fts MATCH ?
+       ORDER BY f.rank LIMIT ?`,
     )
-    .bind(MATCH_START, MATCH_END, match, limit)
-    .all<SearchHit>();
-  return results;
+    .bind(match, Math.max(1, Math.min(limit, MAX_HITS)))
+    .all<RankedRow>();
+  if (ranked.length === 0) return [];
+
+  // Fetch the transcripts of the best ranked hits, within the byte budget.
+  const chosen: RankedRow[] = [];
+  let bytes = 0;
+  for (const r of ranked) {
+    bytes += r.bytes ?? 0;
+    if (chosen.length > 0 && bytes > SEARCH_BUDGET.blobBytes) break;
+    chosen.push(r);
+  }
+  const { results: blobs } = await db
+    .prepare(`SELECT doc_id, transcript FROM conversations WHERE doc_id IN (${placeholders(chosen.length)})`)
+    .bind(...chosen.map((r) => r.doc_id))
+    .all<{ doc_id: number; transcript: StoredValue | null }>();
+  const transcriptOf = new Map(blobs.map((b) => [b.doc_id, b.transcript]));
+
+  const terms = queryTerms(queryWords(q));
+  const budget: Budget = { chars: SEARCH_BUDGET.scanChars };
+  const hits: SearchHit[] = [];
+  for (const r of chosen) {
+    if (hits.length > 0 && budget.chars <= 0) break;
+    // Erased between the two reads: skip it.
+    if (!transcriptOf.has(r.doc_id)) continue;
+    let turns;
+    try {
+      turns = await decodeTranscript(transcriptOf.get(r.doc_id) ?? null);
+    } catch (e) {
+      // One unreadable row must not fail every search that ranks it: leave it out, loudly.
+      console.error(JSON.stringify({ event: "search_transcript_unreadable", conversation_id: r.conversation_id, error: String(e) }));
+      continue;
+    }
+    const turn = bestTurn(turns, terms, budget) ?? turns.find((t) => t.message !== null && t.message !== "");
+    if (!turn) continue;
+    hits.push({
+      conversation_id: r.conversation_id,
+      turn_index: turn.index,
+      role: turn.role,
+      time_in_call_secs: turn.time_in_call_secs,
+      snippet: snippetOf(turn.message ?? "", terms),
+      user_id: r.user_id,
+      title: r.title,
+      started_at: r.started_at,
+    });
+  }
+  return hits;
 }
