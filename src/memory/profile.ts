@@ -104,14 +104,6 @@ export function profileUser(sql: SqlStorage): string | null {
   return sql.exec<{ u: string | null }>("SELECT user_id AS u FROM profile WHERE id = 1").toArray()[0]?.u ?? null;
 }
 
-export function callCount(sql: SqlStorage): number {
-  return sql.exec<{ n: number }>("SELECT call_count AS n FROM profile WHERE id = 1").toArray()[0]?.n ?? 0;
-}
-
-export function factCount(sql: SqlStorage): number {
-  return sql.exec<{ n: number }>("SELECT count(*) AS n FROM facts").one().n;
-}
-
 /** What the next conversation needs: counters, recent topics and scalar facts. */
 export function readSnapshot(sql: SqlStorage): MemorySnapshot {
   const p = sql
