@@ -82,4 +82,4 @@ CREATE INDEX users_by_activity ON users (last_call_at DESC, user_id DESC);
 -- Full-text index over transcripts: one document per conversation (its messages), rowid = conversations.doc_id.
 -- Contentless: it keeps no copy of the text (the transcript is in `conversations`), and
 -- contentless_delete lets erasure and retention delete a document by rowid, in the batch that deletes its row.
-CREATE VIRTUAL TABLE conversations_fts USING fts5(body, content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE conversations_fts USING fts5(body, content = '', contentless_delete = 1, detail = 'none', tokenize = 'unicode61 remove_diacritics 2');

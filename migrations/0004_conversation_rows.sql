@@ -43,7 +43,7 @@ CREATE TABLE conversations (
 CREATE INDEX conversations_by_user ON conversations (user_id, started_at DESC, conversation_id DESC);
 CREATE INDEX conversations_by_start ON conversations (started_at);
 
-CREATE VIRTUAL TABLE conversations_fts USING fts5(body, content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE conversations_fts USING fts5(body, content = '', contentless_delete = 1, detail = 'none', tokenize = 'unicode61 remove_diacritics 2');
 
 -- Each conversation's transcript as JSON, built from its turns in order; `s` is how much text it has,
 -- which decides whether it must be bounded.

@@ -47,7 +47,8 @@ export async function runCostModel({ log, secret, minBytes, calls = 400, users =
     };
 
     // 1. Transcriptions: `calls` conversations over `users` users (so most users already have history).
-    const pool = signedTranscriptions({ secret, count: calls, users, minBytes, prefix: "cost" });
+    // Distinct text in every conversation (bench/lib/text.mjs): repeated text would flatter the bytes.
+    const pool = signedTranscriptions({ secret, count: calls, users, minBytes, prefix: "cost", distinct: true });
     const d1Before = await d1Bytes();
     await get("/__bench/reset");
     for (let i = 0; i < calls; i += 8) await Promise.all(Array.from({ length: Math.min(8, calls - i) }, (_, k) => post(pool.request(i + k))));

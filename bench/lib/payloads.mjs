@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { ROOT } from "./workers.mjs";
+import { rewriteMessages } from "./text.mjs";
 
 const FIXTURE = JSON.parse(readFileSync(join(ROOT, "test/fixtures/transcription.json"), "utf8"));
 
@@ -44,7 +45,8 @@ export function paddedTranscription(minBytes, { conversationId, userId, startedA
  * users. Bodies share one template and differ only in their ids, so they are assembled on demand
  * (a copy, no crypto); every signature is computed here, before the load starts.
  */
-export function signedTranscriptions({ secret, count, users, minBytes, prefix, phoneUsers = false }) {
+export function signedTranscriptions({ secret, count, users, minBytes, prefix, phoneUsers = false, distinct = false }) {
+  if (distinct) return distinctTranscriptions({ secret, count, users, minBytes, prefix });
   // Fixed-width ids keep every body the same size. With `phoneUsers`, each user id is a phone number in
   // E.164 (a caller whose memory lives under their number, as the initiation webhook finds it).
   const convId = (i) => `conv_${prefix}_${String(i).padStart(8, "0")}`;
@@ -114,4 +116,25 @@ export function floorContent(minBytes) {
   const transcript = gzipSync(JSON.stringify(d.transcript));
   const ftsText = d.transcript.map((t) => t.message).filter((t) => typeof t === "string" && t.length > 0).join("\n");
   return { meta, transcriptB64: transcript.toString("base64"), transcriptBytes: transcript.length, ftsText, summary: a.transcript_summary ?? null };
+}
+
+/**
+ * Like `signedTranscriptions`, but every conversation's messages and summary are distinct text of
+ * the same lengths (bench/lib/text.mjs): for measuring bytes stored, where repeated text would
+ * compress and index unrealistically well. Each body is built and signed before the run.
+ */
+function distinctTranscriptions({ secret, count, users, minBytes, prefix }) {
+  const convId = (i) => `conv_${prefix}_${String(i).padStart(8, "0")}`;
+  const userId = (i) => `user_${prefix}_${String(i % users).padStart(6, "0")}`;
+  const startedAt = Math.floor(Date.now() / 1000) - 3600;
+  const t = Math.floor(Date.now() / 1000);
+  const bodies = [];
+  let turns = 0;
+  for (let i = 0; i < count; i++) {
+    const event = rewriteMessages(paddedTranscription(minBytes, { conversationId: convId(i), userId: userId(i), startedAt }), i + 1);
+    turns = event.data.transcript.length;
+    const body = Buffer.from(JSON.stringify(event));
+    bodies.push({ body, signature: signatureHeader(secret, body, t) });
+  }
+  return { count, size: bodies[0]?.body.length ?? 0, turns, signedAt: t, conversationId: convId, userId, request: (i) => bodies[i] };
 }

@@ -43,7 +43,7 @@ interface FloorEnv {
 /** The floor's D1 tables: one row per conversation, its search document, the directory, audio links. */
 const D1_SCHEMA = [
   "CREATE TABLE IF NOT EXISTS floor_conversations (conversation_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, started_at INTEGER NOT NULL, meta TEXT NOT NULL, transcript BLOB NOT NULL)",
-  "CREATE VIRTUAL TABLE IF NOT EXISTS floor_conversations_fts USING fts5(body, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2')",
+  "CREATE VIRTUAL TABLE IF NOT EXISTS floor_conversations_fts USING fts5(body, content='', contentless_delete=1, detail='none', tokenize='unicode61 remove_diacritics 2')",
   "CREATE TABLE IF NOT EXISTS floor_users (user_id TEXT PRIMARY KEY, first_call_at INTEGER NOT NULL, last_call_at INTEGER NOT NULL, conversation_count INTEGER NOT NULL)",
   "CREATE TABLE IF NOT EXISTS floor_audio (conversation_id TEXT PRIMARY KEY, r2_key TEXT NOT NULL)",
 ];

@@ -32,14 +32,21 @@ function queryWords(q: string): string[] {
   );
 }
 
+/** What the index's tokenizer (unicode61) takes for a token: letters, digits and private-use characters. */
+const TOKEN = /[\p{L}\p{N}\p{Co}]+/gu;
+
 /**
- * Turns what a person typed into an FTS5 query that cannot be a syntax error: each word becomes a
- * quoted phrase (so AND, OR, NEAR, *, : and quotes are just text), the last one a prefix match.
+ * Turns what a person typed into an FTS5 query that cannot be a syntax error: each token becomes a
+ * quoted one-token phrase (so AND, OR, NEAR, *, : and quotes are just text, and the index needs no
+ * positions: it is `detail = 'none'`, which refuses phrases of several tokens), all of them required,
+ * the last one a prefix match. A word the tokenizer splits ("e-mail") becomes its tokens.
  */
 export function ftsQuery(q: string): string | null {
-  const words = queryWords(q);
-  if (words.length === 0) return null;
-  return words.map((w, i) => `"${w}"${i === words.length - 1 ? "*" : ""}`).join(" ");
+  const tokens = queryWords(q)
+    .flatMap((w) => [...w.normalize("NFC").matchAll(TOKEN)].map((m) => m[0]))
+    .slice(0, MAX_QUERY_WORDS);
+  if (tokens.length === 0) return null;
+  return tokens.map((t, i) => `"${t}"${i === tokens.length - 1 ? "*" : ""}`).join(" ");
 }
 
 export interface SearchHit {

@@ -1,9 +1,9 @@
-// Only the storage cost part of `npm run bench` (bench/lib/cost.mjs, as bench/run.mjs calls it): about 15 s.
-// `node scripts/cost-only.mjs` (COST_CALLS=400 by default). Prints the table and the two D1 figures.
+#!/usr/bin/env node
+// `npm run bench:cost`: only the storage cost part of `npm run bench` (bench/lib/cost.mjs, called as
+// bench/run.mjs calls it), in about 15 s. COST_CALLS=400 by default. Prints the table and the D1 figures.
 process.env.WRANGLER_SEND_METRICS = "false";
 process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
-const root = new URL("../", import.meta.url).pathname;
-const { runCostModel } = await import(`${root}/bench/lib/cost.mjs`);
+const { runCostModel } = await import("./lib/cost.mjs");
 const started = Date.now();
 const log = (...a) => console.error(`[${((Date.now() - started) / 1000).toFixed(1)}s]`, ...a);
 const calls = Number(process.env.COST_CALLS ?? 400);
