@@ -8,6 +8,7 @@
  * The object's alarm is armed for (oldest conversation's start + RETENTION_DAYS); the daily sweep
  * (src/memory/sweep.ts) catches objects whose alarm was never armed.
  */
+import { config } from "../lib/config";
 import type { Env } from "../lib/env";
 import { addCounts, eraseConversations, zeroCounts } from "../storage/erase";
 import { expiredOfUser, expiredUnattributedAmong, oldestStartOfUser, oldestUnattributedStartAmong } from "../storage/expiry";
@@ -15,13 +16,55 @@ import { seenTranscriptions } from "./dedupe";
 import { conversationObject } from "./objects";
 import { forgetBefore, profileUser } from "./profile";
 import type { RetentionReport } from "./roles";
-import { LIMITS, retentionAnchor, setRetentionAnchor } from "./schema";
+import { scheduleAlarm } from "./outbox";
+import { erasingSince, LIMITS, retentionAnchor, setRetentionAnchor } from "./schema";
 
 export interface RetentionContext {
   env: Env;
   storage: DurableObjectStorage;
   /** Wipes this object (a conversation's own object, once its conversation has expired). */
   forgetOwn(conversationId: string): Promise<unknown>;
+}
+
+export interface ObjectRetention extends RetentionContext {
+  /** Whether the object has any tables. */
+  exists(): boolean;
+  /** Tells the object that what it holds may have changed (src/memory/user-memory.ts `served`). */
+  changed(): void;
+}
+
+/** When retention cannot reach D1 or R2, the alarm tries again after this long. */
+const RETENTION_RETRY_MS = 5 * 60 * 1000;
+
+/**
+ * Applies retention to the object now (with `force`, whatever the anchor says: the daily sweep),
+ * then arms the alarm for what remains: at once when there is more than one call's worth, else
+ * when the next conversation expires.
+ */
+export async function applyRetention(ctx: ObjectRetention, nowMs: number, force: boolean): Promise<RetentionReport> {
+  const days = config(ctx.env).retentionDays;
+  if (days === null) return { counts: zeroCounts(), more: false, skipped: "off" };
+  if (!ctx.exists()) return { counts: zeroCounts(), more: false, skipped: "no_memory" };
+  if (erasingSince(ctx.storage.sql) !== null) return { counts: zeroCounts(), more: false, skipped: "erasing" };
+  let report: RetentionReport;
+  try {
+    report = await expire(ctx, nowMs, days, force);
+  } finally {
+    ctx.changed();
+  }
+  const due = report.more ? nowMs : ctx.exists() ? retentionDueMs(ctx.storage.sql, days) : null;
+  if (due !== null) await scheduleAlarm(ctx.storage, due);
+  return report;
+}
+
+/** The alarm's share: retention when due; a failure is retried by the alarm later rather than thrown. */
+export async function retentionFromAlarm(ctx: ObjectRetention, nowMs: number): Promise<void> {
+  try {
+    await applyRetention(ctx, nowMs, false);
+  } catch (err) {
+    console.warn(`retention failed: ${err instanceof Error ? err.message : String(err)}`);
+    await scheduleAlarm(ctx.storage, nowMs + RETENTION_RETRY_MS);
+  }
 }
 
 /** When retention is next due (ms), or null when nothing delivered is left to expire. */

@@ -11,11 +11,9 @@
  * that have expired, then re-arms itself for whichever comes first.
  */
 import { DurableObject } from "cloudflare:workers";
-import { config } from "../lib/config";
 import type { Env } from "../lib/env";
 import type { CallFailureRecord, ConversationRecord } from "../records/payload";
 import type { AudioLink } from "../storage/audio";
-import { zeroCounts } from "../storage/erase";
 import * as audioLinks from "./audio-links";
 import { isDuplicate, markSeen, trimSeen } from "./dedupe";
 import { deliver } from "./deliveries";
@@ -24,13 +22,11 @@ import { kindOfName } from "./objects";
 import * as outbox from "./outbox";
 import * as phones from "./phone-links";
 import * as profile from "./profile";
-import { expire, retentionDueMs } from "./retention";
+import { applyRetention, retentionFromAlarm } from "./retention";
 import type * as roles from "./roles";
 import { countRows, erasingSince, retentionAnchor, Schema } from "./schema";
 import { EMPTY_SNAPSHOT, type MemorySnapshot } from "./variables";
 
-/** When retention cannot reach D1 or R2, the alarm tries again after this long. */
-const RETENTION_RETRY_MS = 5 * 60 * 1000;
 /** When the alarm handler itself fails (not one item), try the whole run again after this long. */
 const ALARM_RETRY_MS = 60 * 1000;
 
@@ -43,6 +39,14 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
   private readonly sql: SqlStorage;
   private readonly schema: Schema;
   private flushing: Promise<roles.FlushReport> | null = null;
+  /**
+   * What a read serves (the snapshot and the number's owner), kept in memory between writes. Safe
+   * because this instance is the only writer of its storage: every method that changes what it
+   * holds calls `changed()` once the change is committed, before it awaits anything. Unlike the
+   * per-isolate CONTEXT_CACHE_SECONDS cache, it can never be stale. It saves a context read three SQL
+   * statements (bench:profile).
+   */
+  private served: { snapshot: MemorySnapshot; linkedTo: string | null } | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -82,6 +86,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
       profile.compact(this.sql, r.userId !== null && r.facts.length > 0);
       trimSeen(this.sql);
     });
+    this.changed();
     await outbox.scheduleAlarm(this.ctx.storage, Date.now());
     return { duplicate: false };
   }
@@ -158,15 +163,26 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
   /** What the next conversation needs. Never writes. */
   async snapshot(): Promise<MemorySnapshot> {
     this.expect(USERS, "snapshot");
-    return this.schema.exists() ? profile.readSnapshot(this.sql) : EMPTY_SNAPSHOT;
+    return this.read()?.snapshot ?? EMPTY_SNAPSHOT;
   }
 
   /** For the initiation webhook, in one round trip: the app user the number is linked to, or the number's own snapshot. */
   async resolveCaller(): Promise<{ linkedTo: string | null; snapshot: MemorySnapshot }> {
     this.expect(PHONE, "resolveCaller");
-    if (!this.schema.exists()) return { linkedTo: null, snapshot: EMPTY_SNAPSHOT };
-    const owner = phones.ownerRow(this.sql)?.user_id ?? null;
-    return owner !== null ? { linkedTo: owner, snapshot: EMPTY_SNAPSHOT } : { linkedTo: null, snapshot: profile.readSnapshot(this.sql) };
+    const served = this.read();
+    if (served === null) return { linkedTo: null, snapshot: EMPTY_SNAPSHOT };
+    return served.linkedTo !== null ? { linkedTo: served.linkedTo, snapshot: EMPTY_SNAPSHOT } : { linkedTo: null, snapshot: served.snapshot };
+  }
+
+  /** The snapshot and the number's owner, from memory when nothing changed since they were read; null with no storage. */
+  private read(): { snapshot: MemorySnapshot; linkedTo: string | null } | null {
+    if (!this.schema.exists()) return null;
+    this.served ??= { snapshot: profile.readSnapshot(this.sql), linkedTo: phones.ownerRow(this.sql)?.user_id ?? null };
+    return this.served;
+  }
+
+  private changed(): void {
+    this.served = null;
   }
 
   /** Everything this memory holds, or null when it holds nothing. Never writes. */
@@ -190,6 +206,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     const now = Math.floor(Date.now() / 1000);
     this.schema.ensure(now);
     const res = this.ctx.storage.transactionSync(() => phones.setOwner(this.sql, input, now));
+    this.changed();
     if (res.notified) await outbox.scheduleAlarm(this.ctx.storage, Date.now());
     return { owner: res.owner, applied: res.applied };
   }
@@ -201,6 +218,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     if (phones.ownerRow(this.sql)?.user_id !== userId) return { removed: false };
     if (via === "erasure" && phones.holdsOnlyALink(this.sql)) await this.wipe();
     else phones.clearOwner(this.sql, at, via, Math.floor(Date.now() / 1000));
+    this.changed();
     return { removed: true };
   }
 
@@ -220,7 +238,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
   override async alarm(): Promise<void> {
     try {
       await this.flush();
-      await this.upkeep(Date.now());
+      await retentionFromAlarm(this.retention(), Date.now());
     } catch (err) {
       // Failures of single items are handled inside the run; this is the run itself failing. The
       // runtime retries a throwing alarm only a few times before dropping it, which would strand
@@ -254,44 +272,28 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     while (this.flushing) await this.flushing.catch(() => {});
   }
 
-  private async upkeep(nowMs: number): Promise<void> {
-    if (!this.schema.exists() || erasingSince(this.sql) !== null) return;
-    const days = config(this.env).retentionDays;
-    if (days === null) return;
-    try {
-      const { more } = await expire(this.retention(), nowMs, days, false);
-      const due = more ? nowMs : this.schema.exists() ? retentionDueMs(this.sql, days) : null;
-      if (due !== null) await outbox.scheduleAlarm(this.ctx.storage, due);
-    } catch (err) {
-      console.warn(`retention failed: ${err instanceof Error ? err.message : String(err)}`);
-      await outbox.scheduleAlarm(this.ctx.storage, nowMs + RETENTION_RETRY_MS);
-    }
-  }
-
   private retention() {
-    return { env: this.env, storage: this.ctx.storage, forgetOwn: (id: string) => this.forgetConversation(id) };
+    const ctx = { env: this.env, storage: this.ctx.storage, forgetOwn: (id: string) => this.forgetConversation(id) };
+    return { ...ctx, exists: () => this.schema.exists(), changed: () => this.changed() };
   }
 
   /** Applies retention now, whatever the anchor says (the daily sweep). Continues by alarm when there is more. */
   async applyRetention(): Promise<roles.RetentionReport> {
-    const days = config(this.env).retentionDays;
-    if (days === null) return { counts: zeroCounts(), more: false, skipped: "off" };
-    if (!this.schema.exists()) return { counts: zeroCounts(), more: false, skipped: "no_memory" };
-    if (erasingSince(this.sql) !== null) return { counts: zeroCounts(), more: false, skipped: "erasing" };
-    const now = Date.now();
-    const report = await expire(this.retention(), now, days, true);
-    const due = report.more ? now : this.schema.exists() ? retentionDueMs(this.sql, days) : null;
-    if (due !== null) await outbox.scheduleAlarm(this.ctx.storage, due);
-    return report;
+    return applyRetention(this.retention(), Date.now(), true);
   }
 
   /** One step of erasing this user everywhere (DELETE /v1/users/:userId). Call until `done`. */
   async erase(userId: string): Promise<roles.EraseStep> {
     this.expect(USERS, "erase");
-    return eraseStep(
-      { env: this.env, storage: this.ctx.storage, hasSchema: () => this.schema.exists(), settle: () => this.settle(), wipe: () => this.wipe() },
-      userId,
-    );
+    try {
+      return await eraseStep(
+        { env: this.env, storage: this.ctx.storage, hasSchema: () => this.schema.exists(), settle: () => this.settle(), wipe: () => this.wipe() },
+        userId,
+      );
+    } finally {
+      // A number's erasure releases its owner row before the wipe.
+      this.changed();
+    }
   }
 
   /** Drops every table and the alarm (in SQLite-backed objects deleteAll() drops the tables too); returns the rows held. */
@@ -300,6 +302,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.schema.reset();
+    this.changed();
     return rows;
   }
 }
