@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { normaliseCallFailure, normaliseTranscription, normaliseTurns, parseEnvelope, firstSentence } from "../src/records/payload";
+import { normaliseCallFailure, normaliseForMemory, normaliseTranscription, normaliseTurns, parseEnvelope, firstSentence } from "../src/records/payload";
 import { normalisePhone, resolveUser } from "../src/records/identity";
 import { ApiError } from "../src/lib/errors";
 import fixture from "./fixtures/transcription.json";
@@ -81,6 +81,21 @@ describe("normaliseTranscription", () => {
     const e = structuredClone(fixture) as any;
     e.data.conversation_initiation_client_data.dynamic_variables.customer_ref = 1234;
     expect(normaliseTranscription(envelopeOf(e), { ...opts, userIdVariable: "customer_ref" }).userId).toBe("1234");
+  });
+});
+
+describe("normaliseForMemory", () => {
+  it("is the whole record without the transcript and the evaluation, which only D1 needs", () => {
+    const envelope = parseEnvelope(new TextEncoder().encode(JSON.stringify(fixture)));
+    const opts = { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: 1_700_000_000 };
+    const whole = normaliseTranscription(envelope, opts);
+    const memory = normaliseForMemory(envelope, opts);
+    expect(whole.turns.length).toBeGreaterThan(0);
+    expect(Object.keys(whole.evaluation).length).toBeGreaterThan(0);
+    expect(memory).not.toHaveProperty("turns");
+    expect(memory).not.toHaveProperty("evaluation");
+    const { turns: _turns, evaluation: _evaluation, ...rest } = whole;
+    expect(memory).toEqual(rest);
   });
 });
 

@@ -4,7 +4,7 @@
  * into a stub.
  */
 import type { Env } from "../lib/env";
-import type { ConversationRecord } from "../records/payload";
+import type { MemoryRecord } from "../records/payload";
 import { contextCache } from "./context-cache";
 import type { ConversationObject, ObjectKind, PhoneObject, UserObject } from "./roles";
 
@@ -53,10 +53,10 @@ export function ownerOf(env: Env, userId: string | null, conversationId: string)
  */
 export async function recordTranscription(
   env: Env,
-  record: ConversationRecord,
+  record: MemoryRecord,
   raw: Uint8Array,
   receivedAt: number,
-): Promise<{ duplicate: boolean; record: ConversationRecord }> {
+): Promise<{ duplicate: boolean; record: MemoryRecord }> {
   const first = await ownerOf(env, record.userId, record.conversationId).recordConversation({ record, raw, receivedAt });
   let stored = record;
   let duplicate = first.duplicate;

@@ -14,7 +14,7 @@
  */
 import type { Env } from "../lib/env";
 import { ApiError } from "../lib/errors";
-import type { ConversationRecord } from "../records/payload";
+import type { MemoryRecord } from "../records/payload";
 import { contextCache } from "./context-cache";
 import { phoneObject, userObject } from "./objects";
 import { enqueue } from "./outbox";
@@ -29,14 +29,14 @@ const LINKING_SOURCES = new Set(["user_id", "client_data_user_id", "dynamic_vari
  * the user already lists that number. The user id must come from the app (not from the number
  * itself), and a user id equal to the number is not a link.
  */
-export function shouldLink(sql: SqlStorage, r: ConversationRecord): r is ConversationRecord & { userId: string; phoneNumber: string } {
+export function shouldLink(sql: SqlStorage, r: MemoryRecord): r is MemoryRecord & { userId: string; phoneNumber: string } {
   if (r.userId === null || r.phoneNumber === null || r.userId === r.phoneNumber) return false;
   if (r.userIdSource === null || !LINKING_SOURCES.has(r.userIdSource)) return false;
   return sql.exec("SELECT 1 FROM phones WHERE phone_number = ?", r.phoneNumber).toArray().length === 0;
 }
 
 /** Lists the conversation's number as this user's (reverse index first), and queues telling the number. */
-export function linkFromConversation(sql: SqlStorage, r: ConversationRecord & { userId: string; phoneNumber: string }, now: number): void {
+export function linkFromConversation(sql: SqlStorage, r: MemoryRecord & { userId: string; phoneNumber: string }, now: number): void {
   sql.exec(
     "INSERT OR IGNORE INTO phones (phone_number, linked_at, via, conversation_id) VALUES (?, ?, 'conversation', ?)",
     r.phoneNumber,

@@ -4,7 +4,7 @@
  * takes the object's SqlStorage; writers run inside the caller's transaction.
  */
 import type { VariableValue } from "../lib/config";
-import type { ConversationRecord } from "../records/payload";
+import type { MemoryRecord } from "../records/payload";
 import type { MemoryView } from "./roles";
 import { LIMITS } from "./schema";
 import { EMPTY_SNAPSHOT, type MemorySnapshot } from "./variables";
@@ -13,7 +13,7 @@ const isScalar = (v: unknown): v is VariableValue =>
   typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v));
 
 /** Updates profile counters, the recent-conversation list and facts. */
-export function remember(sql: SqlStorage, r: ConversationRecord, now: number): void {
+export function remember(sql: SqlStorage, r: MemoryRecord, now: number): void {
   sql.exec(
     `UPDATE profile SET
        user_id = coalesce(user_id, ?),

@@ -9,7 +9,7 @@
  *   user:<+E164>            a phone number: a phone-only caller's memory, plus who owns the number
  *   conversation:<id>       a conversation with no user, call failures, and every audio link
  */
-import type { CallFailureRecord, ConversationRecord } from "../records/payload";
+import type { CallFailureRecord, MemoryRecord } from "../records/payload";
 import type { AudioLink } from "../storage/audio";
 import type { EraseCounts } from "../storage/erase";
 import type { MemorySnapshot } from "./variables";
@@ -126,7 +126,7 @@ export interface AnyObject {
 
 /** `user:<id>`: a user's memory. */
 export interface UserObject extends AnyObject {
-  recordConversation(input: { record: ConversationRecord; raw: Uint8Array; receivedAt: number }): Promise<RecordResult>;
+  recordConversation(input: { record: MemoryRecord; raw: Uint8Array; receivedAt: number }): Promise<RecordResult>;
   snapshot(): Promise<MemorySnapshot>;
   describe(): Promise<MemoryView | null>;
   markAudio(conversationId: string): Promise<void>;
@@ -144,7 +144,7 @@ export interface PhoneObject extends UserObject {
 
 /** `conversation:<id>`: a conversation with no user, its call failure, and its audio link. */
 export interface ConversationObject extends AnyObject {
-  recordConversation(input: { record: ConversationRecord; raw: Uint8Array; receivedAt: number }): Promise<RecordResult>;
+  recordConversation(input: { record: MemoryRecord; raw: Uint8Array; receivedAt: number }): Promise<RecordResult>;
   recordCallFailure(input: { record: CallFailureRecord; receivedAt: number }): Promise<RecordResult>;
   recordAudio(link: AudioLink): Promise<RecordResult>;
   audioLink(conversationId: string): Promise<AudioLink | null>;

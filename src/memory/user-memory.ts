@@ -12,7 +12,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../lib/env";
-import type { CallFailureRecord, ConversationRecord } from "../records/payload";
+import type { CallFailureRecord, MemoryRecord } from "../records/payload";
 import type { AudioLink } from "../storage/audio";
 import * as audioLinks from "./audio-links";
 import { isDuplicate, markSeen, trimSeen } from "./dedupe";
@@ -64,7 +64,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
   // ---- recording events ----------------------------------------------------------------------------
 
   /** Commits a transcription: delivery record, memory and outbox item in one transaction. */
-  async recordConversation(input: { record: ConversationRecord; raw: Uint8Array; receivedAt: number }): Promise<roles.RecordResult> {
+  async recordConversation(input: { record: MemoryRecord; raw: Uint8Array; receivedAt: number }): Promise<roles.RecordResult> {
     this.expect(ALL, "recordConversation");
     const { record: r, raw, receivedAt } = input;
     if (r.userIdSource === "phone_number" && this.schema.exists()) {

@@ -165,11 +165,26 @@ export function identityOf(
   );
 }
 
-export function normaliseTranscription(
-  envelope: Envelope,
-  opts: { userIdVariable: string; defaultCountryCode: string; nowSeconds: number },
-): ConversationRecord {
+/**
+ * What the webhook's answer and the user's memory need of a transcription: everything but the
+ * transcript and the evaluation, which only the delivery to D1 needs (it rebuilds the whole record
+ * from the raw bytes, `conversationRecord`). Normalising turns and carrying them over the Durable
+ * Object RPC cost the request path work nothing there used.
+ */
+export type MemoryRecord = Omit<ConversationRecord, "turns" | "evaluation">;
+
+type NormaliseOptions = { userIdVariable: string; defaultCountryCode: string; nowSeconds: number };
+
+/** The memory's share of a transcription, with its owner resolved (the webhook's path). */
+export function normaliseForMemory(envelope: Envelope, opts: NormaliseOptions): MemoryRecord {
   // Ids are checked before the user, so a payload with neither is refused for its ids.
+  conversationIdOf(envelope.data);
+  agentIdOf(envelope.data);
+  return memoryRecord(envelope, identityOf(envelope, opts), opts.nowSeconds);
+}
+
+/** The whole record of a transcription, with its owner resolved. */
+export function normaliseTranscription(envelope: Envelope, opts: NormaliseOptions): ConversationRecord {
   conversationIdOf(envelope.data);
   agentIdOf(envelope.data);
   return conversationRecord(envelope, identityOf(envelope, opts), opts.nowSeconds);
@@ -180,6 +195,21 @@ export function normaliseTranscription(
  * can rebuild a record from the raw bytes it kept instead of storing a second, larger copy.
  */
 export function conversationRecord(envelope: Envelope, user: ResolvedUser, nowSeconds: number): ConversationRecord {
+  const analysis = obj(envelope.data["analysis"]);
+  // fromEntries defines own properties, so an id such as "__proto__" stays an ordinary key (an
+  // assignment would set the prototype instead; a null-prototype object cannot cross an RPC).
+  const evaluation: Record<string, Json> = Object.fromEntries(
+    Object.entries(obj(analysis["evaluation_criteria_results"]))
+      .filter((e): e is [string, Obj] => isObj(e[1]))
+      .map(([key, entry]) => [
+        clip(key, RECORD_LIMITS.labelChars)!,
+        { result: clip(str(entry["result"]), RECORD_LIMITS.labelChars), rationale: clip(str(entry["rationale"]), RECORD_LIMITS.textChars) },
+      ]),
+  );
+  return { ...memoryRecord(envelope, user, nowSeconds), evaluation, turns: normaliseTurns(envelope.data["transcript"]) };
+}
+
+function memoryRecord(envelope: Envelope, user: ResolvedUser, nowSeconds: number): MemoryRecord {
   const data = envelope.data;
   const conversationId = conversationIdOf(data);
   const agentId = agentIdOf(data);
@@ -195,17 +225,6 @@ export function conversationRecord(envelope: Envelope, user: ResolvedUser, nowSe
     if (value === null || value === undefined || (typeof value === "string" && value.trim() === "")) continue;
     facts.push({ id, value: boundedJson(typeof value === "string" ? clip(value, RECORD_LIMITS.textChars) : value) as Json });
   }
-  // fromEntries defines own properties, so an id such as "__proto__" stays an ordinary key (an
-  // assignment would set the prototype instead; a null-prototype object cannot cross an RPC).
-  const evaluation: Record<string, Json> = Object.fromEntries(
-    Object.entries(obj(analysis["evaluation_criteria_results"]))
-      .filter((e): e is [string, Obj] => isObj(e[1]))
-      .map(([key, entry]) => [
-        clip(key, RECORD_LIMITS.labelChars)!,
-        { result: clip(str(entry["result"]), RECORD_LIMITS.labelChars), rationale: clip(str(entry["rationale"]), RECORD_LIMITS.textChars) },
-      ]),
-  );
-
   const startedAt = unixSeconds(metadata["start_time_unix_secs"]) ?? envelope.eventTimestamp ?? nowSeconds;
   const label = (v: unknown) => clip(nonEmpty(v), RECORD_LIMITS.labelChars);
   return {
@@ -225,9 +244,7 @@ export function conversationRecord(envelope: Envelope, user: ResolvedUser, nowSe
     callSuccessful: label(analysis["call_successful"]),
     terminationReason: label(metadata["termination_reason"]),
     mainLanguage: label(metadata["main_language"]),
-    evaluation,
     facts,
-    turns: normaliseTurns(data["transcript"]),
     eventTimestamp: envelope.eventTimestamp,
   };
 }

@@ -15,7 +15,7 @@ import { AudioUpload } from "../storage/audio-upload";
 import { newAudioKey } from "../records/keys";
 import { storeAudio } from "./audio";
 import { ingestBody } from "./ingest";
-import { normaliseCallFailure, normaliseTranscription, parseEnvelope, type Envelope } from "../records/payload";
+import { normaliseCallFailure, normaliseForMemory, parseEnvelope, type Envelope } from "../records/payload";
 import { checkHeader, signatureMismatch, verifyParsed, type SignatureHeader, type VerifyOptions } from "./signature";
 import { readBody } from "./body";
 import { SignatureCheck } from "./streaming-hmac";
@@ -111,7 +111,7 @@ async function dispatch(env: Env, cfg: Config, envelope: Envelope, raw: Uint8Arr
   const receivedAt = Math.floor(nowMs / 1000);
   switch (envelope.type) {
     case "post_call_transcription": {
-      const record = normaliseTranscription(envelope, {
+      const record = normaliseForMemory(envelope, {
         userIdVariable: cfg.userIdVariable,
         defaultCountryCode: cfg.defaultCountryCode,
         nowSeconds: receivedAt,
