@@ -106,8 +106,9 @@ export async function drainWithAlarm(stub: Stub, rounds = 5): Promise<number> {
       return pending;
     });
     if (pending === 0) return i;
-    // A failed run always re-arms the alarm, and a fresh item arms it: there is one to run.
-    await runDurableObjectAlarm(stub);
+    // A failed run always re-arms the alarm, and a fresh item arms it: there is one to run, unless
+    // the runtime has just started it by itself. Then flush() waits for that run, and runs again.
+    if (!(await runDurableObjectAlarm(stub))) await runInDurableObject(stub, (instance) => (instance as unknown as UserMemory).flush());
   }
   throw new Error(`outbox not drained after ${rounds} alarm runs`);
 }
