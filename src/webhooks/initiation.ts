@@ -43,6 +43,9 @@ function scalar(v: unknown): string | null {
   return null;
 }
 
+// Stateless for whole-buffer decoding, so one instance serves every request.
+const lenientUtf8 = new TextDecoder("utf-8", { fatal: false, ignoreBOM: false });
+
 /**
  * Reads the request's fields from JSON or `application/x-www-form-urlencoded` (the encoding is not
  * documented). The Content-Type is a hint only: a body that looks like a JSON object is read as JSON
@@ -51,7 +54,7 @@ function scalar(v: unknown): string | null {
  */
 export function parseInitiation(body: Uint8Array, contentType: string | null): InitiationRequest {
   const out: InitiationRequest = { callerId: null, agentId: null, calledNumber: null, callSid: null, conversationId: null };
-  const text = new TextDecoder("utf-8", { fatal: false, ignoreBOM: false }).decode(body).trim();
+  const text = lenientUtf8.decode(body).trim();
   if (text === "") return out;
   const saysJson = /\bjson\b/i.test(contentType ?? "");
   const saysForm = /x-www-form-urlencoded/i.test(contentType ?? "");
