@@ -3,7 +3,7 @@
 // in one isolate in workerd) while it ingests signed transcriptions, then the functions that cost the
 // most, by self time and by inclusive time for postcall's own code. Writes bench/.build/ingest.cpuprofile
 // (open it in Chrome DevTools > Performance). Settings: PROFILE_REQUESTS (3000), PROFILE_SCENARIO
-// (ingest | context).
+// (ingest | context | initiation).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -38,6 +38,14 @@ const ingest = () => {
 };
 let c = 0;
 const context = () => ({ method: "GET", path: `/v1/users/${pool.userId(c++ % 1000)}/context`, headers: { authorization: `Bearer ${API_KEY}` } });
+// Callers whose numbers have no memory of their own: the answer is the defaults (one RPC, no SQL after the first).
+const initiation = () => ({
+  method: "POST",
+  path: "/webhooks/elevenlabs/initiation",
+  headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
+  body: JSON.stringify({ caller_id: `+1415${String(c++ % 1000).padStart(7, "0")}`, agent_id: "agent_bench", called_number: "+14155550000", call_sid: `CA${c}` }),
+});
+const scenarios = { ingest, context, initiation };
 
 // Warm up (and, for context, give the users a history), then profile.
 await load({ url: w.url, connections: 32, amount: REQUESTS, next: ingest });
@@ -60,7 +68,7 @@ const send = (method, params = {}) =>
 await send("Profiler.enable");
 await send("Profiler.setSamplingInterval", { interval: 50 });
 await send("Profiler.start");
-const r = await load({ url: w.url, connections: 32, amount: REQUESTS, next: SCENARIO === "context" ? context : ingest });
+const r = await load({ url: w.url, connections: 32, amount: REQUESTS, next: scenarios[SCENARIO] ?? ingest });
 const { result } = await send("Profiler.stop");
 ws.close();
 const profile = result.profile;

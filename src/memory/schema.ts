@@ -121,17 +121,22 @@ export const LIMITS = {
 /**
  * Whether the object's tables exist, upgrading an older object's on first sight. `exists()` never
  * creates anything; `ensure()` creates the tables on a first write. The answer is cached for the
- * object's lifetime, and `reset()` forgets it after a wipe.
+ * object's lifetime, "no tables" included (only `ensure()` in this instance can create them: it is
+ * their only writer), so an unknown caller's rings cost no SQL after the first; `reset()` forgets it
+ * after a wipe.
  */
 export class Schema {
-  private ready = false;
+  private state: "unknown" | "absent" | "ready" = "unknown";
 
   constructor(private readonly storage: DurableObjectStorage) {}
 
   exists(): boolean {
-    if (this.ready) return true;
+    if (this.state !== "unknown") return this.state === "ready";
     const sql = this.storage.sql;
-    if (sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'profile'").toArray().length === 0) return false;
+    if (sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'profile'").toArray().length === 0) {
+      this.state = "absent";
+      return false;
+    }
     const version = sql.exec<{ v: number }>("SELECT schema_version AS v FROM profile WHERE id = 1").toArray()[0]?.v ?? 0;
     if (version < MEMORY_SCHEMA_VERSION) {
       this.storage.transactionSync(() => {
@@ -140,7 +145,7 @@ export class Schema {
         sql.exec("UPDATE profile SET schema_version = ? WHERE id = 1", MEMORY_SCHEMA_VERSION);
       });
     }
-    this.ready = true;
+    this.state = "ready";
     return true;
   }
 
@@ -153,11 +158,11 @@ export class Schema {
       sql.exec("INSERT OR IGNORE INTO profile (id, schema_version, created_at, updated_at) VALUES (1, ?, ?, ?)", MEMORY_SCHEMA_VERSION, now, now);
       sql.exec("INSERT OR IGNORE INTO upkeep (id) VALUES (1)");
     });
-    this.ready = true;
+    this.state = "ready";
   }
 
   reset(): void {
-    this.ready = false;
+    this.state = "unknown";
   }
 }
 
