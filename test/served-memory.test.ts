@@ -23,6 +23,19 @@ const callerVariables = async (phone: string) =>
   }>());
 
 describe("what a read serves follows every write at once", () => {
+  it("a first write after reads found no storage at all", async () => {
+    const userId = uid("served");
+    expect(await context(userId)).toEqual(FIRST_TIME_CONTEXT);
+    await ingest(userId, { title: "Very first topic" });
+    expect(await context(userId)).toMatchObject({ call_count: 1, previous_topics: "Very first topic" });
+
+    const phone = phoneNumber();
+    expect((await callerVariables(phone)).dynamic_variables["call_count"]).toBe(0);
+    const call = transcription({ userId: null, externalNumber: phone, title: "First ring" });
+    expect((await postWebhook(call)).status).toBe(200);
+    expect((await callerVariables(phone)).dynamic_variables).toMatchObject({ call_count: 1, previous_topics: "First ring" });
+  });
+
   it("a new conversation", async () => {
     const userId = uid("served");
     await ingest(userId, { title: "First topic" });
