@@ -8,7 +8,7 @@ import type { Env } from "../lib/env";
 import { ApiError, notFound } from "../lib/errors";
 import { conversationObject } from "../memory/objects";
 import { AUDIO_CONTENT_TYPE } from "../storage/audio-upload";
-import { findAudioLink, type AudioLink } from "../storage/audio";
+import { findAudioLink, readAudioObject, type AudioLink } from "../storage/audio";
 import { noneMatch, parseRange } from "./range";
 
 const noAudio = () => notFound("audio_not_found", "No audio is stored for this conversation.");
@@ -49,10 +49,7 @@ export async function getAudio(request: Request, env: Env, conversationId: strin
       "Content-Range": `bytes */${size}`,
     });
   }
-  const object = await env.AUDIO.get(
-    link.key,
-    range.kind === "partial" ? { range: { offset: range.start, length: range.end - range.start + 1 } } : {},
-  );
+  const object = await readAudioObject(env.AUDIO, link.key, range.kind === "partial" ? range : undefined);
   if (!object) throw noAudio();
   headers.set("Content-Type", AUDIO_CONTENT_TYPE);
   if (range.kind === "partial") {

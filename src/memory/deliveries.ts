@@ -5,7 +5,7 @@
  */
 import type { Env } from "../lib/env";
 import { conversationRecord, parseEnvelope } from "../records/payload";
-import { storeAudioRow } from "../storage/audio";
+import { deleteAudioObjects, storeAudioRow } from "../storage/audio";
 import { storeCallFailure, storeConversation } from "../storage/conversations";
 import { putTranscript } from "../storage/transcripts";
 import { phoneObject, userObject } from "./objects";
@@ -48,7 +48,7 @@ const HANDLERS: { [K in OutboxKind]: Handler<K> } = {
   },
 
   async audio_discard({ env }, item) {
-    await env.AUDIO.delete(item.key);
+    await deleteAudioObjects(env.AUDIO, item.key);
   },
 
   async link({ env, sql }, item) {

@@ -13,7 +13,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../lib/env";
 import type { CallFailureRecord, MemoryRecord } from "../records/payload";
-import type { AudioLink } from "../storage/audio";
+import { deleteAudioObjects, type AudioLink } from "../storage/audio";
 import * as audioLinks from "./audio-links";
 import { isDuplicate, markSeen, trimSeen } from "./dedupe";
 import { deliver } from "./deliveries";
@@ -148,7 +148,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     this.expect(CONVERSATION, "forgetConversation");
     if (!this.schema.exists()) return 0;
     const keys = audioLinks.linkedKeys(this.sql, conversationId);
-    if (keys.length > 0) await this.env.AUDIO.delete(keys);
+    await deleteAudioObjects(this.env.AUDIO, keys);
     await this.wipe();
     return keys.length;
   }

@@ -59,3 +59,14 @@ export const linkOf = (r: AudioRow): AudioLink => ({
   sha256: r.sha256,
   receivedAt: r.stored_at,
 });
+
+/** The MP3's bytes from R2, whole or the inclusive byte range [start, end]; null when the object is gone. */
+export async function readAudioObject(bucket: R2Bucket, key: string, range?: { start: number; end: number }): Promise<R2ObjectBody | null> {
+  return bucket.get(key, range ? { range: { offset: range.start, length: range.end - range.start + 1 } } : {});
+}
+
+/** Deletes audio objects (a redelivery's extra copy, or a forgotten conversation's). Deleting a missing key is not an error. */
+export async function deleteAudioObjects(bucket: R2Bucket, keys: string | string[]): Promise<void> {
+  if (Array.isArray(keys) && keys.length === 0) return;
+  await bucket.delete(keys);
+}
