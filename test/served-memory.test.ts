@@ -121,4 +121,48 @@ describe("a read during a write's await sees what the write already changed", ()
     expect(during).toHaveLength(1);
     expect(during[0]!.recent.map((c) => c.title)).toEqual(["Recent topic"]);
   });
+
+  it("an erasure of a linked number, while it tells the owner the number is gone", async () => {
+    const owner = uid("served");
+    const phone = phoneNumber();
+    // The number has memory of its own, so its erasure goes through releaseNumber before the wipe.
+    const call = transcription({ userId: null, externalNumber: phone, title: "Phone topic" });
+    expect((await postWebhook(call)).status).toBe(200);
+    await flush(phone, call["data"].conversation_id);
+    expect((await api("PUT", `/v1/users/${u(owner)}/phones/${u(phone)}`)).status).toBe(200);
+    expect((await callerVariables(phone)).user_id).toBe(owner);
+    const during = await runInDurableObject(userMemory(env, phone), async (instance) => {
+      const memory = instance as unknown as UserMemory;
+      const holder = instance as unknown as { env: Env };
+      const original = holder.env;
+      const seen: (string | null)[] = [];
+      const ns = original.USER_MEMORY as unknown as { get(id: DurableObjectId): unknown };
+      const wrapped = new Proxy(ns, {
+        get(target, prop) {
+          const value = Reflect.get(target, prop, target) as unknown;
+          if (prop !== "get") return typeof value === "function" ? value.bind(target) : value;
+          return (id: DurableObjectId) => {
+            const stub = target.get(id) as unknown as { removePhone(p: string, at: number): Promise<unknown> };
+            return new Proxy(stub, {
+              get(s, p) {
+                if (p !== "removePhone") return Reflect.get(s, p);
+                return async (n: string, at: number) => {
+                  seen.push((await memory.resolveCaller()).linkedTo);
+                  return s.removePhone(n, at);
+                };
+              },
+            });
+          };
+        },
+      });
+      holder.env = { ...original, USER_MEMORY: wrapped as unknown as Env["USER_MEMORY"] };
+      try {
+        for (let i = 0; i < 10 && !(await memory.erase(phone)).done; i++);
+      } finally {
+        holder.env = original;
+      }
+      return seen;
+    });
+    expect(during).toEqual([null]);
+  });
 });
