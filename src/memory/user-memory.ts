@@ -287,14 +287,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     this.expect(USERS, "erase");
     try {
       return await eraseStep(
-        {
-          env: this.env,
-          storage: this.ctx.storage,
-          hasSchema: () => this.schema.exists(),
-          settle: () => this.settle(),
-          wipe: () => this.wipe(),
-          changed: () => this.changed(),
-        },
+        { env: this.env, storage: this.ctx.storage, hasSchema: () => this.schema.exists(), settle: () => this.settle(), wipe: () => this.wipe(), changed: () => this.changed() },
         userId,
       );
     } finally {
