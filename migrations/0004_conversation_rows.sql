@@ -5,7 +5,9 @@
 -- SQL cannot compress, so the rows moved here keep their transcript as uncompressed JSON (format 0,
 -- first byte "["); the Worker reads both formats and writes only the compressed one (format 1).
 -- A moved transcript is bounded like a new one, so no row can exceed D1's 2 MB: when a conversation's
--- messages and tool payloads total more than 250,000 characters, its tool payloads are replaced by
+-- messages and tool payloads, plus 32 characters per turn for the turn's own JSON (index, role, time,
+-- feedback: 70,000 one-word turns make no text but a 2.4 MB array), total more than 250,000 characters,
+-- its tool payloads are replaced by
 -- {"truncated":true}, its messages are clipped to an equal share of that total and only its first
 -- 5,000 turns are kept (the complete payload is in R2). Everything else moves unchanged.
 
@@ -67,7 +69,7 @@ SELECT c.conversation_id, c.user_id, c.user_id_source, c.agent_id, c.agent_name,
   c.transcript_key, c.event_timestamp, c.received_at
 FROM conversations_v1 c
 LEFT JOIN (
-  SELECT conversation_id, count(*) AS n, coalesce(sum(length(message)), 0) + coalesce(sum(length(tools)), 0) AS chars
+  SELECT conversation_id, count(*) AS n, coalesce(sum(length(message)), 0) + coalesce(sum(length(tools)), 0) + 32 * count(*) AS chars
   FROM turns GROUP BY conversation_id
 ) s ON s.conversation_id = c.conversation_id
 ORDER BY c.rowid;

@@ -18,6 +18,9 @@ const A = "mig-conv-a";
 const B = "mig-conv-b";
 const EMPTY = "mig-conv-empty";
 const HUGE = "mig-conv-huge";
+const MANY = "mig-conv-many";
+// A conversation of 70,000 one-word turns: little text, but one JSON array of them is about 2.4 MB.
+const MANY_TURNS = 70_000;
 const TOOLS = JSON.stringify({ calls: [{ tool_name: "lookup_order", params: { id: 7 } }], results: [{ ok: true }] });
 
 interface V1Turn {
@@ -96,6 +99,15 @@ beforeAll(async () => {
   await insertV1(B, USER, now - 2000, turnsOfB);
   await insertV1(EMPTY, null, now - 1000, []);
   await insertV1(HUGE, "mig-user-2", now - 500, turnsOfHuge);
+  await insertV1(MANY, "mig-user-3", now - 400, []);
+  await env.DB.prepare("UPDATE conversations SET turn_count = ? WHERE conversation_id = ?").bind(MANY_TURNS, MANY).run();
+  await env.DB.prepare(
+    `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ? - 1)
+     INSERT INTO turns (conversation_id, turn_index, role, message, time_in_call_secs, tools, feedback)
+     SELECT ?, i, CASE i % 2 WHEN 0 THEN 'agent' ELSE 'user' END, CASE WHEN i = 3 THEN 'numbat' ELSE 'ok' END, i, NULL, NULL FROM n`,
+  )
+    .bind(MANY_TURNS, MANY)
+    .run();
   // The v1 index found them (so the data is really in the old layout).
   const v1 = await env.DB.prepare("SELECT count(*) AS n FROM turns_fts WHERE turns_fts MATCH 'wombat'").first<{ n: number }>();
   expect(v1!.n).toBe(2);
@@ -115,6 +127,7 @@ describe("migration 0004 on a v1 database", () => {
       { conversation_id: B, turn_count: 2, first: "5B" },
       { conversation_id: EMPTY, turn_count: 0, first: "5B" },
       { conversation_id: HUGE, turn_count: 70, first: "5B" },
+      { conversation_id: MANY, turn_count: MANY_TURNS, first: "5B" },
     ]);
   });
 
@@ -135,6 +148,16 @@ describe("migration 0004 on a v1 database", () => {
     expect(huge!.transcript[0]!.message!.length).toBe(Math.floor(250_000 / 70));
     const hits = await searchTranscripts(env.DB, "quokka", 10);
     expect(hits!.map((h) => [h.conversation_id, h.turn_index])).toEqual([[HUGE, 69]]);
+  });
+
+  it("bounds a moved transcript of very many short turns (the tuples' own bytes count too)", async () => {
+    const size = await env.DB.prepare("SELECT length(transcript) AS n FROM conversations WHERE conversation_id = ?").bind(MANY).first<{ n: number }>();
+    expect(size!.n).toBeLessThan(2_000_000);
+    const many = await readConversation(env.DB, MANY);
+    expect(many!.transcript.length).toBeGreaterThan(0);
+    expect(many!.transcript[3]).toMatchObject({ index: 3, role: "user", message: "numbat" });
+    const hits = await searchTranscripts(env.DB, "numbat", 10);
+    expect(hits!.map((h) => [h.conversation_id, h.turn_index])).toEqual([[MANY, 3]]);
   });
 
   it("finds moved conversations by their words, with the snippet at the matching turn", async () => {

@@ -3,7 +3,11 @@
  * `served`). Each test reads first, so the memory is filled, then changes the object through each
  * kind of write, and checks that the next read sees the change at once.
  */
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import type { Env } from "../src/lib/env";
+import type { UserMemory } from "../src/memory/user-memory";
+import type { MemorySnapshot } from "../src/memory/variables";
 import { describe, expect, it } from "vitest";
 import { api, apiJson, deliverParked, initiation, pendingConversation, phoneNumber, u } from "./api-helpers";
 import { context, flush, FIRST_TIME_CONTEXT, nowSeconds, postWebhook, transcription, uid } from "./helpers";
@@ -83,5 +87,95 @@ describe("what a read serves follows every write at once", () => {
     expect(await deliverParked(userId)).toBe(0);
     expect((await userMemory(env, userId).applyRetention()).counts.conversations).toBe(1);
     expect((await context(userId))["previous_topics"]).toBe("Recent topic");
+  });
+});
+
+/**
+ * A read that arrives while a write method awaits another service (D1, another object) is answered
+ * at once from `served`: a write method must clear it as soon as it changes what a read serves, not
+ * only when it returns. Each test runs the write inside the object, with the binding it awaits
+ * wrapped so that a read is made at that point, as a concurrent request would be.
+ */
+describe("a read during a write's await sees what the write already changed", () => {
+  it("retention, while it asks D1 for the oldest conversation left", async () => {
+    const userId = uid("served");
+    await pendingConversation(userId, undefined, { title: "Ancient topic", startedAt: nowSeconds() - 4000 * 86_400 });
+    await pendingConversation(userId, undefined, { title: "Recent topic", startedAt: nowSeconds() - 60 });
+    expect(await deliverParked(userId)).toBe(0);
+    expect((await context(userId))["previous_topics"]).toBe("Recent topic; Ancient topic");
+    const during = await runInDurableObject(userMemory(env, userId), async (instance) => {
+      const memory = instance as unknown as UserMemory;
+      const seen: MemorySnapshot[] = [];
+      // The D1 binding is patched in place for this call (a Proxy of it breaks db.batch).
+      const db = (instance as unknown as { env: Env }).env.DB;
+      const realPrepare = db.prepare;
+      db.prepare = function (this: D1Database, query: string) {
+        const stmt = realPrepare.call(this, query);
+        if (!query.includes("min(started_at)")) return stmt;
+        const realBind = stmt.bind;
+        stmt.bind = (...args: unknown[]) => {
+          const bound = realBind.apply(stmt, args);
+          const realFirst = bound.first;
+          bound.first = (async (...a: unknown[]) => {
+            seen.push(await memory.snapshot());
+            return (realFirst as (...x: unknown[]) => Promise<unknown>).apply(bound, a);
+          }) as typeof bound.first;
+          return bound;
+        };
+        return stmt;
+      };
+      try {
+        expect((await memory.applyRetention()).counts.conversations).toBe(1);
+      } finally {
+        db.prepare = realPrepare;
+      }
+      return seen;
+    });
+    expect(during).toHaveLength(1);
+    expect(during[0]!.recent.map((c) => c.title)).toEqual(["Recent topic"]);
+  });
+
+  it("an erasure of a linked number, while it tells the owner the number is gone", async () => {
+    const owner = uid("served");
+    const phone = phoneNumber();
+    // The number has memory of its own, so its erasure goes through releaseNumber before the wipe.
+    const call = transcription({ userId: null, externalNumber: phone, title: "Phone topic" });
+    expect((await postWebhook(call)).status).toBe(200);
+    await flush(phone, call["data"].conversation_id);
+    expect((await api("PUT", `/v1/users/${u(owner)}/phones/${u(phone)}`)).status).toBe(200);
+    expect((await callerVariables(phone)).user_id).toBe(owner);
+    const during = await runInDurableObject(userMemory(env, phone), async (instance) => {
+      const memory = instance as unknown as UserMemory;
+      const holder = instance as unknown as { env: Env };
+      const original = holder.env;
+      const seen: (string | null)[] = [];
+      const ns = original.USER_MEMORY as unknown as { get(id: DurableObjectId): unknown };
+      const wrapped = new Proxy(ns, {
+        get(target, prop) {
+          const value = Reflect.get(target, prop, target) as unknown;
+          if (prop !== "get") return typeof value === "function" ? value.bind(target) : value;
+          return (id: DurableObjectId) => {
+            const stub = target.get(id) as unknown as { removePhone(p: string, at: number): Promise<unknown> };
+            return new Proxy(stub, {
+              get(s, p) {
+                if (p !== "removePhone") return Reflect.get(s, p);
+                return async (n: string, at: number) => {
+                  seen.push((await memory.resolveCaller()).linkedTo);
+                  return s.removePhone(n, at);
+                };
+              },
+            });
+          };
+        },
+      });
+      holder.env = { ...original, USER_MEMORY: wrapped as unknown as Env["USER_MEMORY"] };
+      try {
+        for (let i = 0; i < 10 && !(await memory.erase(phone)).done; i++);
+      } finally {
+        holder.env = original;
+      }
+      return seen;
+    });
+    expect(during).toEqual([null]);
   });
 });

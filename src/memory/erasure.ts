@@ -30,6 +30,8 @@ export interface ErasureContext {
   settle(): Promise<void>;
   /** Drops every table and the alarm; returns the rows it held. */
   wipe(): Promise<number>;
+  /** Tells the object that what a read serves changed (src/memory/user-memory.ts `served`); called before the next await. */
+  changed(): void;
 }
 
 const forgetAudio = (env: Env) => (id: string) => conversationObject(env, id).forgetConversation(id);
@@ -57,6 +59,7 @@ async function releaseNumber(ctx: ErasureContext, userId: string, now: number, s
   const owner = ownerRow(ctx.storage.sql);
   if (!owner?.user_id) return;
   ctx.storage.sql.exec("UPDATE phone_owner SET user_id = NULL, linked_at = max(linked_at, ?), via = 'erasure' WHERE id = 1", now);
+  ctx.changed();
   await userObject(ctx.env, owner.user_id).removePhone(userId, now);
   step.phoneLinks++;
 }

@@ -24,13 +24,16 @@ export interface RetentionContext {
   storage: DurableObjectStorage;
   /** Wipes this object (a conversation's own object, once its conversation has expired). */
   forgetOwn(conversationId: string): Promise<unknown>;
+  /**
+   * Tells the object that what it holds changed (src/memory/user-memory.ts `served`): called right
+   * after the local write, before the next await, so a read arriving meanwhile never sees the old copy.
+   */
+  changed(): void;
 }
 
 export interface ObjectRetention extends RetentionContext {
   /** Whether the object has any tables. */
   exists(): boolean;
-  /** Tells the object that what it holds may have changed (src/memory/user-memory.ts `served`). */
-  changed(): void;
 }
 
 /** When retention cannot reach D1 or R2, the alarm tries again after this long. */
@@ -107,6 +110,7 @@ export async function expire(ctx: RetentionContext, nowMs: number, days: number,
     }
   }
   storage.transactionSync(() => forgetBefore(sql, cutoff));
+  ctx.changed();
   if (!drained) return { counts, more: true };
 
   const oldest = owner !== null ? await oldestStartOfUser(env.DB, owner) : await oldestUnattributedStartAmong(env.DB, own);

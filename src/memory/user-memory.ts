@@ -287,11 +287,11 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     this.expect(USERS, "erase");
     try {
       return await eraseStep(
-        { env: this.env, storage: this.ctx.storage, hasSchema: () => this.schema.exists(), settle: () => this.settle(), wipe: () => this.wipe() },
+        { env: this.env, storage: this.ctx.storage, hasSchema: () => this.schema.exists(), settle: () => this.settle(), wipe: () => this.wipe(), changed: () => this.changed() },
         userId,
       );
     } finally {
-      // A number's erasure releases its owner row before the wipe.
+      // Also cleared where each step writes (releaseNumber); this covers a step that threw midway.
       this.changed();
     }
   }
