@@ -106,11 +106,13 @@ describe("CONTEXT_CACHE_SECONDS", () => {
     const cached = { ...env, CONTEXT_CACHE_SECONDS: "300" } as Env;
     const userId = uid("cachedel");
     await userMemory(env, userId).recordConversation(input(userId));
+    // A read racing the erasure: it is answered before the erasure begins (the memory, which it caches)
+    // or after (nothing: an object serves nothing once its erasure has begun).
+    const reading = dynamicVariablesFor(cached, userId);
     const erasing = deleteUser(cached, userId);
-    // Read while the erasure is under way: the memory is still there, and this read caches it.
-    const during = await dynamicVariablesFor(cached, userId);
+    const during = await reading;
     expect((await erasing).status).toBe(200);
-    expect(during["call_count"]).toBe(1);
+    expect([0, 1]).toContain(during["call_count"]);
     expect((await dynamicVariablesFor(cached, userId))["call_count"]).toBe(0);
   });
 });

@@ -12,6 +12,7 @@ import { describe, expect, it } from "vitest";
 import { api, apiJson, deliverParked, initiation, pendingConversation, phoneNumber, u } from "./api-helpers";
 import { context, flush, FIRST_TIME_CONTEXT, nowSeconds, postWebhook, transcription, uid } from "./helpers";
 import { userMemory } from "./objects";
+import { LIMITS } from "../src/memory/schema";
 
 async function ingest(userId: string, o: Parameters<typeof transcription>[0] = {}) {
   const event = transcription({ userId, ...o });
@@ -177,5 +178,20 @@ describe("a read during a write's await sees what the write already changed", ()
       return seen;
     });
     expect(during).toEqual([null]);
+  });
+
+  it("nothing once an erasure has begun, though its steps are not done yet", async () => {
+    const userId = uid("served");
+    await ingest(userId, { title: "Forget me" });
+    // More numbers than one erasure step unlinks (LIMITS.unlinkBatch), so the first step stops short.
+    const phones = Array.from({ length: LIMITS.unlinkBatch }, () => phoneNumber());
+    for (const phone of phones) expect((await api("PUT", `/v1/users/${u(userId)}/phones/${u(phone)}`)).status).toBe(200);
+    expect((await context(userId))["call_count"]).toBe(1);
+    expect((await callerVariables(phones[0]!)).user_id).toBe(userId);
+    const step = await userMemory(env, userId).erase(userId);
+    expect(step.done).toBe(false);
+    expect(await context(userId)).toEqual(FIRST_TIME_CONTEXT);
+    await apiJson("DELETE", `/v1/users/${u(userId)}`);
+    expect(await context(userId)).toEqual(FIRST_TIME_CONTEXT);
   });
 });

@@ -38,6 +38,8 @@ const forgetAudio = (env: Env) => (id: string) => conversationObject(env, id).fo
 
 async function freeze(ctx: ErasureContext, now: number): Promise<void> {
   ctx.storage.sql.exec("UPDATE upkeep SET erasing_since = coalesce(erasing_since, ?) WHERE id = 1", now);
+  // From here reads serve nothing of the user: they asked to be forgotten, and the steps may take a while.
+  ctx.changed();
   await ctx.storage.deleteAlarm();
   await ctx.settle();
 }

@@ -174,10 +174,15 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     return served.linkedTo !== null ? { linkedTo: served.linkedTo, snapshot: EMPTY_SNAPSHOT } : { linkedTo: null, snapshot: served.snapshot };
   }
 
-  /** The snapshot and the number's owner, from memory when nothing changed since they were read; null with no storage. */
+  /**
+   * The snapshot and the number's owner, from memory when nothing changed since they were read; null
+   * with no storage. Nothing is served once an erasure has begun: the user asked to be forgotten.
+   */
   private read(): { snapshot: MemorySnapshot; linkedTo: string | null } | null {
     if (!this.schema.exists()) return null;
-    this.served ??= { snapshot: profile.readSnapshot(this.sql), linkedTo: phones.ownerRow(this.sql)?.user_id ?? null };
+    this.served ??= erasingSince(this.sql) !== null
+      ? { snapshot: EMPTY_SNAPSHOT, linkedTo: null }
+      : { snapshot: profile.readSnapshot(this.sql), linkedTo: phones.ownerRow(this.sql)?.user_id ?? null };
     return this.served;
   }
 
