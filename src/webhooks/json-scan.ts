@@ -21,7 +21,7 @@
  */
 
 import { KeyPath, ARR, OBJ } from "./json-path";
-import { BOM, hexValue, isWs, JsonSyntaxError, LITERALS, SIMPLE_ESCAPES, State, StrKind, type ScanSink } from "./json-syntax";
+import { BOM, END, hexValue, INVALID, isWs, JsonSyntaxError, LITERALS, numberStep, SIMPLE_ESCAPES, State, StrKind, type ScanSink } from "./json-syntax";
 
 export { JsonSyntaxError, type ScanSink };
 
@@ -191,9 +191,15 @@ export class JsonScanner {
         case State.NumExp:
         case State.NumExpSign:
         case State.NumExpDigits:
-          if (this.number(c, fail)) break;
+        {
+          const next = numberStep(this.state, c);
+          if (next !== END) {
+            this.state = next === INVALID ? fail("Invalid number") : next;
+            break;
+          }
           this.valueDone();
           continue; // re-read this byte as what follows the number
+        }
         case State.Literal:
           if (c !== this.literal[this.literalPos]) fail("Invalid literal");
           if (++this.literalPos === this.literal.length) this.valueDone();
@@ -224,35 +230,6 @@ export class JsonScanner {
         break;
     }
     if (this.state !== State.Done) throw new JsonSyntaxError("Unexpected end of the document", this.offset);
-  }
-
-  /**
-   * One byte of a number: true when it belongs to the number (the state moves on), false when the
-   * number ended before it. Throws where the grammar allows neither.
-   */
-  private number(c: number, fail: (m: string) => never): boolean {
-    const digit = c >= 0x30 && c <= 0x39;
-    const exp = c === 0x65 || c === 0x45;
-    const next = (s: State): true => ((this.state = s), true);
-    const invalid = () => fail("Invalid number");
-    switch (this.state) {
-      case State.NumMinus:
-        return c === 0x30 ? next(State.NumZero) : c >= 0x31 && c <= 0x39 ? next(State.NumInt) : invalid();
-      case State.NumZero:
-      case State.NumInt:
-        if (digit && this.state === State.NumInt) return true;
-        return c === 0x2e ? next(State.NumDot) : exp ? next(State.NumExp) : false;
-      case State.NumDot:
-        return digit ? next(State.NumFrac) : invalid();
-      case State.NumFrac:
-        return digit ? true : exp ? next(State.NumExp) : false;
-      case State.NumExp:
-        return c === 0x2b || c === 0x2d ? next(State.NumExpSign) : digit ? next(State.NumExpDigits) : invalid();
-      case State.NumExpSign:
-        return digit ? next(State.NumExpDigits) : invalid();
-      default:
-        return digit;
-    }
   }
 
   private inLifted(): boolean {

@@ -85,3 +85,31 @@ export const enum StrKind {
   /** Any other string. */
   Plain,
 }
+
+/** What `numberStep` answers besides a next state: the number ended before this byte, or the byte is invalid. */
+export const END = -1;
+export const INVALID = -2;
+
+/** One byte of a number, in number state `state`: the next state, END (re-read the byte after the number) or INVALID. */
+export function numberStep(state: State, c: number): State | typeof END | typeof INVALID {
+  const digit = c >= 0x30 && c <= 0x39;
+  const exp = c === 0x65 || c === 0x45;
+  switch (state) {
+    case State.NumMinus:
+      return c === 0x30 ? State.NumZero : c >= 0x31 && c <= 0x39 ? State.NumInt : INVALID;
+    case State.NumZero:
+    case State.NumInt:
+      if (digit && state === State.NumInt) return state;
+      return c === 0x2e ? State.NumDot : exp ? State.NumExp : END;
+    case State.NumDot:
+      return digit ? State.NumFrac : INVALID;
+    case State.NumFrac:
+      return digit ? state : exp ? State.NumExp : END;
+    case State.NumExp:
+      return c === 0x2b || c === 0x2d ? State.NumExpSign : digit ? State.NumExpDigits : INVALID;
+    case State.NumExpSign:
+      return digit ? State.NumExpDigits : INVALID;
+    default:
+      return digit ? state : END;
+  }
+}
