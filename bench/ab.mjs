@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm run bench:ab -- <git-ref>`: the working tree's postcall against the same service built from
-// <git-ref> (its src/ only), in alternating rounds in one run, for the ingest and context scenarios.
+// <git-ref> (its src/ only), in alternating rounds in one run, for the ingest, context and initiation scenarios.
 // Shows whether a change made the service faster when absolute numbers drift too much to compare
 // two separate runs. Settings: AB_ROUNDS (5), AB_REQUESTS (1500 per ingest run, 5x that for context).
 import { execFileSync } from "node:child_process";
@@ -62,13 +62,21 @@ function ingestRun() {
 const users = signedTranscriptions({ secret: SECRET, count: 1, users: 1000, minBytes: 20_000, prefix: "ab1" });
 let c = 0;
 const contextNext = () => ({ method: "GET", path: `/v1/users/${users.userId(c++ % 200)}/context`, headers: { authorization: `Bearer ${API_KEY}` } });
+// Rings from 200 numbers (no memory of their own: the first-time answer after one read each).
+const initiationNext = () => ({
+  method: "POST",
+  path: "/webhooks/elevenlabs/initiation",
+  headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
+  body: JSON.stringify({ caller_id: `+1415${String(c++ % 200).padStart(7, "0")}`, agent_id: "agent_ab", called_number: "+14155550000", call_sid: `CA${c}` }),
+});
 
 const results = {};
 for (const [name, v] of Object.entries(variants)) {
   seq = 0;
   await measured(v, REQUESTS, ingestRun(), true);
   await measured(v, REQUESTS, contextNext, false);
-  results[name] = { ingest: [], context: [] };
+  await measured(v, REQUESTS, initiationNext, false);
+  results[name] = { ingest: [], context: [], initiation: [] };
 }
 for (let r = 0; r < ROUNDS; r++) {
   const names = Object.keys(variants);
@@ -76,9 +84,10 @@ for (let r = 0; r < ROUNDS; r++) {
     const v = variants[name];
     results[name].ingest.push(await measured(v, REQUESTS, ingestRun(), true));
     results[name].context.push(await measured(v, REQUESTS * 5, contextNext, false));
+    results[name].initiation.push(await measured(v, REQUESTS * 5, initiationNext, false));
   }
 }
-for (const scenario of ["ingest", "context"]) {
+for (const scenario of ["ingest", "context", "initiation"]) {
   const [a, b] = Object.keys(variants);
   const per = (key) => median(results[b][scenario].map((x, k) => x[key] / results[a][scenario][k][key]));
   const m = (n, key) => median(results[n][scenario].map((x) => x[key]));
