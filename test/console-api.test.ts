@@ -90,23 +90,28 @@ describe("GET /v1/search", () => {
   });
 
   it("treats FTS syntax in the query as plain words", async () => {
-    for (const q of ['"', "AND", "a OR", "NEAR(", "col:x", "*", "-x", "^"]) {
+    for (const q of ['"', "AND", "a OR", "NEAR(", "col:x", "*", "-x", "^", "\u0301", "a \u0301\u0302", "\u200d", "body:x"]) {
       const res = await apiGet(`/v1/search?q=${encodeURIComponent(q)}`);
       expect([200, 400], q).toContain(res.status);
     }
     expect(ftsQuery('say "hi" OR bye')).toBe('"say" "hi" "OR" "bye"*');
     expect(ftsQuery('  " ')).toBeNull();
+    // Marks with no letter are no token (the index drops them): they neither match nor require anything.
+    expect(ftsQuery("a \u0301\u0302")).toBe('"a"*');
+    expect(ftsQuery("\u0301")).toBeNull();
   });
 
   it("splits a word the index splits, since the index keeps no positions for phrases (detail = none)", async () => {
     expect(ftsQuery("e-mail")).toBe('"e" "mail"*');
     expect(ftsQuery("don't café")).toBe('"don" "t" "café"*');
     expect(ftsQuery("!!! ...")).toBeNull();
+    // A combining mark belongs to its word, as in the index's tokenizer (q + U+0301 has no precomposed form).
+    expect(ftsQuery("aq\u0301x")).toBe('"aq\u0301x"*');
     const tag = `zebu${Math.random().toString(36).slice(2, 8)}`;
     const event = transcription();
-    event["data"].transcript[2].message = `Send it by e-mail to ${tag}-desk, please.`;
+    event["data"].transcript[2].message = `Send it by e-mail to ${tag}-desk, please, at aq\u0301x${tag}.`;
     await ingest(event);
-    for (const q of [`e-mail ${tag}-desk`, `${tag}-de`, `"${tag}" (e...mail)*`]) {
+    for (const q of [`e-mail ${tag}-desk`, `${tag}-de`, `"${tag}" (e...mail)*`, `aq\u0301x${tag}`, `aqx${tag}`]) {
       const res = await apiGet(`/v1/search?q=${encodeURIComponent(q)}`);
       expect(res.status, q).toBe(200);
       const body = await res.json<{ results: { conversation_id: string; turn_index: number }[] }>();

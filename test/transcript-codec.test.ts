@@ -1,7 +1,7 @@
 /** The transcript codec (src/storage/transcript-codec.ts) and the snippet builder (src/storage/snippet.ts): pure units. */
 import { describe, expect, it } from "vitest";
 import { MAX_TEXT_CHARS } from "../src/records/limits";
-import { bestTurn, fold, MATCH_END, MATCH_START, queryTerms, snippetOf } from "../src/storage/snippet";
+import { bestTurn, fold, MATCH_END, MATCH_START, queryTerms, queryTokens, snippetOf } from "../src/storage/snippet";
 import {
   boundTurns,
   decodeTranscript,
@@ -150,7 +150,7 @@ describe("transcript codec", () => {
 });
 
 describe("snippets", () => {
-  const terms = (q: string) => queryTerms(q.split(/\s+/).filter(Boolean));
+  const terms = (q: string) => queryTerms(queryTokens(q));
 
   it("folds words as unicode61 remove_diacritics 2 does", () => {
     expect(fold("Crème")).toBe("creme");

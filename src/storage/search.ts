@@ -8,7 +8,7 @@
  * MAX_HITS hits, SEARCH_BUDGET.blobBytes of transcripts fetched and SEARCH_BUDGET.scanChars of
  * messages scanned; hits past a budget are left out (the best ranked are kept).
  */
-import { bestTurn, MATCH_END, MATCH_START, MAX_QUERY_WORDS, queryTerms, snippetOf, type Budget } from "./snippet";
+import { bestTurn, MATCH_END, MATCH_START, queryTerms, queryTokens, snippetOf, type Budget } from "./snippet";
 import { decodeTranscript, type StoredValue } from "./transcript-codec";
 
 export { MATCH_END, MATCH_START };
@@ -21,30 +21,14 @@ export const SEARCH_BUDGET = {
   scanChars: 2_000_000,
 } as const;
 
-function queryWords(q: string): string[] {
-  return (
-    q
-      .split(/\s+/)
-      // eslint-disable-next-line no-control-regex
-      .map((w) => w.replace(/["\u0000-\u001f]/g, ""))
-      .filter((w) => w.length > 0)
-      .slice(0, MAX_QUERY_WORDS)
-  );
-}
-
-/** What the index's tokenizer (unicode61) takes for a token: letters, digits and private-use characters. */
-const TOKEN = /[\p{L}\p{N}\p{Co}]+/gu;
-
 /**
- * Turns what a person typed into an FTS5 query that cannot be a syntax error: each token becomes a
- * quoted one-token phrase (so AND, OR, NEAR, *, : and quotes are just text, and the index needs no
- * positions: it is `detail = 'none'`, which refuses phrases of several tokens), all of them required,
- * the last one a prefix match. A word the tokenizer splits ("e-mail") becomes its tokens.
+ * Turns what a person typed into an FTS5 query that cannot be a syntax error: each token
+ * (`queryTokens`: "e-mail" is two) becomes a quoted one-token phrase, so AND, OR, NEAR, *, : and
+ * quotes are just text and the index needs no positions (it is `detail = 'none'`, which refuses
+ * phrases of several tokens); all are required, the last one a prefix match.
  */
 export function ftsQuery(q: string): string | null {
-  const tokens = queryWords(q)
-    .flatMap((w) => [...w.normalize("NFC").matchAll(TOKEN)].map((m) => m[0]))
-    .slice(0, MAX_QUERY_WORDS);
+  const tokens = queryTokens(q);
   if (tokens.length === 0) return null;
   return tokens.map((t, i) => `"${t}"${i === tokens.length - 1 ? "*" : ""}`).join(" ");
 }
@@ -101,7 +85,7 @@ export async function searchTranscripts(db: D1Database, q: string, limit: number
     .all<{ doc_id: number; transcript: StoredValue | null }>();
   const transcriptOf = new Map(blobs.map((b) => [b.doc_id, b.transcript]));
 
-  const terms = queryTerms(queryWords(q));
+  const terms = queryTerms(queryTokens(q));
   const budget: Budget = { chars: SEARCH_BUDGET.scanChars };
   const hits: SearchHit[] = [];
   for (const r of chosen) {

@@ -25,9 +25,13 @@ const LEAD_TOKENS = 4;
 const MAX_GAP_CHARS = 16;
 /** Longest word kept whole in a snippet (a "word" can be a 32,000-letter run). */
 const MAX_WORD_CHARS = 48;
-/** Query words considered (ftsQuery keeps as many). */
+/** Query tokens considered, by the index query and the snippet alike. */
 export const MAX_QUERY_WORDS = 16;
 
+/**
+ * A token as the index's tokenizer (unicode61) cuts it: letters, digits, private-use characters and
+ * combining marks (a mark stays in its word; `remove_diacritics` then drops it).
+ */
 const WORD = /[\p{L}\p{N}\p{Co}\p{M}]+/gu;
 const MARKS = /\p{M}+/gu;
 // eslint-disable-next-line no-control-regex
@@ -45,13 +49,23 @@ export interface QueryTerms {
   size: number;
 }
 
-export function queryTerms(words: string[]): QueryTerms {
+/**
+ * The tokens of what a person typed, as the index would cut them (NFC first, so a typed accent is
+ * one character where it can be), at most MAX_QUERY_WORDS: the one list both the index query
+ * (`ftsQuery`) and the snippet's terms are built from. Tokens hold no quote or FTS5 operator.
+ */
+export function queryTokens(q: string): string[] {
+  return [...q.normalize("NFC").matchAll(WORD)]
+    .map((m) => m[0])
+    .filter((t) => fold(t) !== "")
+    .slice(0, MAX_QUERY_WORDS);
+}
+
+export function queryTerms(tokens: string[]): QueryTerms {
   const all: string[] = [];
-  for (const w of words.slice(0, MAX_QUERY_WORDS)) {
-    for (const m of w.matchAll(WORD)) {
-      const f = fold(m[0]);
-      if (f !== "") all.push(f);
-    }
+  for (const t of tokens) {
+    const f = fold(t);
+    if (f !== "") all.push(f);
   }
   const prefix = all.length > 0 ? all[all.length - 1]! : null;
   const exact = new Set(all.slice(0, -1));
