@@ -11,7 +11,7 @@
  *   6. wipe            this object last: until then it is what names the links and pending conversations
  */
 import type { Env } from "../lib/env";
-import { normalisePhone } from "../records/identity";
+import { isE164 } from "../records/identity";
 import { addCounts, eraseCallFailures, eraseConversations, zeroCounts, type EraseCounts } from "../storage/erase";
 import { conversationsOfUser } from "../storage/expiry";
 import { contextCache } from "./context-cache";
@@ -97,7 +97,7 @@ export async function eraseStep(ctx: ErasureContext, userId: string): Promise<Er
     step.counts = addCounts(step.counts, await erasePending(ctx, userId));
   }
   // A user id that is a phone number: the call failures recorded for that number are theirs too.
-  if (normalisePhone(userId) === userId) step.counts.call_failures += await eraseCallFailures(ctx.env.DB, [userId]);
+  if (isE164(userId)) step.counts.call_failures += await eraseCallFailures(ctx.env.DB, [userId]);
   if (!(await eraseDelivered(ctx, userId, step))) return step;
   step.memoryRows = await ctx.wipe();
   step.done = true;

@@ -4,6 +4,7 @@
  * into a stub.
  */
 import type { Env } from "../lib/env";
+import { isE164 } from "../records/identity";
 import type { MemoryRecord } from "../records/payload";
 import { contextCache } from "./context-cache";
 import type { ConversationObject, ObjectKind, PhoneObject, UserObject } from "./roles";
@@ -11,11 +12,9 @@ import type { ConversationObject, ObjectKind, PhoneObject, UserObject } from "./
 export const userObjectName = (userId: string) => `user:${userId}`;
 export const conversationObjectName = (conversationId: string) => `conversation:${conversationId}`;
 
-const E164 = /^\+[1-9]\d{6,14}$/;
-
 /** The kind of object a name denotes, or null for a name postcall never gives out. */
 export function kindOfName(name: string): ObjectKind | null {
-  if (name.startsWith("user:")) return E164.test(name.slice(5)) ? "phone" : "user";
+  if (name.startsWith("user:")) return isE164(name.slice(5)) ? "phone" : "user";
   if (name.startsWith("conversation:")) return "conversation";
   return null;
 }
@@ -32,7 +31,7 @@ export function userObject(env: Env, userId: string): UserObject {
 
 /** A phone number's object; `phoneNumber` must already be normalised to E.164. */
 export function phoneObject(env: Env, phoneNumber: string): PhoneObject {
-  if (!E164.test(phoneNumber)) throw new Error("phoneObject needs a number in E.164");
+  if (!isE164(phoneNumber)) throw new Error("phoneObject needs a number in E.164");
   return stub(env, userObjectName(phoneNumber)) as PhoneObject;
 }
 

@@ -51,6 +51,9 @@ export function normalisePhone(raw: unknown, defaultCountryCode = ""): string | 
   return `+${digits}`;
 }
 
+/** Whether `s` is already a number in the E.164 form `normalisePhone` returns. */
+export const isE164 = (s: string): boolean => /^\+[1-9]\d{6,14}$/.test(s);
+
 export interface ResolvedUser {
   userId: string | null;
   source: UserIdSource | null;

@@ -177,17 +177,19 @@ type NormaliseOptions = { userIdVariable: string; defaultCountryCode: string; no
 
 /** The memory's share of a transcription, with its owner resolved (the webhook's path). */
 export function normaliseForMemory(envelope: Envelope, opts: NormaliseOptions): MemoryRecord {
-  // Ids are checked before the user, so a payload with neither is refused for its ids.
-  conversationIdOf(envelope.data);
-  agentIdOf(envelope.data);
-  return memoryRecord(envelope, identityOf(envelope, opts), opts.nowSeconds);
+  return memoryRecord(envelope, ownerOfEvent(envelope, opts), opts.nowSeconds);
 }
 
 /** The whole record of a transcription, with its owner resolved. */
 export function normaliseTranscription(envelope: Envelope, opts: NormaliseOptions): ConversationRecord {
+  return conversationRecord(envelope, ownerOfEvent(envelope, opts), opts.nowSeconds);
+}
+
+function ownerOfEvent(envelope: Envelope, opts: NormaliseOptions): ResolvedUser {
+  // Ids are checked before the user, so a payload with neither is refused for its ids.
   conversationIdOf(envelope.data);
   agentIdOf(envelope.data);
-  return conversationRecord(envelope, identityOf(envelope, opts), opts.nowSeconds);
+  return identityOf(envelope, opts);
 }
 
 /**
