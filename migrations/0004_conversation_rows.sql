@@ -5,11 +5,13 @@
 -- SQL cannot compress, so the rows moved here keep their transcript as uncompressed JSON (format 0,
 -- first byte "["); the Worker reads both formats and writes only the compressed one (format 1).
 -- A moved transcript is bounded like a new one, so no row can exceed D1's 2 MB: when a conversation's
--- messages and tool payloads, plus 32 characters per turn for the turn's own JSON (index, role, time,
--- feedback: 70,000 one-word turns make no text but a 2.4 MB array), total more than 250,000 characters,
--- its tool payloads are replaced by
--- {"truncated":true}, its messages are clipped to an equal share of that total and only its first
--- 5,000 turns are kept (the complete payload is in R2). Everything else moves unchanged.
+-- messages and tool payloads as JSON strings (json_quote: a control character a caller typed is six
+-- characters once escaped), plus 32 characters per turn for the turn's own JSON (index, role, time,
+-- feedback: 70,000 one-word turns make no text but a 2.4 MB array), total more than 250,000 characters
+-- (at most 1 MB: a character is at most 4 bytes), its tool payloads are replaced by {"truncated":true},
+-- its messages are clipped to an equal share of that total (at least 64 characters) and only its
+-- first 2,500 turns are kept, which bounds even 64 escaped characters a turn to about 1 MB (the
+-- complete payload is in R2). Everything else moves unchanged.
 
 ALTER TABLE conversations RENAME TO conversations_v1;
 DROP INDEX conversations_by_user;
@@ -62,14 +64,15 @@ SELECT c.conversation_id, c.user_id, c.user_id_source, c.agent_id, c.agent_name,
         CASE WHEN s.chars <= 250000 THEN message ELSE substr(message, 1, max(64, 250000 / s.n)) END AS message,
         CASE WHEN s.chars <= 250000 OR tools IS NULL THEN tools ELSE '{"truncated":true}' END AS tools
       FROM turns
-      WHERE turns.conversation_id = c.conversation_id AND (s.chars <= 250000 OR turn_index < 5000)
+      WHERE turns.conversation_id = c.conversation_id AND (s.chars <= 250000 OR turn_index < 2500)
       ORDER BY turn_index
     ) t
   ), '[]') AS BLOB),
   c.transcript_key, c.event_timestamp, c.received_at
 FROM conversations_v1 c
 LEFT JOIN (
-  SELECT conversation_id, count(*) AS n, coalesce(sum(length(message)), 0) + coalesce(sum(length(tools)), 0) + 32 * count(*) AS chars
+  SELECT conversation_id, count(*) AS n,
+    coalesce(sum(length(json_quote(message))), 0) + coalesce(sum(length(json_quote(tools))), 0) + 32 * count(*) AS chars
   FROM turns GROUP BY conversation_id
 ) s ON s.conversation_id = c.conversation_id
 ORDER BY c.rowid;

@@ -21,6 +21,9 @@ const HUGE = "mig-conv-huge";
 const MANY = "mig-conv-many";
 // A conversation of 70,000 one-word turns: little text, but one JSON array of them is about 2.4 MB.
 const MANY_TURNS = 70_000;
+// Text a caller can type in a text session: control characters, each six bytes once escaped in JSON.
+const ESCAPED = "mig-conv-escaped";
+const ESCAPED_TURNS = 6_000;
 const TOOLS = JSON.stringify({ calls: [{ tool_name: "lookup_order", params: { id: 7 } }], results: [{ ok: true }] });
 
 interface V1Turn {
@@ -108,6 +111,15 @@ beforeAll(async () => {
   )
     .bind(MANY_TURNS, MANY)
     .run();
+  await insertV1(ESCAPED, "mig-user-4", now - 300, []);
+  await env.DB.prepare("UPDATE conversations SET turn_count = ? WHERE conversation_id = ?").bind(ESCAPED_TURNS, ESCAPED).run();
+  await env.DB.prepare(
+    `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ? - 1)
+     INSERT INTO turns (conversation_id, turn_index, role, message, time_in_call_secs, tools, feedback)
+     SELECT ?, i, 'user', CASE WHEN i = 2 THEN 'wallaroo' ELSE ? END, i, NULL, NULL FROM n`,
+  )
+    .bind(ESCAPED_TURNS, ESCAPED, "\u0001".repeat(200))
+    .run();
   // The v1 index found them (so the data is really in the old layout).
   const v1 = await env.DB.prepare("SELECT count(*) AS n FROM turns_fts WHERE turns_fts MATCH 'wombat'").first<{ n: number }>();
   expect(v1!.n).toBe(2);
@@ -128,6 +140,7 @@ describe("migration 0004 on a v1 database", () => {
       { conversation_id: EMPTY, turn_count: 0, first: "5B" },
       { conversation_id: HUGE, turn_count: 70, first: "5B" },
       { conversation_id: MANY, turn_count: MANY_TURNS, first: "5B" },
+      { conversation_id: ESCAPED, turn_count: ESCAPED_TURNS, first: "5B" },
     ]);
   });
 
@@ -158,6 +171,15 @@ describe("migration 0004 on a v1 database", () => {
     expect(many!.transcript[3]).toMatchObject({ index: 3, role: "user", message: "numbat" });
     const hits = await searchTranscripts(env.DB, "numbat", 10);
     expect(hits!.map((h) => [h.conversation_id, h.turn_index])).toEqual([[MANY, 3]]);
+  });
+
+  it("bounds a moved transcript of many turns of escaped characters (their JSON bytes count, not their characters)", async () => {
+    const size = await env.DB.prepare("SELECT length(transcript) AS n FROM conversations WHERE conversation_id = ?").bind(ESCAPED).first<{ n: number }>();
+    expect(size!.n).toBeLessThan(2_000_000);
+    const moved = await readConversation(env.DB, ESCAPED);
+    expect(moved!.transcript[2]).toMatchObject({ index: 2, message: "wallaroo" });
+    const hits = await searchTranscripts(env.DB, "wallaroo", 10);
+    expect(hits!.map((h) => [h.conversation_id, h.turn_index])).toEqual([[ESCAPED, 2]]);
   });
 
   it("finds moved conversations by their words, with the snippet at the matching turn", async () => {
