@@ -17,6 +17,7 @@ export default defineConfig({
           D1_SCHEMA_SQL: schemaSql,
           ELEVENLABS_WEBHOOK_SECRET: "whsec_test_primary,whsec_test_secondary",
           API_KEY: "test-api-key,test-api-key-2",
+          AGENT_API_KEY: "test-agent-key,test-agent-key-2",
           DEFAULT_DYNAMIC_VARIABLES: JSON.stringify({ plan: "free", preferred_name: "" }),
           // Retention on, at ten years: fixtures (2025) and "now" are inside it, so it removes only the
           // deliberately ancient conversations of test/retention.test.ts.

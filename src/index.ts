@@ -30,7 +30,7 @@ router
   .post("/webhooks/elevenlabs", (req, env, ctx) => handlePostCall(req, env, ctx))
   .post("/webhooks/elevenlabs/initiation", (req, env) => handleInitiation(req, env))
   .all("/v1/*", async (req, env) => {
-    await requireApiKey(req, env);
+    await requireApiKey(req, env, agentMayCall(req) ? "agent" : "full");
   })
   .get("/v1/users", (req, env) => listUsers(req, env))
   .get("/v1/search", (req, env) => searchTranscripts(req, env))
@@ -49,6 +49,14 @@ router
       ? new ApiError(405, "method_not_allowed", `${req.method} is not supported on this path.`)
       : notFound("not_found", "No such route.");
   });
+
+/** The `/v1` routes ElevenLabs itself calls, where AGENT_API_KEY is accepted (src/lib/http/auth.ts). */
+const AGENT_ROUTES: [method: string, path: RegExp][] = [["GET", /^\/v1\/users\/[^/]+\/context$/]];
+
+function agentMayCall(req: IRequest): boolean {
+  const path = new URL(req.url).pathname;
+  return AGENT_ROUTES.some(([method, re]) => method === req.method && re.test(path));
+}
 
 const KNOWN_PATHS = [
   /^\/$/,

@@ -12,6 +12,12 @@ export type VariableValue = string | number | boolean;
 export interface Config {
   webhookSecrets: string[];
   apiKeys: string[];
+  /** AGENT_API_KEY: accepted only on the routes ElevenLabs calls (src/lib/http/auth.ts). */
+  agentKeys: string[];
+  /** USER_ID_TRUST: whether a claimed user id needs a `postcall_user_token` to write memory. */
+  userIdTrust: "verified" | "claimed";
+  /** USER_TOKEN_LIFETIME_SECONDS (src/lib/user-token.ts `tokenCovers`). */
+  userTokenLifetimeSeconds: number;
   userIdVariable: string;
   defaultVariables: Record<string, VariableValue>;
   previousTopicsMaxChars: number;
@@ -49,6 +55,16 @@ function integer(env: Env, name: keyof Env, fallback: number, min: number, max: 
   const n = Number(text);
   if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
   return n;
+}
+
+function oneOf<const T extends readonly string[]>(env: Env, name: keyof Env, allowed: T, fallback: T[number]): T[number] {
+  const raw = env[name];
+  if (raw === undefined || String(raw).trim() === "") return fallback;
+  const v = String(raw).trim();
+  if (!(allowed as readonly string[]).includes(v)) {
+    throw new ConfigError(name, `must be one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}, got ${JSON.stringify(raw)}`);
+  }
+  return v as T[number];
 }
 
 function defaultVariables(raw: string | undefined): Record<string, VariableValue> {
@@ -90,6 +106,9 @@ export function parseConfig(env: Env): Config {
   return {
     webhookSecrets: list(env.ELEVENLABS_WEBHOOK_SECRET),
     apiKeys: list(env.API_KEY),
+    agentKeys: list(env.AGENT_API_KEY),
+    userIdTrust: oneOf(env, "USER_ID_TRUST", ["verified", "claimed"] as const, "verified"),
+    userTokenLifetimeSeconds: integer(env, "USER_TOKEN_LIFETIME_SECONDS", 24 * 3600, 60, 30 * 24 * 3600),
     userIdVariable,
     defaultVariables: defaultVariables(env.DEFAULT_DYNAMIC_VARIABLES),
     previousTopicsMaxChars: integer(env, "PREVIOUS_TOPICS_MAX_CHARS", 500, 0, 100_000),

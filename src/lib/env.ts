@@ -14,8 +14,17 @@ export interface Env {
 
   /** One or more webhook signing secrets, comma-separated (several at once during rotation). */
   ELEVENLABS_WEBHOOK_SECRET?: string;
-  /** One or more API keys, comma-separated, for `/v1` and the initiation webhook. */
+  /** One or more API keys, comma-separated: full access to `/v1`, the initiation webhook and the tools. */
   API_KEY?: string;
+  /**
+   * One or more keys, comma-separated, for what ElevenLabs itself calls (the initiation webhook,
+   * `GET /v1/users/:id/context`, `/tools/*`), refused everywhere else (src/lib/http/auth.ts).
+   */
+  AGENT_API_KEY?: string;
+  /** ElevenLabs API key(s), sent as `xi-api-key` by the import and audio backfill (first one used). */
+  ELEVENLABS_API_KEY?: string;
+  /** Standard Webhooks secrets (`whsec_<base64>`), comma-separated, that sign forwarded events. */
+  FORWARD_SIGNING_SECRET?: string;
 
   USER_ID_VARIABLE?: string;
   DEFAULT_DYNAMIC_VARIABLES?: string;
@@ -29,4 +38,16 @@ export interface Env {
   /** Comma-separated IPs / CIDR blocks / `elevenlabs` allowed to call the webhooks; unset = any. */
   ALLOWED_SOURCE_IPS?: string;
   CONTEXT_CACHE_SECONDS?: string;
+  /** `verified` (default): memory is written only for a user id vouched for by `postcall_user_token`; `claimed`: any claim. */
+  USER_ID_TRUST?: string;
+  /** How long after it was issued a `postcall_user_token` covers a conversation's start (seconds). */
+  USER_TOKEN_LIFETIME_SECONDS?: string;
+  /** `user` (default: one memory per user across agents) or `agent` (one per agent and user). */
+  MEMORY_SCOPE?: string;
+  /** ElevenLabs API base URL (default https://api.elevenlabs.io); tests point it at a local server. */
+  ELEVENLABS_API_BASE?: string;
+  /** Seconds to wait for an audio webhook before fetching the audio from the API instead. */
+  AUDIO_BACKFILL_AFTER_SECONDS?: string;
+  /** JSON array of forwarding destinations: `[{ "url", "events": [...], "name"? }]`. */
+  FORWARD_DESTINATIONS?: string;
 }

@@ -84,7 +84,7 @@ function callerNumber(raw: string | null, defaultCountryCode: string): string | 
 
 export async function handleInitiation(request: Request, env: Env): Promise<Response> {
   requireAllowedSource(request, env);
-  await requireApiKey(request, env);
+  await requireApiKey(request, env, "agent");
   const cfg = config(env);
   const body = await readBody(request, INITIATION_MAX_BODY_BYTES);
   const call = parseInitiation(body, request.headers.get("Content-Type"));

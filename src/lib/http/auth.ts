@@ -43,9 +43,23 @@ export function bearerToken(request: Request): string | null {
   return m ? m[1]! : null;
 }
 
-export async function requireApiKey(request: Request, env: Env): Promise<void> {
-  const keys = config(env).apiKeys;
-  if (keys.length === 0) {
+function matchesAny(presented: Uint8Array, keys: readonly string[]): boolean {
+  let ok = false;
+  for (const key of keys) ok = sameKey(presented, bytesOf(key)) || ok;
+  return ok;
+}
+
+/**
+ * What a route lets in: `full` takes only API_KEY; `agent` (the routes ElevenLabs itself calls:
+ * the initiation webhook, a user's context, the tools) also takes AGENT_API_KEY. An agent key on a
+ * `full` route is a 403: it is a real key, kept in an agent's settings, that must not read
+ * transcripts or delete users.
+ */
+export type Access = "full" | "agent";
+
+export async function requireApiKey(request: Request, env: Env, access: Access = "full"): Promise<void> {
+  const { apiKeys, agentKeys } = config(env);
+  if (apiKeys.length === 0 && (access === "full" || agentKeys.length === 0)) {
     throw new ApiError(500, "misconfigured", "No API_KEY is configured, so no request can be authorised.");
   }
   const token = bearerToken(request);
@@ -53,9 +67,14 @@ export async function requireApiKey(request: Request, env: Env): Promise<void> {
     throw unauthorized("api_key_missing", "Send the API key as `Authorization: Bearer <key>`.");
   }
   const presented = encoder.encode(token);
-  let ok = false;
-  for (const key of keys) ok = sameKey(presented, bytesOf(key)) || ok;
-  if (!ok) throw unauthorized("api_key_invalid", "The API key is not valid.");
+  // Both lists are always compared, so the time taken does not say which list a key is in.
+  const full = matchesAny(presented, apiKeys);
+  const agent = matchesAny(presented, agentKeys);
+  if (full || (agent && access === "agent")) return;
+  if (agent) {
+    throw new ApiError(403, "agent_key_not_allowed", "AGENT_API_KEY is accepted only on the routes ElevenLabs calls; use API_KEY here.");
+  }
+  throw unauthorized("api_key_invalid", "The API key is not valid.");
 }
 
 /**
