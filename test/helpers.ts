@@ -4,6 +4,7 @@ import { env } from "cloudflare:workers";
 import { sign } from "../src/webhooks/signature";
 import { readConversation } from "../src/storage/conversations";
 import { ownerOf } from "./objects";
+import { verifyUserToken } from "../src/lib/user-token";
 import transcriptionFixture from "./fixtures/transcription.json";
 
 export const SECRET = "whsec_test_primary";
@@ -110,11 +111,25 @@ export async function flush(userId: string | null, conversationId: string) {
   return ownerOf(env, userId, conversationId).flush();
 }
 
+/**
+ * A user's context variables, after checking that `postcall_user_token` is there and vouches for
+ * this user; the token is then left out, so tests compare the memory served.
+ */
 export async function context(userId: string): Promise<Record<string, unknown>> {
   const res = await apiGet(`/v1/users/${encodeURIComponent(userId)}/context`);
   if (res.status !== 200) throw new Error(`context ${res.status}: ${await res.text()}`);
   const body = await res.json<{ dynamic_variables: Record<string, unknown> }>();
-  return body.dynamic_variables;
+  const { postcall_user_token: token, ...rest } = body.dynamic_variables;
+  await expectTokenFor(token, userId);
+  return rest;
+}
+
+/** Fails unless `token` is a `postcall_user_token` this deployment signed for `userId`. */
+export async function expectTokenFor(token: unknown, userId: string): Promise<void> {
+  const check = await verifyUserToken([SECRET, "whsec_test_secondary"], token);
+  if (!check.ok || check.claims.userId !== userId) {
+    throw new Error(`postcall_user_token ${JSON.stringify(token)} does not vouch for ${JSON.stringify(userId)}: ${JSON.stringify(check)}`);
+  }
 }
 
 export async function d1Count(table: string, where = "1 = 1", ...params: unknown[]): Promise<number> {

@@ -4,7 +4,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { parseInitiation } from "../src/webhooks/initiation";
-import { BASE, FIRST_TIME_CONTEXT, flush, nowSeconds, postWebhook, transcription, uid } from "./helpers";
+import { BASE, expectTokenFor, FIRST_TIME_CONTEXT, flush, nowSeconds, postWebhook, transcription, uid } from "./helpers";
 import { doTables, initiation, phoneNumber } from "./api-helpers";
 
 const enc = new TextEncoder();
@@ -13,6 +13,7 @@ const enc = new TextEncoder();
 const FIRST_TIME = {
   ...FIRST_TIME_CONTEXT,
   user_id: "",
+  postcall_user_token: "",
 };
 
 async function callerOf(body: string | object, o: Parameters<typeof initiation>[1] = {}) {
@@ -90,7 +91,10 @@ describe("POST /webhooks/elevenlabs/initiation", () => {
   it("answers an unknown number with every default, 200, and creates no storage", async () => {
     const number = phoneNumber();
     const body = await callerOf({ caller_id: number, agent_id: "agent_x" });
-    expect(body).toEqual({ type: "conversation_initiation_client_data", dynamic_variables: FIRST_TIME });
+    const { postcall_user_token: token, ...rest } = body.dynamic_variables;
+    expect({ ...rest, postcall_user_token: "" }).toEqual(FIRST_TIME);
+    // The number is whose memory this call reads: the token vouches for it (for a server tool).
+    await expectTokenFor(token, number);
     expect(await doTables(number)).toEqual({});
   });
 

@@ -2,7 +2,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { userMemory } from "./objects";
-import { flush, nowSeconds, postWebhook, transcription, uid } from "./helpers";
+import { expectTokenFor, flush, nowSeconds, postWebhook, transcription, uid } from "./helpers";
 import { api, apiJson, initiation, phoneNumber, u } from "./api-helpers";
 
 async function variablesFor(number: string) {
@@ -44,6 +44,8 @@ describe("links learnt from conversations", () => {
     const ring = await variablesFor(number);
     expect(ring.user_id).toBe(userId);
     expect(ring.dynamic_variables).toMatchObject({ previous_topics: "Set up the app", call_count: 1, user_id: userId });
+    // Its token vouches for the app user, whose memory the call reads, not for the number.
+    await expectTokenFor(ring.dynamic_variables["postcall_user_token"], userId);
 
     // A phone-only conversation from that number is remembered for the app user.
     const { body, conversationId } = await phoneOnlyCall(number, "Phone follow-up");

@@ -9,6 +9,7 @@ import twilioFailure from "./fixtures/call-initiation-failure-twilio.json";
 import {
   BASE,
   FIRST_TIME_CONTEXT,
+  expectTokenFor,
   apiGet,
   context,
   d1Count,
@@ -245,10 +246,13 @@ describe("other event types", () => {
 
 describe("GET /v1/users/:userId/context", () => {
   it("gives a first-time user the defaults, not 404", async () => {
-    const res = await apiGet(`/v1/users/${uid("new")}/context`);
+    const userId = uid("new");
+    const res = await apiGet(`/v1/users/${userId}/context`);
     expect(res.status).toBe(200);
     const body = await res.json<{ dynamic_variables: Record<string, unknown> }>();
-    expect(body.dynamic_variables).toEqual(FIRST_TIME_CONTEXT);
+    const { postcall_user_token: token, ...rest } = body.dynamic_variables;
+    expect(rest).toEqual(FIRST_TIME_CONTEXT);
+    await expectTokenFor(token, userId);
   });
 
   it("does not create storage for a user who never called", async () => {

@@ -4,6 +4,7 @@
  */
 import { config, type VariableValue } from "../lib/config";
 import type { Env } from "../lib/env";
+import { mintUserToken } from "../lib/user-token";
 import { contextCache } from "./context-cache";
 import { phoneObject, userObject } from "./objects";
 import { EMPTY_SNAPSHOT, renderVariables, type MemorySnapshot } from "./variables";
@@ -17,6 +18,30 @@ function render(env: Env, snapshot: MemorySnapshot, nowMs: number): Record<strin
   });
 }
 
+export const USER_TOKEN_VARIABLE = "postcall_user_token";
+
+/** Tokens are issued on whole minutes, so one per user per minute is signed and the rest reused. */
+const TOKEN_GRANULARITY_SECONDS = 60;
+const TOKEN_CACHE_MAX = 10_000;
+const tokens = new Map<string, { minute: number; token: string }>();
+
+/**
+ * `postcall_user_token` for `userId` (src/lib/user-token.ts), or "" when there is no user or no
+ * ELEVENLABS_WEBHOOK_SECRET to derive its key from (then no event could be verified either).
+ */
+export async function userTokenFor(env: Env, userId: string | null, nowMs = Date.now()): Promise<string> {
+  const secrets = config(env).webhookSecrets;
+  if (userId === null || secrets.length === 0) return "";
+  const minute = Math.floor(nowMs / 1000 / TOKEN_GRANULARITY_SECONDS) * TOKEN_GRANULARITY_SECONDS;
+  const key = `${secrets[0]}\u0000${userId}`;
+  const hit = tokens.get(key);
+  if (hit !== undefined && hit.minute === minute) return hit.token;
+  const token = await mintUserToken(secrets, userId, minute);
+  if (tokens.size >= TOKEN_CACHE_MAX) tokens.clear();
+  tokens.set(key, { minute, token });
+  return token;
+}
+
 /** A user's variables: one round trip to their object (or the opt-in per-isolate cache). */
 export async function dynamicVariablesFor(env: Env, userId: string, nowMs = Date.now()): Promise<Record<string, VariableValue>> {
   const ttl = config(env).contextCacheSeconds;
@@ -25,7 +50,9 @@ export async function dynamicVariablesFor(env: Env, userId: string, nowMs = Date
     snapshot = await userObject(env, userId).snapshot();
     contextCache.set(userId, snapshot, nowMs, ttl);
   }
-  return render(env, snapshot, nowMs);
+  const vars = render(env, snapshot, nowMs);
+  vars[USER_TOKEN_VARIABLE] = await userTokenFor(env, userId, nowMs);
+  return vars;
 }
 
 /**
@@ -37,12 +64,23 @@ export async function callerVariables(
   phone: string | null,
   nowMs = Date.now(),
 ): Promise<{ userId: string | null; variables: Record<string, VariableValue> }> {
-  if (phone === null) return { userId: null, variables: render(env, EMPTY_SNAPSHOT, nowMs) };
+  if (phone === null) return { userId: null, variables: defaultVariables(env, nowMs) };
   const caller = await phoneObject(env, phone).resolveCaller();
-  if (caller.linkedTo === null) return { userId: null, variables: render(env, caller.snapshot, nowMs) };
-  const snapshot = await userObject(env, caller.linkedTo).snapshot();
-  return { userId: caller.linkedTo, variables: render(env, snapshot, nowMs) };
+  // The token names whose memory this call reads: the linked app user, else the number itself (so a
+  // server tool can recall a phone caller's memory too).
+  const owner = caller.linkedTo ?? phone;
+  const snapshot = caller.linkedTo === null ? caller.snapshot : await userObject(env, caller.linkedTo).snapshot();
+  const variables = render(env, snapshot, nowMs);
+  variables[USER_TOKEN_VARIABLE] = await userTokenFor(env, owner, nowMs);
+  return { userId: caller.linkedTo, variables };
 }
 
-/** The first-time defaults (every variable present), for a caller whose memory cannot be read. */
-export const defaultVariables = (env: Env, nowMs = Date.now()) => render(env, EMPTY_SNAPSHOT, nowMs);
+/**
+ * The first-time defaults (every variable present, the token empty), for a caller with no number
+ * or whose memory cannot be read.
+ */
+export function defaultVariables(env: Env, nowMs = Date.now()): Record<string, VariableValue> {
+  const vars = render(env, EMPTY_SNAPSHOT, nowMs);
+  vars[USER_TOKEN_VARIABLE] = "";
+  return vars;
+}

@@ -17,7 +17,8 @@ export const BUILT_IN_VARIABLES = [
   "is_returning_user",
 ] as const;
 
-const BUILT_IN = new Set<string>(BUILT_IN_VARIABLES);
+/** Built-ins plus the token (set by src/memory/context.ts): no fact may take these names. */
+const BUILT_IN = new Set<string>([...BUILT_IN_VARIABLES, "postcall_user_token"]);
 
 export interface RecentConversation {
   title: string | null;
