@@ -5,6 +5,7 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { REPORT_EVERY_SECONDS, worthReporting } from "../src/memory/backlog-report";
 import { STUCK_ATTEMPTS } from "../src/memory/outbox";
 import { fault, faultyD1, injectBindings, retryNow } from "./faults";
 import { codes, health } from "./health-helpers";
@@ -26,7 +27,7 @@ describe("a stalled outbox", () => {
     const h = await health();
     expect(codes(h)).toEqual(["outbox_backlog"]);
     expect(h.outbox).toMatchObject({ objects: 1, pending: 2 });
-    expect(h.outbox!.max_attempts).toBeGreaterThanOrEqual(2);
+    expect(h.outbox!.max_attempts).toBeGreaterThanOrEqual(1); // refreshed only when it doubles, is stuck, or 5 min later
     expect(h.outbox!.max_attempts).toBeLessThan(STUCK_ATTEMPTS);
     expect(h.problems[0]!.severity).toBe("warning");
     expect(h.outbox!.oldest_age_seconds).toBeGreaterThanOrEqual(0);
@@ -77,5 +78,25 @@ describe("a stalled outbox", () => {
       if (res.status === 200) break;
     }
     expect((await health()).outbox!.objects).toBe(0);
+  });
+});
+
+describe("how often a failing outbox reports (worthReporting)", () => {
+  const report = (pending: number, maxAttempts: number, at: number) => ({ object: "user:x", pending, oldestCreatedAt: 0, maxAttempts, lastError: null, at });
+  const last = { at: 1000, pending: 4, stuck: false };
+
+  it("reports the first time, on recovery, when stuck, when the backlog doubles or halves, and every 5 minutes", () => {
+    expect(worthReporting(null, report(1, 1, 1000))).toBe(true);
+    expect(worthReporting(last, report(0, 0, 1001))).toBe(true);
+    expect(worthReporting(last, report(4, STUCK_ATTEMPTS, 1001))).toBe(true);
+    expect(worthReporting(last, report(8, 3, 1001))).toBe(true);
+    expect(worthReporting(last, report(2, 3, 1001))).toBe(true);
+    expect(worthReporting(last, report(4, 3, 1000 + REPORT_EVERY_SECONDS))).toBe(true);
+  });
+
+  it("stays quiet otherwise: a failure that changes little is not a call", () => {
+    expect(worthReporting(last, report(4, 5, 1060))).toBe(false);
+    expect(worthReporting(last, report(7, 6, 1000 + REPORT_EVERY_SECONDS - 1))).toBe(false);
+    expect(worthReporting(last, report(3, 6, 1200))).toBe(false);
   });
 });

@@ -2,12 +2,40 @@
  * How a failing outbox becomes visible on the health page without costing a healthy one anything:
  * an object tells the stats object (src/memory/stats.ts) about its outbox only after a delivery run
  * in which an item failed, or in which items that had failed before were delivered (so the report
- * can be withdrawn). A healthy outbox, whose items all go through at the first attempt, never calls.
+ * can be withdrawn); a failing one refreshes it only when its backlog doubles, halves or becomes
+ * stuck, or every REPORT_EVERY_SECONDS. A healthy outbox, whose items all go through at the first
+ * attempt, never calls.
  * Best effort: a report that cannot be sent is logged, and the next failure sends it again.
  */
 import type { Env } from "../lib/env";
 import { statsObject } from "./objects";
+import { STUCK_ATTEMPTS } from "./outbox";
 import type { BacklogReport } from "./roles";
+
+/**
+ * A failing outbox refreshes its report at most this often (its failures recur at least every
+ * 10 minutes, the backoff's ceiling), so an outage that hits many objects at once does not become a
+ * call per failure per object to the one stats object. Recovering and becoming stuck report at once.
+ */
+export const REPORT_EVERY_SECONDS = 5 * 60;
+
+/** What an object instance last reported (kept in memory: an evicted instance simply reports again). */
+export interface SentReport {
+  at: number;
+  pending: number;
+  stuck: boolean;
+}
+
+/** Report when the backlog empties, becomes stuck, doubles or halves, or every REPORT_EVERY_SECONDS. */
+export function worthReporting(last: SentReport | null, r: BacklogReport): boolean {
+  if (r.pending === 0 || last === null) return true;
+  if (r.maxAttempts >= STUCK_ATTEMPTS !== last.stuck) return true;
+  if (r.pending >= 2 * last.pending || 2 * r.pending <= last.pending) return true;
+  return r.at - last.at >= REPORT_EVERY_SECONDS;
+}
+
+export const sentReport = (r: BacklogReport): SentReport | null =>
+  r.pending === 0 ? null : { at: r.at, pending: r.pending, stuck: r.maxAttempts >= STUCK_ATTEMPTS };
 
 /** Whether any pending item has failed before (its object may have reported it). */
 export function hasFailedItems(sql: SqlStorage): boolean {

@@ -15,7 +15,7 @@ import type { Env } from "../lib/env";
 import type { CallFailureRecord, MemoryRecord } from "../records/payload";
 import { deleteAudioObjects, type AudioLink } from "../storage/audio";
 import * as audioLinks from "./audio-links";
-import { backlogOf, clearedBacklog, hasFailedItems, sendBacklog } from "./backlog-report";
+import { backlogOf, clearedBacklog, hasFailedItems, sendBacklog, sentReport, worthReporting, type SentReport } from "./backlog-report";
 import { isDuplicate, markSeen, trimSeen } from "./dedupe";
 import { deliver } from "./deliveries";
 import { eraseStep } from "./erasure";
@@ -52,6 +52,8 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
    * statements (bench:profile).
    */
   private served: { snapshot: MemorySnapshot; linkedTo: string | null } | null = null;
+  /** The last outbox backlog this instance reported to the stats object (src/memory/backlog-report.ts). */
+  private lastBacklogReport: SentReport | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -328,7 +330,9 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
 
   /** Tells the stats object, and remembers whether a backlog is listed there (so a wipe can withdraw it). */
   private async reportOutbox(report: roles.BacklogReport): Promise<void> {
+    if (!worthReporting(this.lastBacklogReport, report)) return;
     if (!(await sendBacklog(this.env, report))) return;
+    this.lastBacklogReport = sentReport(report);
     if (report.pending > 0) await this.ctx.storage.put(BACKLOG_REPORTED, true);
     else await this.ctx.storage.delete(BACKLOG_REPORTED);
   }
