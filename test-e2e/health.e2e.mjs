@@ -175,6 +175,12 @@ try {
     }
   });
 
+  await step("Refresh draws the page again, replacing its charts", async () => {
+    await page.getByRole("button", { name: "Refresh" }).click();
+    await waitFor(async () => (await drawnCharts(page)).every((c) => c !== null && c.tallestBar > 20), "the charts after Refresh");
+    assert.equal(await page.evaluate(() => Object.keys(/** @type {any} */ (window).Chart.instances).length), 3);
+  });
+
   await step("a missing-audio link opens its conversation", async () => {
     await page.getByRole("link", { name: MISSING }).click();
     await page.getByRole("heading", { name: `Call ${MISSING}` }).waitFor();

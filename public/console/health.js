@@ -19,6 +19,9 @@
 
 /** @type {Promise<any> | null} */
 let chartLib = null;
+/** Charts of the last render, destroyed before the next (Chart.js keeps every instance and its resize listener). */
+/** @type {any[]} */
+let drawn = [];
 
 /** Loads Chart.js once (a classic script that defines window.Chart). */
 function loadChart() {
@@ -87,7 +90,7 @@ function barChart(Chart, canvas, labels, datasets, stacked) {
   const styles = getComputedStyle(document.documentElement);
   const fg = styles.getPropertyValue("--muted").trim() || "#66665f";
   const grid = styles.getPropertyValue("--line").trim() || "#deded8";
-  return new Chart(canvas, {
+  const chart = new Chart(canvas, {
     type: "bar",
     data: { labels, datasets },
     options: {
@@ -101,11 +104,15 @@ function barChart(Chart, canvas, labels, datasets, stacked) {
       },
     },
   });
+  drawn.push(chart);
+  return chart;
 }
 
 /** @param {Kit} kit */
 export async function renderHealth(kit) {
   const { h, show, api, loading, when } = kit;
+  for (const chart of drawn) chart.destroy();
+  drawn = [];
   show(h("h1", {}, "Health"), loading());
   const d = await api("/v1/health/details");
 

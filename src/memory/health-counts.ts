@@ -73,7 +73,7 @@ function send(env: Env, batch: CountBatch): Promise<void> {
       // unreachable loses nothing.
       for (const [hour, metric, key, n] of batch.counts) add(hour, metric, key, n);
       for (const e of batch.last) if (!last.has(e.type)) last.set(e.type, e);
-      events += batch.counts.length;
+      for (const c of batch.counts) events += c[3];
       console.warn(`health counters not flushed: ${err instanceof Error ? err.message : String(err)}`);
     })
     .finally(() => {
