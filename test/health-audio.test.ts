@@ -84,3 +84,37 @@ describe("audio that never came", () => {
     expect(after.audio!.missing.map((m) => m.conversation_id)).not.toContain(id);
   });
 });
+
+describe("each source may fail alone", () => {
+  async function healthWithEnv(patch: Partial<typeof env>): Promise<Health> {
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(new Request(`${BASE}/v1/health/details`, { headers: { Authorization: `Bearer ${API_KEY}` } }), { ...env, ...patch } as typeof env, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(res.status).toBe(200);
+    return (await res.json()) as Health;
+  }
+  const failing = (what: string) =>
+    new Proxy({}, {
+      get: () => () => {
+        throw new Error(`${what}: simulated outage`);
+      },
+    });
+
+  it("D1 down: the counters still answer, and the page says D1 could not be queried", async () => {
+    const h = await healthWithEnv({ DB: failing("D1") as D1Database });
+    expect(codes(h)).toEqual(["d1_unavailable"]);
+    expect(h.status).toBe("error");
+    expect(h.projection).toBeNull();
+    expect(h.audio).toBeNull();
+    expect(h.webhooks).not.toBeNull();
+  });
+
+  it("the stats object unreachable: D1's figures still answer", async () => {
+    const ns = { idFromName: (n: string) => env.USER_MEMORY.idFromName(n), get: () => failing("stats object") };
+    const h = await healthWithEnv({ USER_MEMORY: ns as unknown as typeof env.USER_MEMORY });
+    expect(codes(h)).toEqual(["stats_unavailable"]);
+    expect(h.webhooks).toBeNull();
+    expect(h.outbox).toBeNull();
+    expect(h.projection).not.toBeNull();
+  });
+});

@@ -3,9 +3,10 @@
  * a storage write per request (src/memory/health-counts.ts flushes per isolate), and the page names
  * the storm, and only the storm.
  */
-import { SELF } from "cloudflare:test";
+import { SELF, createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import worker from "../src/index";
 import { count, flushNow, FLUSH_EVENTS, FLUSH_INTERVAL_MS, maybeFlush, pendingEvents } from "../src/memory/health-counts";
 import { statsObject } from "../src/memory/objects";
 import { hourOf, MAX_KEYS, RETAIN_HOURS } from "../src/memory/stats";
@@ -149,5 +150,41 @@ describe("the stats object", () => {
     expect(ignored).toHaveLength(MAX_KEYS + 1);
     expect(ignored.find((r) => r.key === "other")!.n).toBe(20);
     expect(view.window30d.find((r) => r.metric === "refused" && r.key === "signature_expired")?.n ?? 0).toBeLessThan(1000);
+  });
+});
+
+describe("a stats object that cannot be reached", () => {
+  it("changes no webhook's answer, and the tallies wait for the next flush", async () => {
+    await flushNow(env);
+    const statsId = env.USER_MEMORY.idFromName("stats:global");
+    // Failing synchronously, the harder case: nothing may escape into the webhook's answer.
+    const broken = new Proxy({}, {
+      get: () => () => {
+        throw new Error("stats object: simulated outage");
+      },
+    });
+    const ns = {
+      idFromName: (n: string) => env.USER_MEMORY.idFromName(n),
+      get: (id: DurableObjectId) => (id.equals(statsId) ? broken : env.USER_MEMORY.get(id)),
+    };
+    const patched = { ...env, USER_MEMORY: ns as unknown as typeof env.USER_MEMORY };
+    for (let i = 0; i < FLUSH_EVENTS; i++) count("refused", "invalid_json", nowSeconds());
+    const before = (await statsObject(env).readStats(nowSeconds())).window24h.find((r) => r.key === "invalid_json")?.n ?? 0;
+
+    const ctx = createExecutionContext();
+    const event = transcription();
+    const res = await worker.fetch(
+      new Request(`${BASE}/webhooks/elevenlabs`, { method: "POST", headers: { "ElevenLabs-Signature": await signatureHeader(JSON.stringify(event)) }, body: JSON.stringify(event) }),
+      patched,
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: "stored" });
+    // The flush failed and kept everything for the next one.
+    expect(pendingEvents()).toBeGreaterThanOrEqual(FLUSH_EVENTS + 1);
+    await flushNow(env);
+    const after = (await statsObject(env).readStats(nowSeconds())).window24h.find((r) => r.key === "invalid_json")?.n ?? 0;
+    expect(after - before).toBe(FLUSH_EVENTS);
   });
 });

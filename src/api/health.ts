@@ -128,9 +128,10 @@ function duration(seconds: number): string {
   return `${Math.round(seconds / DAY)} days`;
 }
 
-const settled = async <T>(p: Promise<T>, what: string): Promise<T | null> => {
+/** The source's answer, or null (logged) when it fails, synchronously or not: one failing source must not fail the page. */
+const settled = async <T>(read: () => Promise<T>, what: string): Promise<T | null> => {
   try {
-    return await p;
+    return await read();
   } catch (err) {
     console.error(`health: ${what} unavailable`, err instanceof Error ? err.message : String(err));
     return null;
@@ -151,13 +152,13 @@ export async function getHealthDetails(env: Env, nowMs = Date.now()): Promise<Re
   const since30d = now - 30 * DAY;
   const today = Math.floor(now / DAY);
   // This isolate's own tallies first, so what it just counted shows (other isolates flush on their own).
-  await settled(flushNow(env), "flush");
+  await settled(() => flushNow(env), "flush");
   const [stats, perDay, durations, lag, audio] = await Promise.all([
-    settled(statsObject(env).readStats(now), "stats object"),
-    settled(callsPerDay(env.DB, (today - 29) * DAY), "D1 calls per day"),
-    settled(durationBuckets(env.DB, since30d), "D1 durations"),
-    settled(projectionLag(env.DB, since24h, since30d - DAY), "D1 projection lag"),
-    settled(missingAudio(env.DB, { since30d, since24h, receivedBefore: now - cfg.audioExpectedWithinSeconds }), "D1 missing audio"),
+    settled(() => statsObject(env).readStats(now), "stats object"),
+    settled(() => callsPerDay(env.DB, (today - 29) * DAY), "D1 calls per day"),
+    settled(() => durationBuckets(env.DB, since30d), "D1 durations"),
+    settled(() => projectionLag(env.DB, since24h, since30d - DAY), "D1 projection lag"),
+    settled(() => missingAudio(env.DB, { since30d, since24h, receivedBefore: now - cfg.audioExpectedWithinSeconds }), "D1 missing audio"),
   ]);
   const day = stats ? tallies(stats.window24h) : null;
   const problems = diagnose({ nowSeconds: now, day, backlog: stats?.backlog ?? null, lag, audio });

@@ -66,8 +66,10 @@ function take(): CountBatch | null {
 
 function send(env: Env, batch: CountBatch): Promise<void> {
   lastFlushAt = Date.now();
-  inFlight = statsObject(env)
-    .recordCounts(batch)
+  // Started inside a promise, so that even a synchronous failure (making the stub) cannot escape into
+  // the webhook's answer: counting must never change what a webhook is answered.
+  inFlight = Promise.resolve()
+    .then(() => statsObject(env).recordCounts(batch))
     .catch((err) => {
       // Kept for the next flush (bounded by MAX_PENDING_KEYS), so a stats object that is briefly
       // unreachable loses nothing.
