@@ -30,7 +30,10 @@ CREATE TABLE conversations (
   transcript BLOB,
   transcript_key TEXT NOT NULL,
   event_timestamp INTEGER,
-  received_at INTEGER NOT NULL
+  received_at INTEGER NOT NULL,
+  -- When the outbox wrote this row (migration 0009): projected_at - received_at is D1's lag behind the
+  -- acknowledged webhook. Null for rows written before 0009.
+  projected_at INTEGER
 );
 
 CREATE INDEX conversations_by_user ON conversations (user_id, started_at DESC, conversation_id DESC);

@@ -4,6 +4,7 @@
 import { Router, type IRequest } from "itty-router";
 import { getAudio } from "./api/audio";
 import { getContext } from "./api/context";
+import { getHealthDetails } from "./api/health";
 import { getConversation, listConversations } from "./api/conversations";
 import { listUsers } from "./api/directory";
 import { searchTranscripts } from "./api/search";
@@ -28,12 +29,13 @@ router
   .get("/health", () => json({ status: "ok" }))
   .get("/", (req) => Response.redirect(new URL("/console/", req.url).toString(), 302))
   .post("/webhooks/elevenlabs", (req, env, ctx) => handlePostCall(req, env, ctx))
-  .post("/webhooks/elevenlabs/initiation", (req, env) => handleInitiation(req, env))
+  .post("/webhooks/elevenlabs/initiation", (req, env, ctx) => handleInitiation(req, env, ctx))
   .all("/v1/*", async (req, env) => {
     await requireApiKey(req, env, agentMayCall(req) ? "agent" : "full");
   })
   .get("/v1/users", (req, env) => listUsers(req, env))
   .get("/v1/search", (req, env) => searchTranscripts(req, env))
+  .get("/v1/health/details", (_req, env) => getHealthDetails(env))
   .get("/v1/users/:userId/context", (req, env) => getContext(env, userId(req)))
   .get("/v1/users/:userId/memory", (req, env) => getMemory(env, userId(req)))
   .get("/v1/users/:userId/conversations", (req, env) => listConversations(env, userId(req), new URL(req.url)))
@@ -63,6 +65,7 @@ const KNOWN_PATHS = [
   /^\/health$/,
   /^\/v1\/users$/,
   /^\/v1\/search$/,
+  /^\/v1\/health\/details$/,
   /^\/webhooks\/elevenlabs$/,
   /^\/webhooks\/elevenlabs\/initiation$/,
   /^\/v1\/users\/[^/]+$/,

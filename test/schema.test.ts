@@ -18,7 +18,7 @@ function statements(sql: string): string[] {
   }
   if (current.trim()) out.push(current);
   return out
-    .map((s) => s.replace(/;\s*$/, "").replace(/\s+/g, " ").replace(/\( /g, "(").replace(/ \)/g, ")").trim())
+    .map((s) => s.replace(/;\s*$/, "").replace(/\s+/g, " ").replace(/\( /g, "(").replace(/ \)/g, ")").replace(/ ,/g, ",").trim())
     .filter((s) => s.length > 0)
     .sort();
 }

@@ -6,6 +6,8 @@
  * Every piece of data is inserted as text (never as HTML), so transcripts cannot inject markup.
  */
 
+import { renderHealth } from "./health.js";
+
 const KEY_STORAGE = "postcall.apiKey";
 const main = /** @type {HTMLElement} */ (document.getElementById("main"));
 const nav = /** @type {HTMLElement} */ (document.getElementById("nav"));
@@ -530,6 +532,7 @@ async function route() {
     else if (parts[0] === "search") await renderSearch(params);
     else if (parts[0] === "users" && parts[1]) await renderUser(parts[1]);
     else if (parts[0] === "conversations" && parts[1]) await renderConversation(parts[1], params);
+    else if (parts[0] === "health") await renderHealth({ h, show, api, loading, when });
     else show(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/" }, "Back to users")));
   } catch (err) {
     if (err instanceof ApiFailure && err.status === 401) return;

@@ -32,6 +32,8 @@ export interface Config {
   allowedSourceIps: IpRange[] | null;
   /** How long a context read may be served from this isolate's cache (0: never; src/memory/context-cache.ts). */
   contextCacheSeconds: number;
+  /** AUDIO_BACKFILL_AFTER_SECONDS: how long after its transcript a call's audio webhook counts as missing (health page). */
+  audioExpectedWithinSeconds: number;
 }
 
 export class ConfigError extends ApiError {
@@ -122,6 +124,7 @@ export function parseConfig(env: Env): Config {
       : integer(env, "RETENTION_DAYS", 0, 1, 36_500),
     allowedSourceIps: allowlist(env.ALLOWED_SOURCE_IPS),
     contextCacheSeconds: integer(env, "CONTEXT_CACHE_SECONDS", 0, 0, 300),
+    audioExpectedWithinSeconds: integer(env, "AUDIO_BACKFILL_AFTER_SECONDS", 15 * 60, 0, 7 * 24 * 3600),
   };
 }
 

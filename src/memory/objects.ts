@@ -7,7 +7,8 @@ import type { Env } from "../lib/env";
 import { isE164 } from "../records/identity";
 import type { MemoryRecord } from "../records/payload";
 import { contextCache } from "./context-cache";
-import type { ConversationObject, ObjectKind, PhoneObject, UserObject } from "./roles";
+import type { ConversationObject, ObjectKind, PhoneObject, StatsObject, UserObject } from "./roles";
+import { STATS_OBJECT_NAME } from "./stats";
 
 export const userObjectName = (userId: string) => `user:${userId}`;
 export const conversationObjectName = (conversationId: string) => `conversation:${conversationId}`;
@@ -16,6 +17,7 @@ export const conversationObjectName = (conversationId: string) => `conversation:
 export function kindOfName(name: string): ObjectKind | null {
   if (name.startsWith("user:")) return isE164(name.slice(5)) ? "phone" : "user";
   if (name.startsWith("conversation:")) return "conversation";
+  if (name === STATS_OBJECT_NAME) return "stats";
   return null;
 }
 
@@ -38,6 +40,11 @@ export function phoneObject(env: Env, phoneNumber: string): PhoneObject {
 /** The object of a conversation with no user: its delivery, call failure and audio link. */
 export function conversationObject(env: Env, conversationId: string): ConversationObject {
   return stub(env, conversationObjectName(conversationId)) as ConversationObject;
+}
+
+/** The one object that keeps the health counters and the failing outboxes (src/memory/stats.ts). */
+export function statsObject(env: Env): StatsObject {
+  return stub(env, STATS_OBJECT_NAME) as StatsObject;
 }
 
 /** The object that owns a conversation's delivery: its user's, or its own when it has no user. */

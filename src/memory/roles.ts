@@ -8,13 +8,14 @@
  *   user:<app user id>      a user's memory, their phone numbers (reverse index), outbox
  *   user:<+E164>            a phone number: a phone-only caller's memory, plus who owns the number
  *   conversation:<id>       a conversation with no user, call failures, and every audio link
+ *   stats:global            the health counters and failing outboxes (src/memory/stats.ts)
  */
 import type { CallFailureRecord, MemoryRecord } from "../records/payload";
 import type { AudioLink } from "../storage/audio";
 import type { EraseCounts } from "../storage/erase";
 import type { MemorySnapshot } from "./variables";
 
-export type ObjectKind = "user" | "phone" | "conversation";
+export type ObjectKind = "user" | "phone" | "conversation" | "stats";
 
 export interface RecordResult {
   duplicate: boolean;
@@ -150,4 +151,52 @@ export interface ConversationObject extends AnyObject {
   audioLink(conversationId: string): Promise<AudioLink | null>;
   /** Erasure or retention of the conversation: deletes its audio objects and wipes this object. */
   forgetConversation(conversationId: string): Promise<number>;
+}
+
+/** One flush of an isolate's health tallies (src/memory/health-counts.ts). */
+export interface CountBatch {
+  /** `[hour start (Unix seconds), metric, key, n]`. */
+  counts: [number, string, string, number][];
+  /** The latest accepted event of each type seen by the isolate since its last flush. */
+  last: { type: string; at: number; conversationId: string | null }[];
+}
+
+/** An object's outbox, reported when a delivery run failed or an earlier failure has recovered. */
+export interface BacklogReport {
+  /** The reporting object's name (`user:...`, `conversation:...`). */
+  object: string;
+  pending: number;
+  oldestCreatedAt: number | null;
+  maxAttempts: number;
+  lastError: string | null;
+  /** Unix seconds. */
+  at: number;
+}
+
+export interface StatsView {
+  window24h: { metric: string; key: string; n: number }[];
+  window30d: { metric: string; key: string; n: number }[];
+  /** Refusals per hour over the last 24 hours. */
+  hourly: { hour: number; metric: string; key: string; n: number }[];
+  last: { type: string; at: number; conversation_id: string | null }[];
+  backlog: {
+    objects: number;
+    pending: number;
+    oldestCreatedAt: number | null;
+    maxAttempts: number;
+    /** Reports not refreshed for STALE_REPORT_SECONDS: the object recovered unheard, or its alarm stopped. */
+    stale: number;
+    /** Reports refused because MAX_BACKLOG objects were already listed. */
+    dropped: number;
+    worst: { object: string; pending: number; oldest_created_at: number | null; max_attempts: number; last_error: string | null; reported_at: number }[];
+  };
+  /** How many flushes this object took and the rows they wrote (bounded writes, tested). */
+  writes: { flushes: number; rowsWritten: number };
+}
+
+/** `stats:global`: the health counters (one object for the whole deployment). */
+export interface StatsObject {
+  recordCounts(batch: CountBatch): Promise<void>;
+  reportBacklog(report: BacklogReport): Promise<void>;
+  readStats(nowSeconds: number): Promise<StatsView>;
 }

@@ -15,6 +15,7 @@ import type { Env } from "../lib/env";
 import type { CallFailureRecord, MemoryRecord } from "../records/payload";
 import { deleteAudioObjects, type AudioLink } from "../storage/audio";
 import * as audioLinks from "./audio-links";
+import { backlogOf, clearedBacklog, hasFailedItems, sendBacklog, sentReport, worthReporting, type SentReport } from "./backlog-report";
 import { isDuplicate, markSeen, trimSeen } from "./dedupe";
 import { deliver } from "./deliveries";
 import { eraseStep } from "./erasure";
@@ -25,6 +26,7 @@ import * as profile from "./profile";
 import { applyRetention, retentionFromAlarm } from "./retention";
 import type * as roles from "./roles";
 import { countRows, erasingSince, retentionAnchor, Schema } from "./schema";
+import * as stats from "./stats";
 import { EMPTY_SNAPSHOT, type MemorySnapshot } from "./variables";
 
 /** When the alarm handler itself fails (not one item), try the whole run again after this long. */
@@ -34,8 +36,11 @@ const ALL: roles.ObjectKind[] = ["user", "phone", "conversation"];
 const USERS: roles.ObjectKind[] = ["user", "phone"];
 const PHONE: roles.ObjectKind[] = ["phone"];
 const CONVERSATION: roles.ObjectKind[] = ["conversation"];
+const STATS: roles.ObjectKind[] = ["stats"];
+/** Key-value marker: this object's outbox backlog is listed by the stats object (src/memory/backlog-report.ts). */
+const BACKLOG_REPORTED = "health.backlog_reported";
 
-export class UserMemory extends DurableObject<Env> implements roles.PhoneObject, roles.ConversationObject {
+export class UserMemory extends DurableObject<Env> implements roles.PhoneObject, roles.ConversationObject, roles.StatsObject {
   private readonly sql: SqlStorage;
   private readonly schema: Schema;
   private flushing: Promise<roles.FlushReport> | null = null;
@@ -47,6 +52,8 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
    * statements (bench:profile).
    */
   private served: { snapshot: MemorySnapshot; linkedTo: string | null } | null = null;
+  /** The last outbox backlog this instance reported to the stats object (src/memory/backlog-report.ts). */
+  private lastBacklogReport: SentReport | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -262,15 +269,19 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     if (!this.schema.exists()) return { delivered: 0, failed: 0, pending: 0 };
     if (erasingSince(this.sql) !== null) return { delivered: 0, failed: 0, pending: outbox.pendingCount(this.sql) };
     await this.settle();
+    const hadFailed = hasFailedItems(this.sql);
     this.flushing = outbox.drain(this.ctx.storage, (row) => deliver({ env: this.env, sql: this.sql, seq: row.seq }, row.item));
+    let report: roles.FlushReport;
     try {
-      const report = await this.flushing;
+      report = await this.flushing;
       const next = outbox.nextDueAt(this.sql);
       if (next !== null) await outbox.scheduleAlarm(this.ctx.storage, next);
-      return report;
     } finally {
       this.flushing = null;
     }
+    // Only a run that failed, or that delivered what had failed before, tells the health page.
+    if (report.failed > 0 || hadFailed) await this.reportOutbox(backlogOf(this.sql, this.objectName(), Math.floor(Date.now() / 1000)));
+    return report;
   }
 
   private async settle(): Promise<void> {
@@ -304,10 +315,42 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
   /** Drops every table and the alarm (in SQLite-backed objects deleteAll() drops the tables too); returns the rows held. */
   private async wipe(): Promise<number> {
     const rows = this.schema.exists() ? countRows(this.sql) : 0;
+    const reported = (await this.ctx.storage.get(BACKLOG_REPORTED)) === true;
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.schema.reset();
     this.changed();
+    if (reported) await sendBacklog(this.env, clearedBacklog(this.objectName(), Math.floor(Date.now() / 1000)));
     return rows;
+  }
+
+  private objectName(): string {
+    return this.ctx.id.name ?? this.ctx.id.toString();
+  }
+
+  /** Tells the stats object, and remembers whether a backlog is listed there (so a wipe can withdraw it). */
+  private async reportOutbox(report: roles.BacklogReport): Promise<void> {
+    if (!worthReporting(this.lastBacklogReport, report)) return;
+    if (!(await sendBacklog(this.env, report))) return;
+    this.lastBacklogReport = sentReport(report);
+    if (report.pending > 0) await this.ctx.storage.put(BACKLOG_REPORTED, true);
+    else await this.ctx.storage.delete(BACKLOG_REPORTED);
+  }
+
+  // ---- the health counters (the stats:global object only) -----------------------------------------
+
+  async recordCounts(batch: roles.CountBatch): Promise<void> {
+    this.expect(STATS, "recordCounts");
+    stats.addCounts(this.ctx.storage, batch, Math.floor(Date.now() / 1000));
+  }
+
+  async reportBacklog(report: roles.BacklogReport): Promise<void> {
+    this.expect(STATS, "reportBacklog");
+    stats.reportBacklog(this.ctx.storage, report);
+  }
+
+  async readStats(nowSeconds: number): Promise<roles.StatsView> {
+    this.expect(STATS, "readStats");
+    return stats.readStats(this.sql, nowSeconds);
   }
 }

@@ -44,8 +44,9 @@ async function conversationStatements(
       .prepare(
         `INSERT INTO conversations (conversation_id, user_id, user_id_source, agent_id, agent_name, status, started_at,
            duration_secs, title, summary, call_successful, termination_reason, main_language, phone_number,
-           phone_direction, phone_provider, turn_count, analysis, transcript, transcript_key, event_timestamp, received_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           phone_direction, phone_provider, turn_count, analysis, transcript, transcript_key, event_timestamp, received_at,
+           projected_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (conversation_id) DO NOTHING`,
       )
       .bind(
@@ -71,6 +72,8 @@ async function conversationStatements(
         meta.transcriptKey,
         r.eventTimestamp,
         meta.receivedAt,
+        // A replay keeps the first write's time (ON CONFLICT DO NOTHING): the lag is the first projection's.
+        Math.floor(Date.now() / 1000),
       ),
     // The search document, in the same transaction. Only when the row above was inserted (a replay
     // finds the row there and adds nothing): keyed by the row's doc_id, the document is the messages.

@@ -10,6 +10,7 @@
  */
 import { badRequest, json } from "../lib/errors";
 import type { Env } from "../lib/env";
+import { countAnswer } from "../memory/health-counts";
 import { conversationObject } from "../memory/objects";
 import { isValidId } from "../lib/ids";
 import type { AudioUpload } from "../storage/audio-upload";
@@ -53,6 +54,7 @@ export async function storeAudio(
     await upload.discard();
     throw err;
   }
+  countAnswer(duplicate ? "duplicate" : "stored", envelope.type, receivedAt, conversationId);
   return json({
     status: duplicate ? "duplicate" : "stored",
     type: envelope.type,

@@ -10,6 +10,7 @@ import { ApiError, badRequest, json } from "../lib/errors";
 import { config, type Config } from "../lib/config";
 import type { Env } from "../lib/env";
 import { conversationObject, recordTranscription } from "../memory/objects";
+import { countAnswer, counted } from "../memory/health-counts";
 import { requireAllowedSource } from "../lib/http/auth";
 import { AudioUpload } from "../storage/audio-upload";
 import { newAudioKey } from "../records/keys";
@@ -44,7 +45,12 @@ export function verifyOptions(cfg: Config, nowMs: number): VerifyOptions {
  */
 export const WHOLE_BODY_BYTES = 1024 * 1024;
 
-export async function handlePostCall(request: Request, env: Env, ctx?: ExecutionContext): Promise<Response> {
+/** Every outcome is counted for the health page (src/memory/health-counts.ts: in memory, flushed in the background). */
+export function handlePostCall(request: Request, env: Env, ctx?: ExecutionContext): Promise<Response> {
+  return counted(env, ctx, "post_call", () => verifyAndStore(request, env, ctx));
+}
+
+async function verifyAndStore(request: Request, env: Env, ctx?: ExecutionContext): Promise<Response> {
   requireAllowedSource(request, env);
   const cfg = config(env);
   const now = Date.now();
@@ -117,6 +123,7 @@ async function dispatch(env: Env, cfg: Config, envelope: Envelope, raw: Uint8Arr
         nowSeconds: receivedAt,
       });
       const stored = await recordTranscription(env, record, raw, receivedAt);
+      countAnswer(stored.duplicate ? "duplicate" : "stored", envelope.type, receivedAt, record.conversationId);
       return json({
         status: stored.duplicate ? "duplicate" : "stored",
         type: envelope.type,
@@ -127,10 +134,12 @@ async function dispatch(env: Env, cfg: Config, envelope: Envelope, raw: Uint8Arr
     case "call_initiation_failure": {
       const record = normaliseCallFailure(envelope, cfg.defaultCountryCode);
       const { duplicate } = await conversationObject(env, record.conversationId).recordCallFailure({ record, receivedAt });
+      countAnswer(duplicate ? "duplicate" : "stored", envelope.type, receivedAt, record.conversationId);
       return json({ status: duplicate ? "duplicate" : "stored", type: envelope.type, conversation_id: record.conversationId });
     }
     default:
       // New event kinds appear over time; a non-200 would count towards auto-disabling the webhook.
+      countAnswer("ignored", envelope.type, receivedAt);
       return json({ status: "ignored", type: envelope.type });
   }
 }

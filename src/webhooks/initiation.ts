@@ -14,6 +14,7 @@ import type { Env } from "../lib/env";
 import { json } from "../lib/errors";
 import { normalisePhone } from "../records/identity";
 import { callerVariables, defaultVariables } from "../memory/context";
+import { count, counted } from "../memory/health-counts";
 import { requireAllowedSource, requireApiKey } from "../lib/http/auth";
 import { readBody } from "./body";
 
@@ -82,7 +83,16 @@ function callerNumber(raw: string | null, defaultCountryCode: string): string | 
   return normalisePhone(repaired, defaultCountryCode);
 }
 
-export async function handleInitiation(request: Request, env: Env): Promise<Response> {
+/** Counted for the health page like the post-call webhook (src/memory/health-counts.ts). */
+export function handleInitiation(request: Request, env: Env, ctx?: ExecutionContext): Promise<Response> {
+  return counted(env, ctx, "initiation", async () => {
+    const res = await answerInitiation(request, env);
+    count("accepted", "initiation", Math.floor(Date.now() / 1000));
+    return res;
+  });
+}
+
+async function answerInitiation(request: Request, env: Env): Promise<Response> {
   requireAllowedSource(request, env);
   await requireApiKey(request, env, "agent");
   const cfg = config(env);
