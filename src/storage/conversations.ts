@@ -181,6 +181,28 @@ export interface StoredConversation {
   audio: { bytes: number; sha256: string; stored_at: number } | null;
 }
 
+/** JSON text as a value, or null when absent or unreadable (stored JSON columns). */
+export function parseStoredJson(text: string | null): unknown {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+/** A transcript's turns as the API and forwarded events show them. */
+export function turnsView(transcript: StoredTurn[]) {
+  return transcript.map((t) => ({
+    index: t.index,
+    role: t.role,
+    message: t.message,
+    time_in_call_secs: t.time_in_call_secs,
+    tools: parseStoredJson(t.tools),
+    feedback: t.feedback,
+  }));
+}
+
 /** One conversation with its transcript and audio row, or null when D1 has none. */
 export async function readConversation(db: D1Database, conversationId: string): Promise<StoredConversation | null> {
   const [conv, audio] = await db.batch<unknown>([
