@@ -4,14 +4,16 @@
 // Standard Webhooks signature with the `standardwebhooks` package (as your CRM would), prints what
 // arrived, and answers 200 (or --fail-status, to watch retries and dead letters).
 //
-// The secret is FORWARD_SIGNING_SECRET from --secret, the environment, or .dev.vars.
+// The secret is FORWARD_SIGNING_SECRET from --secret, the environment, or .dev.vars (.dev.vars.example).
 import { existsSync, readFileSync } from "node:fs";
 import { startReceiver } from "./lib/forward-receiver.mjs";
 
 export async function runReceiver(opts) {
+  // What `npm start` reads (.dev.vars, which it creates from .dev.vars.example on its first run).
   const fromFile = (() => {
-    if (!existsSync(".dev.vars")) return "";
-    const m = /^\s*FORWARD_SIGNING_SECRET\s*=\s*"?([^"\n]*)"?\s*$/m.exec(readFileSync(".dev.vars", "utf8"));
+    const file = [".dev.vars", ".dev.vars.example"].find((f) => existsSync(f));
+    if (!file) return "";
+    const m = /^\s*FORWARD_SIGNING_SECRET\s*=\s*"?([^"\n]*)"?\s*$/m.exec(readFileSync(file, "utf8"));
     return m ? m[1] : "";
   })();
   const secrets = (opts.secret ?? process.env.FORWARD_SIGNING_SECRET ?? fromFile)
