@@ -7,6 +7,8 @@
 //   GET  /_received?path=/a     what arrived at /a (every attempt, with `verified`), oldest first
 //   POST /_behaviour            {"path": "/a", "status": 500} answers 500 from now on (200 restores);
 //                               {"path": "/a", "failFirst": 2} answers 503 to the first 2 attempts of each webhook-id
+//                               (`failStatus` another status); {"path": "/a", "hangFirst": 1, "hangMs": 4000} answers
+//                               the first attempt of each webhook-id only after 4 s (recorded with status 0)
 //   POST /_verify               {"headers": {...}, "body": "..."} -> {"verified": bool} (checks a tampered copy)
 //   POST /_reset                forgets everything
 import { createServer } from "node:http";
@@ -50,7 +52,7 @@ export function startReceiver({ port = 0, host = "127.0.0.1", secrets, onDeliver
       }
       if (url.pathname === "/_behaviour" && req.method === "POST") {
         const b = JSON.parse(body);
-        behaviour.set(b.path, { status: b.status ?? 200, failFirst: b.failFirst ?? 0 });
+        behaviour.set(b.path, { status: b.status ?? 200, failFirst: b.failFirst ?? 0, failStatus: b.failStatus ?? 503, hangFirst: b.hangFirst ?? 0, hangMs: b.hangMs ?? 0 });
         return reply(200, { ok: true });
       }
       if (url.pathname === "/_verify" && req.method === "POST") {
@@ -73,8 +75,9 @@ export function startReceiver({ port = 0, host = "127.0.0.1", secrets, onDeliver
       const key = `${url.pathname} ${id}`;
       const attempt = (attemptsById.get(key) ?? 0) + 1;
       attemptsById.set(key, attempt);
-      const b = behaviour.get(url.pathname) ?? { status: 200, failFirst: 0 };
-      const status = !check.verified ? 401 : attempt <= b.failFirst ? 503 : b.status;
+      const b = behaviour.get(url.pathname) ?? { status: 200, failFirst: 0, failStatus: 503, hangFirst: 0, hangMs: 0 };
+      const hang = check.verified && attempt <= b.hangFirst;
+      const status = !check.verified ? 401 : hang ? 0 : attempt <= b.failFirst ? b.failStatus : b.status;
       let event = null;
       try {
         event = JSON.parse(body);
@@ -82,7 +85,8 @@ export function startReceiver({ port = 0, host = "127.0.0.1", secrets, onDeliver
       const record = { path: url.pathname, id, attempt, status, verified: check.verified, bySecret: check.bySecret, headers, body, event, at: Date.now() };
       received.push(record);
       onDelivery?.(record);
-      reply(status, { received: status < 300 });
+      if (hang) setTimeout(() => reply(200, { received: false, late: true }), b.hangMs);
+      else reply(status, { received: status < 300 });
     });
   });
   return new Promise((resolve, reject) => {

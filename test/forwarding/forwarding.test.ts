@@ -140,6 +140,21 @@ describe("forwarding", () => {
     await behave("/flaky", { failFirst: 0 });
   });
 
+  it("retries after a 429 and after a destination that does not answer in time (FORWARD_TIMEOUT_SECONDS)", async () => {
+    await behave("/flaky", { failFirst: 1, failStatus: 429 });
+    const limited = audioEvent(audioBytes(900));
+    expect((await postChunked(limited.body)).status).toBe(200);
+    expect((await arrived("/flaky", limited.conversationId, "audio.stored")).map((d) => d.status)).toEqual([429, 200]);
+    // The test project's timeout is 2 s; the first attempt of each event is answered after 4 s.
+    await behave("/flaky", { hangFirst: 1, hangMs: 4000 });
+    const slow = audioEvent(audioBytes(901));
+    expect((await postChunked(slow.body)).status).toBe(200);
+    const ds = await arrived("/flaky", slow.conversationId, "audio.stored");
+    expect(ds.map((d) => d.status)).toEqual([0, 200]);
+    expect(new Set(ds.map((d) => d.id)).size).toBe(1);
+    await behave("/flaky", {});
+  });
+
   it("holds events for a destination that is down, then delivers them all when it comes back", async () => {
     await behave("/flaky", { status: 500 });
     const ids: string[] = [];
@@ -190,6 +205,24 @@ describe("forwarding", () => {
       "the dead letter to be removed after its delivery",
     );
     expect((await api("POST", `/v1/forwarding/failures/${f.id}/retry`)).status).toBe(404);
+  });
+
+  it("dead-letters an event whose retries ran out, with the last status and every attempt counted", async () => {
+    await behave("/pager", { status: 502 });
+    const failure = failureEvent();
+    const failureId = failure.data.conversation_id as string;
+    await postWebhook(failure);
+    type Failures = { failures: { conversation_id: string; last_status: number; attempts: number; last_error: string }[] };
+    const listed = await until(
+      () => apiJson<Failures>("GET", "/v1/forwarding/failures"),
+      (b) => b.failures.some((f) => f.conversation_id === failureId),
+      "the dead letter after the last retry",
+      120_000,
+    );
+    // max_retries = 12 (wrangler.toml): 13 attempts, all refused, then kept.
+    expect(listed.failures.find((f) => f.conversation_id === failureId)).toMatchObject({ last_status: 502, attempts: 13 });
+    expect(about(await received("/pager"), failureId).map((d) => d.status)).toEqual(Array(13).fill(502));
+    await behave("/pager", { status: 200 });
   });
 
   it("answers 404 for an unknown failure and refuses the agent key", async () => {

@@ -25,8 +25,11 @@ export async function received(path: string): Promise<Delivery[]> {
   return res.json<Delivery[]>();
 }
 
-/** How the receiver answers at `path`: a fixed status, and/or 503 for the first `failFirst` attempts of each webhook-id. */
-export async function behave(path: string, b: { status?: number; failFirst?: number }): Promise<void> {
+/**
+ * How the receiver answers at `path`: a fixed status; `failStatus` (503) for the first `failFirst` attempts of each
+ * webhook-id; or no answer for `hangMs` to the first `hangFirst` attempts (recorded with status 0).
+ */
+export async function behave(path: string, b: { status?: number; failFirst?: number; failStatus?: number; hangFirst?: number; hangMs?: number }): Promise<void> {
   const res = await fetch(`${RECEIVER}/_behaviour`, { method: "POST", body: JSON.stringify({ path, ...b }) });
   expect(res.status).toBe(200);
 }
