@@ -43,8 +43,10 @@ export async function retryForwardFailure(env: Env, failureId: string): Promise<
   if (!isForwardMessage(stored)) throw new ApiError(500, "internal_error", "The dead letter's message cannot be read.");
   if (!env.FORWARD_QUEUE) throw new ApiError(500, "misconfigured", "FORWARD_QUEUE is not bound; forwarding cannot send.");
   const message: ForwardMessage = { ...stored, failureId };
-  await env.FORWARD_QUEUE.send(message, { contentType: "json" });
+  // Marked before it is queued: a delivery that fails again at once clears the mark (its dead letter is
+  // updated), and a delivered one removes the row, whichever way the race goes.
   const now = Math.floor(Date.now() / 1000);
   await markRetried(env.DB, failureId, now);
+  await env.FORWARD_QUEUE.send(message, { contentType: "json" });
   return json({ id: failureId, status: "queued", retried_at: iso(now) }, 202);
 }
