@@ -11,6 +11,7 @@
 //   --concurrency N   requests in flight (default 16)
 //   --port N          wrangler dev port (default 8795; receivers take two free ports)
 //   --timeout N       seconds to wait for every delivery after the last send (default 600)
+//   --no-forward      the same webhooks with forwarding off (FORWARD_DESTINATIONS=[]): compare the send times
 import { spawn, spawnSync } from "node:child_process";
 import { createHmac, randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -30,6 +31,7 @@ const DUP_SHARE = opt("duplicates", 0.1);
 const CONCURRENCY = opt("concurrency", 16);
 const PORT = opt("port", 8795);
 const TIMEOUT_S = opt("timeout", 600);
+const NO_FORWARD = args.includes("--no-forward");
 
 const SECRET = "whsec_forward_load";
 const SIGNING = `whsec_${Buffer.from(randomUUID() + randomUUID()).toString("base64")}`;
@@ -55,7 +57,7 @@ const dev = spawn(
     WRANGLER, "dev", "--port", String(PORT), "--ip", "127.0.0.1", "--inspector-port", String(PORT + 1000), "--persist-to", persist,
     "--log-level", "error", "--show-interactive-dev-session=false",
     "--var", `ELEVENLABS_WEBHOOK_SECRET:${SECRET}`, "--var", "API_KEY:forward-load-key",
-    "--var", `FORWARD_SIGNING_SECRET:${SIGNING}`, "--var", `FORWARD_DESTINATIONS:${JSON.stringify(destinations)}`,
+    "--var", `FORWARD_SIGNING_SECRET:${SIGNING}`, "--var", `FORWARD_DESTINATIONS:${NO_FORWARD ? "[]" : JSON.stringify(destinations)}`,
   ],
   { env, stdio: ["ignore", "ignore", "pipe"], detached: true },
 );
@@ -123,6 +125,12 @@ await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
 }));
 const sentMs = Date.now() - started;
 console.log(`sent ${sends.length} deliveries (${EVENTS} events, ${sends.length - EVENTS} redeliveries) in ${(sentMs / 1000).toFixed(1)} s: ${JSON.stringify(statuses)}`);
+
+if (NO_FORWARD) {
+  console.log(`forwarding off: ${acknowledged.size} of ${EVENTS} events acknowledged`);
+  await cleanup();
+  process.exit(acknowledged.size === EVENTS ? 0 : 1);
+}
 
 const idOf = (i) => JSON.parse(bodies[i]).data.conversation_id;
 const expected = new Set([...acknowledged].map(idOf));

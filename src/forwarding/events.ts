@@ -38,7 +38,7 @@ export async function buildEvent(db: D1Database, m: ForwardMessage, d: ForwardDe
       return { body: envelope(m, { user_id: erased.userId, erasure_started_at: iso(erased.erasingSince) }), userId: erased.userId };
     }
     case "conversation.stored": {
-      const stored = id === null ? null : await readConversation(db, id);
+      const stored = id === null ? null : await readConversation(db, id, { transcript: d.includeTranscript });
       if (!stored) return null;
       const r = stored.row;
       const analysis = parseJson(r.analysis) as { evaluation?: unknown; data_collection?: Record<string, unknown> } | null;
