@@ -109,6 +109,7 @@ describe("forwarding", () => {
     const first = await Promise.all([postWebhook(event), postWebhook(event), postWebhook(event)]);
     expect(first.map((r) => r.status)).toEqual([200, 200, 200]);
     await arrived("/crm", conversationId, "conversation.stored");
+    await arrived("/warehouse", conversationId, "conversation.stored");
     for (let i = 0; i < 3; i++) expect(await (await postWebhook(event)).json()).toMatchObject({ status: "duplicate" });
     // Nothing more can be forwarded: the redeliveries queued nothing.
     await flush(userId, conversationId);
