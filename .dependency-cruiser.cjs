@@ -2,7 +2,7 @@
  * The layers of src/ (docs/architecture.md), each importing only the ones below it:
  *
  *   index.ts                       wiring: routes, the Durable Object export, the cron
- *   webhooks/  api/                the two HTTP edges (never each other)
+ *   webhooks/  api/  forwarding/   the edges: two HTTP, one Queue consumer (never each other)
  *   memory/                        the UserMemory Durable Object and its jobs
  *   storage/                       every D1 and R2 statement
  *   records/                       payload records, identity, limits, key layout (pure)
@@ -30,6 +30,7 @@ module.exports = {
     },
     layer("webhooks", ["memory", "storage", "records", "lib"]),
     layer("api", ["memory", "storage", "records", "lib"]),
+    layer("forwarding", ["storage", "records", "lib"]),
     layer("memory", ["storage", "records", "lib"]),
     layer("storage", ["records", "lib"]),
     layer("records", ["lib"]),

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 
@@ -7,30 +8,73 @@ import { defineConfig } from "vitest/config";
 const migrations = await readD1Migrations("migrations");
 const schemaSql = readFileSync("schema.sql", "utf8");
 
+const bindings = {
+  TEST_MIGRATIONS: migrations,
+  D1_SCHEMA_SQL: schemaSql,
+  ELEVENLABS_WEBHOOK_SECRET: "whsec_test_primary,whsec_test_secondary",
+  API_KEY: "test-api-key,test-api-key-2",
+  AGENT_API_KEY: "test-agent-key,test-agent-key-2",
+  DEFAULT_DYNAMIC_VARIABLES: JSON.stringify({ plan: "free", preferred_name: "" }),
+  // Retention on, at ten years: fixtures (2025) and "now" are inside it, so it removes only the
+  // deliberately ancient conversations of test/retention.test.ts.
+  RETENTION_DAYS: "3650",
+};
+
+const test = {
+  // Correctness only: no test asserts on time. The default 5 s would fail slow-but-correct tests on
+  // a busy machine (the suite runs in workerd alongside other work), so the limit is only a hang guard.
+  testTimeout: 60_000,
+  setupFiles: ["./test/setup.ts"],
+};
+
+// Forwarding (test/forwarding/): a real HTTP receiver on 127.0.0.1 (test/global/forward-receiver.ts),
+// on a port chosen here so the destinations' URLs can be bindings. Its own project, so that the rest of
+// the suite runs with forwarding off (the default) and is not changed by it.
+const receiverPort = await new Promise<number>((resolve) => {
+  const probe = createServer().listen(0, "127.0.0.1", () => {
+    const { port } = probe.address() as { port: number };
+    probe.close(() => resolve(port));
+  });
+});
+process.env["POSTCALL_TEST_RECEIVER_PORT"] = String(receiverPort);
+const receiver = `http://127.0.0.1:${receiverPort}`;
+const FORWARD_TEST_SECRETS = [
+  `whsec_${Buffer.from("postcall-forwarding-test-secret-1").toString("base64")}`,
+  `whsec_${Buffer.from("postcall-forwarding-test-secret-2").toString("base64")}`,
+];
+process.env["POSTCALL_TEST_FORWARD_SECRETS"] = FORWARD_TEST_SECRETS.join(",");
+
 export default defineConfig({
-  plugins: [
-    cloudflareTest({
-      wrangler: { configPath: "./wrangler.toml" },
-      miniflare: {
-        bindings: {
-          TEST_MIGRATIONS: migrations,
-          D1_SCHEMA_SQL: schemaSql,
-          ELEVENLABS_WEBHOOK_SECRET: "whsec_test_primary,whsec_test_secondary",
-          API_KEY: "test-api-key,test-api-key-2",
-          AGENT_API_KEY: "test-agent-key,test-agent-key-2",
-          DEFAULT_DYNAMIC_VARIABLES: JSON.stringify({ plan: "free", preferred_name: "" }),
-          // Retention on, at ten years: fixtures (2025) and "now" are inside it, so it removes only the
-          // deliberately ancient conversations of test/retention.test.ts.
-          RETENTION_DAYS: "3650",
-        },
-      },
-    }),
-  ],
   test: {
-    // Correctness only: no test asserts on time. The default 5 s would fail slow-but-correct tests on
-    // a busy machine (the suite runs in workerd alongside other work), so the limit is only a hang guard.
-    testTimeout: 60_000,
-    setupFiles: ["./test/setup.ts"],
-    include: ["test/**/*.test.ts"],
+    projects: [
+      {
+        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings } })],
+        test: { ...test, name: "postcall", include: ["test/**/*.test.ts"], exclude: ["test/forwarding/**"] },
+      },
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                ...bindings,
+                FORWARD_RECEIVER_URL: receiver,
+                FORWARD_SIGNING_SECRET: FORWARD_TEST_SECRETS.join(","),
+                FORWARD_DESTINATIONS: JSON.stringify([
+                  { name: "crm", url: `${receiver}/crm`, events: ["conversation.stored", "audio.stored", "call.failed", "user.erased"] },
+                  { name: "warehouse", url: `${receiver}/warehouse`, events: ["conversation.stored", "user.erased"], include_transcript: true },
+                  { name: "pager", url: `${receiver}/pager`, events: ["call.failed"] },
+                  { name: "flaky", url: `${receiver}/flaky`, events: ["audio.stored"] },
+                ]),
+                // Retries at once and short timeouts, so a test does not wait minutes of backoff.
+                FORWARD_RETRY_BASE_SECONDS: "0",
+                FORWARD_TIMEOUT_SECONDS: "2",
+              },
+            },
+          }),
+        ],
+        test: { ...test, name: "forwarding", include: ["test/forwarding/**/*.test.ts"], globalSetup: ["./test/global/forward-receiver.mjs"] },
+      },
+    ],
   },
 });

@@ -12,6 +12,7 @@
 //   npm run send-sample -- transcription --user alice --phone +14155550123  # links the number to alice
 //   npm run send-sample -- initiation --phone +14155550123               # what ElevenLabs gets while that phone rings
 //   npm run send-sample -- all --url https://postcall.example.workers.dev --secret "$SECRET" --api-key "$KEY"
+//   npm run send-sample -- forward-receiver [--port 8799]   # a local receiver for forwarded events (docs/forwarding.md)
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 
@@ -49,7 +50,7 @@ const userId = opts.user ?? (opts.phone ? null : "demo-user");
 const conversationId = opts.conversation ?? `conv_sample_${randomUUID().replace(/-/g, "").slice(0, 20)}`;
 const now = Math.floor(Date.now() / 1000);
 
-if (!secret && opts.kind !== "initiation") {
+if (!secret && opts.kind !== "initiation" && opts.kind !== "forward-receiver") {
   console.error("No webhook secret: pass --secret, set ELEVENLABS_WEBHOOK_SECRET, or create .dev.vars (npm start does).");
   process.exit(2);
 }
@@ -193,7 +194,8 @@ try {
     else if (kind === "initiation") await initiation();
     else if (kind === "audio") await postAudio(`post_call_audio ${conversationId}`);
     else if (kind === "failure") await post(failureEvent(), `call_initiation_failure ${conversationId}_failed`);
-    else throw new Error(`unknown event kind ${JSON.stringify(kind)}: use transcription, audio, failure, initiation or all`);
+    else if (kind === "forward-receiver") await (await import("./forward-receiver.mjs")).runReceiver(opts);
+    else throw new Error(`unknown event kind ${JSON.stringify(kind)}: use transcription, audio, failure, initiation, all or forward-receiver`);
   }
   if (kinds.includes("transcription")) await showContext();
 } catch (err) {

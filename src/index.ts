@@ -16,6 +16,8 @@ import { ApiError, errorResponse, json, notFound } from "./lib/errors";
 import { handlePostCall } from "./webhooks/handler";
 import { handleInitiation } from "./webhooks/initiation";
 import { sweepRetention } from "./memory/sweep";
+import { listForwardFailures, retryForwardFailure } from "./api/forwarding";
+import { handleQueue } from "./forwarding/consumer";
 
 export { UserMemory } from "./memory/user-memory";
 
@@ -46,6 +48,8 @@ router
     getAudio(req, env, idParam(req.params["conversationId"], "conversation_id")),
   )
   .get("/v1/conversations/:conversationId", (req, env) => getConversation(env, idParam(req.params["conversationId"], "conversation_id")))
+  .get("/v1/forwarding/failures", (req, env) => listForwardFailures(env, new URL(req.url)))
+  .post("/v1/forwarding/failures/:failureId/retry", (req, env) => retryForwardFailure(env, idParam(req.params["failureId"], "failure_id")))
   .all("*", (req) => {
     throw KNOWN_PATHS.some((p) => p.test(new URL(req.url).pathname))
       ? new ApiError(405, "method_not_allowed", `${req.method} is not supported on this path.`)
@@ -73,6 +77,8 @@ const KNOWN_PATHS = [
   /^\/v1\/users\/[^/]+\/phones\/[^/]+$/,
   /^\/v1\/conversations\/[^/]+$/,
   /^\/v1\/conversations\/[^/]+\/audio$/,
+  /^\/v1\/forwarding\/failures$/,
+  /^\/v1\/forwarding\/failures\/[^/]+\/retry$/,
 ];
 
 export default {
@@ -81,4 +87,5 @@ export default {
     const report = await sweepRetention(env);
     console.log(`retention sweep: ${report.users} users, ${JSON.stringify(report.counts)}`);
   },
+  queue: (batch, env, _ctx) => handleQueue(batch, env),
 } satisfies ExportedHandler<Env>;

@@ -12,6 +12,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { startReceiver } from "../scripts/lib/forward-receiver.mjs";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const SECRET = "whsec_e2e_secret";
@@ -19,6 +20,8 @@ const API_KEY = "e2e-api-key";
 const USER = "e2e-dana";
 const CONVERSATION = "conv_e2e_cracked_screen";
 const SHOTS = "docs/screenshots";
+// Forwarding: call.failed only, to a local receiver (scripts/lib/forward-receiver.mjs) the failures step controls.
+const FORWARD_SECRET = `whsec_${Buffer.from("e2e-forwarding-signing-secret-32b").toString("base64")}`;
 const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", CI: "true" };
 const wrangler = "node_modules/wrangler/bin/wrangler.js";
 
@@ -50,6 +53,8 @@ const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 let server;
 let browser;
+const receiver = await startReceiver({ secrets: [FORWARD_SECRET] });
+const forwardTo = JSON.stringify([{ name: "pager", url: `${receiver.url}/pager`, events: ["call.failed"] }]);
 
 function sample(...args) {
   const r = spawnSync(process.execPath, ["scripts/send-sample.mjs", ...args, "--url", base, "--secret", SECRET, "--api-key", API_KEY], { env, encoding: "utf8" });
@@ -83,7 +88,8 @@ try {
   if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}\n${migrate.stderr}`);
   server = spawn(
     process.execPath,
-    [wrangler, "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state, "--log-level", "warn", "--var", `ELEVENLABS_WEBHOOK_SECRET:${SECRET}`, "--var", `API_KEY:${API_KEY}`],
+    [wrangler, "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state, "--log-level", "warn", "--var", `ELEVENLABS_WEBHOOK_SECRET:${SECRET}`, "--var", `API_KEY:${API_KEY}`,
+      "--var", `FORWARD_SIGNING_SECRET:${FORWARD_SECRET}`, "--var", `FORWARD_DESTINATIONS:${forwardTo}`],
     { env, stdio: ["ignore", "inherit", "inherit"] },
   );
   await waitFor(async () => (await fetch(`${base}/health`)).ok, "wrangler dev");
@@ -177,6 +183,26 @@ try {
     await page.locator(".turn.target").waitFor();
   });
 
+  await step("forwarding failures: a refused event is listed, and Retry delivers it", async () => {
+    const behave = (status) => fetch(`${receiver.url}/_behaviour`, { method: "POST", body: JSON.stringify({ path: "/pager", status }) });
+    await behave(400);
+    sample("failure");
+    const auth = { headers: { Authorization: `Bearer ${API_KEY}` } };
+    await waitFor(async () => (await (await fetch(`${base}/v1/forwarding/failures`, auth)).json()).failures.length === 1, "the dead letter");
+    await page.getByRole("link", { name: "Forwarding failures" }).click();
+    const items = page.getByRole("list", { name: "Forwarding failures" }).getByRole("listitem");
+    await items.first().waitFor();
+    assert.match(await items.first().innerText(), /call\.failed → pager[\s\S]*HTTP 400/);
+    await page.screenshot({ path: `${SHOTS}/forwarding-failures.png`, fullPage: true });
+    await behave(200);
+    await items.first().getByRole("button", { name: "Retry" }).click();
+    await page.getByText(/Queued again/).waitFor();
+    await waitFor(() => receiver.received().some((d) => d.path === "/pager" && d.status === 200 && d.verified), "the retried delivery");
+    await waitFor(async () => (await (await fetch(`${base}/v1/forwarding/failures`, auth)).json()).failures.length === 0, "the dead letter removed");
+    await page.reload();
+    await page.getByText("No failed deliveries.").waitFor();
+  });
+
   await step("phone width: every page is readable at 375 px", async () => {
     const phone = await browser.newContext({ viewport: { width: 375, height: 812 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
     const p = await phone.newPage();
@@ -246,5 +272,6 @@ try {
 } finally {
   await browser?.close().catch(() => {});
   server?.kill("SIGTERM");
+  await receiver.close();
   rmSync(state, { recursive: true, force: true });
 }

@@ -19,7 +19,7 @@ export interface Health {
   } | null;
   projection: { conversations_24h: number; avg_lag_seconds: number | null; max_lag_seconds: number | null } | null;
   audio: { expected_within_seconds: number; missing_24h: number; missing_30d: number; missing: { conversation_id: string }[] } | null;
-  forwarding: null;
+  forwarding: { destinations: number; failures: number; oldest_failed_at: string | null; by_destination: { destination: string; failures: number }[] } | null;
   charts: {
     calls_per_day: { days: string[]; outcomes: Record<string, number[]> };
     refusals_per_hour: { hours: string[]; reasons: Record<string, number[]> };

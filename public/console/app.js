@@ -518,6 +518,77 @@ async function renderConversation(conversationId, params) {
   }
 }
 
+// ---- forwarding failures -----------------------------------------------------------------------
+
+/**
+ * Forwarded events a destination refused for good (a 4xx) or that ran out of retries: the dead letters
+ * of GET /v1/forwarding/failures. "Retry" queues one again (POST .../retry); once delivered it leaves the list.
+ */
+async function renderForwardingFailures() {
+  const list = h("ul", { class: "list", "aria-label": "Forwarding failures" });
+  const more = h("div");
+  show(
+    h("h1", {}, "Forwarding failures"),
+    h("p", { class: "muted" }, "Events that could not be delivered to a destination in FORWARD_DESTINATIONS, newest first."),
+    list,
+    more,
+  );
+
+  /** @param {any} f */
+  function item(f) {
+    const status = h("p", { role: "status", class: "muted" });
+    const button = /** @type {HTMLButtonElement} */ (
+      h(
+        "button",
+        {
+          type: "button",
+          onclick: async () => {
+            button.disabled = true;
+            status.textContent = "Queueing…";
+            try {
+              const r = await api(`/v1/forwarding/failures/${encodeURIComponent(f.id)}/retry`, { method: "POST" });
+              status.textContent = `Queued again ${when(r.retried_at)}: it leaves this list once the destination accepts it.`;
+            } catch (err) {
+              button.disabled = false;
+              status.textContent = err instanceof Error ? err.message : String(err);
+            }
+          },
+        },
+        "Retry",
+      )
+    );
+    // A call failure has no conversation page; a user.erased has only its user.
+    const about =
+      f.conversation_id && f.type !== "call.failed" ? h("a", { href: conversationHref(f.conversation_id) }, f.conversation_id) : (f.conversation_id ?? f.user_id ?? "");
+    return h(
+      "li",
+      { class: "card" },
+      h("span", { class: "title" }, `${f.type} → ${f.destination}`),
+      h("div", { class: "meta" }, about, ` · ${f.last_status === null ? "no answer" : `HTTP ${f.last_status}`} · ${f.attempts} attempt${f.attempts === 1 ? "" : "s"} · last ${when(f.last_failed_at)}`, f.retried_at ? ` · retried ${when(f.retried_at)}` : ""),
+      h("p", {}, f.last_error),
+      button,
+      status,
+    );
+  }
+
+  /** @param {string | null} cursor */
+  async function page(cursor) {
+    more.replaceChildren(loading());
+    try {
+      const qs = new URLSearchParams({ limit: "25" });
+      if (cursor) qs.set("cursor", cursor);
+      const body = await api(`/v1/forwarding/failures?${qs}`);
+      for (const f of body.failures) list.append(item(f));
+      if (list.children.length === 0) more.replaceChildren(h("p", { class: "card muted" }, "No failed deliveries."));
+      else if (body.next_cursor) more.replaceChildren(h("button", { type: "button", class: "secondary", onclick: () => page(body.next_cursor) }, "Show more"));
+      else more.replaceChildren();
+    } catch (err) {
+      more.replaceChildren(errorBox(err));
+    }
+  }
+  await page(null);
+}
+
 // ---- router ----------------------------------------------------------------------------------
 
 async function route() {
@@ -530,6 +601,7 @@ async function route() {
   try {
     if (parts.length === 0 || (parts[0] === "users" && parts.length === 1)) await renderUsers(params);
     else if (parts[0] === "search") await renderSearch(params);
+    else if (parts[0] === "forwarding") await renderForwardingFailures();
     else if (parts[0] === "users" && parts[1]) await renderUser(parts[1]);
     else if (parts[0] === "conversations" && parts[1]) await renderConversation(parts[1], params);
     else if (parts[0] === "health") await renderHealth({ h, show, api, loading, when });

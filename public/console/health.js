@@ -206,7 +206,19 @@ export async function renderHealth(kit) {
     "section",
     { class: "card", "aria-labelledby": "forwarding-h" },
     h("h2", { id: "forwarding-h" }, "Forwarding"),
-    d.forwarding === null ? h("p", { class: "muted" }, "Forwarding is not part of this version; its failures will appear here.") : h("pre", {}, JSON.stringify(d.forwarding, null, 2)),
+    d.forwarding === null
+      ? h("p", { class: "muted" }, "D1 could not be read.")
+      : d.forwarding.destinations === 0 && d.forwarding.failures === 0
+        ? h("p", { class: "muted" }, "Forwarding is off (no FORWARD_DESTINATIONS).")
+        : h(
+            "div",
+            {},
+            h("p", { id: "forwarding-summary" }, `${d.forwarding.failures} undelivered event${d.forwarding.failures === 1 ? "" : "s"} kept as dead letters, to ${d.forwarding.destinations} destination${d.forwarding.destinations === 1 ? "" : "s"}.`),
+            d.forwarding.by_destination.length > 0
+              ? h("ul", { "aria-label": "Dead letters by destination" }, ...d.forwarding.by_destination.map((/** @type {any} */ f) => h("li", {}, `${f.destination}: ${f.failures}`, h("span", { class: "meta" }, ` last ${when(f.last_failed_at)}`))))
+              : null,
+            h("p", {}, h("a", { href: "#/forwarding" }, "Forwarding failures")),
+          ),
   );
 
   const c = d.charts;

@@ -7,17 +7,8 @@
 import type { Env } from "../lib/env";
 import { json, notFound } from "../lib/errors";
 import { iso } from "../lib/time";
-import { listConversationsOfUser, readConversation } from "../storage/conversations";
+import { listConversationsOfUser, parseStoredJson as parseJson, readConversation, turnsView } from "../storage/conversations";
 import { decodeCursor, encodeCursor, pageSize } from "./cursor";
-
-function parseJson(text: string | null): unknown {
-  if (text === null) return null;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return null;
-  }
-}
 
 /**
  * GET /v1/users/:userId/conversations. A user with no conversations gets an empty list, not a 404:
@@ -77,14 +68,7 @@ export async function getConversation(env: Env, conversationId: string): Promise
     event_timestamp: iso(row.event_timestamp),
     received_at: iso(row.received_at),
     analysis: parseJson(row.analysis),
-    transcript: transcript.map((t) => ({
-      index: t.index,
-      role: t.role,
-      message: t.message,
-      time_in_call_secs: t.time_in_call_secs,
-      tools: parseJson(t.tools),
-      feedback: t.feedback,
-    })),
+    transcript: turnsView(transcript),
     has_audio: a !== null,
     audio: a === null ? null : { bytes: a.bytes, sha256: a.sha256, stored_at: iso(a.stored_at) },
   });

@@ -5,7 +5,7 @@
  * - the stats object (src/memory/stats.ts): webhooks accepted / refused / failed per hour, the last
  *   accepted event of each type, and the outboxes that are failing to deliver;
  * - D1 (src/storage/health.ts): calls per day, durations, the projection's lag, missing audio;
- * - forwarding: `null` until forwarding exists (filled in by the forwarding work).
+ * - forwarding: how many destinations, and the dead letters waiting (src/storage/forwarding.ts).
  *
  * `problems` names what is wrong in words an operator can act on; `diagnose` is pure and tested.
  * docs/health.md says what is counted, where, and what is approximate.
@@ -18,6 +18,7 @@ import { flushNow } from "../memory/health-counts";
 import { statsObject } from "../memory/objects";
 import { STUCK_ATTEMPTS } from "../memory/outbox";
 import type { StatsView } from "../memory/roles";
+import { failureSummary, type FailureSummary } from "../storage/forwarding";
 import { callsPerDay, durationBuckets, DURATION_BOUNDS, missingAudio, projectionLag, type MissingAudio, type ProjectionLag } from "../storage/health";
 
 const DAY = 86_400;
@@ -31,7 +32,7 @@ export const LAG_WARN_SECONDS = 300;
 
 export type Severity = "ok" | "warning" | "error";
 export interface Problem {
-  code: "webhook_refusals" | "webhook_failures" | "outbox_backlog" | "projection_lag" | "audio_missing" | "stats_unavailable" | "d1_unavailable";
+  code: "webhook_refusals" | "webhook_failures" | "outbox_backlog" | "projection_lag" | "audio_missing" | "forwarding_failures" | "stats_unavailable" | "d1_unavailable";
   severity: Exclude<Severity, "ok">;
   message: string;
 }
@@ -64,6 +65,8 @@ export interface Facts {
   backlog: StatsView["backlog"] | null;
   lag: ProjectionLag | null;
   audio: MissingAudio | null;
+  /** Dead letters of forwarding; null when D1 could not say. */
+  forwarding?: FailureSummary | null;
 }
 
 /** What is wrong, worst first. Pure. */
@@ -100,6 +103,14 @@ export function diagnose(f: Facts): Problem[] {
         `${b.pending} acknowledged events in ${b.objects} outbox${b.objects === 1 ? "" : "es"} are not yet in D1/R2` +
         `${age === null ? "" : `, the oldest for ${duration(age)}`}, after up to ${b.maxAttempts} failed attempts` +
         `${b.worst[0]?.last_error ? ` (last error: ${b.worst[0].last_error})` : ""}. They are retried until they succeed.`,
+    });
+  }
+  if (f.forwarding && f.forwarding.total > 0) {
+    const top = f.forwarding.byDestination[0]!;
+    problems.push({
+      code: "forwarding_failures",
+      severity: "warning",
+      message: `${f.forwarding.total} forwarded event${f.forwarding.total === 1 ? "" : "s"} could not be delivered, ${top.n} to ${top.destination}: see Forwarding failures (they are kept until retried).`,
     });
   }
   if (f.lag === null || f.audio === null) problems.push({ code: "d1_unavailable", severity: "error", message: "D1 could not be queried." });
@@ -153,15 +164,16 @@ export async function getHealthDetails(env: Env, nowMs = Date.now()): Promise<Re
   const today = Math.floor(now / DAY);
   // This isolate's own tallies first, so what it just counted shows (other isolates flush on their own).
   await settled(() => flushNow(env), "flush");
-  const [stats, perDay, durations, lag, audio] = await Promise.all([
+  const [stats, perDay, durations, lag, audio, forwarding] = await Promise.all([
     settled(() => statsObject(env).readStats(now), "stats object"),
     settled(() => callsPerDay(env.DB, (today - 29) * DAY), "D1 calls per day"),
     settled(() => durationBuckets(env.DB, since30d), "D1 durations"),
     settled(() => projectionLag(env.DB, since24h, since30d - DAY), "D1 projection lag"),
     settled(() => missingAudio(env.DB, { since30d, since24h, receivedBefore: now - cfg.audioExpectedWithinSeconds }), "D1 missing audio"),
+    settled(() => failureSummary(env.DB), "D1 forwarding failures"),
   ]);
   const day = stats ? tallies(stats.window24h) : null;
-  const problems = diagnose({ nowSeconds: now, day, backlog: stats?.backlog ?? null, lag, audio });
+  const problems = diagnose({ nowSeconds: now, day, backlog: stats?.backlog ?? null, lag, audio, forwarding });
 
   const days = Array.from({ length: 30 }, (_, i) => today - 29 + i);
   const outcomes: Record<string, number[]> = { success: days.map(() => 0), failure: days.map(() => 0), unknown: days.map(() => 0) };
@@ -218,8 +230,12 @@ export async function getHealthDetails(env: Env, nowMs = Date.now()): Promise<Re
       missing_30d: audio.last30d,
       missing: audio.examples.map((e) => ({ ...e, started_at: iso(e.started_at), received_at: iso(e.received_at) })),
     },
-    // Filled once forwarding exists (failed deliveries to FORWARD_DESTINATIONS); null until then.
-    forwarding: null,
+    forwarding: forwarding && {
+      destinations: cfg.forwardDestinations.length,
+      failures: forwarding.total,
+      oldest_failed_at: iso(forwarding.oldestFailedAt),
+      by_destination: forwarding.byDestination.map((d) => ({ destination: d.destination, failures: d.n, last_failed_at: iso(d.last_failed_at) })),
+    },
     charts: {
       calls_per_day: { days: days.map(dayLabel), outcomes },
       refusals_per_hour: { hours: hours.map((h) => iso(h)), reasons },

@@ -6,6 +6,7 @@
 import { ApiError } from "./errors";
 import type { Env } from "./env";
 import { AllowlistError, parseAllowlist, type IpRange } from "./http/source-ip";
+import { ForwardConfigError, parseDestinations, parseSigningSecrets, type ForwardDestination } from "./forwarding-config";
 
 export type VariableValue = string | number | boolean;
 
@@ -34,6 +35,14 @@ export interface Config {
   contextCacheSeconds: number;
   /** AUDIO_BACKFILL_AFTER_SECONDS: how long after its transcript a call's audio webhook counts as missing (health page). */
   audioExpectedWithinSeconds: number;
+  /** FORWARD_DESTINATIONS (src/lib/forwarding-config.ts); empty: forwarding is off. */
+  forwardDestinations: ForwardDestination[];
+  /** FORWARD_SIGNING_SECRET: one Standard Webhooks signature per secret on every delivery. */
+  forwardSigningSecrets: string[];
+  /** FORWARD_RETRY_BASE_SECONDS: the first retry's delay, doubling per attempt (src/forwarding/deliver.ts). */
+  forwardRetryBaseSeconds: number;
+  /** FORWARD_TIMEOUT_SECONDS: how long a destination may take to answer before the attempt counts as failed. */
+  forwardTimeoutSeconds: number;
 }
 
 export class ConfigError extends ApiError {
@@ -99,12 +108,23 @@ function allowlist(raw: string | undefined): IpRange[] | null {
   }
 }
 
+function forwarding(env: Env): { destinations: ForwardDestination[]; secrets: string[] } {
+  try {
+    const destinations = parseDestinations(env.FORWARD_DESTINATIONS);
+    return { destinations, secrets: parseSigningSecrets(env.FORWARD_SIGNING_SECRET, destinations) };
+  } catch (err) {
+    if (err instanceof ForwardConfigError) throw new ConfigError(err.setting, err.message);
+    throw err;
+  }
+}
+
 export function parseConfig(env: Env): Config {
   const userIdVariable = (env.USER_ID_VARIABLE ?? "user_id").trim() || "user_id";
   const cc = (env.DEFAULT_COUNTRY_CODE ?? "").trim().replace(/^\+/, "");
   if (cc !== "" && !/^[1-9]\d{0,2}$/.test(cc)) {
     throw new ConfigError("DEFAULT_COUNTRY_CODE", "must be a country calling code such as 1 or 44");
   }
+  const forward = forwarding(env);
   return {
     webhookSecrets: list(env.ELEVENLABS_WEBHOOK_SECRET),
     apiKeys: list(env.API_KEY),
@@ -125,6 +145,10 @@ export function parseConfig(env: Env): Config {
     allowedSourceIps: allowlist(env.ALLOWED_SOURCE_IPS),
     contextCacheSeconds: integer(env, "CONTEXT_CACHE_SECONDS", 0, 0, 300),
     audioExpectedWithinSeconds: integer(env, "AUDIO_BACKFILL_AFTER_SECONDS", 15 * 60, 0, 7 * 24 * 3600),
+    forwardDestinations: forward.destinations,
+    forwardSigningSecrets: forward.secrets,
+    forwardRetryBaseSeconds: integer(env, "FORWARD_RETRY_BASE_SECONDS", 5, 0, 3600),
+    forwardTimeoutSeconds: integer(env, "FORWARD_TIMEOUT_SECONDS", 10, 1, 60),
   };
 }
 

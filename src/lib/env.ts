@@ -50,4 +50,12 @@ export interface Env {
   AUDIO_BACKFILL_AFTER_SECONDS?: string;
   /** JSON array of forwarding destinations: `[{ "url", "events": [...], "name"? }]`. */
   FORWARD_DESTINATIONS?: string;
+  /** Seconds before the first retry of a failed forward (doubling, with jitter; default 5). */
+  FORWARD_RETRY_BASE_SECONDS?: string;
+  /** Seconds a destination may take to answer (default 10). */
+  FORWARD_TIMEOUT_SECONDS?: string;
+  /** Forwarded events waiting for their HTTP delivery (wrangler.toml `queues`; docs/forwarding.md). */
+  FORWARD_QUEUE?: Queue;
+  /** Deliveries that will never succeed, with their last status and error; consumed into D1 `forward_failures`. */
+  FORWARD_DEAD_LETTERS?: Queue;
 }

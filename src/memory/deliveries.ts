@@ -8,6 +8,7 @@ import { conversationRecord, parseEnvelope } from "../records/payload";
 import { deleteAudioObjects, storeAudioRow } from "../storage/audio";
 import { storeCallFailure, storeConversation } from "../storage/conversations";
 import { putTranscript } from "../storage/transcripts";
+import { handOn } from "./forwarding";
 import { phoneObject, userObject } from "./objects";
 import { payloadOf, type OutboxItem, type OutboxKind } from "./outbox";
 import { forgetReverseLink } from "./phone-links";
@@ -65,6 +66,10 @@ const HANDLERS: { [K in OutboxKind]: Handler<K> } = {
 
   async phone_removed({ env }, item) {
     await userObject(env, item.userId).removePhone(item.phoneNumber, item.at);
+  },
+
+  async forward({ env, sql }, item) {
+    await handOn(env, sql, item.event, item.destination);
   },
 };
 

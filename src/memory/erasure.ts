@@ -8,18 +8,21 @@
  *   3. releaseNumber   when this object is itself a number: tell its owner it is gone
  *   4. erasePending    conversations still in the outbox (they may be half delivered)
  *   5. eraseDelivered  every conversation D1 attributes to the user, R2 before D1 rows
- *   6. wipe            this object last: until then it is what names the links and pending conversations
+ *   6. announce        forwarding: the user's dead letters go, user.erased goes to FORWARD_QUEUE
+ *   7. wipe            this object last: until then it is what names the links and pending conversations
  */
 import type { Env } from "../lib/env";
 import { isE164 } from "../records/identity";
 import { addCounts, eraseCallFailures, eraseConversations, zeroCounts, type EraseCounts } from "../storage/erase";
 import { conversationsOfUser } from "../storage/expiry";
+import { eraseFailuresOfUser } from "../storage/forwarding";
+import { announceErasure, dropForwards } from "./forwarding";
 import { contextCache } from "./context-cache";
 import { conversationObject, phoneObject, userObject } from "./objects";
 import { dropConversations, pendingConversations } from "./outbox";
 import { forgetPhone, listPhones, ownerRow } from "./phone-links";
 import type { EraseStep } from "./roles";
-import { LIMITS } from "./schema";
+import { erasingSince, LIMITS } from "./schema";
 
 export interface ErasureContext {
   env: Env;
@@ -92,6 +95,8 @@ export async function eraseStep(ctx: ErasureContext, userId: string): Promise<Er
   const step: EraseStep = { done: false, counts: zeroCounts(), phoneLinks: 0, unlinkedPhoneNumbers: [], memoryRows: 0 };
   if (ctx.hasSchema()) {
     await freeze(ctx, now);
+    // Events not yet handed to the Queue are not sent: the user asked to be forgotten.
+    dropForwards(ctx.storage);
     if (!(await unlinkNumbers(ctx, userId, now, step))) return step;
     await releaseNumber(ctx, userId, now, step);
     step.counts = addCounts(step.counts, await erasePending(ctx, userId));
@@ -99,6 +104,9 @@ export async function eraseStep(ctx: ErasureContext, userId: string): Promise<Er
   // A user id that is a phone number: the call failures recorded for that number are theirs too.
   if (isE164(userId)) step.counts.call_failures += await eraseCallFailures(ctx.env.DB, [userId]);
   if (!(await eraseDelivered(ctx, userId, step))) return step;
+  await eraseFailuresOfUser(ctx.env.DB, userId);
+  // Only for an object that held something: a user postcall never knew was never forwarded.
+  if (ctx.hasSchema()) await announceErasure(ctx.env, userId, erasingSince(ctx.storage.sql) ?? now);
   step.memoryRows = await ctx.wipe();
   step.done = true;
   return step;

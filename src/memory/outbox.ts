@@ -11,6 +11,7 @@
  * dropped: an item that keeps failing is retried every MAX_BACKOFF_MS and reported as stuck.
  */
 import { concatBytes } from "../lib/bytes";
+import type { ForwardEvent } from "../records/forward-events";
 import type { CallFailureRecord, ResolvedUser } from "../records/payload";
 import type { AudioLink } from "../storage/audio";
 import type { FlushReport, OutboxStatus } from "./roles";
@@ -32,7 +33,9 @@ export type OutboxItem =
   /** Tell the number's object that it belongs to this user (queued by the user's object). */
   | { kind: "link"; phoneNumber: string; userId: string; at: number; conversationId: string }
   /** Tell a former owner that the number is no longer theirs (queued by the number's object). */
-  | { kind: "phone_removed"; phoneNumber: string; userId: string; at: number };
+  | { kind: "phone_removed"; phoneNumber: string; userId: string; at: number }
+  /** Hand an event to FORWARD_QUEUE for one destination, once D1 has what it reports (src/memory/forwarding.ts). */
+  | { kind: "forward"; event: ForwardEvent; destination: string };
 
 export type OutboxKind = OutboxItem["kind"];
 

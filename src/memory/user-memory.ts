@@ -19,6 +19,7 @@ import { backlogOf, clearedBacklog, hasFailedItems, sendBacklog, sentReport, wor
 import { isDuplicate, markSeen, trimSeen } from "./dedupe";
 import { deliver } from "./deliveries";
 import { eraseStep } from "./erasure";
+import * as forwarding from "./forwarding";
 import { kindOfName } from "./objects";
 import * as outbox from "./outbox";
 import * as phones from "./phone-links";
@@ -83,6 +84,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     }
     this.schema.ensure(receivedAt);
     if (isDuplicate(this.sql, "post_call_transcription", r.conversationId)) return this.duplicate();
+    const forwards = forwarding.subscribers(this.env, "conversation.stored");
     this.ctx.storage.transactionSync(() => {
       markSeen(this.sql, "post_call_transcription", r.conversationId, receivedAt);
       if (r.userId !== null) profile.remember(this.sql, r, receivedAt);
@@ -90,6 +92,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
       const user = { userId: r.userId, source: r.userIdSource, phoneNumber: r.phoneNumber };
       const seq = outbox.enqueue(this.sql, { kind: "conversation", user, receivedAt }, r.conversationId, receivedAt);
       outbox.attachPayload(this.sql, seq, raw);
+      forwarding.queueForwards(this.sql, forwards, { type: "conversation.stored", conversationId: r.conversationId, occurredAt: receivedAt }, receivedAt);
       profile.compact(this.sql, r.userId !== null && r.facts.length > 0);
       trimSeen(this.sql);
     });
@@ -103,9 +106,11 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     const { record, receivedAt } = input;
     this.schema.ensure(receivedAt);
     if (isDuplicate(this.sql, "call_initiation_failure", record.conversationId)) return this.duplicate();
+    const forwards = forwarding.subscribers(this.env, "call.failed");
     this.ctx.storage.transactionSync(() => {
       markSeen(this.sql, "call_initiation_failure", record.conversationId, receivedAt);
       outbox.enqueue(this.sql, { kind: "call_failure", record, receivedAt }, record.conversationId, receivedAt);
+      forwarding.queueForwards(this.sql, forwards, { type: "call.failed", conversationId: record.conversationId, occurredAt: receivedAt }, receivedAt);
     });
     await outbox.scheduleAlarm(this.ctx.storage, Date.now());
     return { duplicate: false };
@@ -131,6 +136,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     this.expect(CONVERSATION, "recordAudio");
     this.schema.ensure(link.receivedAt);
     const duplicate = isDuplicate(this.sql, "post_call_audio", link.conversationId);
+    const forwards = forwarding.subscribers(this.env, "audio.stored");
     this.ctx.storage.transactionSync(() => {
       if (duplicate) {
         outbox.enqueue(this.sql, { kind: "audio_discard", key: link.key }, link.conversationId, link.receivedAt);
@@ -139,6 +145,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
       markSeen(this.sql, "post_call_audio", link.conversationId, link.receivedAt);
       audioLinks.insertLink(this.sql, link);
       outbox.enqueue(this.sql, { kind: "audio", link }, link.conversationId, link.receivedAt);
+      forwarding.queueForwards(this.sql, forwards, { type: "audio.stored", conversationId: link.conversationId, occurredAt: link.receivedAt }, link.receivedAt);
     });
     await outbox.scheduleAlarm(this.ctx.storage, Date.now());
     return { duplicate };

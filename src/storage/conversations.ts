@@ -184,13 +184,40 @@ export interface StoredConversation {
   audio: { bytes: number; sha256: string; stored_at: number } | null;
 }
 
+/** JSON text as a value, or null when absent or unreadable (stored JSON columns). */
+export function parseStoredJson(text: string | null): unknown {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+/** A transcript's turns as the API and forwarded events show them. */
+export function turnsView(transcript: StoredTurn[]) {
+  return transcript.map((t) => ({
+    index: t.index,
+    role: t.role,
+    message: t.message,
+    time_in_call_secs: t.time_in_call_secs,
+    tools: parseStoredJson(t.tools),
+    feedback: t.feedback,
+  }));
+}
+
 /** One conversation with its transcript and audio row, or null when D1 has none. */
-export async function readConversation(db: D1Database, conversationId: string): Promise<StoredConversation | null> {
+export async function readConversation(
+  db: D1Database,
+  conversationId: string,
+  opts: { transcript: boolean } = { transcript: true },
+): Promise<StoredConversation | null> {
+  // Without the transcript (a forwarded event that only links to it) neither the blob is read nor decoded.
   const [conv, audio] = await db.batch<unknown>([
     db.prepare(
       `SELECT conversation_id, user_id, user_id_source, agent_id, agent_name, status, started_at, duration_secs, title,
          summary, call_successful, termination_reason, main_language, phone_number, phone_direction, phone_provider,
-         turn_count, analysis, event_timestamp, received_at, transcript
+         turn_count, analysis, event_timestamp, received_at${opts.transcript ? ", transcript" : ""}
        FROM conversations WHERE conversation_id = ?`,
     ).bind(conversationId),
     db.prepare("SELECT bytes, sha256, stored_at FROM audio WHERE conversation_id = ?").bind(conversationId),
@@ -201,7 +228,7 @@ export async function readConversation(db: D1Database, conversationId: string): 
   return {
     row,
     // Throws TranscriptDecodeError (a 500) for a value it cannot read: never a silently empty transcript.
-    transcript: await decodeTranscript(transcript),
+    transcript: opts.transcript ? await decodeTranscript(transcript) : [],
     audio: (audio!.results[0] as StoredConversation["audio"] | undefined) ?? null,
   };
 }
