@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
+import { expectedConsoleLog } from "./test/global/quiet-logs.ts";
 
 // Tests run inside workerd with the real bindings from wrangler.toml (local D1, R2 and Durable
 // Objects, isolated per test file). Migrations are read here, in Node, and applied by test/setup.ts.
@@ -31,6 +32,9 @@ export default defineConfig({
     // a busy machine (the suite runs in workerd alongside other work), so the limit is only a hang guard.
     testTimeout: 60_000,
     setupFiles: ["./test/setup.ts"],
+    // Expected noise (the runtime's teardown, injected faults) is hidden; real errors stay loud.
+    globalSetup: ["./test/global/quiet-logs.ts"],
+    onConsoleLog: expectedConsoleLog,
     include: ["test/**/*.test.ts"],
   },
 });
