@@ -31,6 +31,16 @@ const freePort = async () => {
   return port;
 };
 
+/** fetch, once more if the server closed a kept-alive connection while the test was busy elsewhere. */
+async function get(url, init) {
+  try {
+    return await fetch(url, init);
+  } catch (err) {
+    if (err?.cause?.code !== "UND_ERR_SOCKET") throw err;
+    return fetch(url, init);
+  }
+}
+
 const steps = [];
 async function step(name, fn) {
   process.stdout.write(`- ${name} ... `);
@@ -52,6 +62,7 @@ function readmeShellLines(readme) {
 }
 
 let server;
+let serverOutput = "";
 try {
   await step("a fresh clone of the committed tree", async () => {
     const r = spawnSync("git", ["clone", "--quiet", repo, clone], { encoding: "utf8" });
@@ -89,20 +100,19 @@ try {
   const port = await freePort();
   const base = `http://localhost:${port}`;
   await step(`PORT=${port} npm start serves there and says so`, async () => {
-    let out = "";
     server = spawn("npm", ["start", "--silent"], { cwd: clone, env: { ...env, PORT: String(port) }, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-    server.stdout.on("data", (d) => (out += d));
-    server.stderr.on("data", (d) => (out += d));
+    server.stdout.on("data", (d) => (serverOutput += d));
+    server.stderr.on("data", (d) => (serverOutput += d));
     const until = Date.now() + 90_000;
-    while (!out.includes("postcall is running on")) {
-      if (server.exitCode !== null) throw new Error(`npm start exited ${server.exitCode}:\n${out}`);
-      if (Date.now() > until) throw new Error(`no banner after 90 s:\n${out}`);
+    while (!serverOutput.includes("postcall is running on")) {
+      if (server.exitCode !== null) throw new Error(`npm start exited ${server.exitCode}`);
+      if (Date.now() > until) throw new Error("no banner after 90 s");
       await new Promise((r) => setTimeout(r, 200));
     }
-    assert.match(out, /Created \.dev\.vars from \.dev\.vars\.example/);
-    assert.match(out, new RegExp(`postcall is running on ${base} \\(console: ${base}/console/\\)\\. In another terminal: PORT=${port} npm run send-sample`));
-    assert.equal((await fetch(`${base}/health`)).status, 200);
-    assert.equal((await fetch(`${base}/favicon.ico`)).status, 200);
+    assert.match(serverOutput, /Created \.dev\.vars from \.dev\.vars\.example/);
+    assert.match(serverOutput, new RegExp(`postcall is running on ${base} \\(console: ${base}/console/\\)\\. In another terminal: PORT=${port} npm run send-sample`));
+    assert.equal((await get(`${base}/health`)).status, 200);
+    assert.equal((await get(`${base}/favicon.ico`)).status, 200);
   });
 
   await step("the README's 'See the loop work' commands, pasted as written, reach that server", async () => {
@@ -120,7 +130,7 @@ try {
     // The sample audio is the spoken recording, and it is stored whole.
     const audioLine = local.find((l) => l.includes("audio --conversation"));
     const id = /--conversation (\S+)/.exec(audioLine)[1];
-    const res = await fetch(`${base}/v1/conversations/${id}/audio`, { headers: { Authorization: "Bearer local-dev-api-key" } });
+    const res = await get(`${base}/v1/conversations/${id}/audio`, { headers: { Authorization: "Bearer local-dev-api-key" } });
     assert.equal(res.status, 200);
     const mp3 = Buffer.from(await res.arrayBuffer());
     assert.ok(mp3.equals(readFileSync(join(clone, "test/fixtures/sample-call.mp3"))), "the stored audio is the sample recording");
@@ -128,7 +138,8 @@ try {
 
   console.log(`\n${steps.length} first-run checks passed`);
 } catch (err) {
-  console.error(`\nFAILED: ${err instanceof Error ? (err.stack ?? err.message) : err}`);
+  console.error(`\nFAILED: ${err instanceof Error ? (err.stack ?? err.message) : err}${err?.cause ? `\ncause: ${err.cause.stack ?? err.cause}` : ""}`);
+  if (serverOutput) console.error(`\nnpm start printed:\n${serverOutput.slice(-4000)}`);
   process.exitCode = 1;
 } finally {
   if (server && server.exitCode === null) {
