@@ -6,7 +6,7 @@
  * has taken the previous one, so the Worker holds one page of conversation rows and one group of
  * transcripts at a time (and, for inline audio, one chunk of it), whatever the number of calls.
  *
- * Records, in this order (docs/export.md):
+ * Records, in this order (README, "Export"; what a complete file promises: docs/guarantees.md):
  *   export        the header: format version, user id, time, audio mode
  *   memory        the Durable Object's memory (profile, recent conversations, link), or null fields when none
  *   fact          one per collected fact, its current value (`history` is null until fact history exists)
