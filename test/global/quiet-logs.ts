@@ -6,7 +6,8 @@
  *   file's runner (the pool already hides its siblings, "WebSocket was aborted" and "operation
  *   canceled"), wrangler says "Using secrets defined in .dev.vars" once per file after `npm start`
  *   created that file (the tests' own bindings in vitest.config.ts override it), and workerd warns
- *   about the non-ASCII signature header test/hostile.test.ts sends on purpose. These reach the
+ *   about the non-ASCII signature header test/hostile.test.ts sends on purpose; and the runtime's own
+ *   report of two faults tests cause (a broken Durable Object call, a client leaving mid-upload). These reach the
  *   terminal as raw writes from the runtime's stdio, filtered by `setup` below.
  * - Faults the tests inject (test/faults.test.ts, test/faults.ts): a simulated D1 or R2 outage, a
  *   whole outbox run failing, a Durable Object restarted mid-call, a poisoned outbox item. The Worker
@@ -29,6 +30,10 @@ const RUNTIME_NOISE: RegExp[] = [
   /^Using secrets defined in \.dev\.vars$/,
   /A header value for "ElevenLabs-Signature" contains non-ASCII characters/,
   /jsg\.Error: test: restart the object/,
+  // The Durable Object call test/faults.test.ts breaks on purpose, as the runtime reports it.
+  /Uncaught \(in promise\); stack = Error: Network connection lost\./,
+  // A client that goes away mid-upload (test/audio.test.ts does it on purpose).
+  /disconnected: read end of pipe was aborted/,
 ];
 
 /** Test files that inject faults, and the words of the faults they inject. */
