@@ -2,7 +2,7 @@
  * The D1 reads behind `GET /v1/users/:userId/export` (src/api/export.ts): a user's conversations in
  * keyset pages, their transcripts in groups bounded by stored bytes, and the call failures of their
  * phone numbers. Each function reads one bounded page, so the export holds at most one page (and
- * one group of transcripts) at a time, whatever the number of calls.
+ * one group of stored transcripts, one of them decoded) at a time, whatever the number of calls.
  */
 import { decodeTranscript, type StoredTurn, type StoredValue } from "./transcript-codec";
 import type { ConversationRow } from "./conversations";
@@ -46,23 +46,26 @@ export async function conversationPageForExport(
 }
 
 /**
- * The decoded transcripts of these conversations, read in one D1 batch. The caller groups ids so a
- * group's stored bytes stay within a budget (`transcriptGroups`). A conversation erased meanwhile
- * is simply missing from the map.
+ * The stored transcripts of these conversations (still encoded), read in one D1 batch. The caller
+ * groups ids so a group's stored bytes stay within a budget (`transcriptGroups`) and decodes one at a
+ * time (`decodeStoredTranscript`), so at most one decoded transcript is held. A conversation erased
+ * meanwhile is simply missing from the map.
  */
-export async function transcriptsOf(db: D1Database, conversationIds: string[]): Promise<Map<string, StoredTurn[]>> {
-  const out = new Map<string, StoredTurn[]>();
+export async function storedTranscriptsOf(db: D1Database, conversationIds: string[]): Promise<Map<string, StoredValue | null>> {
+  const out = new Map<string, StoredValue | null>();
   if (conversationIds.length === 0) return out;
   const results = await db.batch<{ transcript: StoredValue | null }>(
     conversationIds.map((id) => db.prepare("SELECT transcript FROM conversations WHERE conversation_id = ?").bind(id)),
   );
   for (const [i, id] of conversationIds.entries()) {
     const row = results[i]?.results[0];
-    // Throws TranscriptDecodeError for a value it cannot read: never a silently empty transcript.
-    if (row) out.set(id, await decodeTranscript(row.transcript));
+    if (row) out.set(id, row.transcript);
   }
   return out;
 }
+
+/** Throws TranscriptDecodeError for a value it cannot read: never a silently empty transcript. */
+export const decodeStoredTranscript = (value: StoredValue | null): Promise<StoredTurn[]> => decodeTranscript(value);
 
 /**
  * Splits rows into consecutive groups of at most `maxRows` whose stored transcripts add up to at most
