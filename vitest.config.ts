@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
+import { expectedConsoleLog } from "./test/global/quiet-logs.ts";
 
 // Tests run inside workerd with the real bindings from wrangler.toml (local D1, R2 and Durable
 // Objects, isolated per test file). Migrations are read here, in Node, and applied by test/setup.ts.
@@ -25,6 +26,9 @@ const test = {
   // a busy machine (the suite runs in workerd alongside other work), so the limit is only a hang guard.
   testTimeout: 60_000,
   setupFiles: ["./test/setup.ts"],
+  // Expected noise (the runtime's teardown, injected faults) is hidden; real errors stay loud.
+  globalSetup: ["./test/global/quiet-logs.ts"],
+  onConsoleLog: expectedConsoleLog,
 };
 
 // Forwarding (test/forwarding/): a real HTTP receiver on 127.0.0.1 (test/global/forward-receiver.ts),
@@ -73,8 +77,10 @@ export default defineConfig({
             },
           }),
         ],
-        test: { ...test, name: "forwarding", include: ["test/forwarding/**/*.test.ts"], globalSetup: ["./test/global/forward-receiver.mjs"] },
+        test: { ...test, name: "forwarding", include: ["test/forwarding/**/*.test.ts"], globalSetup: [...test.globalSetup, "./test/global/forward-receiver.mjs"] },
       },
     ],
+    // Expected noise (the runtime's teardown, injected faults) is hidden; real errors stay loud.
+    onConsoleLog: expectedConsoleLog,
   },
 });

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // `npm run send-sample`: sign and POST realistic ElevenLabs post-call events, then read the user's
-// context back. Talks to the local service by default; any URL works.
+// context back. Talks to the local service by default (http://localhost:$PORT, the port `npm start`
+// uses, 8787 unless PORT is set); --url or POSTCALL_URL for any other.
 //
 //   npm run send-sample                              # a transcription for user "demo-user", then its context
 //   npm run send-sample -- transcription --user alice
-//   npm run send-sample -- audio --conversation conv_123 [--audio-mb 20]
+//   npm run send-sample -- audio --conversation conv_123   # the sample recording (test/fixtures/sample-call.mp3)
+//   npm run send-sample -- audio --conversation conv_123 --audio-mb 20   # 20 MB of bytes, the size of a long call
 //   npm run send-sample -- audio --conversation conv_123 --audio-file call.mp3
 //   npm run send-sample -- transcription --user bob --started-ago 86400   # a call that happened a day ago
 //   npm run send-sample -- failure
@@ -42,7 +44,7 @@ function parseArgs(argv) {
 
 const vars = devVars();
 const opts = parseArgs(process.argv.slice(2));
-const base = (opts.url ?? process.env.POSTCALL_URL ?? "http://localhost:8787").replace(/\/+$/, "");
+const base = (opts.url ?? process.env.POSTCALL_URL ?? `http://localhost:${process.env.PORT || 8787}`).replace(/\/+$/, "");
 const secret = opts.secret ?? process.env.ELEVENLABS_WEBHOOK_SECRET ?? (vars.ELEVENLABS_WEBHOOK_SECRET ?? "").split(",")[0].trim();
 const apiKey = opts.apiKey ?? process.env.API_KEY ?? (vars.API_KEY ?? "").split(",")[0].trim();
 // With --phone and no --user, the sample is a phone call identified only by the caller's number.
@@ -106,13 +108,14 @@ function audioEvent() {
 }
 
 /**
- * A post_call_audio event as ElevenLabs sends it: chunked, no Content-Length. With --audio-mb the
- * audio is that many MB of random bytes behind an ID3 header (the size of a real call, not a
+ * A post_call_audio event as ElevenLabs sends it: chunked, no Content-Length. The audio is the sample
+ * recording (a 19-second spoken support call, scripts/make-sample-audio.sh), or --audio-file, or with
+ * --audio-mb that many MB of random bytes behind an ID3 header (the size of a real call, not a
  * playable one), streamed in 64 KiB pieces so that any size can be sent without holding the JSON.
  */
 async function postAudio(label) {
   const e = audioEvent();
-  let audio = Buffer.from(e.data.full_audio, "base64");
+  let audio = readFileSync(new URL("sample-call.mp3", fixtures));
   if (opts.audioFile) {
     audio = readFileSync(opts.audioFile);
   } else if (opts.audioMb) {
@@ -151,6 +154,7 @@ async function postAudio(label) {
   console.log(`${label}: HTTP ${res.status} ${await res.text()} (${(size / 1e6).toFixed(1)} MB chunked in ${Date.now() - started} ms)`);
   if (!res.ok) return (process.exitCode = 1);
   if (apiKey) console.log(`  listen: curl -H 'Authorization: Bearer ${apiKey}' ${base}/v1/conversations/${conversationId}/audio -o ${conversationId}.mp3`);
+  console.log(`  or in the console: ${base}/console/#/conversations/${encodeURIComponent(conversationId)}`);
 }
 
 function failureEvent() {

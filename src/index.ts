@@ -7,6 +7,7 @@ import { getContext } from "./api/context";
 import { getHealthDetails } from "./api/health";
 import { getConversation, listConversations } from "./api/conversations";
 import { listUsers } from "./api/directory";
+import { exportUser } from "./api/export";
 import { searchTranscripts } from "./api/search";
 import { requireApiKey } from "./lib/http/auth";
 import { idParam } from "./lib/http/params";
@@ -41,6 +42,7 @@ router
   .get("/v1/users/:userId/context", (req, env) => getContext(env, userId(req)))
   .get("/v1/users/:userId/memory", (req, env) => getMemory(env, userId(req)))
   .get("/v1/users/:userId/conversations", (req, env) => listConversations(env, userId(req), new URL(req.url)))
+  .get("/v1/users/:userId/export", (req, env) => exportUser(req, env, userId(req)))
   .put("/v1/users/:userId/phones/:phoneNumber", (req, env) => putPhoneLink(env, userId(req), req.params["phoneNumber"]))
   .delete("/v1/users/:userId/phones/:phoneNumber", (req, env) => deletePhoneLink(env, userId(req), req.params["phoneNumber"]))
   .delete("/v1/users/:userId", (req, env) => deleteUser(env, userId(req)))
@@ -73,7 +75,7 @@ const KNOWN_PATHS = [
   /^\/webhooks\/elevenlabs$/,
   /^\/webhooks\/elevenlabs\/initiation$/,
   /^\/v1\/users\/[^/]+$/,
-  /^\/v1\/users\/[^/]+\/(context|memory|conversations)$/,
+  /^\/v1\/users\/[^/]+\/(context|memory|conversations|export)$/,
   /^\/v1\/users\/[^/]+\/phones\/[^/]+$/,
   /^\/v1\/conversations\/[^/]+$/,
   /^\/v1\/conversations\/[^/]+\/audio$/,

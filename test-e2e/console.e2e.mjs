@@ -4,10 +4,11 @@
 //
 //   npm run test:e2e            (CHROMIUM=/path/to/chromium to use another binary)
 //
-// Screenshots of every page, at desktop and phone widths, are written to docs/screenshots/.
+// With SCREENSHOTS=1, screenshots of every page at desktop and phone widths are written to
+// docs/screenshots/ (only then, so a CI run leaves the tree clean).
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,6 +23,11 @@ const CONVERSATION = "conv_e2e_cracked_screen";
 const SHOTS = "docs/screenshots";
 // Forwarding: call.failed only, to a local receiver (scripts/lib/forward-receiver.mjs) the failures step controls.
 const FORWARD_SECRET = `whsec_${Buffer.from("e2e-forwarding-signing-secret-32b").toString("base64")}`;
+const WRITE_SHOTS = process.env.SCREENSHOTS === "1";
+const AUDIO_ONLY = "conv_e2e_audio_before_transcript";
+const PHONE = "+14155550142";
+/** The spoken sample call (scripts/make-sample-audio.sh): about 19 s. */
+const SAMPLE_MP3 = "test/fixtures/sample-call.mp3";
 const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", CI: "true" };
 const wrangler = "node_modules/wrangler/bin/wrangler.js";
 
@@ -40,12 +46,9 @@ const freePort = () =>
     srv.on("error", reject);
   });
 
-/** A valid MP3 of `seconds` of silence: MPEG-1 Layer III frames (128 kb/s, 44.1 kHz) with empty side info. */
-function silentMp3(seconds) {
-  const frame = Buffer.alloc(417);
-  frame.set([0xff, 0xfb, 0x90, 0x64]);
-  const frames = Math.ceil((seconds * 44100) / 1152);
-  return Buffer.concat(Array.from({ length: frames }, () => frame));
+/** A screenshot, only when asked for (SCREENSHOTS=1). */
+async function shot(target, name, opts = {}) {
+  if (WRITE_SHOTS) await target.screenshot({ path: `${SHOTS}/${name}.png`, ...opts });
 }
 
 const state = mkdtempSync(join(tmpdir(), "postcall-e2e-"));
@@ -95,11 +98,10 @@ try {
   await waitFor(async () => (await fetch(`${base}/health`)).ok, "wrangler dev");
 
   await step("seed with the sample sender", async () => {
-    const audioFile = join(state, "call.mp3");
-    writeFileSync(audioFile, silentMp3(12));
     sample("transcription", "--user", USER, "--title", "Billing question", "--started-ago", "86400");
-    sample("transcription", "--user", USER, "--conversation", CONVERSATION, "--title", "Cracked screen replacement", "--phone", "+14155550142");
-    sample("audio", "--conversation", CONVERSATION, "--audio-file", audioFile);
+    sample("transcription", "--user", USER, "--conversation", CONVERSATION, "--title", "Cracked screen replacement", "--phone", PHONE);
+    sample("audio", "--conversation", CONVERSATION); // the sample recording, as `npm run send-sample -- audio` sends it
+    sample("audio", "--conversation", AUDIO_ONLY); // a recording whose transcript has not come (yet)
     sample("transcription", "--user", "e2e-other-user", "--title", "Opening hours");
     // Wait until the outboxes have reached D1 (the console reads conversations from there).
     await waitFor(async () => {
@@ -109,25 +111,41 @@ try {
     }, "the seeded conversations in D1");
   });
 
-  mkdirSync(SHOTS, { recursive: true });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  if (WRITE_SHOTS) mkdirSync(SHOTS, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    // Autoplay without a gesture, so a test can press play from script and see time advance.
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--autoplay-policy=no-user-gesture-required"],
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
   const page = await context.newPage();
   const consoleErrors = [];
   page.on("pageerror", (e) => consoleErrors.push(String(e)));
+
+  await step("the sign-in page shows no navigation, and the favicon is served", async () => {
+    await page.goto(`${base}/`);
+    await page.getByLabel("API key").waitFor();
+    assert.equal(await page.locator("#nav").isVisible(), false, "the nav is visible on the sign-in page");
+    assert.equal(await page.getByRole("button", { name: "Sign out" }).isVisible(), false);
+    const icon = await fetch(`${base}/favicon.ico`);
+    assert.equal(icon.status, 200);
+    assert.match(icon.headers.get("content-type") ?? "", /icon/);
+    assert.ok((await icon.arrayBuffer()).byteLength > 100);
+  });
 
   await step("a wrong key is refused with a clear message", async () => {
     await page.goto(`${base}/`);
     await page.getByLabel("API key").fill("not-the-key");
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByText("That API key is not valid.").waitFor();
-    await page.screenshot({ path: `${SHOTS}/sign-in.png` });
+    await shot(page, "sign-in");
   });
 
   await step("sign in and find a user", async () => {
     await page.getByLabel("API key").fill(API_KEY);
     await page.keyboard.press("Enter");
     await page.getByRole("heading", { name: "Users" }).waitFor();
+    assert.equal(await page.locator("#nav").isVisible(), true, "the nav is hidden once signed in");
     await page.getByRole("link", { name: new RegExp(USER) }).waitFor();
     await page.getByLabel("Find a user").fill("dana");
     await page.keyboard.press("Enter");
@@ -135,7 +153,16 @@ try {
     const users = page.getByRole("list", { name: "Users" }).getByRole("listitem");
     await waitFor(async () => (await users.count()) === 1, "the filtered user list");
     assert.match(await users.first().innerText(), /2 conversations/);
-    await page.screenshot({ path: `${SHOTS}/users.png`, fullPage: true });
+    // The same user, found by the phone number their call linked, typed as people type numbers.
+    await page.getByLabel("Find a user").fill("+1 (415) 555-0142");
+    await page.keyboard.press("Enter");
+    await page.waitForURL(/q=%2B1/);
+    await waitFor(async () => (await users.count()) === 1 && (await users.first().innerText()).includes(USER), "the user found by phone number");
+    await page.getByLabel("Find a user").fill("dana");
+    await page.keyboard.press("Enter");
+    await page.waitForURL(/q=dana/);
+    await waitFor(async () => (await users.count()) === 1, "the filtered user list");
+    await shot(page, "users", { fullPage: true });
   });
 
   await step("the user page shows what the agent will know next call", async () => {
@@ -148,7 +175,35 @@ try {
     assert.match(text, /is_returning_user\s*true/);
     assert.match(await page.getByRole("region", { name: "Facts" }).innerText(), /preferred_name\s*Dana/);
     await page.getByRole("list", { name: "Conversations" }).getByRole("listitem").nth(1).waitFor();
-    await page.screenshot({ path: `${SHOTS}/user.png`, fullPage: true });
+    await shot(page, "user", { fullPage: true });
+  });
+
+  await step("the user's export downloads as NDJSON, with the transcripts and the recording", async () => {
+    for (const inline of [false, true]) {
+      await page.locator("#export-inline").setChecked(inline);
+      const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download export (NDJSON)" }).click()]);
+      assert.equal(download.suggestedFilename(), `postcall-export-${USER}.ndjson`);
+      const text = readFileSync(await download.path(), "utf8");
+      assert.ok(text.endsWith("\n"), "the file ends with a newline");
+      const lines = text.trimEnd().split("\n").map((l) => JSON.parse(l));
+      assert.equal(lines[0].type, "export");
+      assert.equal(lines[0].user_id, USER);
+      assert.equal(lines[0].audio, inline ? "inline" : "link");
+      const conversations = lines.filter((l) => l.type === "conversation");
+      assert.deepEqual(conversations.map((c) => c.title), ["Billing question", "Cracked screen replacement"]);
+      assert.equal(conversations[1].transcript.length, 5);
+      assert.ok(lines.some((l) => l.type === "fact" && l.id === "preferred_name" && l.value === "Dana"));
+      assert.ok(lines.some((l) => l.type === "phone_link" && l.phone_number === PHONE));
+      const audio = lines.find((l) => l.type === "audio");
+      assert.equal(audio.bytes, readFileSync(SAMPLE_MP3).byteLength);
+      if (inline) {
+        const bytes = Buffer.concat(lines.filter((l) => l.type === "audio_chunk").map((c) => Buffer.from(c.data, "base64")));
+        assert.ok(bytes.equals(readFileSync(SAMPLE_MP3)), "the inline recording is the MP3 that was sent");
+      } else assert.match(audio.url, new RegExp(`/v1/conversations/${CONVERSATION}/audio$`));
+      assert.equal(lines.at(-1).type, "end");
+      assert.equal(lines.at(-1).counts.conversation, 2);
+      await page.getByText(/^Saved postcall-export-/).waitFor();
+    }
   });
 
   await step("open a conversation: transcript, analysis, and an audio player that loads and seeks", async () => {
@@ -158,6 +213,13 @@ try {
     assert.match(await page.getByRole("region", { name: "Analysis" }).innerText(), /resolved\s*success/);
     const audio = page.locator("audio#player");
     await waitFor(() => audio.evaluate((a) => a.readyState >= 1 && a.duration > 10), "audio metadata", 20_000);
+    // It really plays: the sample call is about 19 s, and time advances once it is started.
+    const duration = await audio.evaluate((a) => a.duration);
+    assert.ok(duration > 15 && duration < 25, `duration ${duration}`);
+    await page.getByText(/^0:1\d · 19 KB MP3$/).waitFor();
+    await audio.evaluate((a) => a.play());
+    await waitFor(() => audio.evaluate((a) => a.currentTime > 0.5 && !a.paused), "playback to advance", 10_000);
+    await audio.evaluate((a) => a.pause());
     const seeked = await audio.evaluate(
       (a) =>
         new Promise((resolve) => {
@@ -168,7 +230,7 @@ try {
     assert.ok(Math.abs(seeked - 7.5) < 0.5, `seeked to ${seeked}`);
     await page.getByText("Tool calls (1): lookup_order").click();
     await page.getByText("lookup_order").first().waitFor();
-    await page.screenshot({ path: `${SHOTS}/conversation.png`, fullPage: true });
+    await shot(page, "conversation", { fullPage: true });
   });
 
   await step("full-text search links to the turn", async () => {
@@ -178,7 +240,7 @@ try {
     const hits = page.getByRole("list", { name: "Matching turns" }).getByRole("listitem");
     await hits.first().waitFor();
     assert.match(await hits.first().innerText(), /cracked/i);
-    await page.screenshot({ path: `${SHOTS}/search.png`, fullPage: true });
+    await shot(page, "search", { fullPage: true });
     await hits.first().getByRole("link").click();
     await page.locator(".turn.target").waitFor();
   });
@@ -193,7 +255,7 @@ try {
     const items = page.getByRole("list", { name: "Forwarding failures" }).getByRole("listitem");
     await items.first().waitFor();
     assert.match(await items.first().innerText(), /call\.failed → pager[\s\S]*HTTP 400/);
-    await page.screenshot({ path: `${SHOTS}/forwarding-failures.png`, fullPage: true });
+    await shot(page, "forwarding-failures", { fullPage: true });
     await behave(200);
     await items.first().getByRole("button", { name: "Retry" }).click();
     await page.getByText(/Queued again/).waitFor();
@@ -203,24 +265,41 @@ try {
     await page.getByText("No failed deliveries.").waitFor();
   });
 
+  await step("a recording whose transcript has not come yet: the page shows what is known", async () => {
+    await page.goto(`${base}/console/#/conversations/${AUDIO_ONLY}`);
+    await page.locator("#transcript-pending").waitFor();
+    assert.match(await page.locator("#transcript-pending").innerText(), /The recording has arrived, the transcript has not/);
+    assert.equal(await page.getByRole("heading", { name: "Something went wrong" }).count(), 0);
+    const audio = page.locator("audio#player");
+    await waitFor(() => audio.evaluate((a) => a.readyState >= 1 && a.duration > 10), "the early recording's metadata", 20_000);
+    await shot(page, "conversation-audio-only", { fullPage: true });
+    // A conversation nothing is known about says so, calmly.
+    await page.goto(`${base}/console/#/conversations/conv_e2e_never_sent`);
+    await page.getByText("postcall has nothing stored for this conversation").waitFor();
+    assert.equal(await page.getByRole("heading", { name: "Something went wrong" }).count(), 0);
+  });
+
   await step("phone width: every page is readable at 375 px", async () => {
     const phone = await browser.newContext({ viewport: { width: 375, height: 812 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
     const p = await phone.newPage();
     await p.goto(`${base}/console/`);
+    await p.getByLabel("API key").waitFor();
+    assert.equal(await p.locator("#nav").isVisible(), false, "the nav is visible on the sign-in page at phone width");
+    await shot(p, "sign-in-phone");
     await p.getByLabel("API key").fill(API_KEY);
     await p.keyboard.press("Enter");
     await p.getByRole("link", { name: new RegExp(USER) }).waitFor();
-    await p.screenshot({ path: `${SHOTS}/users-phone.png`, fullPage: true });
+    await shot(p, "users-phone", { fullPage: true });
     const noOverflow = () => p.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1);
     assert.ok(await noOverflow(), "users page overflows at 375 px");
     await p.goto(`${base}/console/#/users/${USER}`);
     await p.getByRole("heading", { name: "Next call: dynamic variables" }).waitFor();
     assert.ok(await noOverflow(), "user page overflows at 375 px");
-    await p.screenshot({ path: `${SHOTS}/user-phone.png`, fullPage: true });
+    await shot(p, "user-phone", { fullPage: true });
     await p.goto(`${base}/console/#/conversations/${CONVERSATION}`);
     await p.getByRole("heading", { name: "Cracked screen replacement" }).waitFor();
     assert.ok(await noOverflow(), "conversation page overflows at 375 px");
-    await p.screenshot({ path: `${SHOTS}/conversation-phone.png`, fullPage: true });
+    await shot(p, "conversation-phone", { fullPage: true });
     await phone.close();
   });
 
@@ -265,7 +344,7 @@ try {
   });
 
   assert.deepEqual(consoleErrors, [], "uncaught errors in the page");
-  console.log(`\n${steps.length} browser checks passed; screenshots in ${SHOTS}/`);
+  console.log(`\n${steps.length} browser checks passed${WRITE_SHOTS ? `; screenshots in ${SHOTS}/` : " (SCREENSHOTS=1 writes screenshots)"}`);
 } catch (err) {
   console.error(`\nFAILED: ${err instanceof Error ? (err.stack ?? err.message) : err}`);
   process.exitCode = 1;

@@ -14,6 +14,7 @@ const FULL_ONLY: [string, string][] = [
   ["GET", "/v1/users/u1/memory"],
   ["GET", "/v1/users/u1/conversations"],
   ["GET", "/v1/users/u1/export"],
+  ["GET", "/v1/users/u1/export"],
   ["DELETE", "/v1/users/u1"],
   ["PUT", "/v1/users/u1/phones/%2B14155550123"],
   ["DELETE", "/v1/users/u1/phones/%2B14155550123"],

@@ -63,6 +63,29 @@ describe("GET /v1/users", () => {
     expect(await res.json()).toMatchObject({ error: { code } });
   });
 
+  it("finds an app user by a phone number linked to them, in any common format, by a call or through the API", async () => {
+    const userId = uid("dir-phone");
+    const byCall = `+1415${String(Math.floor(Math.random() * 1e7)).padStart(7, "0")}`;
+    await ingest(transcription({ userId, externalNumber: byCall }));
+    const apiOnly = uid("dir-phone-api");
+    const byApi = `+1628${String(Math.floor(Math.random() * 1e7)).padStart(7, "0")}`;
+    expect((await apiGet(`/v1/users/${apiOnly}/phones/${encodeURIComponent(byApi)}`, undefined, { method: "PUT" })).status).toBe(200);
+
+    const find = async (q: string) =>
+      (await (await apiGet(`/v1/users?q=${encodeURIComponent(q)}`)).json<{ users: { user_id: string; matched_phone_number?: string; conversation_count: number }[] }>()).users;
+    const pretty = `+1 (${byCall.slice(2, 5)}) ${byCall.slice(5, 8)}-${byCall.slice(8)}`;
+    for (const q of [byCall, pretty, byCall.slice(1)]) {
+      expect(await find(q)).toEqual([expect.objectContaining({ user_id: userId, matched_phone_number: byCall, conversation_count: 1 })]);
+    }
+    // Linked through the API before any call: listed with no calls yet.
+    expect(await find(byApi)).toEqual([{ user_id: apiOnly, first_call_at: null, last_call_at: null, conversation_count: 0, matched_phone_number: byApi }]);
+    // After an unlink the number finds no one.
+    expect((await apiGet(`/v1/users/${apiOnly}/phones/${encodeURIComponent(byApi)}`, undefined, { method: "DELETE" })).status).toBe(200);
+    expect(await find(byApi)).toEqual([]);
+    // Not a number: no Durable Object is asked, the id filter alone answers.
+    expect((await find(userId)).map((u) => u.user_id)).toEqual([userId]);
+  });
+
   it("needs the API key", async () => {
     expect((await apiGet("/v1/users", null)).status).toBe(401);
     expect((await apiGet("/v1/search?q=x", "nope")).status).toBe(401);

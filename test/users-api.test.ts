@@ -261,6 +261,7 @@ describe("every /v1 route", () => {
     ["GET", (id) => `/v1/users/${id}/context`],
     ["GET", (id) => `/v1/users/${id}/memory`],
     ["GET", (id) => `/v1/users/${id}/conversations`],
+    ["GET", (id) => `/v1/users/${id}/export`],
     ["DELETE", (id) => `/v1/users/${id}`],
     ["PUT", (id) => `/v1/users/${id}/phones/%2B14155550100`],
     ["DELETE", (id) => `/v1/users/${id}/phones/%2B14155550100`],
@@ -330,6 +331,7 @@ describe("every /v1 route", () => {
         expect(list.conversations, id).toEqual([]);
         const ctx: any = await apiJson("GET", `/v1/users/${path}/context`);
         expect(ctx.dynamic_variables.call_count, id).toBe(0);
+        expect((await api("GET", `/v1/users/${path}/export`)).status, id).toBe(404);
         const del: any = await apiJson("DELETE", `/v1/users/${path}`);
         expect(del.deleted, id).toMatchObject({ conversations: 0, turns: 0, audio: 0, r2_objects: 0, memory_rows: 0 });
         const conv = await api("GET", `/v1/conversations/${path}`);

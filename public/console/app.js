@@ -215,7 +215,7 @@ async function renderUsers(params) {
       }
       if (list.children.length === 0) {
         more.replaceChildren(
-          h("p", { class: "card muted" }, q ? `No user id contains “${q}”.` : "No users yet. Conversations appear here once ElevenLabs sends their post-call webhooks (try npm run send-sample)."),
+          h("p", { class: "card muted" }, q ? `No user id or linked phone number matches “${q}”.` : "No users yet. Conversations appear here once ElevenLabs sends their post-call webhooks (try npm run send-sample)."),
         );
       } else if (body.next_cursor) {
         more.replaceChildren(h("button", { type: "button", class: "secondary", onclick: () => page(body.next_cursor) }, "Show more users"));
@@ -421,10 +421,61 @@ async function renderUser(userId) {
     h("p", { class: "muted" }, summary),
     h("div", { class: "grid2" }, variables, h("div", {}, facts, h("div", { style: "height:1rem" }), phones)),
     history,
+    exportSection(userId),
     h("section", { "aria-labelledby": "danger-h" }, h("h2", { id: "danger-h" }, "Erase"), h("button", { type: "button", class: "danger", id: "delete-user", onclick: () => dialog.showModal() }, "Delete this user…"), deleteStatus),
     dialog,
   );
   await page(null);
+}
+
+/**
+ * "Download everything": GET /v1/users/:id/export (NDJSON) fetched with the key (a plain link cannot
+ * send it), saved under the name the Worker gives. The file is built in the browser's memory: for a
+ * user with very many recordings, leave recordings out, or use curl (README, "Export").
+ * @param {string} userId
+ */
+function exportSection(userId) {
+  const inline = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", id: "export-inline" }));
+  const status = h("p", { role: "status", class: "meta", id: "export-status" });
+  const button = /** @type {HTMLButtonElement} */ (
+    h(
+      "button",
+      {
+        type: "button",
+        class: "secondary",
+        id: "export-user",
+        onclick: async () => {
+          button.disabled = true;
+          status.textContent = "Preparing the export…";
+          try {
+            const res = await apiFetch(`/v1/users/${encodeURIComponent(userId)}/export${inline.checked ? "?audio=inline" : ""}`);
+            const name = /filename="([^"]+)"/.exec(res.headers.get("Content-Disposition") ?? "")?.[1] ?? "postcall-export.ndjson";
+            const blob = await res.blob();
+            const url = URL.createObjectURL(blob);
+            objectUrls.push(url);
+            const a = h("a", { href: url, download: name, hidden: true });
+            document.body.append(a);
+            a.click();
+            a.remove();
+            status.textContent = `Saved ${name} (${(blob.size / 1024).toFixed(0)} KB).`;
+          } catch (err) {
+            status.replaceChildren(errorBox(err));
+          } finally {
+            button.disabled = false;
+          }
+        },
+      },
+      "Download export (NDJSON)",
+    )
+  );
+  return h(
+    "section",
+    { "aria-labelledby": "export-h" },
+    h("h2", { id: "export-h" }, "Export"),
+    h("p", { class: "muted" }, "Everything postcall holds about this user, one JSON record per line: memory, facts, phone links, every conversation with its transcript, and recordings."),
+    h("div", { class: "export" }, button, h("label", { for: "export-inline" }, inline, " include recordings in the file (base64), not as links")),
+    status,
+  );
 }
 
 /** @param {any} tools */
@@ -452,31 +503,77 @@ function turnView(turn, target) {
   );
 }
 
+/**
+ * The recording card. `<audio>` cannot send an Authorization header: fetch it with the key, play it
+ * from a blob URL (seekable, and the key never appears in a URL).
+ * @param {string} conversationId @param {boolean} hasAudio
+ */
+function recordingCard(conversationId, hasAudio) {
+  const player = h("section", { class: "card", "aria-labelledby": "audio-h" }, h("h2", { id: "audio-h" }, "Recording"));
+  if (!hasAudio) {
+    player.append(h("p", { class: "muted" }, "No recording stored for this call."));
+    return player;
+  }
+  const audio = /** @type {HTMLAudioElement} */ (h("audio", { controls: true, preload: "metadata", id: "player" }));
+  const status = h("p", { class: "meta", role: "status", id: "audio-status" }, "Loading the recording…");
+  player.append(audio, status);
+  apiFetch(`/v1/conversations/${encodeURIComponent(conversationId)}/audio`)
+    .then((res) => res.blob())
+    .then((blob) => {
+      const url = URL.createObjectURL(blob);
+      objectUrls.push(url);
+      audio.src = url;
+      const kb = `${Math.max(1, Math.round(blob.size / 1024))} KB MP3`;
+      status.textContent = kb;
+      audio.addEventListener("loadedmetadata", () => {
+        if (Number.isFinite(audio.duration)) status.textContent = `${clock(audio.duration)} · ${kb}`;
+      });
+    })
+    .catch((err) => player.append(errorBox(err)));
+  return player;
+}
+
+/**
+ * A conversation D1 does not have (yet). The audio webhook can arrive before the transcription, or
+ * alone: if a recording is stored, show it and say what is missing instead of failing.
+ * @param {string} conversationId
+ */
+async function renderConversationWithoutTranscript(conversationId) {
+  const probe = await apiFetch(`/v1/conversations/${encodeURIComponent(conversationId)}/audio`, { headers: { Range: "bytes=0-0" } }).catch((err) => {
+    if (err instanceof ApiFailure && err.status === 404) return null;
+    throw err;
+  });
+  await probe?.body?.cancel();
+  if (probe === null) {
+    show(
+      h("h1", {}, conversationId),
+      h("p", { class: "card muted", role: "status" }, "postcall has nothing stored for this conversation: no transcript and no recording. It may not have been delivered yet, or it was erased."),
+      h("p", {}, h("a", { href: "#/" }, "Back to users")),
+    );
+    return;
+  }
+  show(
+    h("h1", {}, conversationId),
+    h(
+      "p",
+      { class: "card", role: "status", id: "transcript-pending" },
+      "The recording has arrived, the transcript has not (yet). ElevenLabs sends them as separate webhooks; the transcript usually follows within seconds. Until it does, postcall does not know whose call this is, when it took place or what was said.",
+    ),
+    h("div", { class: "grid2" }, recordingCard(conversationId, true), h("section", { class: "card", "aria-labelledby": "analysis-h" }, h("h2", { id: "analysis-h" }, "Analysis"), h("p", { class: "muted" }, "Comes with the transcript."))),
+    h("p", {}, h("button", { type: "button", class: "secondary", onclick: () => route() }, "Check again")),
+  );
+}
+
 /** @param {string} conversationId @param {URLSearchParams} params */
 async function renderConversation(conversationId, params) {
   show(h("h1", {}, conversationId), loading());
-  const c = await api(`/v1/conversations/${encodeURIComponent(conversationId)}`);
+  const c = await api(`/v1/conversations/${encodeURIComponent(conversationId)}`).catch((err) => {
+    if (err instanceof ApiFailure && err.code === "conversation_not_found") return null;
+    throw err;
+  });
+  if (c === null) return renderConversationWithoutTranscript(conversationId);
   const targetTurn = params.has("turn") ? Number(params.get("turn")) : null;
-
-  const player = h("section", { class: "card", "aria-labelledby": "audio-h" }, h("h2", { id: "audio-h" }, "Recording"));
-  if (c.has_audio) {
-    const audio = /** @type {HTMLAudioElement} */ (h("audio", { controls: true, preload: "metadata", id: "player" }));
-    player.append(audio, h("p", { class: "meta", role: "status", id: "audio-status" }, "Loading the recording…"));
-    // <audio> cannot send an Authorization header: fetch it with the key, play it from a blob URL
-    // (seekable, and the key never appears in a URL).
-    apiFetch(`/v1/conversations/${encodeURIComponent(conversationId)}/audio`)
-      .then((res) => res.blob())
-      .then((blob) => {
-        const url = URL.createObjectURL(blob);
-        objectUrls.push(url);
-        audio.src = url;
-        const status = document.getElementById("audio-status");
-        if (status) status.textContent = `${(blob.size / 1024).toFixed(0)} KB MP3`;
-      })
-      .catch((err) => player.append(errorBox(err)));
-  } else {
-    player.append(h("p", { class: "muted" }, "No recording stored for this call."));
-  }
+  const player = recordingCard(conversationId, c.has_audio);
 
   const analysis = c.analysis ?? {};
   const evaluation = Object.entries(analysis.evaluation ?? {});

@@ -7,8 +7,11 @@
 import type { Env } from "../lib/env";
 import { json, notFound } from "../lib/errors";
 import { iso } from "../lib/time";
-import { listConversationsOfUser, parseStoredJson as parseJson, readConversation, turnsView } from "../storage/conversations";
+import { listConversationsOfUser, parseStoredJson, readConversation, turnsView, type StoredConversation } from "../storage/conversations";
 import { decodeCursor, encodeCursor, pageSize } from "./cursor";
+
+/** JSON text as a value; null for none or for text that is not JSON (src/storage/conversations.ts). */
+export const parseJson = parseStoredJson;
 
 /**
  * GET /v1/users/:userId/conversations. A user with no conversations gets an empty list, not a 404:
@@ -48,8 +51,12 @@ export async function listConversations(env: Env, userId: string, url: URL): Pro
 export async function getConversation(env: Env, conversationId: string): Promise<Response> {
   const stored = await readConversation(env.DB, conversationId);
   if (!stored) throw notFound("conversation_not_found", "No conversation with this id (it may not have been delivered yet, or was erased).");
-  const { row, transcript, audio: a } = stored;
-  return json({
+  return json(conversationJson(stored));
+}
+
+/** A conversation as the API shows it (also one `conversation` record of a user's export, src/api/export.ts). */
+export function conversationJson({ row, transcript, audio: a }: StoredConversation) {
+  return {
     conversation_id: row.conversation_id,
     user_id: row.user_id,
     user_id_source: row.user_id_source,
@@ -71,5 +78,5 @@ export async function getConversation(env: Env, conversationId: string): Promise
     transcript: turnsView(transcript),
     has_audio: a !== null,
     audio: a === null ? null : { bytes: a.bytes, sha256: a.sha256, stored_at: iso(a.stored_at) },
-  });
+  };
 }

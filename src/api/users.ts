@@ -9,6 +9,7 @@ import { normalisePhone } from "../records/identity";
 import { eraseUser } from "../memory/erasure";
 import { userObject } from "../memory/objects";
 import { linkPhone, unlinkPhone } from "../memory/phone-links";
+import type { MemoryView } from "../memory/roles";
 import { iso } from "../lib/time";
 import { idParam } from "../lib/http/params";
 
@@ -24,8 +25,13 @@ function parseFact(value: string): unknown {
 export async function getMemory(env: Env, userId: string): Promise<Response> {
   const m = await userObject(env, userId).describe();
   if (m === null) throw notFound("user_not_found", "postcall holds no memory for this user.");
+  return json(memoryJson(userId, m));
+}
+
+/** A memory as the API shows it (also the `memory` record and the facts and phone links of an export). */
+export function memoryJson(userId: string, m: MemoryView) {
   const p = m.profile;
-  return json({
+  return {
     user_id: userId,
     profile: {
       call_count: p.call_count,
@@ -66,7 +72,7 @@ export async function getMemory(env: Env, userId: string): Promise<Response> {
         : null,
     pending_deliveries: m.pendingDeliveries,
     erasing_since: iso(m.erasingSince),
-  });
+  };
 }
 
 /**

@@ -18,3 +18,16 @@ export function bytesToHex(bytes: Uint8Array): string {
   for (const b of bytes) s += b.toString(16).padStart(2, "0");
   return s;
 }
+
+/**
+ * Standard base64 of the bytes (the export's inline audio). Built from 24 KiB slices (a multiple of
+ * three, so slices never straddle a group) to keep `String.fromCharCode` arguments small.
+ */
+export function bytesToBase64(bytes: Uint8Array): string {
+  const SLICE = 24 * 1024;
+  let out = "";
+  for (let i = 0; i < bytes.byteLength; i += SLICE) {
+    out += btoa(String.fromCharCode(...bytes.subarray(i, i + SLICE)));
+  }
+  return out;
+}

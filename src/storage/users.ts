@@ -37,3 +37,11 @@ export async function listUsers(
     .all<DirectoryRow>();
   return results;
 }
+
+/** One user's directory row, or null when D1 has no conversation of theirs. */
+export async function directoryRow(db: D1Database, userId: string): Promise<DirectoryRow | null> {
+  return db
+    .prepare("SELECT user_id, first_call_at, last_call_at, conversation_count FROM users WHERE user_id = ?")
+    .bind(userId)
+    .first<DirectoryRow>();
+}
