@@ -37,11 +37,11 @@ describe("GET /v1/health/details", () => {
     expect((await apiGet("/v1/health/details", "test-agent-key")).status).toBe(403);
   });
 
-  it("is ok on a quiet deployment, with a place for forwarding failures", async () => {
+  it("is ok on a quiet deployment, forwarding off and no dead letters", async () => {
     const h = await health();
     expect(h.status).toBe("ok");
     expect(h.problems).toEqual([]);
-    expect(h.forwarding).toBeNull();
+    expect(h.forwarding).toEqual({ destinations: 0, failures: 0, oldest_failed_at: null, by_destination: [] });
     expect(h.charts.calls_per_day.days).toHaveLength(30);
     expect(h.charts.refusals_per_hour.hours).toHaveLength(24);
     expect(h.charts.call_durations.counts).toHaveLength(h.charts.call_durations.buckets.length);
