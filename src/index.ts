@@ -6,6 +6,7 @@ import { getAudio } from "./api/audio";
 import { getContext } from "./api/context";
 import { getConversation, listConversations } from "./api/conversations";
 import { listUsers } from "./api/directory";
+import { recallTool } from "./api/recall";
 import { searchTranscripts } from "./api/search";
 import { requireApiKey } from "./lib/http/auth";
 import { idParam } from "./lib/http/params";
@@ -29,6 +30,11 @@ router
   .get("/", (req) => Response.redirect(new URL("/console/", req.url).toString(), 302))
   .post("/webhooks/elevenlabs", (req, env, ctx) => handlePostCall(req, env, ctx))
   .post("/webhooks/elevenlabs/initiation", (req, env) => handleInitiation(req, env))
+  // An ElevenLabs server tool: AGENT_API_KEY (or API_KEY); after the key, always a 200 (src/api/recall.ts).
+  .post("/tools/recall", async (req, env) => {
+    await requireApiKey(req, env, "agent");
+    return recallTool(req, env);
+  })
   .all("/v1/*", async (req, env) => {
     await requireApiKey(req, env, agentMayCall(req) ? "agent" : "full");
   })
@@ -65,6 +71,7 @@ const KNOWN_PATHS = [
   /^\/v1\/search$/,
   /^\/webhooks\/elevenlabs$/,
   /^\/webhooks\/elevenlabs\/initiation$/,
+  /^\/tools\/recall$/,
   /^\/v1\/users\/[^/]+$/,
   /^\/v1\/users\/[^/]+\/(context|memory|conversations)$/,
   /^\/v1\/users\/[^/]+\/phones\/[^/]+$/,

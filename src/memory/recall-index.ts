@@ -1,0 +1,146 @@
+/**
+ * The recall index: a per-memory full-text index (SQLite FTS5, in this Durable Object) of every turn
+ * of the user's stored conversations, their titles and summaries, and facts (current values and old
+ * ones, src/memory/facts.ts). POST /tools/recall searches it (src/memory/recall.ts).
+ *
+ * Tables (docs/storage.md): `recall_docs` holds one row per indexed text (a turn, a title, a
+ * summary, a fact value); `recall_index` is an external-content FTS5 table over `recall_docs.body`,
+ * kept in step by two triggers, so deleting a doc row removes it from the index in the same
+ * statement; `recall_conversations` says which conversations are indexed (a conversation is indexed
+ * once, whether by its webhook or by the backfill) with their size, for the bounds.
+ *
+ * Written inside the transaction that records the conversation. Bounded: the first
+ * LIMITS.recallTurnsPerConversation turns, LIMITS.recallDocChars characters each, and at most
+ * LIMITS.recallBytesPerMemory bytes of text per memory (the oldest conversations leave first).
+ */
+import { LIMITS } from "./schema";
+
+export interface IndexableTurn {
+  role: string;
+  message: string | null;
+}
+
+export interface IndexableConversation {
+  conversationId: string;
+  startedAt: number;
+  title: string | null;
+  summary: string | null;
+  turns: IndexableTurn[];
+}
+
+/** Who said an indexed text, as recall reports it. */
+export type Speaker = "user" | "agent" | "summary" | "fact";
+
+const clipDoc = (text: string) => (text.length <= LIMITS.recallDocChars ? text : text.slice(0, LIMITS.recallDocChars));
+
+const speakerOf = (role: string): Speaker => (role === "user" ? "user" : "agent");
+
+export function isIndexed(sql: SqlStorage, conversationId: string): boolean {
+  return sql.exec("SELECT 1 FROM recall_conversations WHERE conversation_id = ?", conversationId).toArray().length > 0;
+}
+
+/**
+ * Indexes a conversation unless it already is (a webhook and the backfill may both bring it).
+ * Returns the rows written in recall_docs (each also writes the FTS index through its trigger).
+ * The caller runs it inside its transaction.
+ */
+export function indexConversation(sql: SqlStorage, c: IndexableConversation): number {
+  if (isIndexed(sql, c.conversationId)) return 0;
+  let docs = 0;
+  let bytes = 0;
+  const add = (speaker: Speaker, text: string | null) => {
+    const body = text === null ? "" : clipDoc(text.trim());
+    if (body === "") return;
+    sql.exec("INSERT INTO recall_docs (conversation_id, speaker, at, body) VALUES (?, ?, ?, ?)", c.conversationId, speaker, c.startedAt, body);
+    docs++;
+    bytes += body.length;
+  };
+  add("summary", c.title);
+  add("summary", c.summary);
+  // Turns last and in order, so a turn's previous turn is the doc just before it (recall shows it as context).
+  for (const t of c.turns.slice(0, LIMITS.recallTurnsPerConversation)) add(speakerOf(t.role), t.message);
+  sql.exec(
+    "INSERT INTO recall_conversations (conversation_id, started_at, title, docs, bytes) VALUES (?, ?, ?, ?, ?)",
+    c.conversationId,
+    c.startedAt,
+    c.title,
+    docs,
+    bytes,
+  );
+  trimToBound(sql);
+  return docs;
+}
+
+/** Drops the oldest conversations from the index while it holds more than LIMITS.recallBytesPerMemory. */
+function trimToBound(sql: SqlStorage): void {
+  let total = sql.exec<{ b: number | null }>("SELECT sum(bytes) AS b FROM recall_conversations").one().b ?? 0;
+  while (total > LIMITS.recallBytesPerMemory) {
+    const oldest = sql
+      .exec<{ conversation_id: string; bytes: number }>("SELECT conversation_id, bytes FROM recall_conversations ORDER BY started_at, conversation_id LIMIT 1")
+      .toArray()[0];
+    if (!oldest) return;
+    forgetConversation(sql, oldest.conversation_id);
+    total -= oldest.bytes;
+  }
+}
+
+/** Removes a conversation's turns, title and summary from the index (facts it set stay: they are memory). */
+export function forgetConversation(sql: SqlStorage, conversationId: string): void {
+  sql.exec("DELETE FROM recall_docs WHERE conversation_id = ? AND fact_id IS NULL", conversationId);
+  sql.exec("DELETE FROM recall_conversations WHERE conversation_id = ?", conversationId);
+}
+
+/** Retention: conversations that started before `cutoff` leave the index with the recent list. */
+export function forgetBefore(sql: SqlStorage, cutoff: number): void {
+  sql.exec(
+    `DELETE FROM recall_docs WHERE fact_id IS NULL AND conversation_id IN
+       (SELECT conversation_id FROM recall_conversations WHERE started_at < ?)`,
+    cutoff,
+  );
+  sql.exec("DELETE FROM recall_conversations WHERE started_at < ?", cutoff);
+}
+
+/** Replaces the index's documents of one fact (its current value and its old ones). */
+export function indexFact(sql: SqlStorage, factId: string, docs: { conversationId: string | null; at: number; body: string }[]): void {
+  sql.exec("DELETE FROM recall_docs WHERE fact_id = ?", factId);
+  for (const d of docs) {
+    sql.exec(
+      "INSERT INTO recall_docs (conversation_id, speaker, at, body, fact_id) VALUES (?, 'fact', ?, ?, ?)",
+      d.conversationId,
+      d.at,
+      clipDoc(d.body),
+      factId,
+    );
+  }
+}
+
+/** Removes every document of facts that are no longer kept (facts compaction). */
+export function forgetFactsNotIn(sql: SqlStorage): void {
+  sql.exec("DELETE FROM recall_docs WHERE fact_id IS NOT NULL AND fact_id NOT IN (SELECT fact_id FROM facts)");
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: false, ignoreBOM: false });
+
+/**
+ * The turns of a transcription, from the raw payload the object already receives (it keeps it for
+ * the outbox): the memory record carries no turns, so the request path's RPC does not grow by a
+ * second copy of the transcript. Only role and message are read; anything malformed is no turn.
+ */
+export function turnsOfPayload(raw: Uint8Array): IndexableTurn[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(utf8.decode(raw));
+  } catch {
+    return [];
+  }
+  const transcript = (parsed as { data?: { transcript?: unknown } } | null)?.data?.transcript;
+  if (!Array.isArray(transcript)) return [];
+  const turns: IndexableTurn[] = [];
+  for (const t of transcript) {
+    if (turns.length >= LIMITS.recallTurnsPerConversation) break;
+    if (t === null || typeof t !== "object") continue;
+    const { role, message } = t as { role?: unknown; message?: unknown };
+    turns.push({ role: typeof role === "string" ? role : "agent", message: typeof message === "string" ? message : null });
+  }
+  return turns;
+}
