@@ -9,7 +9,7 @@ import { listUsers } from "./api/directory";
 import { recallTool } from "./api/recall";
 import { searchTranscripts } from "./api/search";
 import { requireApiKey } from "./lib/http/auth";
-import { idParam } from "./lib/http/params";
+import { idParam, optionalIdQuery } from "./lib/http/params";
 import { deletePhoneLink, deleteUser, getMemory, putPhoneLink } from "./api/users";
 import type { Env } from "./lib/env";
 import { ApiError, errorResponse, json, notFound } from "./lib/errors";
@@ -24,6 +24,8 @@ type Args = [Env, ExecutionContext];
 const router = Router<IRequest, Args>({ catch: errorResponse });
 
 const userId = (req: IRequest) => idParam(req.params["userId"], "user_id");
+/** `?agent_id=`: which agent's memory, when MEMORY_SCOPE="agent" (src/memory/objects.ts). */
+const agentIdQuery = (req: IRequest) => optionalIdQuery(new URL(req.url), "agent_id");
 
 router
   .get("/health", () => json({ status: "ok" }))
@@ -40,8 +42,8 @@ router
   })
   .get("/v1/users", (req, env) => listUsers(req, env))
   .get("/v1/search", (req, env) => searchTranscripts(req, env))
-  .get("/v1/users/:userId/context", (req, env) => getContext(env, userId(req)))
-  .get("/v1/users/:userId/memory", (req, env) => getMemory(env, userId(req)))
+  .get("/v1/users/:userId/context", (req, env) => getContext(env, userId(req), agentIdQuery(req)))
+  .get("/v1/users/:userId/memory", (req, env) => getMemory(env, userId(req), agentIdQuery(req)))
   .get("/v1/users/:userId/conversations", (req, env) => listConversations(env, userId(req), new URL(req.url)))
   .put("/v1/users/:userId/phones/:phoneNumber", (req, env) => putPhoneLink(env, userId(req), req.params["phoneNumber"]))
   .delete("/v1/users/:userId/phones/:phoneNumber", (req, env) => deletePhoneLink(env, userId(req), req.params["phoneNumber"]))

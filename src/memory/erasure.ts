@@ -163,6 +163,6 @@ export async function eraseUser(env: Env, userId: string): Promise<ErasureReport
   } finally {
     // After the erasure, not only before: a context read in this isolate while it ran cached the
     // memory as it was, and would serve it after the answer for up to CONTEXT_CACHE_SECONDS.
-    contextCache.forget(userId);
+    contextCache.forgetEveryScope(userId);
   }
 }

@@ -144,3 +144,10 @@ export function turnsOfPayload(raw: Uint8Array): IndexableTurn[] {
   }
   return turns;
 }
+
+/** What the index holds (GET /v1/users/:id/memory `recall_index`). */
+export function indexStats(sql: SqlStorage): { conversations: number; documents: number; bytes: number } {
+  const c = sql.exec<{ n: number; b: number | null }>("SELECT count(*) AS n, sum(bytes) AS b FROM recall_conversations").one();
+  const d = sql.exec<{ n: number }>("SELECT count(*) AS n FROM recall_docs").one();
+  return { conversations: c.n, documents: d.n, bytes: c.b ?? 0 };
+}

@@ -104,6 +104,8 @@ export interface MemoryView {
   erasingSince: number | null;
   /** Unix seconds of the oldest conversation retention may still have to remove, or null. */
   retentionAnchor: number | null;
+  /** The recall index (src/memory/recall-index.ts); `backfillIndexed`: null when no backfill is pending. */
+  recallIndex: { conversations: number; documents: number; bytes: number; backfillIndexed: number | null };
 }
 
 export interface FlushReport {

@@ -21,7 +21,7 @@ import { deliver } from "./deliveries";
 import { eraseStep } from "./erasure";
 import { kindOfName } from "./objects";
 import { recall, type RecallHit } from "./recall";
-import { backfillPending, backfillRun } from "./recall-backfill";
+import { backfillPending, backfillProgress, backfillRun } from "./recall-backfill";
 import * as outbox from "./outbox";
 import * as phones from "./phone-links";
 import * as profile from "./profile";
@@ -242,6 +242,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
       pendingDeliveries: outbox.pendingCount(this.sql),
       erasingSince: erasingSince(this.sql),
       retentionAnchor: retentionAnchor(this.sql),
+      recallIndex: { ...recallIndex.indexStats(this.sql), backfillIndexed: backfillProgress(this.sql) },
     };
   }
 
