@@ -7,7 +7,8 @@
  * arrived: a late webhook of an older call with another value becomes history, not the current value.
  *
  * Every value, current or old, is also a document of the recall index (src/memory/recall-index.ts),
- * so recall finds "dentist: Dr. Patel (until 2026-05-01)". Erasure wipes all of it with the object.
+ * so recall finds "dentist: Dr. Patel (until 2026-05-01)"; a document names the conversation that
+ * collected its value first (a later call confirming the same value changes nothing there). Erasure wipes all of it with the object.
  * Writers run inside the caller's transaction.
  */
 import type { MemoryRecord } from "../records/payload";
@@ -38,6 +39,8 @@ export function rememberFacts(sql: SqlStorage, r: MemoryRecord, now: number): vo
     const cur = sql
       .exec<CurrentFact>("SELECT value, conversation_id, collected_at, valid_from FROM facts WHERE fact_id = ?", fact.id)
       .toArray()[0];
+    // The index is rewritten only when what it shows changes: a confirmation of the same value costs no index write.
+    let reindex = true;
     if (cur === undefined) {
       sql.exec(
         "INSERT INTO facts (fact_id, value, conversation_id, collected_at, updated_at, valid_from) VALUES (?, ?, ?, ?, ?, ?)",
@@ -63,13 +66,15 @@ export function rememberFacts(sql: SqlStorage, r: MemoryRecord, now: number): vo
         at,
         fact.id,
       );
+      reindex = changed;
     } else if (cur.value !== value) {
       // An older call, delivered late, with another value: it was true until the current value began.
       addHistory(sql, { fact_id: fact.id, value, conversation_id: r.conversationId, valid_from: at, valid_to: cur.valid_from ?? cur.collected_at });
     } else {
       sql.exec("UPDATE facts SET valid_from = min(coalesce(valid_from, collected_at), ?) WHERE fact_id = ?", at, fact.id);
+      reindex = false;
     }
-    refreshIndex(sql, fact.id);
+    if (reindex) refreshIndex(sql, fact.id);
   }
 }
 

@@ -1,0 +1,59 @@
+/**
+ * What the recall index costs per call (docs/storage.md "Recall index: cost"): rows and bytes the
+ * object holds after a 50-turn call, with and without the index, and the bound on a long call.
+ */
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { LIMITS } from "../src/memory/schema";
+import { uid } from "./helpers";
+import { userMemory } from "./objects";
+import { conversationWith, record, type TurnSpec } from "./recall-helpers";
+
+const turn = (i: number): TurnSpec => [i % 2 === 0 ? "agent" : "user", `Turn ${i}: a sentence of ordinary length about the order, the delivery date and the refund policy.`];
+
+async function footprint(userId: string) {
+  return runInDurableObject(userMemory(env, userId), (_m, state) => {
+    const sql = state.storage.sql;
+    const tables = sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' AND name NOT LIKE '\\_%' ESCAPE '\\'").toArray();
+    const rows: Record<string, number> = {};
+    for (const { name } of tables) rows[name] = sql.exec<{ n: number }>(`SELECT count(*) AS n FROM "${name}"`).one().n;
+    const text = sql.exec<{ b: number | null }>("SELECT sum(length(CAST(body AS BLOB))) AS b FROM recall_docs").one().b ?? 0;
+    const index = sql.exec<{ b: number | null }>("SELECT sum(length(block)) AS b FROM recall_index_data").one().b ?? 0;
+    return { rows, bytes: sql.databaseSize, text, index };
+  });
+}
+
+const delta = (a: Record<string, number>, b: Record<string, number>) =>
+  Object.fromEntries(Object.keys(b).map((k) => [k, b[k]! - (a[k] ?? 0)]).filter(([, n]) => n !== 0));
+
+describe("recall index cost", () => {
+  it("a 50-turn call: 52 documents (50 turns, title, summary), measured rows and bytes", async () => {
+    const user = uid("user");
+    // A first call, so the tables exist and the second call's delta is the steady cost of one call.
+    await record(conversationWith([turn(0), turn(1)], { userId: user }));
+    const before = await footprint(user);
+    await record(conversationWith(Array.from({ length: 50 }, (_, i) => turn(i)), { userId: user }));
+    const after = await footprint(user);
+    const d = delta(before.rows, after.rows);
+    console.log(
+      JSON.stringify({
+        event: "recall_cost_50_turns",
+        rows: d,
+        database_bytes: after.bytes - before.bytes,
+        doc_text_bytes: after.text - before.text,
+        fts_data_bytes: after.index - before.index,
+      }),
+    );
+    expect(d["recall_docs"]).toBe(52);
+    expect(d["recall_conversations"]).toBe(1);
+  });
+
+  it("a call longer than the bound indexes its first turns only", async () => {
+    const user = uid("user");
+    const n = LIMITS.recallTurnsPerConversation + 50;
+    await record(conversationWith(Array.from({ length: n }, (_, i) => turn(i)), { userId: user, title: null, summary: null, facts: {} }));
+    const { rows } = await footprint(user);
+    expect(rows["recall_docs"]).toBe(LIMITS.recallTurnsPerConversation);
+  });
+});
