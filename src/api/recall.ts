@@ -13,7 +13,7 @@ import type { Env } from "../lib/env";
 import { json } from "../lib/errors";
 import { readAtMost } from "../lib/http/body";
 import { iso } from "../lib/time";
-import { TOKEN_CLOCK_SKEW_SECONDS, verifyUserToken } from "../lib/user-token";
+import { TOKEN_CLOCK_SKEW_SECONDS, verifyUserToken, type TokenCheck, type UserTokenClaims } from "../lib/user-token";
 import { memoryObject } from "../memory/objects";
 import { RECALL_MAX_LIMIT, type RecallHit } from "../memory/recall";
 
@@ -66,6 +66,26 @@ function optionalId(v: unknown): string | null | undefined {
   return t === "" || t.length > 256 ? (t === "" ? null : undefined) : t;
 }
 
+/**
+ * Verified tokens, per isolate: a call's tool is asked many times with the same token, and each
+ * verification is an HMAC per configured secret. Keyed by the secrets too, so a rotation (a new env)
+ * never reuses an old answer; only successes are kept, so junk cannot fill it; bounded.
+ */
+const verified = new Map<string, UserTokenClaims>();
+const VERIFIED_MAX = 10_000;
+
+async function claimsOf(secrets: readonly string[], token: unknown): Promise<TokenCheck> {
+  const key = typeof token === "string" ? `${secrets.join(",")}\u0000${token}` : null;
+  const hit = key === null ? undefined : verified.get(key);
+  if (hit !== undefined) return { ok: true, claims: hit };
+  const check = await verifyUserToken(secrets, token);
+  if (check.ok && key !== null) {
+    if (verified.size >= VERIFIED_MAX) verified.clear();
+    verified.set(key, check.claims);
+  }
+  return check;
+}
+
 function summaryOf(hits: RecallHit[]): string {
   if (hits.length === 0) return NOTHING;
   const best = hits[0]!;
@@ -78,7 +98,7 @@ export async function recallTool(request: Request, env: Env): Promise<Response> 
   const cfg = config(env);
   const body = await readJson(request);
   if (body === null) return refuse("bad_request");
-  const check = await verifyUserToken(cfg.webhookSecrets, body["user_token"]);
+  const check = await claimsOf(cfg.webhookSecrets, body["user_token"]);
   if (!check.ok) return refuse(check.reason === "missing" ? "token_missing" : "token_invalid");
   const now = Math.floor(Date.now() / 1000);
   if (check.claims.issuedAt > now + TOKEN_CLOCK_SKEW_SECONDS) return refuse("token_invalid");

@@ -94,6 +94,10 @@ function addHistory(sql: SqlStorage, h: FactHistoryRow): void {
     h.fact_id,
     LIMITS.factHistoryPerFact,
   );
+  sql.exec(
+    "DELETE FROM fact_history WHERE rowid IN (SELECT rowid FROM fact_history ORDER BY valid_to DESC LIMIT -1 OFFSET ?)",
+    LIMITS.factHistoryTotal,
+  );
 }
 
 /** A stored fact value (JSON text) as a person reads it: strings bare, anything else as JSON. */
@@ -143,18 +147,16 @@ export function allHistory(sql: SqlStorage): Map<string, FactHistoryRow[]> {
 }
 
 /**
- * Keeps facts bounded: at most LIMITS.facts current values (the most recently collected), their
- * history at most LIMITS.factHistoryTotal rows, and the index free of what was dropped.
+ * Keeps facts bounded: at most LIMITS.facts current values (the most recently collected); the
+ * history and index documents of a fact dropped here go with it. (History is bounded where it is
+ * written, `addHistory`.) Runs after every call that collected facts: one statement unless it drops some.
  */
 export function compactFacts(sql: SqlStorage): void {
-  sql.exec(
+  const dropped = sql.exec(
     "DELETE FROM facts WHERE fact_id IN (SELECT fact_id FROM facts ORDER BY collected_at DESC, fact_id LIMIT -1 OFFSET ?)",
     LIMITS.facts,
-  );
+  ).rowsWritten;
+  if (dropped === 0) return;
   sql.exec("DELETE FROM fact_history WHERE fact_id NOT IN (SELECT fact_id FROM facts)");
-  sql.exec(
-    "DELETE FROM fact_history WHERE rowid IN (SELECT rowid FROM fact_history ORDER BY valid_to DESC LIMIT -1 OFFSET ?)",
-    LIMITS.factHistoryTotal,
-  );
   forgetFactsNotIn(sql);
 }

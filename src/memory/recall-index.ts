@@ -46,48 +46,59 @@ export function isIndexed(sql: SqlStorage, conversationId: string): boolean {
  */
 export function indexConversation(sql: SqlStorage, c: IndexableConversation): number {
   if (isIndexed(sql, c.conversationId)) return 0;
-  let docs = 0;
+  const docs: [Speaker, string][] = [];
   let bytes = 0;
   const add = (speaker: Speaker, text: string | null) => {
     const body = text === null ? "" : clipDoc(text.trim());
     if (body === "") return;
-    sql.exec("INSERT INTO recall_docs (conversation_id, speaker, at, body) VALUES (?, ?, ?, ?)", c.conversationId, speaker, c.startedAt, body);
-    docs++;
+    docs.push([speaker, body]);
     bytes += body.length;
   };
   add("summary", c.title);
   add("summary", c.summary);
   // Turns last and in order, so a turn's previous turn is the doc just before it (recall shows it as context).
   for (const t of c.turns.slice(0, LIMITS.recallTurnsPerConversation)) add(speakerOf(t.role), t.message);
+  if (docs.length > 0) {
+    // One statement for every doc of the call (json_each walks the array in order, so doc ids follow
+    // the turns): a statement per turn cost more in calls into SQLite than in the inserts themselves.
+    sql.exec(
+      `INSERT INTO recall_docs (conversation_id, speaker, at, body)
+       SELECT ?, json_extract(value, '$[0]'), ?, json_extract(value, '$[1]') FROM json_each(?) ORDER BY key`,
+      c.conversationId,
+      c.startedAt,
+      JSON.stringify(docs),
+    );
+  }
   sql.exec(
     "INSERT INTO recall_conversations (conversation_id, started_at, title, docs, bytes) VALUES (?, ?, ?, ?, ?)",
     c.conversationId,
     c.startedAt,
     c.title,
-    docs,
+    docs.length,
     bytes,
   );
-  trimToBound(sql);
-  return docs;
+  trimToBound(sql, bytes);
+  return docs.length;
 }
 
 /** Drops the oldest conversations from the index while it holds more than LIMITS.recallBytesPerMemory. */
-function trimToBound(sql: SqlStorage): void {
-  let total = sql.exec<{ b: number | null }>("SELECT sum(bytes) AS b FROM recall_conversations").one().b ?? 0;
+function trimToBound(sql: SqlStorage, added: number): void {
+  let total = sql.exec<{ b: number }>("UPDATE upkeep SET recall_bytes = recall_bytes + ? WHERE id = 1 RETURNING recall_bytes AS b", added).toArray()[0]?.b ?? 0;
   while (total > LIMITS.recallBytesPerMemory) {
     const oldest = sql
-      .exec<{ conversation_id: string; bytes: number }>("SELECT conversation_id, bytes FROM recall_conversations ORDER BY started_at, conversation_id LIMIT 1")
+      .exec<{ conversation_id: string }>("SELECT conversation_id FROM recall_conversations ORDER BY started_at, conversation_id LIMIT 1")
       .toArray()[0];
     if (!oldest) return;
     forgetConversation(sql, oldest.conversation_id);
-    total -= oldest.bytes;
+    total = sql.exec<{ b: number }>("SELECT recall_bytes AS b FROM upkeep WHERE id = 1").one().b;
   }
 }
 
 /** Removes a conversation's turns, title and summary from the index (facts it set stay: they are memory). */
 export function forgetConversation(sql: SqlStorage, conversationId: string): void {
   sql.exec("DELETE FROM recall_docs WHERE conversation_id = ? AND fact_id IS NULL", conversationId);
-  sql.exec("DELETE FROM recall_conversations WHERE conversation_id = ?", conversationId);
+  const gone = sql.exec<{ b: number }>("DELETE FROM recall_conversations WHERE conversation_id = ? RETURNING bytes AS b", conversationId).toArray()[0];
+  if (gone) sql.exec("UPDATE upkeep SET recall_bytes = max(0, recall_bytes - ?) WHERE id = 1", gone.b);
 }
 
 /** Retention: conversations that started before `cutoff` leave the index with the recent list. */
@@ -97,7 +108,9 @@ export function forgetBefore(sql: SqlStorage, cutoff: number): void {
        (SELECT conversation_id FROM recall_conversations WHERE started_at < ?)`,
     cutoff,
   );
-  sql.exec("DELETE FROM recall_conversations WHERE started_at < ?", cutoff);
+  const gone = sql.exec<{ b: number | null }>("DELETE FROM recall_conversations WHERE started_at < ? RETURNING bytes AS b", cutoff).toArray();
+  const bytes = gone.reduce((n, r) => n + (r.b ?? 0), 0);
+  if (bytes > 0) sql.exec("UPDATE upkeep SET recall_bytes = max(0, recall_bytes - ?) WHERE id = 1", bytes);
 }
 
 /** Replaces the index's documents of one fact (its current value and its old ones). */

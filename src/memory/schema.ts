@@ -139,7 +139,8 @@ CREATE TABLE IF NOT EXISTS memory_scopes (
 CREATE TABLE IF NOT EXISTS upkeep (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   retention_anchor INTEGER,
-  erasing_since INTEGER
+  erasing_since INTEGER,
+  recall_bytes INTEGER NOT NULL DEFAULT 0
 );
 `;
 
@@ -187,20 +188,27 @@ export const LIMITS = {
 /**
  * What an object below version `to` needs beyond MEMORY_SCHEMA's IF NOT EXISTS statements, run in
  * order inside the upgrade's transaction. Version 3: facts gain `valid_from` (a value's first
- * sighting, for fact history), and an object that already holds memory is queued for the recall
+ * sighting, for fact history), upkeep `recall_bytes` (the recall index's size, kept as a running
+ * total so bounding it reads one row), and an object that already holds memory is queued for the recall
  * backfill (its stored conversations are in D1: src/memory/recall-backfill.ts indexes them by alarm).
  */
 const UPGRADE_STEPS: { to: number; run(sql: SqlStorage, now: number): void }[] = [
   {
     to: 3,
     run(sql, now) {
-      const columns = sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('facts')").toArray();
-      if (!columns.some((c) => c.name === "valid_from")) sql.exec("ALTER TABLE facts ADD COLUMN valid_from INTEGER");
+      addColumn(sql, "facts", "valid_from", "INTEGER");
+      // upkeep is created by MEMORY_SCHEMA for a version 1 object, with the column; a version 2 one lacks it.
+      addColumn(sql, "upkeep", "recall_bytes", "INTEGER NOT NULL DEFAULT 0");
       sql.exec("UPDATE facts SET valid_from = collected_at WHERE valid_from IS NULL");
       sql.exec("INSERT OR IGNORE INTO recall_backfill (id, started_at) SELECT 1, ? FROM profile WHERE id = 1 AND user_id IS NOT NULL", now);
     },
   },
 ];
+
+function addColumn(sql: SqlStorage, table: string, column: string, type: string): void {
+  const columns = sql.exec<{ name: string }>(`SELECT name FROM pragma_table_info('${table}')`).toArray();
+  if (!columns.some((c) => c.name === column)) sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+}
 
 /**
  * Whether the object's tables exist, upgrading an older object's on first sight. `exists()` never
