@@ -44,8 +44,16 @@ export function userObject(env: Env, userId: string): UserObject {
  * is ever served to another.
  */
 export function memoryObject(env: Env, userId: string, agentId: string | null): UserObject {
-  if (config(env).memoryScope === "agent" && agentId !== null) return stub(env, scopedObjectName(agentId, userId)) as UserObject;
+  if (isScoped(env, userId, agentId)) return stub(env, scopedObjectName(agentId!, userId)) as UserObject;
   return userObject(env, userId);
+}
+
+/**
+ * Whether a memory is per agent. A phone number's memory (`user:+E164`) never is: that object also
+ * says who owns the number, for every agent, and phone-only calls reach it before any scope is known.
+ */
+function isScoped(env: Env, userId: string, agentId: string | null): boolean {
+  return config(env).memoryScope === "agent" && agentId !== null && !isE164(userId);
 }
 
 /** A user's memory with one agent, whatever MEMORY_SCOPE says now (erasure erases every scope ever used). */
@@ -55,7 +63,7 @@ export function scopedObject(env: Env, userId: string, agentId: string): UserObj
 
 /** The key of a memory for per-isolate caches (src/memory/context-cache.ts): its object's name. */
 export function memoryKey(env: Env, userId: string, agentId: string | null): string {
-  return config(env).memoryScope === "agent" && agentId !== null ? scopedObjectName(agentId, userId) : userId;
+  return isScoped(env, userId, agentId) ? scopedObjectName(agentId!, userId) : userId;
 }
 
 /** Scopes this isolate has seen registered, so a registration costs a round trip once per agent and user. */
@@ -68,7 +76,7 @@ const REGISTERED_MAX = 10_000;
  * finds it (src/memory/erasure.ts `eraseScopes`).
  */
 async function memoryToWrite(env: Env, userId: string, agentId: string): Promise<UserObject> {
-  if (config(env).memoryScope !== "agent") return userObject(env, userId);
+  if (!isScoped(env, userId, agentId)) return userObject(env, userId);
   const key = scopedObjectName(agentId, userId);
   if (!registered.has(key)) {
     await userObject(env, userId).registerScope(agentId, Math.floor(Date.now() / 1000));

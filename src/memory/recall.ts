@@ -5,10 +5,11 @@
  * window around its match.
  *
  * Query: the words of what the LLM wrote (the same tokens the console search uses), minus common
- * English function words, each quoted (so no FTS5 operator can be injected) and joined with OR, so a
- * document that holds only some of them still ranks. The index stems (porter) and folds diacritics.
+ * English function words, each quoted (so no FTS5 operator can be injected); documents holding all
+ * of them first, then, to fill `limit`, those holding any (`recall`). The index stems (porter) and
+ * folds diacritics.
  *
- * Ranking (lower is better, as bm25() is):
+ * Ranking (lower is better, as bm25() is; computed over the best RECALL_CANDIDATES by bm25, below):
  *
  *     rank = bm25(recall_index) * (1 + RECENCY_WEIGHT / (1 + age_days / RECENCY_DAYS))
  *
@@ -57,13 +58,17 @@ export interface RecallOptions {
   cutoff: number | null;
 }
 
-/** The FTS5 query for what the LLM wrote, or null when it holds no word worth searching. */
-export function recallQuery(q: string): string | null {
+/**
+ * The FTS5 queries for what the LLM wrote: `all` (every word) and `any` (at least one; null when
+ * there is one word, so `all` says everything), or null when it holds no word worth searching.
+ */
+export function recallQuery(q: string): { all: string; any: string | null } | null {
   const tokens = queryTokens(q).map((t) => t.toLowerCase());
   const kept = tokens.filter((t) => !STOPWORDS.has(t));
   const words = [...new Set(kept.length > 0 ? kept : tokens)].slice(0, MAX_QUERY_WORDS);
   if (words.length === 0) return null;
-  return words.map((t) => `"${t}"`).join(" OR ");
+  const quoted = words.map((t) => `"${t}"`);
+  return { all: quoted.join(" "), any: quoted.length > 1 ? quoted.join(" OR ") : null };
 }
 
 type Ranked = {
@@ -72,22 +77,42 @@ type Ranked = {
   speaker: string;
   at: number;
   body: string;
-  fact_id: string | null;
   title: string | null;
   rank: number;
+  prev_speaker: string | null;
+  prev_body: string | null;
 };
 
+/**
+ * Two steps, so the work per call does not grow with how often the words occur: FTS5 ranks the
+ * matches by bm25 alone (`ORDER BY rank`, which reads no content) and keeps the best
+ * RECALL_CANDIDATES; only those are joined to their docs, filtered (current call, retention) and
+ * re-ranked with the recency factor. The factor is at most 1 + RECENCY_WEIGHT, so a document outside
+ * the candidates could only win against ones more than 1.5 times less relevant than the weakest
+ * candidate; and when the current call holds more than the candidates, fewer results come back.
+ */
+export const RECALL_CANDIDATES = 30;
+
+// One statement per recall: a statement costs more in the call into SQLite than these joins cost in it.
+// The turn before a short turn comes with it (`prev_*`), looked up only for the rows returned.
 const RANKED = `
-  SELECT d.doc_id, d.conversation_id, d.speaker, d.at, d.body, d.fact_id, c.title,
-         bm25(recall_index) * (1.0 + ${RECENCY_WEIGHT} / (1.0 + max(0, ?1 - d.at) / ${RECENCY_DAYS * 86_400}.0)) AS rank
-  FROM recall_index
-  JOIN recall_docs d ON d.doc_id = recall_index.rowid
-  LEFT JOIN recall_conversations c ON c.conversation_id = d.conversation_id
-  WHERE recall_index MATCH ?2
-    AND (d.conversation_id IS NULL OR d.conversation_id <> ?3)
-    AND (d.fact_id IS NOT NULL OR d.at >= ?4)
-  ORDER BY rank
-  LIMIT ?5`;
+  WITH hits AS (SELECT rowid AS doc_id, rank FROM recall_index WHERE recall_index MATCH ?2 ORDER BY rank LIMIT ?6),
+  ranked AS (
+    SELECT d.doc_id, d.conversation_id, d.speaker, d.at, d.body, c.title,
+           h.rank * (1.0 + ${RECENCY_WEIGHT} / (1.0 + max(0, ?1 - d.at) / ${RECENCY_DAYS * 86_400}.0)) AS rank
+    FROM hits h
+    JOIN recall_docs d ON d.doc_id = h.doc_id
+    LEFT JOIN recall_conversations c ON c.conversation_id = d.conversation_id
+    WHERE (d.conversation_id IS NULL OR d.conversation_id <> ?3)
+      AND (d.fact_id IS NOT NULL OR d.at >= ?4)
+    ORDER BY rank
+    LIMIT ?5
+  )
+  SELECT r.*, p.speaker AS prev_speaker, p.body AS prev_body
+  FROM ranked r
+  LEFT JOIN recall_docs p ON p.doc_id = r.doc_id - 1 AND p.conversation_id = r.conversation_id AND p.fact_id IS NULL
+    AND r.speaker IN ('user', 'agent') AND p.speaker IN ('user', 'agent') AND length(r.body) < ${SHORT_TURN_CHARS}
+  ORDER BY r.rank`;
 
 const clean = (s: string) => s.replace(/\s+/g, " ").trim();
 
@@ -98,26 +123,32 @@ function cut(text: string, terms: ReturnType<typeof queryTerms>): string {
 }
 
 /** The best matches for `q`, best first. */
+/**
+ * Documents holding every word first, then, while fewer than `limit` were found, those holding any:
+ * ranking costs per matching document, and a document with every word is nearly always the better
+ * match, so the broad query runs only when the narrow one is not enough.
+ */
 export function recall(sql: SqlStorage, q: string, opts: RecallOptions): RecallHit[] {
   const match = recallQuery(q);
   if (match === null) return [];
   const limit = Math.max(1, Math.min(RECALL_MAX_LIMIT, Math.floor(opts.limit)));
-  const rows = sql.exec<Ranked>(RANKED, opts.now, match, opts.excludeConversationId ?? "", opts.cutoff ?? 0, limit).toArray();
+  const run = (m: string, n: number) =>
+    sql.exec<Ranked>(RANKED, opts.now, m, opts.excludeConversationId ?? "", opts.cutoff ?? 0, n, Math.max(RECALL_CANDIDATES, n * 3)).toArray();
+  const rows = run(match.all, limit);
+  if (rows.length < limit && match.any !== null) {
+    const seen = new Set(rows.map((r) => r.doc_id));
+    for (const r of run(match.any, limit + rows.length)) {
+      if (rows.length >= limit) break;
+      if (!seen.has(r.doc_id)) rows.push(r);
+    }
+  }
   const terms = queryTerms(queryTokens(q));
   return rows.map((r) => {
     let text = cut(r.body, terms);
-    if ((r.speaker === "user" || r.speaker === "agent") && r.body.length < SHORT_TURN_CHARS) {
-      const prev = sql
-        .exec<{ speaker: string; body: string; conversation_id: string | null; fact_id: string | null }>(
-          "SELECT speaker, body, conversation_id, fact_id FROM recall_docs WHERE doc_id = ?",
-          r.doc_id - 1,
-        )
-        .toArray()[0];
-      if (prev && prev.conversation_id === r.conversation_id && prev.fact_id === null && (prev.speaker === "user" || prev.speaker === "agent")) {
-        const before = clean(prev.body);
-        const shown = before.length <= CONTEXT_CHARS ? before : `…${before.slice(before.length - CONTEXT_CHARS)}`;
-        text = `${prev.speaker}: ${shown} | ${r.speaker}: ${text}`;
-      }
+    if (r.prev_body !== null && r.prev_speaker !== null) {
+      const before = clean(r.prev_body);
+      const shown = before.length <= CONTEXT_CHARS ? before : `…${before.slice(before.length - CONTEXT_CHARS)}`;
+      text = `${r.prev_speaker}: ${shown} | ${r.speaker}: ${text}`;
     }
     return {
       conversation_id: r.conversation_id,

@@ -52,6 +52,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
    */
   private served: { snapshot: MemorySnapshot; linkedTo: string | null } | null = null;
   private backfillArmed = false;
+  private erasing: boolean | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -181,7 +182,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
    */
   async recall(input: { query: string; limit: number; excludeConversationId: string | null; now: number }): Promise<RecallHit[]> {
     this.expect(USERS, "recall");
-    if (!this.schema.exists() || erasingSince(this.sql) !== null) return [];
+    if (!this.schema.exists() || this.isErasing()) return [];
     this.armBackfill();
     const days = config(this.env).retentionDays;
     return recall(this.sql, input.query, { ...input, cutoff: days === null ? null : input.now - days * 86_400 });
@@ -228,6 +229,13 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
 
   private changed(): void {
     this.served = null;
+    this.erasing = null;
+  }
+
+  /** Whether an erasure has begun, kept between writes like `served` (recall asks it on every call). */
+  private isErasing(): boolean {
+    this.erasing ??= erasingSince(this.sql) !== null;
+    return this.erasing;
   }
 
   /** Everything this memory holds, or null when it holds nothing. Never writes. */
