@@ -6,9 +6,9 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { LIMITS } from "../src/memory/schema";
-import { uid } from "./helpers";
+import { apiGet, uid } from "./helpers";
 import { userMemory } from "./objects";
-import { conversationWith, record, type TurnSpec } from "./recall-helpers";
+import { conversationWith, recallFor, record, type TurnSpec } from "./recall-helpers";
 
 const turn = (i: number): TurnSpec => [i % 2 === 0 ? "agent" : "user", `Turn ${i}: a sentence of ordinary length about the order, the delivery date and the refund policy.`];
 
@@ -55,5 +55,30 @@ describe("recall index cost", () => {
     await record(conversationWith(Array.from({ length: n }, (_, i) => turn(i)), { userId: user, title: null, summary: null, facts: {} }));
     const { rows } = await footprint(user);
     expect(rows["recall_docs"]).toBe(LIMITS.recallTurnsPerConversation);
+  });
+});
+
+describe("recall index bound", () => {
+  it("stays under LIMITS.recallBytesPerMemory: the oldest conversations leave the index first", async () => {
+    const user = uid("user");
+    const perTurn = LIMITS.recallDocChars;
+    const perCall = LIMITS.recallTurnsPerConversation * perTurn;
+    const calls = Math.ceil(LIMITS.recallBytesPerMemory / perCall) + 2;
+    const base = Math.floor(Date.now() / 1000) - calls * 3600;
+    const ids: string[] = [];
+    for (let i = 0; i < calls; i++) {
+      const word = `marker${String.fromCharCode(97 + (i % 26))}${String.fromCharCode(97 + Math.floor(i / 26))}`;
+      const turns = Array.from({ length: LIMITS.recallTurnsPerConversation }, (_, t) => ["user", `${word} ${"x".repeat(perTurn - word.length - 1 - String(t).length)}${t}`] as TurnSpec);
+      const e = conversationWith(turns, { userId: user, title: null, summary: null, facts: {}, startedAt: base + i * 3600 });
+      ids.push(e["data"].conversation_id);
+      await record(e);
+    }
+    const mem = await apiGet(`/v1/users/${encodeURIComponent(user)}/memory`);
+    const index = (await mem.json<any>()).recall_index;
+    expect(index.text_bytes).toBeLessThanOrEqual(LIMITS.recallBytesPerMemory);
+    expect(index.conversations).toBe(Math.floor(LIMITS.recallBytesPerMemory / perCall));
+    expect((await recallFor(user, "markeraa")).results).toEqual([]); // the oldest
+    const newest = await recallFor(user, `marker${String.fromCharCode(97 + ((calls - 1) % 26))}${String.fromCharCode(97 + Math.floor((calls - 1) / 26))}`);
+    expect(newest.results[0]?.conversation_id).toBe(ids[calls - 1]);
   });
 });

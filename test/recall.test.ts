@@ -1,4 +1,6 @@
 import { SELF } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { userMemory } from "./objects";
 import { describe, expect, it } from "vitest";
 import { RECALL_MAX_BODY_BYTES } from "../src/api/recall";
 import { apiGet, context, flush, nowSeconds, uid } from "./helpers";
@@ -175,8 +177,6 @@ describe("POST /tools/recall: forgotten conversations", () => {
     const before = await recallFor(user, "bicycle", { limit: 20 });
     expect(before.results.map((r) => r.conversation_id)).toEqual([recent["data"].conversation_id]);
     await flush(user, ancient["data"].conversation_id);
-    const { userMemory } = await import("./objects");
-    const { env } = await import("cloudflare:workers");
     await userMemory(env, user).applyRetention();
     const after = await recallFor(user, "penny farthing bicycle", { limit: 20 });
     expect(after.results.map((r) => r.conversation_id)).toEqual([recent["data"].conversation_id]);
