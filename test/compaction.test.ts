@@ -6,10 +6,10 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { metered } from "./metered";
 import { markSeen } from "../src/memory/dedupe";
 import { LIMITS } from "../src/memory/schema";
 import { userMemory } from "./objects";
-import type { UserMemory } from "../src/memory/user-memory";
 import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
 import { nowSeconds, transcription, uid } from "./helpers";
 
@@ -19,31 +19,6 @@ function record(event: object) {
   const raw = enc.encode(JSON.stringify(event));
   const r = normaliseTranscription(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() });
   return { record: r, raw, receivedAt: nowSeconds() };
-}
-
-/**
- * Runs `fn` with every SQL statement of the object metered; returns the rows its statements read and
- * wrote. The object's SqlStorage is one object however it is reached, so wrapping its `exec` for the
- * duration meters every module's statements without knowing which fields of the class hold it.
- */
-async function metered(instance: unknown, state: DurableObjectState, fn: (memory: UserMemory) => Promise<unknown>) {
-  const sql = state.storage.sql as SqlStorage & { exec: SqlStorage["exec"] };
-  const real = sql.exec;
-  const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
-  sql.exec = ((query: string, ...bindings: unknown[]) => {
-    const c = real.call(sql, query, ...bindings);
-    cursors.push(c);
-    return c;
-  }) as SqlStorage["exec"];
-  try {
-    await fn(instance as UserMemory);
-  } finally {
-    delete (sql as Partial<SqlStorage>).exec;
-  }
-  expect(sql.exec).toBe(real);
-  // Metering reached the object's statements (an event always runs some).
-  expect(cursors.length).toBeGreaterThan(0);
-  return { read: cursors.reduce((n, c) => n + c.rowsRead, 0), written: cursors.reduce((n, c) => n + c.rowsWritten, 0) };
 }
 
 describe("compaction", () => {

@@ -9,6 +9,9 @@ import { LIMITS } from "../src/memory/schema";
 import { apiGet, uid } from "./helpers";
 import { userMemory } from "./objects";
 import { conversationWith, recallFor, record, type TurnSpec } from "./recall-helpers";
+import { metered } from "./metered";
+import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
+import { nowSeconds } from "./helpers";
 
 const turn = (i: number): TurnSpec => [i % 2 === 0 ? "agent" : "user", `Turn ${i}: a sentence of ordinary length about the order, the delivery date and the refund policy.`];
 
@@ -33,12 +36,20 @@ describe("recall index cost", () => {
     // A first call, so the tables exist and the second call's delta is the steady cost of one call.
     await record(conversationWith([turn(0), turn(1)], { userId: user }));
     const before = await footprint(user);
-    await record(conversationWith(Array.from({ length: 50 }, (_, i) => turn(i)), { userId: user }));
+    const event = conversationWith(Array.from({ length: 50 }, (_, i) => turn(i)), { userId: user });
+    const raw = new TextEncoder().encode(JSON.stringify(event));
+    const r = normaliseTranscription(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() });
+    // Every statement of the call metered: rows written as SQLite counts them (indexes and FTS shadow tables included).
+    const rows = await runInDurableObject(userMemory(env, user), (instance, state) =>
+      metered(instance, state, (memory) => memory.recordConversation({ record: r, raw, receivedAt: nowSeconds() })),
+    );
     const after = await footprint(user);
     const d = delta(before.rows, after.rows);
     console.log(
       JSON.stringify({
         event: "recall_cost_50_turns",
+        rows_written: rows.written,
+        rows_read: rows.read,
         rows: d,
         database_bytes: after.bytes - before.bytes,
         doc_text_bytes: after.text - before.text,
@@ -46,6 +57,8 @@ describe("recall index cost", () => {
       }),
     );
     expect(d["recall_docs"]).toBe(52);
+    // 175 measured (2026-12-01): a guard against a change that multiplies the writes.
+    expect(rows.written).toBeLessThan(250);
     expect(d["recall_conversations"]).toBe(1);
   });
 
