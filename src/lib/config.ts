@@ -43,6 +43,8 @@ export interface Config {
   forwardRetryBaseSeconds: number;
   /** FORWARD_TIMEOUT_SECONDS: how long a destination may take to answer before the attempt counts as failed. */
   forwardTimeoutSeconds: number;
+  /** MEMORY_SCOPE: one memory per user ("user"), or per agent and user ("agent"); src/memory/objects.ts `memoryObject`. */
+  memoryScope: "user" | "agent";
 }
 
 export class ConfigError extends ApiError {
@@ -149,6 +151,7 @@ export function parseConfig(env: Env): Config {
     forwardSigningSecrets: forward.secrets,
     forwardRetryBaseSeconds: integer(env, "FORWARD_RETRY_BASE_SECONDS", 5, 0, 3600),
     forwardTimeoutSeconds: integer(env, "FORWARD_TIMEOUT_SECONDS", 10, 1, 60),
+    memoryScope: oneOf(env, "MEMORY_SCOPE", ["user", "agent"] as const, "user"),
   };
 }
 
