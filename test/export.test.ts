@@ -61,8 +61,8 @@ describe("GET /v1/users/:userId/export", () => {
     expect(memory!["facts"]).toBeUndefined(); // facts are their own records
     const facts = lines.filter((l) => l.type === "fact");
     expect(facts.map((f) => [f["id"], f["value"], f["history"]])).toEqual([
-      ["order_id", 4471, null],
-      ["preferred_name", "Dana", null],
+      ["order_id", 4471, []],
+      ["preferred_name", "Dana", []],
     ]);
     expect(lines.find((l) => l.type === "phone_link")).toMatchObject({ phone_number: s.phone, via: "conversation", conversation_id: s.second });
     const conversations = lines.filter((l) => l.type === "conversation");

@@ -9,7 +9,8 @@
  * Records, in this order (README, "Export"; what a complete file promises: docs/guarantees.md):
  *   export        the header: format version, user id, time, audio mode
  *   memory        the Durable Object's memory (profile, recent conversations, link), or null fields when none
- *   fact          one per collected fact, its current value (`history` is null until fact history exists)
+ *   fact          one per collected fact: its current value and `history` (earlier values, with when each was true)
+ *   (memory, fact with `agent_id`, again for each agent the user has a memory with under MEMORY_SCOPE="agent")
  *   phone_link    one per phone number linked to the user
  *   conversation  one per conversation in D1, oldest first, with its transcript and analysis
  *   audio         after its conversation: the API link, or with ?audio=inline the metadata followed by
@@ -22,7 +23,7 @@ import { badRequest, notFound } from "../lib/errors";
 import { bytesToBase64 } from "../lib/bytes";
 import { iso } from "../lib/time";
 import { isE164 } from "../records/identity";
-import { userObject } from "../memory/objects";
+import { scopedObject, userObject } from "../memory/objects";
 import type { MemoryView } from "../memory/roles";
 import { readAudioObject } from "../storage/audio";
 import {
@@ -133,8 +134,18 @@ async function* exportRecords(env: Env, input: ExportInput): AsyncGenerator<Expo
     yield { type: "memory", ...rest };
     for (const f of facts) {
       counts.fact!++;
-      // `history`: earlier values of this fact. postcall keeps only the current value today (null = not recorded).
-      yield { type: "fact", user_id: userId, ...f, history: null };
+      yield { type: "fact", user_id: userId, ...f };
+    }
+    // MEMORY_SCOPE="agent": the user's memory with each agent is held apart; the right of access covers them all.
+    for (const agentId of memory.scopes ?? []) {
+      const scoped = await scopedObject(env, userId, agentId).describe();
+      if (scoped === null) continue;
+      const { facts: scopedFacts, phone_numbers: _none, ...scopedRest } = memoryJson(userId, scoped);
+      yield { type: "memory", agent_id: agentId, ...scopedRest };
+      for (const f of scopedFacts) {
+        counts.fact!++;
+        yield { type: "fact", user_id: userId, agent_id: agentId, ...f };
+      }
     }
     for (const p of phone_numbers) {
       counts.phone_link!++;

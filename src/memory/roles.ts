@@ -67,6 +67,8 @@ export type OwnerRow = {
 
 /** Everything a user's memory holds, as stored (times in Unix seconds). */
 export interface MemoryView {
+  /** Agents this user has a memory with under MEMORY_SCOPE="agent" (registered here; erasure erases them all). */
+  scopes?: string[];
   profile: {
     user_id: string | null;
     call_count: number;

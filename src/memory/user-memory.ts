@@ -265,6 +265,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
       erasingSince: erasingSince(this.sql),
       retentionAnchor: retentionAnchor(this.sql),
       recallIndex: { ...recallIndex.indexStats(this.sql), backfillIndexed: backfillProgress(this.sql) },
+      scopes: this.sql.exec<{ agent_id: string }>("SELECT agent_id FROM memory_scopes ORDER BY agent_id LIMIT 1000").toArray().map((r) => r.agent_id),
     };
   }
 
