@@ -30,7 +30,12 @@ CREATE TABLE conversations (
   transcript BLOB,
   transcript_key TEXT NOT NULL,
   event_timestamp INTEGER,
-  received_at INTEGER NOT NULL
+  received_at INTEGER NOT NULL,
+  -- How the owner was vouched for (migration 0005): token | telephony | operator | claimed; null: no owner.
+  vouched_by TEXT,
+  -- An app user id the event claimed without proof (then not the owner), and why it was not believed.
+  claimed_user_id TEXT,
+  unverified_reason TEXT
 );
 
 CREATE INDEX conversations_by_user ON conversations (user_id, started_at DESC, conversation_id DESC);
@@ -83,3 +88,19 @@ CREATE INDEX users_by_activity ON users (last_call_at DESC, user_id DESC);
 -- Contentless: it keeps no copy of the text (the transcript is in `conversations`), and
 -- contentless_delete lets erasure and retention delete a document by rowid, in the batch that deletes its row.
 CREATE VIRTUAL TABLE conversations_fts USING fts5(body, content = '', contentless_delete = 1, detail = 'none', tokenize = 'unicode61 remove_diacritics 2');
+
+-- Conversations no one owns, newest received first (unverified claims, no user at all; migration 0005).
+CREATE INDEX conversations_unattributed ON conversations (received_at DESC, conversation_id DESC) WHERE user_id IS NULL;
+
+-- Later events for a conversation that already has another owner: kept aside raw in R2 (quarantine/),
+-- counted here for the operator (migration 0005).
+CREATE TABLE conversation_conflicts (
+  conversation_id TEXT NOT NULL,
+  r2_key TEXT NOT NULL,
+  claimed_user_id TEXT,
+  owner_user_id TEXT,
+  received_at INTEGER NOT NULL,
+  PRIMARY KEY (conversation_id, r2_key)
+);
+
+CREATE INDEX conversation_conflicts_by_claimant ON conversation_conflicts (claimed_user_id);

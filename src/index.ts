@@ -5,6 +5,7 @@ import { Router, type IRequest } from "itty-router";
 import { getAudio } from "./api/audio";
 import { getContext } from "./api/context";
 import { getConversation, listConversations } from "./api/conversations";
+import { attributeConversation, listConversationsOwnedByNoOne } from "./api/attribution";
 import { listUsers } from "./api/directory";
 import { searchTranscripts } from "./api/search";
 import { requireApiKey } from "./lib/http/auth";
@@ -44,6 +45,10 @@ router
     getAudio(req, env, idParam(req.params["conversationId"], "conversation_id")),
   )
   .get("/v1/conversations/:conversationId", (req, env) => getConversation(env, idParam(req.params["conversationId"], "conversation_id")))
+  .get("/v1/conversations", (req, env) => listConversationsOwnedByNoOne(env, new URL(req.url)))
+  .post("/v1/conversations/:conversationId/attribute", (req, env) =>
+    attributeConversation(req, env, idParam(req.params["conversationId"], "conversation_id")),
+  )
   .all("*", (req) => {
     throw KNOWN_PATHS.some((p) => p.test(new URL(req.url).pathname))
       ? new ApiError(405, "method_not_allowed", `${req.method} is not supported on this path.`)
@@ -70,6 +75,8 @@ const KNOWN_PATHS = [
   /^\/v1\/users\/[^/]+\/phones\/[^/]+$/,
   /^\/v1\/conversations\/[^/]+$/,
   /^\/v1\/conversations\/[^/]+\/audio$/,
+  /^\/v1\/conversations$/,
+  /^\/v1\/conversations\/[^/]+\/attribute$/,
 ];
 
 export default {

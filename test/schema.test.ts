@@ -1,7 +1,10 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 
-/** Statements of a SQL script (a trigger's BEGIN ... END counts as one), comments stripped, whitespace normalised. */
+/**
+ * Statements of a SQL script (a trigger's BEGIN ... END counts as one), comments stripped, whitespace
+ * normalised (SQLite keeps ALTER TABLE ADD COLUMN's text as "... NOT NULL , new_column": no space before a comma).
+ */
 function statements(sql: string): string[] {
   const out: string[] = [];
   let current = "";
@@ -18,7 +21,7 @@ function statements(sql: string): string[] {
   }
   if (current.trim()) out.push(current);
   return out
-    .map((s) => s.replace(/;\s*$/, "").replace(/\s+/g, " ").replace(/\( /g, "(").replace(/ \)/g, ")").trim())
+    .map((s) => s.replace(/;\s*$/, "").replace(/\s+/g, " ").replace(/\( /g, "(").replace(/ \)/g, ")").replace(/ ,/g, ",").trim())
     .filter((s) => s.length > 0)
     .sort();
 }

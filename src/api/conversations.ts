@@ -8,6 +8,7 @@ import type { Env } from "../lib/env";
 import { json, notFound } from "../lib/errors";
 import { iso } from "../lib/time";
 import { listConversationsOfUser, readConversation } from "../storage/conversations";
+import { conflictsOf } from "../storage/quarantine";
 import { decodeCursor, encodeCursor, pageSize } from "./cursor";
 
 function parseJson(text: string | null): unknown {
@@ -58,6 +59,7 @@ export async function getConversation(env: Env, conversationId: string): Promise
   const stored = await readConversation(env.DB, conversationId);
   if (!stored) throw notFound("conversation_not_found", "No conversation with this id (it may not have been delivered yet, or was erased).");
   const { row, transcript, audio: a } = stored;
+  const conflicts = await conflictsOf(env.DB, conversationId);
   return json({
     conversation_id: row.conversation_id,
     user_id: row.user_id,
@@ -87,5 +89,11 @@ export async function getConversation(env: Env, conversationId: string): Promise
     })),
     has_audio: a !== null,
     audio: a === null ? null : { bytes: a.bytes, sha256: a.sha256, stored_at: iso(a.stored_at) },
+    // Who vouched for the owner, and a claim that was not believed (docs/guarantees.md).
+    vouched_by: row.vouched_by,
+    claimed_user_id: row.claimed_user_id,
+    unverified_reason: row.unverified_reason,
+    // Later events for this id under another owner, kept aside raw (src/storage/quarantine.ts).
+    conflicts: { count: conflicts.length, events: conflicts.map((c) => ({ claimed_user_id: c.claimed_user_id, r2_key: c.r2_key, received_at: iso(c.received_at) })) },
   });
 }

@@ -9,6 +9,12 @@
  *   4. erasePending    conversations still in the outbox (they may be half delivered)
  *   5. eraseDelivered  every conversation D1 attributes to the user, R2 before D1 rows
  *   6. wipe            this object last: until then it is what names the links and pending conversations
+ *   7. tombstone       what outlasts the wipe (src/memory/tombstone.ts): the time the erasure began, so
+ *                      a late event for an earlier conversation is dropped; then the calls made since
+ *                      the erasure began (kept aside meanwhile) are remembered anew
+ *
+ * Steps that erase what other modules keep for the user slot in before `wipe`; whatever lives in
+ * this object's own SQLite goes with the wipe.
  */
 import type { Env } from "../lib/env";
 import { isE164 } from "../records/identity";
@@ -16,10 +22,10 @@ import { addCounts, eraseCallFailures, eraseConversations, zeroCounts, type Eras
 import { conversationsOfUser } from "../storage/expiry";
 import { contextCache } from "./context-cache";
 import { conversationObject, phoneObject, userObject } from "./objects";
-import { dropConversations, pendingConversations } from "./outbox";
+import { deferredConversations, dropConversations, pendingConversations, type DeferredConversation } from "./outbox";
 import { forgetPhone, listPhones, ownerRow } from "./phone-links";
 import type { EraseStep } from "./roles";
-import { LIMITS } from "./schema";
+import { erasingSince, LIMITS } from "./schema";
 
 export interface ErasureContext {
   env: Env;
@@ -30,11 +36,13 @@ export interface ErasureContext {
   settle(): Promise<void>;
   /** Drops every table and the alarm; returns the rows it held. */
   wipe(): Promise<number>;
+  /** After the wipe: the tombstone as of `erasedAt`, then the deferred calls remembered anew. */
+  tombstone(erasure: { erasedAt: number; deferred: DeferredConversation[] }): Promise<void>;
   /** Tells the object that what a read serves changed (src/memory/user-memory.ts `served`); called before the next await. */
   changed(): void;
 }
 
-const forgetAudio = (env: Env) => (id: string) => conversationObject(env, id).forgetConversation(id);
+const forgetAudio = (env: Env) => (id: string) => conversationObject(env, id).forgetConversation(id, { erased: true });
 
 async function freeze(ctx: ErasureContext, now: number): Promise<void> {
   ctx.storage.sql.exec("UPDATE upkeep SET erasing_since = coalesce(erasing_since, ?) WHERE id = 1", now);
@@ -99,7 +107,11 @@ export async function eraseStep(ctx: ErasureContext, userId: string): Promise<Er
   // A user id that is a phone number: the call failures recorded for that number are theirs too.
   if (isE164(userId)) step.counts.call_failures += await eraseCallFailures(ctx.env.DB, [userId]);
   if (!(await eraseDelivered(ctx, userId, step))) return step;
+  // Read before the wipe: when the erasure began, and the calls made since, which it must not take.
+  const erasedAt = (ctx.hasSchema() ? erasingSince(ctx.storage.sql) : null) ?? now;
+  const deferred = ctx.hasSchema() ? deferredConversations(ctx.storage.sql) : [];
   step.memoryRows = await ctx.wipe();
+  await ctx.tombstone({ erasedAt, deferred });
   step.done = true;
   return step;
 }

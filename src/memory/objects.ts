@@ -55,15 +55,15 @@ export async function recordTranscription(
   record: MemoryRecord,
   raw: Uint8Array,
   receivedAt: number,
-): Promise<{ duplicate: boolean; record: MemoryRecord }> {
+): Promise<{ duplicate: boolean; dropped?: "erased"; record: MemoryRecord }> {
   const first = await ownerOf(env, record.userId, record.conversationId).recordConversation({ record, raw, receivedAt });
   let stored = record;
-  let duplicate = first.duplicate;
+  let result = first;
   if (first.linkedTo !== undefined) {
     stored = { ...record, userId: first.linkedTo, userIdSource: "phone_link" };
-    ({ duplicate } = await userObject(env, first.linkedTo).recordConversation({ record: stored, raw, receivedAt }));
+    result = await userObject(env, first.linkedTo).recordConversation({ record: stored, raw, receivedAt });
   }
   // This isolate's cached context for the user (CONTEXT_CACHE_SECONDS) is now out of date.
   if (stored.userId !== null) contextCache.forget(stored.userId);
-  return { duplicate, record: stored };
+  return { duplicate: result.duplicate, ...(result.dropped ? { dropped: result.dropped } : {}), record: stored };
 }

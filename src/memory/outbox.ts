@@ -11,7 +11,7 @@
  * dropped: an item that keeps failing is retried every MAX_BACKOFF_MS and reported as stuck.
  */
 import { concatBytes } from "../lib/bytes";
-import type { CallFailureRecord, ResolvedUser } from "../records/payload";
+import type { CallFailureRecord, MemoryRecord, ResolvedUser } from "../records/payload";
 import type { AudioLink } from "../storage/audio";
 import type { FlushReport, OutboxStatus } from "./roles";
 import { LIMITS } from "./schema";
@@ -24,6 +24,11 @@ import { LIMITS } from "./schema";
 export type OutboxItem =
   /** The raw payload to R2, the conversation to D1. */
   | { kind: "conversation"; user: ResolvedUser; receivedAt: number }
+  /**
+   * A call that started after an erasure of this object began, recorded while it was under way: kept
+   * aside (not remembered, not delivered) and remembered anew once the wipe is done (src/memory/erasure.ts).
+   */
+  | { kind: "deferred"; record: MemoryRecord; receivedAt: number }
   | { kind: "call_failure"; record: CallFailureRecord; receivedAt: number }
   /** Writes the D1 `audio` row, then tells the user's memory (if the transcript already named one). */
   | { kind: "audio"; link: AudioLink }
@@ -158,6 +163,23 @@ export function pendingConversations(sql: SqlStorage): string[] {
     .exec<{ conversation_id: string }>("SELECT DISTINCT conversation_id FROM outbox WHERE kind = 'conversation'")
     .toArray()
     .map((r) => r.conversation_id);
+}
+
+export interface DeferredConversation {
+  record: MemoryRecord;
+  raw: Uint8Array;
+  receivedAt: number;
+}
+
+/** The calls kept aside during an erasure, with their raw payloads (read just before the wipe). */
+export function deferredConversations(sql: SqlStorage): DeferredConversation[] {
+  return sql
+    .exec<{ seq: number; body: string }>("SELECT seq, body FROM outbox WHERE kind = 'deferred' ORDER BY seq")
+    .toArray()
+    .map((row) => {
+      const item = JSON.parse(row.body) as Extract<OutboxItem, { kind: "deferred" }>;
+      return { record: item.record, raw: payloadOf(sql, row.seq), receivedAt: item.receivedAt };
+    });
 }
 
 export function dropConversations(storage: DurableObjectStorage): void {

@@ -23,6 +23,8 @@ export interface RecordResult {
    * number's object and that number is linked to an app user: record it there instead.
    */
   linkedTo?: string;
+  /** Acknowledged and dropped: the event belongs to an erasure (src/memory/tombstone.ts). */
+  dropped?: "erased";
 }
 
 export type LinkVia = "conversation" | "api" | "erasure";
@@ -149,5 +151,5 @@ export interface ConversationObject extends AnyObject {
   recordAudio(link: AudioLink): Promise<RecordResult>;
   audioLink(conversationId: string): Promise<AudioLink | null>;
   /** Erasure or retention of the conversation: deletes its audio objects and wipes this object. */
-  forgetConversation(conversationId: string): Promise<number>;
+  forgetConversation(conversationId: string, opts?: { erased?: boolean }): Promise<number>;
 }

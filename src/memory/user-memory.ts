@@ -12,7 +12,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../lib/env";
-import type { CallFailureRecord, MemoryRecord } from "../records/payload";
+import { ownerOfRecord, type CallFailureRecord, type MemoryRecord } from "../records/payload";
 import { deleteAudioObjects, type AudioLink } from "../storage/audio";
 import * as audioLinks from "./audio-links";
 import { isDuplicate, markSeen, trimSeen } from "./dedupe";
@@ -26,6 +26,7 @@ import { applyRetention, retentionFromAlarm } from "./retention";
 import type * as roles from "./roles";
 import { countRows, erasingSince, retentionAnchor, Schema } from "./schema";
 import { EMPTY_SNAPSHOT, type MemorySnapshot } from "./variables";
+import { Tombstones } from "./tombstone";
 
 /** When the alarm handler itself fails (not one item), try the whole run again after this long. */
 const ALARM_RETRY_MS = 60 * 1000;
@@ -38,6 +39,7 @@ const CONVERSATION: roles.ObjectKind[] = ["conversation"];
 export class UserMemory extends DurableObject<Env> implements roles.PhoneObject, roles.ConversationObject {
   private readonly sql: SqlStorage;
   private readonly schema: Schema;
+  private readonly tombstones: Tombstones;
   private flushing: Promise<roles.FlushReport> | null = null;
   /**
    * What a read serves (the snapshot and the number's owner), kept in memory between writes. Safe
@@ -52,6 +54,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.schema = new Schema(ctx.storage);
+    this.tombstones = new Tombstones(ctx.storage.sql);
   }
 
   /** Refuses a method asked of the wrong kind of object (stubs are typed by kind; this is the run-time check). */
@@ -67,6 +70,20 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
   async recordConversation(input: { record: MemoryRecord; raw: Uint8Array; receivedAt: number }): Promise<roles.RecordResult> {
     this.expect(ALL, "recordConversation");
     const { record: r, raw, receivedAt } = input;
+    // Erasure that lasts: a conversation that started before this object was erased (or before an
+    // erasure under way began) is acknowledged and dropped (src/memory/tombstone.ts).
+    if (this.tombstones.erases(r.startedAt)) return { duplicate: false, dropped: "erased" };
+    const erasing = this.schema.exists() ? erasingSince(this.sql) : null;
+    if (erasing !== null) {
+      if (r.startedAt < erasing) return { duplicate: false, dropped: "erased" };
+      // A call made after the erasure began: kept aside, and remembered once the wipe is done.
+      if (isDuplicate(this.sql, "post_call_transcription", r.conversationId)) return { duplicate: true };
+      this.ctx.storage.transactionSync(() => {
+        markSeen(this.sql, "post_call_transcription", r.conversationId, receivedAt);
+        outbox.attachPayload(this.sql, outbox.enqueue(this.sql, { kind: "deferred", record: r, receivedAt }, r.conversationId, receivedAt), raw);
+      });
+      return { duplicate: false };
+    }
     if (r.userIdSource === "phone_number" && this.schema.exists()) {
       // A number's object. A redelivery of a conversation recorded here before the number was linked
       // stays a duplicate here rather than being counted again for the app user.
@@ -76,19 +93,21 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     }
     this.schema.ensure(receivedAt);
     if (isDuplicate(this.sql, "post_call_transcription", r.conversationId)) return this.duplicate();
-    this.ctx.storage.transactionSync(() => {
-      markSeen(this.sql, "post_call_transcription", r.conversationId, receivedAt);
-      if (r.userId !== null) profile.remember(this.sql, r, receivedAt);
-      if (phones.shouldLink(this.sql, r)) phones.linkFromConversation(this.sql, r, receivedAt);
-      const user = { userId: r.userId, source: r.userIdSource, phoneNumber: r.phoneNumber };
-      const seq = outbox.enqueue(this.sql, { kind: "conversation", user, receivedAt }, r.conversationId, receivedAt);
-      outbox.attachPayload(this.sql, seq, raw);
-      profile.compact(this.sql, r.userId !== null && r.facts.length > 0);
-      trimSeen(this.sql);
-    });
+    this.ctx.storage.transactionSync(() => this.commitConversation(r, raw, receivedAt));
     this.changed();
     await outbox.scheduleAlarm(this.ctx.storage, Date.now());
     return { duplicate: false };
+  }
+
+  /** The commit of a transcription (inside the caller's transaction): delivery record, memory, outbox. */
+  private commitConversation(r: MemoryRecord, raw: Uint8Array, receivedAt: number): void {
+    markSeen(this.sql, "post_call_transcription", r.conversationId, receivedAt);
+    if (r.userId !== null) profile.remember(this.sql, r, receivedAt);
+    if (phones.shouldLink(this.sql, r)) phones.linkFromConversation(this.sql, r, receivedAt);
+    const seq = outbox.enqueue(this.sql, { kind: "conversation", user: ownerOfRecord(r), receivedAt }, r.conversationId, receivedAt);
+    outbox.attachPayload(this.sql, seq, raw);
+    profile.compact(this.sql, r.userId !== null && r.facts.length > 0);
+    trimSeen(this.sql);
   }
 
   async recordCallFailure(input: { record: CallFailureRecord; receivedAt: number }): Promise<roles.RecordResult> {
@@ -122,6 +141,11 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
    */
   async recordAudio(link: AudioLink): Promise<roles.RecordResult> {
     this.expect(CONVERSATION, "recordAudio");
+    if (this.tombstones.get()?.erasedAt != null) {
+      // Audio for an erased conversation: acknowledged, and its bytes deleted before the answer.
+      await deleteAudioObjects(this.env.AUDIO, link.key);
+      return { duplicate: false, dropped: "erased" };
+    }
     this.schema.ensure(link.receivedAt);
     const duplicate = isDuplicate(this.sql, "post_call_audio", link.conversationId);
     this.ctx.storage.transactionSync(() => {
@@ -143,13 +167,20 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     return this.schema.exists() ? audioLinks.readLink(this.sql, conversationId) : null;
   }
 
-  /** Erasure or retention of this object's conversation: deletes its audio objects, then wipes the object. */
-  async forgetConversation(conversationId: string): Promise<number> {
+  /**
+   * Erasure or retention of this object's conversation: deletes its audio objects, then wipes the
+   * object. An erasure (`erased`) leaves a tombstone, so audio or a redelivery arriving later is dropped.
+   */
+  async forgetConversation(conversationId: string, opts: { erased?: boolean } = {}): Promise<number> {
     this.expect(CONVERSATION, "forgetConversation");
-    if (!this.schema.exists()) return 0;
-    const keys = audioLinks.linkedKeys(this.sql, conversationId);
-    await deleteAudioObjects(this.env.AUDIO, keys);
-    await this.wipe();
+    const now = Math.floor(Date.now() / 1000);
+    let keys: string[] = [];
+    if (this.schema.exists()) {
+      keys = audioLinks.linkedKeys(this.sql, conversationId);
+      await deleteAudioObjects(this.env.AUDIO, keys);
+      await this.wipe();
+    }
+    if (opts.erased) await this.ctx.storage.setAlarm(this.tombstones.write({ erasedAt: now }, now));
     return keys.length;
   }
 
@@ -209,6 +240,11 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
   async setOwner(input: { phoneNumber: string; userId: string; at: number; via: roles.LinkVia; conversationId: string | null }): Promise<roles.OwnerResult> {
     this.expect(PHONE, "setOwner");
     const now = Math.floor(Date.now() / 1000);
+    // A link no newer than an unlink or erasure this object survived (its tombstone) is not applied.
+    const floor = this.tombstones.linkFloor();
+    if (floor !== null && input.at <= floor) {
+      return { owner: this.schema.exists() ? (phones.ownerRow(this.sql)?.user_id ?? null) : null, applied: false };
+    }
     this.schema.ensure(now);
     const res = this.ctx.storage.transactionSync(() => phones.setOwner(this.sql, input, now));
     this.changed();
@@ -221,8 +257,14 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     this.expect(PHONE, "clearOwner");
     if (!this.schema.exists()) return { removed: false };
     if (phones.ownerRow(this.sql)?.user_id !== userId) return { removed: false };
-    if (via === "erasure" && phones.holdsOnlyALink(this.sql)) await this.wipe();
-    else phones.clearOwner(this.sql, at, via, Math.floor(Date.now() / 1000));
+    const now = Math.floor(Date.now() / 1000);
+    if (via === "erasure" && phones.holdsOnlyALink(this.sql)) {
+      // Nothing of its own to keep, but the unlink must outlast the wipe: a link in flight from an
+      // older conversation would otherwise restore it.
+      const unlinkedAt = Math.max(at, phones.ownerRow(this.sql)?.linked_at ?? at);
+      await this.wipe();
+      await this.ctx.storage.setAlarm(this.tombstones.write({ unlinkedAt }, now));
+    } else phones.clearOwner(this.sql, at, via, now);
     this.changed();
     return { removed: true };
   }
@@ -242,6 +284,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
 
   override async alarm(): Promise<void> {
     try {
+      await this.expireTombstone();
       await this.flush();
       await retentionFromAlarm(this.retention(), Date.now());
     } catch (err) {
@@ -251,6 +294,17 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
       console.error("outbox run failed; retrying in 60 s", err instanceof Error ? (err.stack ?? err.message) : String(err));
       await this.ctx.storage.setAlarm(Date.now() + ALARM_RETRY_MS);
     }
+  }
+
+  /** A tombstone past its time goes (with the whole object if it holds nothing else); one still due keeps the alarm armed. */
+  private async expireTombstone(): Promise<void> {
+    const now = Math.floor(Date.now() / 1000);
+    if (this.tombstones.expire(now)) {
+      if (!this.schema.exists()) await this.ctx.storage.deleteAll();
+      return;
+    }
+    const t = this.tombstones.get();
+    if (t !== null) await outbox.scheduleAlarm(this.ctx.storage, t.expiresAt * 1000);
   }
 
   async outboxStatus(): Promise<roles.OutboxStatus> {
@@ -292,7 +346,15 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     this.expect(USERS, "erase");
     try {
       return await eraseStep(
-        { env: this.env, storage: this.ctx.storage, hasSchema: () => this.schema.exists(), settle: () => this.settle(), wipe: () => this.wipe(), changed: () => this.changed() },
+        {
+          env: this.env,
+          storage: this.ctx.storage,
+          hasSchema: () => this.schema.exists(),
+          settle: () => this.settle(),
+          wipe: () => this.wipe(),
+          tombstone: (erasedAt) => this.leaveTombstone(erasedAt),
+          changed: () => this.changed(),
+        },
         userId,
       );
     } finally {
@@ -307,7 +369,26 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.schema.reset();
+    this.tombstones.reset();
     this.changed();
     return rows;
+  }
+
+  /**
+   * The end of an erasure, after the wipe: the tombstone (as of when the erasure began), then the
+   * calls made since the erasure began, which were kept aside (`deferred`) and are remembered now.
+   * `deferred` was read before the wipe by the erasure (src/memory/erasure.ts).
+   */
+  private async leaveTombstone(erasure: { erasedAt: number; deferred: outbox.DeferredConversation[] }): Promise<void> {
+    const now = Math.floor(Date.now() / 1000);
+    let alarmAt = this.tombstones.write({ erasedAt: erasure.erasedAt }, now);
+    for (const d of erasure.deferred) {
+      this.schema.ensure(d.receivedAt);
+      if (isDuplicate(this.sql, "post_call_transcription", d.record.conversationId)) continue;
+      this.ctx.storage.transactionSync(() => this.commitConversation(d.record, d.raw, d.receivedAt));
+      alarmAt = Date.now();
+    }
+    this.changed();
+    await this.ctx.storage.setAlarm(alarmAt);
   }
 }

@@ -7,6 +7,7 @@
  */
 import type { VariableValue } from "../lib/config";
 import { firstSentence } from "../records/payload";
+import { USER_TOKEN_VARIABLE } from "../lib/user-token";
 
 export const BUILT_IN_VARIABLES = [
   "previous_topics",
@@ -18,7 +19,7 @@ export const BUILT_IN_VARIABLES = [
 ] as const;
 
 /** Built-ins plus the token (set by src/memory/context.ts): no fact may take these names. */
-const BUILT_IN = new Set<string>([...BUILT_IN_VARIABLES, "postcall_user_token"]);
+const BUILT_IN = new Set<string>([...BUILT_IN_VARIABLES, USER_TOKEN_VARIABLE]);
 
 export interface RecentConversation {
   title: string | null;
