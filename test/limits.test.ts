@@ -16,7 +16,7 @@ import { RECORD_LIMITS, jsonDepth } from "../src/records/payload";
 import { MAX_TEXT_CHARS } from "../src/records/limits";
 import { transcriptKey } from "../src/records/keys";
 import { readConversation } from "../src/storage/conversations";
-import { BASE, context, d1Count, flush, nowSeconds, postWebhook, signatureHeader, transcription, uid, userIdOf , tokenFor } from "./helpers";
+import { BASE, context, d1Count, flush, nowSeconds, postWebhook, signatureHeader, transcription, uid, userIdOf, tokenFor } from "./helpers";
 
 // Megabyte bodies, bursts and many outbox runs share 2 cores with other work: the default 5 s per test
 // is a ceiling against hangs that such a machine can reach. This raises the ceiling; nothing here is timed.

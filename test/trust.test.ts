@@ -17,6 +17,7 @@ import {
   SECRET,
   context,
   d1Count,
+  expectTokenFor,
   flush,
   nowSeconds,
   postWebhook,
@@ -28,6 +29,7 @@ import {
   withToken,
 } from "./helpers";
 import { userMemory } from "./objects";
+import { CONTEXT_MAX_BYTES } from "../src/memory/variables";
 
 type Json = Record<string, any>;
 
@@ -328,5 +330,45 @@ describe("operator attribution", () => {
 describe("postcall_user_token in tests", () => {
   it("test/helpers.ts tokenFor makes exactly what the service mints", async () => {
     expect(tokenFor("user é/1", 1764320100)).toBe(await mintUserToken([SECRET], "user é/1", 1764320100));
+  });
+});
+
+describe("bounded, honest context", () => {
+  it("keeps the context of a user with 300 facts of 4 KB each within the budget, newest facts kept", async () => {
+    const userId = uid("many-facts");
+    const value = (i: number) => `${String(i).padStart(4, "0")}:${"x".repeat(4096 - 5)}`;
+    // Three calls of 100 facts each, an hour apart: the newest call's facts are the newest.
+    for (let call = 0; call < 3; call++) {
+      const facts = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`fact_${call}_${String(i).padStart(3, "0")}`, value(call * 100 + i)]));
+      await post(transcription({ userId, facts, startedAt: nowSeconds() - (3 - call) * 3600 }));
+    }
+    const res = await api("GET", `/v1/users/${u(userId)}/context`);
+    const text = await res.text();
+    expect(new TextEncoder().encode(text).byteLength).toBeLessThanOrEqual(CONTEXT_MAX_BYTES);
+    const vars = (JSON.parse(text) as Json)["dynamic_variables"];
+    const kept = Object.keys(vars).filter((k) => k.startsWith("fact_"));
+    expect(kept.length).toBeGreaterThan(5);
+    expect(kept.every((k) => k.startsWith("fact_2_"))).toBe(true);
+    expect(vars).toMatchObject({ call_count: 3, plan: "free", preferred_name: "" });
+    await expectTokenFor(vars["postcall_user_token"], userId);
+    // The initiation answer for a number with the same memory stays within it too.
+    const number = phoneNumber();
+    const facts = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`f${i}`, value(i)]));
+    await post(transcription({ userId: null, externalNumber: number, facts }));
+    const ring = await (await initiation({ caller_id: number, agent_id: "a", called_number: "+1", call_sid: "s" })).text();
+    expect(new TextEncoder().encode(ring).byteLength).toBeLessThanOrEqual(CONTEXT_MAX_BYTES);
+  });
+
+  it("a fact can never override a built-in, USER_ID_VARIABLE or postcall_user_token", async () => {
+    const number = phoneNumber();
+    const facts = { user_id: "someone-else", postcall_user_token: "forged", call_count: 99, previous_topics: PLANTED, system__caller_id: "+1" };
+    await post(transcription({ userId: null, externalNumber: number, facts, title: "Real topic" }));
+    const ring = (await (await initiation({ caller_id: number, agent_id: "a", called_number: "+1", call_sid: "s" })).json()) as Json;
+    const vars = ring["dynamic_variables"];
+    expect(vars).toMatchObject({ user_id: "", call_count: 1, previous_topics: "Real topic" });
+    await expectTokenFor(vars["postcall_user_token"], number);
+    expect(vars["system__caller_id"]).toBeUndefined();
+    const ctx = (await (await api("GET", `/v1/users/${u(number)}/context`)).json()) as Json;
+    expect(ctx["dynamic_variables"]["user_id"]).toBeUndefined();
   });
 });

@@ -22,7 +22,8 @@ import {
   transcription,
   uid,
   userIdOf,
-, withToken } from "./helpers";
+  withToken,
+} from "./helpers";
 
 describe("post_call_transcription", () => {
   it("stores the conversation and serves it back as dynamic variables", async () => {

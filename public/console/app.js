@@ -417,7 +417,7 @@ async function renderUser(userId) {
   show(
     h("h1", {}, userId),
     h("p", { class: "muted" }, summary),
-    h("div", { class: "grid2" }, variables, h("div", {}, facts, h("div", { style: "height:1rem" }), phones)),
+    h("div", { class: "grid2" }, variables, h("div", {}, facts, h("div", { class: "spacer" }), phones)),
     history,
     h("section", { "aria-labelledby": "danger-h" }, h("h2", { id: "danger-h" }, "Erase"), h("button", { type: "button", class: "danger", id: "delete-user", onclick: () => dialog.showModal() }, "Delete this user…"), deleteStatus),
     dialog,
@@ -494,7 +494,7 @@ async function renderConversation(conversationId, params) {
     ),
   );
 
-  const transcript = h("ol", { class: "dialogue", "aria-label": "Transcript", style: "list-style:none;padding:0" }, ...c.transcript.map((/** @type {any} */ t) => turnView(t, t.index === targetTurn)));
+  const transcript = h("ol", { class: "dialogue", "aria-label": "Transcript" }, ...c.transcript.map((/** @type {any} */ t) => turnView(t, t.index === targetTurn)));
 
   show(
     h("h1", {}, c.title ?? "(untitled call)"),

@@ -15,6 +15,8 @@ function render(env: Env, snapshot: MemorySnapshot, nowMs: number): Record<strin
     defaults: cfg.defaultVariables,
     previousTopicsMaxChars: cfg.previousTopicsMaxChars,
     nowSeconds: Math.floor(nowMs / 1000),
+    // The initiation answer sets it; the context answer leaves it to the app (README snippet).
+    reserved: [cfg.userIdVariable],
   });
 }
 
