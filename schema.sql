@@ -91,6 +91,8 @@ CREATE VIRTUAL TABLE conversations_fts USING fts5(body, content = '', contentles
 
 -- Conversations no one owns, newest received first (unverified claims, no user at all; migration 0005).
 CREATE INDEX conversations_unattributed ON conversations (received_at DESC, conversation_id DESC) WHERE user_id IS NULL;
+-- Erasing a user also erases the conversations that claimed them without proof.
+CREATE INDEX conversations_by_claim ON conversations (claimed_user_id) WHERE claimed_user_id IS NOT NULL;
 
 -- Later events for a conversation that already has another owner: kept aside raw in R2 (quarantine/),
 -- counted here for the operator (migration 0005).

@@ -9,6 +9,8 @@ ALTER TABLE conversations ADD COLUMN unverified_reason TEXT;
 
 -- The operator's list of conversations no one owns (GET /v1/conversations?unattributed=true).
 CREATE INDEX conversations_unattributed ON conversations (received_at DESC, conversation_id DESC) WHERE user_id IS NULL;
+-- Erasing a user also erases the conversations that claimed them without proof.
+CREATE INDEX conversations_by_claim ON conversations (claimed_user_id) WHERE claimed_user_id IS NOT NULL;
 
 -- A later event for a conversation with another owner: its raw body in R2 (r2_key, under quarantine/),
 -- the owner it named, and the owner that keeps the conversation.

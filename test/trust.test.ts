@@ -292,6 +292,31 @@ describe("attack 4: erasure that lasts", () => {
   });
 });
 
+describe("erasure covers what claimed the user", () => {
+  it("DELETE removes conversations that claimed the user without proof, and events kept aside under their name", async () => {
+    const userId = uid("claimed-then-erased");
+    const unverified = transcription({ userId, token: null });
+    const uid1 = unverified["data"].conversation_id;
+    await post(unverified);
+    await flush(null, uid1);
+    const owner = uid("first-owner");
+    const conversationId = uid("conv_conflict");
+    await post(transcription({ userId: owner, conversationId }));
+    await flush(owner, conversationId);
+    await post(transcription({ userId, conversationId, startedAt: nowSeconds() }));
+    await flush(userId, conversationId);
+    expect(await d1Count("conversation_conflicts", "claimed_user_id = ?", userId)).toBe(1);
+
+    await apiJson("DELETE", `/v1/users/${u(userId)}`);
+    expect(await d1Count("conversations", "conversation_id = ?", uid1)).toBe(0);
+    expect(await r2Keys(transcriptKey(uid1))).toEqual([]);
+    expect(await d1Count("conversation_conflicts", "claimed_user_id = ?", userId)).toBe(0);
+    expect((await r2Keys("quarantine/")).filter((k) => k.includes(encodeURIComponent(conversationId)))).toEqual([]);
+    // The first owner's conversation is untouched.
+    expect(await d1Count("conversations", "conversation_id = ? AND user_id = ?", conversationId, owner)).toBe(1);
+  });
+});
+
 describe("operator attribution", () => {
   it("lists unattributed conversations and attributes one into the user's memory exactly once", async () => {
     const userId = uid("attributed");

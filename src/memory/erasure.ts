@@ -8,6 +8,8 @@
  *   3. releaseNumber   when this object is itself a number: tell its owner it is gone
  *   4. erasePending    conversations still in the outbox (they may be half delivered)
  *   5. eraseDelivered  every conversation D1 attributes to the user, R2 before D1 rows
+ *   5b. eraseClaimed   conversations that claimed the user without proof (stored unattributed), and
+ *                      events for others' conversations kept aside under the user's name (quarantine)
  *   6. wipe            this object last: until then it is what names the links and pending conversations
  *   7. tombstone       what outlasts the wipe (src/memory/tombstone.ts): the time the erasure began, so
  *                      a late event for an earlier conversation is dropped; then the calls made since
@@ -19,7 +21,8 @@
 import type { Env } from "../lib/env";
 import { isE164 } from "../records/identity";
 import { addCounts, eraseCallFailures, eraseConversations, zeroCounts, type EraseCounts } from "../storage/erase";
-import { conversationsOfUser } from "../storage/expiry";
+import { conversationsOfUser, unverifiedClaimsOf } from "../storage/expiry";
+import { eraseQuarantined } from "../storage/quarantine";
 import { contextCache } from "./context-cache";
 import { conversationObject, phoneObject, userObject } from "./objects";
 import { deferredConversations, dropConversations, pendingConversations, type DeferredConversation } from "./outbox";
@@ -94,6 +97,17 @@ async function eraseDelivered(ctx: ErasureContext, userId: string, step: EraseSt
   return false;
 }
 
+/** Returns whether D1 holds nothing more that claims the user. */
+async function eraseClaimed(ctx: ErasureContext, userId: string, step: EraseStep): Promise<boolean> {
+  const ids = await unverifiedClaimsOf(ctx.env.DB, userId, LIMITS.eraseBatch);
+  if (ids.length > 0) {
+    // Unattributed rows: their owner is no one (null), which is what eraseConversations checks.
+    step.counts = addCounts(step.counts, await eraseConversations(ctx.env.DB, ctx.env.AUDIO, ids, null, forgetAudio(ctx.env), true));
+  }
+  step.counts.r2_objects += await eraseQuarantined(ctx.env.DB, ctx.env.AUDIO, { claimedUserId: userId });
+  return ids.length < LIMITS.eraseBatch;
+}
+
 /** One step of erasing `userId` (this object's user). Call until `done`. */
 export async function eraseStep(ctx: ErasureContext, userId: string): Promise<EraseStep> {
   const now = Math.floor(Date.now() / 1000);
@@ -107,6 +121,7 @@ export async function eraseStep(ctx: ErasureContext, userId: string): Promise<Er
   // A user id that is a phone number: the call failures recorded for that number are theirs too.
   if (isE164(userId)) step.counts.call_failures += await eraseCallFailures(ctx.env.DB, [userId]);
   if (!(await eraseDelivered(ctx, userId, step))) return step;
+  if (!(await eraseClaimed(ctx, userId, step))) return step;
   // Read before the wipe: when the erasure began, and the calls made since, which it must not take.
   const erasedAt = (ctx.hasSchema() ? erasingSince(ctx.storage.sql) : null) ?? now;
   const deferred = ctx.hasSchema() ? deferredConversations(ctx.storage.sql) : [];
