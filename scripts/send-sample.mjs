@@ -7,6 +7,7 @@
 //   npm run send-sample -- audio --conversation conv_123 [--audio-mb 20]
 //   npm run send-sample -- audio --conversation conv_123 --audio-file call.mp3
 //   npm run send-sample -- transcription --user bob --started-ago 86400   # a call that happened a day ago
+//   npm run send-sample -- transcription --user mallory --token none      # a claim without the token: stored unattributed
 //   npm run send-sample -- failure
 //   npm run send-sample -- transcription --phone +14155550123            # a phone call from that number (no app user)
 //   npm run send-sample -- transcription --user alice --phone +14155550123  # links the number to alice
@@ -78,6 +79,8 @@ async function post(event, label) {
  */
 async function sessionVariables() {
   if (userId === null) return {};
+  // --token none: a client that skipped the integration (the claim is then stored unattributed).
+  if (opts.token === "none") return {};
   if (!apiKey) {
     console.warn("(no API key: the event carries no postcall_user_token, so it is stored unattributed unless USER_ID_TRUST=claimed)");
     return {};
