@@ -208,7 +208,7 @@ async function deliver(send) {
     latencies.push(performance.now() - started);
     statusCounts.set(status, (statusCounts.get(status) ?? 0) + 1);
     const retryable = status === 0 || status >= 500 || status === 408 || status === 429;
-    if (!retryable || attempt === 5) return { status, outcome: body?.status ?? null, userId: body?.user_id ?? null, ackAt: Date.now() };
+    if (!retryable || attempt === 5) return { status, outcome: body?.status ?? null, userId: body?.user_id ?? null, body, ackAt: Date.now() };
     retries++;
     await sleep(250 * 2 ** attempt);
   }
@@ -286,11 +286,15 @@ try {
   let stored = 0;
   let duplicate = 0;
   let ackedDuringOutage = 0;
+  const unexpected = [];
   results.forEach((r, i) => {
     if (r.status !== 200) return;
     if (r.outcome === "stored") stored++;
     else if (r.outcome === "duplicate") duplicate++;
-    else return;
+    else {
+      if (unexpected.length < 5) unexpected.push(`${sends[i].event.conversationId}: ${JSON.stringify(r.body)}`);
+      return;
+    }
     // Every event carries its session's token: each must be believed for its own user.
     if (r.userId !== sends[i].event.userId) unverified++;
     ackedConversations.set(sends[i].event.conversationId, sends[i].event.userId);
@@ -364,6 +368,7 @@ try {
     ["drain wait after the last send", `${drainSeconds.toFixed(1)} s`],
   ];
   if (serverErrors.length > 0) rows.push(["first 5xx answers (retried)", serverErrors.join("; ")]);
+  if (unexpected.length > 0) rows.push(["200 answers neither stored nor duplicate", unexpected.join("; ")]);
   const width = Math.max(...rows.map((r) => r[0].length));
   console.log("\n" + rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join("\n"));
   if (mismatches.length > 0) {

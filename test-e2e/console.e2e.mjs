@@ -235,6 +235,10 @@ try {
   });
 
   await step("an unattributed conversation is listed and the operator attributes it", async () => {
+    await waitFor(async () => {
+      const res = await fetch(`${base}/v1/conversations?unattributed=true`, { headers: { Authorization: `Bearer ${API_KEY}` } });
+      return (await res.json()).conversations?.some((c) => c.claimed_user_id === "e2e-claimer");
+    }, "the unattributed conversation in D1");
     await page.goto(`${base}/console/#/unattributed`);
     await page.getByRole("heading", { name: "Unattributed conversations" }).waitFor();
     await page.getByRole("link", { name: /Claimed without a token/ }).click();
