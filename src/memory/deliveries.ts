@@ -4,7 +4,7 @@
  * an item delivered twice (the answer was lost after the write) changes nothing the second time.
  */
 import type { Env } from "../lib/env";
-import { conversationRecord, ownerOfRecord, parseEnvelope, type ConversationRecord, type ResolvedUser } from "../records/payload";
+import { conversationRecord, parseEnvelope, type ConversationRecord, type ResolvedUser } from "../records/payload";
 import { transcriptKey } from "../records/keys";
 import { deleteAudioObjects, storeAudioRow } from "../storage/audio";
 import { conversationOwner, storeCallFailure, storeConversation } from "../storage/conversations";
@@ -67,7 +67,7 @@ const HANDLERS: { [K in OutboxKind]: Handler<K> } = {
   // Only delivered if an erasure that kept it aside never finished (flush does nothing while one is
   // under way, and the erasure's end turns it into a `conversation` item): it is the call's own owner's.
   async deferred(ctx, item) {
-    await deliverConversation(ctx, ownerOfRecord(item.record), item.receivedAt);
+    await deliverConversation(ctx, item.user, item.receivedAt);
   },
 
   async call_failure({ env }, item) {

@@ -11,7 +11,7 @@
  * dropped: an item that keeps failing is retried every MAX_BACKOFF_MS and reported as stuck.
  */
 import { concatBytes } from "../lib/bytes";
-import type { CallFailureRecord, MemoryRecord, ResolvedUser } from "../records/payload";
+import { normaliseForMemory, parseEnvelope, type CallFailureRecord, type MemoryRecord, type ResolvedUser } from "../records/payload";
 import type { AudioLink } from "../storage/audio";
 import type { FlushReport, OutboxStatus } from "./roles";
 import { LIMITS } from "./schema";
@@ -28,7 +28,7 @@ export type OutboxItem =
    * A call that started after an erasure of this object began, recorded while it was under way: kept
    * aside (not remembered, not delivered) and remembered anew once the wipe is done (src/memory/erasure.ts).
    */
-  | { kind: "deferred"; record: MemoryRecord; receivedAt: number }
+  | { kind: "deferred"; user: ResolvedUser; receivedAt: number }
   | { kind: "call_failure"; record: CallFailureRecord; receivedAt: number }
   /** Writes the D1 `audio` row, then tells the user's memory (if the transcript already named one). */
   | { kind: "audio"; link: AudioLink }
@@ -178,7 +178,10 @@ export function deferredConversations(sql: SqlStorage): DeferredConversation[] {
     .toArray()
     .map((row) => {
       const item = JSON.parse(row.body) as Extract<OutboxItem, { kind: "deferred" }>;
-      return { record: item.record, raw: payloadOf(sql, row.seq), receivedAt: item.receivedAt };
+      const raw = payloadOf(sql, row.seq);
+      // Rebuilt from the raw bytes with the owner vouched for at receipt, like a conversation item.
+      const record = normaliseForMemory(parseEnvelope(raw), { userIdVariable: "", defaultCountryCode: "", nowSeconds: item.receivedAt }, item.user);
+      return { record, raw, receivedAt: item.receivedAt };
     });
 }
 

@@ -80,7 +80,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
       if (isDuplicate(this.sql, "post_call_transcription", r.conversationId)) return { duplicate: true };
       this.ctx.storage.transactionSync(() => {
         markSeen(this.sql, "post_call_transcription", r.conversationId, receivedAt);
-        outbox.attachPayload(this.sql, outbox.enqueue(this.sql, { kind: "deferred", record: r, receivedAt }, r.conversationId, receivedAt), raw);
+        outbox.attachPayload(this.sql, outbox.enqueue(this.sql, { kind: "deferred", user: ownerOfRecord(r), receivedAt }, r.conversationId, receivedAt), raw);
       });
       return { duplicate: false };
     }
