@@ -25,9 +25,11 @@ import { conversationsOfUser, unverifiedClaimsOf } from "../storage/expiry";
 import { eraseQuarantined } from "../storage/quarantine";
 import { contextCache } from "./context-cache";
 import { conversationObject, phoneObject, userObject } from "./objects";
-import { deferredConversations, dropConversations, pendingConversations, type DeferredConversation } from "./outbox";
+import { ownerOfRecord, type MemoryRecord } from "../records/payload";
+import { isDuplicate, markSeen } from "./dedupe";
+import { attachPayload, deferredConversations, dropConversations, enqueue, pendingConversations, type DeferredConversation } from "./outbox";
 import { forgetPhone, listPhones, ownerRow } from "./phone-links";
-import type { EraseStep } from "./roles";
+import type { EraseStep, RecordResult } from "./roles";
 import { erasingSince, LIMITS } from "./schema";
 
 export interface ErasureContext {
@@ -129,6 +131,29 @@ export async function eraseStep(ctx: ErasureContext, userId: string): Promise<Er
   await ctx.tombstone({ erasedAt, deferred });
   step.done = true;
   return step;
+}
+
+/**
+ * A transcription reaching an object while its erasure is under way: dropped when its conversation
+ * started before the erasure began (it is part of what is being erased), else kept aside as a
+ * `deferred` outbox item (neither remembered nor delivered) to be remembered once the wipe is done
+ * (step 7). Null when no erasure is under way.
+ */
+export function recordDuringErasure(
+  storage: DurableObjectStorage,
+  input: { record: MemoryRecord; raw: Uint8Array; receivedAt: number },
+): RecordResult | null {
+  const sql = storage.sql;
+  const since = erasingSince(sql);
+  if (since === null) return null;
+  const { record: r, raw, receivedAt } = input;
+  if (r.startedAt < since) return { duplicate: false, dropped: "erased" };
+  if (isDuplicate(sql, "post_call_transcription", r.conversationId)) return { duplicate: true };
+  storage.transactionSync(() => {
+    markSeen(sql, "post_call_transcription", r.conversationId, receivedAt);
+    attachPayload(sql, enqueue(sql, { kind: "deferred", user: ownerOfRecord(r), receivedAt }, r.conversationId, receivedAt), raw);
+  });
+  return { duplicate: false };
 }
 
 export interface ErasureReport {

@@ -17,7 +17,7 @@ import { deleteAudioObjects, type AudioLink } from "../storage/audio";
 import * as audioLinks from "./audio-links";
 import { isDuplicate, markSeen, trimSeen } from "./dedupe";
 import { deliver } from "./deliveries";
-import { eraseStep } from "./erasure";
+import { eraseStep, recordDuringErasure } from "./erasure";
 import { kindOfName } from "./objects";
 import * as outbox from "./outbox";
 import * as phones from "./phone-links";
@@ -73,17 +73,8 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     // Erasure that lasts: a conversation that started before this object was erased (or before an
     // erasure under way began) is acknowledged and dropped (src/memory/tombstone.ts).
     if (this.tombstones.erases(r.startedAt)) return { duplicate: false, dropped: "erased" };
-    const erasing = this.schema.exists() ? erasingSince(this.sql) : null;
-    if (erasing !== null) {
-      if (r.startedAt < erasing) return { duplicate: false, dropped: "erased" };
-      // A call made after the erasure began: kept aside, and remembered once the wipe is done.
-      if (isDuplicate(this.sql, "post_call_transcription", r.conversationId)) return { duplicate: true };
-      this.ctx.storage.transactionSync(() => {
-        markSeen(this.sql, "post_call_transcription", r.conversationId, receivedAt);
-        outbox.attachPayload(this.sql, outbox.enqueue(this.sql, { kind: "deferred", user: ownerOfRecord(r), receivedAt }, r.conversationId, receivedAt), raw);
-      });
-      return { duplicate: false };
-    }
+    const during = this.schema.exists() ? recordDuringErasure(this.ctx.storage, input) : null;
+    if (during !== null) return during;
     if (r.userIdSource === "phone_number" && this.schema.exists()) {
       // A number's object. A redelivery of a conversation recorded here before the number was linked
       // stays a duplicate here rather than being counted again for the app user.
