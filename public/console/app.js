@@ -564,7 +564,7 @@ async function renderUnattributed(_params) {
  * @param {any} c
  */
 function ownershipView(c) {
-  const section = h("section", { class: "card", "aria-labelledby": "owner-h" }, h("h2", { id: "owner-h" }, "Owner"));
+  const section = h("section", { class: "card owner", "aria-labelledby": "owner-h" }, h("h2", { id: "owner-h" }, "Owner"));
   section.append(
     h("p", {}, c.user_id ? `${c.user_id}, vouched for by ${c.vouched_by ?? "(recorded before verification)"}` : "No one: this conversation is in no one's memory."),
   );
