@@ -33,6 +33,7 @@ describe("vouch", () => {
     expect(vouch(claim("+14155550100", "user_id"), ev(token("+14155550100"), "claimed"))).toMatchObject({ userId: "+14155550100", vouchedBy: "token" });
     expect(vouch(claim("..", "user_id"), ev(token(".."), "claimed"))).toMatchObject({ userId: null, unverified: "reserved_user_id" });
     expect(vouch(claim("u1", "user_id"), ev({ ok: false, reason: "missing" }, "operator"))).toMatchObject({ userId: "u1", vouchedBy: "operator" });
+    expect(vouch(claim(".", "user_id"), ev({ ok: false, reason: "missing" }, "operator"))).toMatchObject({ userId: null, unverified: "reserved_user_id" });
   });
 
   it("leaves an event that claims no one to no one", () => {

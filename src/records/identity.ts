@@ -123,11 +123,12 @@ function tokenProblem(claim: string, ev: IdentityEvidence): UnverifiedReason | n
 export function vouch(claim: ResolvedUser, ev: IdentityEvidence): ResolvedUser {
   if (claim.userId === null) return { ...claim, vouchedBy: null };
   if (claim.source === "phone_number") return { ...claim, vouchedBy: "telephony" };
-  if (ev.trust === "operator") return { ...claim, vouchedBy: "operator" };
   const id = claim.userId;
+  const reserved = RESERVED_IDS.has(id);
+  if (ev.trust === "operator" && !reserved) return { ...claim, vouchedBy: "operator" };
   const byToken = tokenProblem(id, ev);
   let problem: UnverifiedReason | null = byToken;
-  if (RESERVED_IDS.has(id)) problem = "reserved_user_id";
+  if (reserved) problem = "reserved_user_id";
   else if (byToken !== null && ev.trust === "claimed") problem = isE164(id) ? "phone_number_claim" : null;
   if (problem === null) return { ...claim, vouchedBy: byToken === null ? "token" : "claimed" };
   const byNumber = claim.phoneNumber !== null;
