@@ -31,6 +31,11 @@ CREATE TABLE conversations (
   transcript_key TEXT NOT NULL,
   event_timestamp INTEGER,
   received_at INTEGER NOT NULL,
+  -- How the owner was vouched for (migration 0005): token | telephony | operator | claimed; null: no owner.
+  vouched_by TEXT,
+  -- An app user id the event claimed without proof (then not the owner), and why it was not believed.
+  claimed_user_id TEXT,
+  unverified_reason TEXT,
   -- When the outbox wrote this row (migration 0009): projected_at - received_at is D1's lag behind the
   -- acknowledged webhook. Null for rows written before 0009.
   projected_at INTEGER
@@ -108,3 +113,21 @@ CREATE TABLE forward_failures (
 
 CREATE INDEX forward_failures_by_time ON forward_failures (last_failed_at DESC, failure_id DESC);
 CREATE INDEX forward_failures_by_user ON forward_failures (user_id);
+
+-- Conversations no one owns, newest received first (unverified claims, no user at all; migration 0005).
+CREATE INDEX conversations_unattributed ON conversations (received_at DESC, conversation_id DESC) WHERE user_id IS NULL;
+-- Erasing a user also erases the conversations that claimed them without proof.
+CREATE INDEX conversations_by_claim ON conversations (claimed_user_id) WHERE claimed_user_id IS NOT NULL;
+
+-- Later events for a conversation that already has another owner: kept aside raw in R2 (quarantine/),
+-- counted here for the operator (migration 0005).
+CREATE TABLE conversation_conflicts (
+  conversation_id TEXT NOT NULL,
+  r2_key TEXT NOT NULL,
+  claimed_user_id TEXT,
+  owner_user_id TEXT,
+  received_at INTEGER NOT NULL,
+  PRIMARY KEY (conversation_id, r2_key)
+);
+
+CREATE INDEX conversation_conflicts_by_claimant ON conversation_conflicts (claimed_user_id);

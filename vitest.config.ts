@@ -8,10 +8,17 @@ import { expectedConsoleLog } from "./test/global/quiet-logs.ts";
 // Objects, isolated per test file). Migrations are read here, in Node, and applied by test/setup.ts.
 const migrations = await readD1Migrations("migrations");
 const schemaSql = readFileSync("schema.sql", "utf8");
+// The console's static files and their headers rule (test/console-headers.test.ts): the pool does not serve assets.
+const consoleFiles = JSON.stringify({
+  headers: readFileSync("public/_headers", "utf8"),
+  html: readFileSync("public/console/index.html", "utf8"),
+  js: readFileSync("public/console/app.js", "utf8"),
+});
 
 const bindings = {
   TEST_MIGRATIONS: migrations,
   D1_SCHEMA_SQL: schemaSql,
+  CONSOLE_FILES: consoleFiles,
   ELEVENLABS_WEBHOOK_SECRET: "whsec_test_primary,whsec_test_secondary",
   API_KEY: "test-api-key,test-api-key-2",
   AGENT_API_KEY: "test-agent-key,test-agent-key-2",

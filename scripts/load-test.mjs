@@ -16,6 +16,9 @@
 //
 // Everything runs locally: wrangler dev on 127.0.0.1 with a temporary state directory, the Worker's
 // real D1, R2 and Durable Objects, and the same retry rule as ElevenLabs (retry on 5xx/408/429).
+// Every event is integrated the way the README says: the app reads the user's context when the session
+// starts and passes every returned dynamic variable (postcall_user_token included) into the session,
+// so each event carries them, and the default USER_ID_TRUST="verified" believes its user id.
 import { spawn, spawnSync } from "node:child_process";
 import { createHmac, randomUUID } from "node:crypto";
 import { createWriteStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -131,15 +134,31 @@ async function waitHealthy() {
 const runId = randomUUID().slice(0, 8);
 const userIds = Array.from({ length: USERS }, (_, i) => `load-${runId}-user-${i}`);
 
-function makeEvent(i) {
+/**
+ * The README's integration, once per user before the run (a session start): GET the context, keep
+ * every dynamic variable it returned. Read while D1 is still down in an outage run: the context
+ * comes from the user's Durable Object alone.
+ */
+async function sessionVariables() {
+  const vars = new Map();
+  await pool(userIds, 16, async (userId) => {
+    const res = await getWithRetry(`${BASE}/v1/users/${encodeURIComponent(userId)}/context`, { Authorization: `Bearer ${API_KEY}` });
+    if (!res.ok) throw new Error(`context for ${userId}: HTTP ${res.status}`);
+    vars.set(userId, (await res.json()).dynamic_variables);
+  });
+  return vars;
+}
+
+function makeEvent(i, session) {
   const e = structuredClone(fixture);
   const conversationId = `load-${runId}-conv-${i}`;
   const userId = userIds[i % USERS];
   e.data.conversation_id = conversationId;
-  e.data.conversation_initiation_client_data.dynamic_variables.user_id = userId;
-  e.data.conversation_initiation_client_data.dynamic_variables.system__conversation_id = conversationId;
+  const client = e.data.conversation_initiation_client_data;
+  client.dynamic_variables = { ...client.dynamic_variables, ...session.get(userId), user_id: userId, system__conversation_id: conversationId };
   e.data.analysis.call_summary_title = `Load test call ${i}`;
-  e.data.metadata.start_time_unix_secs = Math.floor(Date.now() / 1000) - 3600 + (i % 3600);
+  // Sessions that started just now, after their context was read (the token covers them).
+  e.data.metadata.start_time_unix_secs = Math.floor(Date.now() / 1000) - (i % 240);
   const text = JSON.stringify(e);
   const t = Math.floor(Date.now() / 1000);
   const v0 = createHmac("sha256", SECRET).update(`${t}.`).update(text).digest("hex");
@@ -148,9 +167,9 @@ function makeEvent(i) {
 }
 
 /** Distinct events, then redeliveries: some right next to their original (in flight together), some later. */
-function plan() {
+function plan(session) {
   const distinct = Math.max(1, Math.round(EVENTS * (1 - DUP_SHARE)));
-  const events = Array.from({ length: distinct }, (_, i) => makeEvent(i));
+  const events = Array.from({ length: distinct }, (_, i) => makeEvent(i, session));
   const sends = events.map((e) => ({ event: e }));
   for (let d = 0; d < EVENTS - distinct; d++) {
     const event = events[Math.floor(Math.random() * distinct)];
@@ -189,7 +208,7 @@ async function deliver(send) {
     latencies.push(performance.now() - started);
     statusCounts.set(status, (statusCounts.get(status) ?? 0) + 1);
     const retryable = status === 0 || status >= 500 || status === 408 || status === 429;
-    if (!retryable || attempt === 5) return { status, outcome: body?.status ?? null, ackAt: Date.now() };
+    if (!retryable || attempt === 5) return { status, outcome: body?.status ?? null, userId: body?.user_id ?? null, body, ackAt: Date.now() };
     retries++;
     await sleep(250 * 2 ** attempt);
   }
@@ -240,7 +259,7 @@ try {
   await waitHealthy();
   const baseline = await healthBaseline(1000);
 
-  const { events, sends } = plan();
+  const { events, sends } = plan(await sessionVariables());
   console.log(
     `postcall load test: ${sends.length} deliveries (${events.length} distinct, ${sends.length - events.length} redeliveries) ` +
       `for ${USERS} users, concurrency ${CONCURRENCY}, D1 outage ${OUTAGE_S} s, state in ${persist}`,
@@ -263,19 +282,27 @@ try {
 
   // What was acknowledged: a 200 saying stored or duplicate.
   const ackedConversations = new Map(); // conversationId -> userId
+  let unverified = 0;
   let stored = 0;
   let duplicate = 0;
   let ackedDuringOutage = 0;
+  const unexpected = [];
   results.forEach((r, i) => {
     if (r.status !== 200) return;
     if (r.outcome === "stored") stored++;
     else if (r.outcome === "duplicate") duplicate++;
-    else return;
+    else {
+      if (unexpected.length < 5) unexpected.push(`${sends[i].event.conversationId}: ${JSON.stringify(r.body)}`);
+      return;
+    }
+    // Every event carries its session's token: each must be believed for its own user.
+    if (r.userId !== sends[i].event.userId) unverified++;
     ackedConversations.set(sends[i].event.conversationId, sends[i].event.userId);
     if (d1BackAt === null || r.ackAt < d1BackAt) ackedDuringOutage++;
   });
   const expectedPerUser = new Map(userIds.map((u) => [u, 0]));
   for (const userId of ackedConversations.values()) expectedPerUser.set(userId, expectedPerUser.get(userId) + 1);
+  if (unverified > 0) mismatches.push(`${unverified} acknowledged events were not attributed to their session's user (token refused?)`);
   if (stored !== ackedConversations.size) mismatches.push(`"stored" answers (${stored}) != distinct acknowledged events (${ackedConversations.size})`);
 
   // Wait for the outboxes (Durable Object alarms with backoff) to carry everything into D1.
@@ -326,6 +353,7 @@ try {
     ["client retries (5xx/408/429/network)", retries],
     ["acknowledged: stored", stored],
     ["acknowledged: duplicate", duplicate],
+    ["acknowledged for another user than the session's", unverified],
     ["acknowledged while D1 was down", OUTAGE_S > 0 ? ackedDuringOutage : "n/a"],
     ["distinct acknowledged conversations", ackedConversations.size],
     ["D1 conversations (this run)", d1Total],
@@ -340,6 +368,7 @@ try {
     ["drain wait after the last send", `${drainSeconds.toFixed(1)} s`],
   ];
   if (serverErrors.length > 0) rows.push(["first 5xx answers (retried)", serverErrors.join("; ")]);
+  if (unexpected.length > 0) rows.push(["200 answers neither stored nor duplicate", unexpected.join("; ")]);
   const width = Math.max(...rows.map((r) => r[0].length));
   console.log("\n" + rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join("\n"));
   if (mismatches.length > 0) {

@@ -9,13 +9,14 @@
 //   npm run send-sample -- audio --conversation conv_123 --audio-mb 20   # 20 MB of bytes, the size of a long call
 //   npm run send-sample -- audio --conversation conv_123 --audio-file call.mp3
 //   npm run send-sample -- transcription --user bob --started-ago 86400   # a call that happened a day ago
+//   npm run send-sample -- transcription --user mallory --token none      # a claim without the token: stored unattributed
 //   npm run send-sample -- failure
 //   npm run send-sample -- transcription --phone +14155550123            # a phone call from that number (no app user)
 //   npm run send-sample -- transcription --user alice --phone +14155550123  # links the number to alice
 //   npm run send-sample -- initiation --phone +14155550123               # what ElevenLabs gets while that phone rings
 //   npm run send-sample -- all --url https://postcall.example.workers.dev --secret "$SECRET" --api-key "$KEY"
 //   npm run send-sample -- forward-receiver [--port 8799]   # a local receiver for forwarded events (docs/forwarding.md)
-import { createHmac, randomBytes, randomUUID } from "node:crypto";
+import { createHmac, hkdfSync, randomBytes, randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 
 const fixtures = new URL("../test/fixtures/", import.meta.url);
@@ -73,12 +74,52 @@ async function post(event, label) {
   if (!res.ok) process.exitCode = 1;
 }
 
-function transcriptionEvent() {
+/**
+ * The session's dynamic variables, the way the README integrates: GET the user's context when the
+ * session starts and pass every returned variable into it (postcall_user_token included), so the
+ * post-call event carries the token that proves the user id. A phone call needs none (the caller's
+ * number comes from ElevenLabs' telephony).
+ */
+async function sessionVariables() {
+  if (userId === null) return {};
+  // --token none: a client that skipped the integration (the claim is then stored unattributed).
+  if (opts.token === "none") return {};
+  if (!apiKey) {
+    console.warn("(no API key: the event carries no postcall_user_token, so it is stored unattributed unless USER_ID_TRUST=claimed)");
+    return {};
+  }
+  const res = await fetch(`${base}/v1/users/${encodeURIComponent(userId)}/context`, { headers: { Authorization: `Bearer ${apiKey}` } });
+  if (!res.ok) throw new Error(`GET /v1/users/${userId}/context: HTTP ${res.status} ${await res.text()}`);
+  const vars = (await res.json()).dynamic_variables;
+  if (opts.startedAgo && vars.postcall_user_token) {
+    // A call that "happened" earlier would have carried a token read back then. The token's key is
+    // derived from the webhook secret (src/lib/user-token.ts), which this sender holds: make that one.
+    vars.postcall_user_token = userToken(userId, startedAt);
+  }
+  return vars;
+}
+
+function b64url(buf) {
+  return Buffer.from(buf).toString("base64url");
+}
+
+/** postcall_user_token as src/lib/user-token.ts makes it: HKDF of the webhook secret, HMAC-SHA256, 16 bytes. */
+function userToken(id, issuedAt) {
+  const key = Buffer.from(hkdfSync("sha256", secret, "postcall", "postcall user token v1", 32));
+  const body = `pu1.${b64url(Buffer.from(id, "utf8"))}.${Math.floor(issuedAt)}`;
+  return `${body}.${b64url(createHmac("sha256", key).update(body).digest().subarray(0, 16))}`;
+}
+
+const startedAt = now - Number(opts.startedAgo ?? 0) - 30;
+
+async function transcriptionEvent() {
   const e = load("transcription.json");
   e.event_timestamp = now;
   e.data.conversation_id = conversationId;
-  e.data.metadata.start_time_unix_secs = now - Number(opts.startedAgo ?? 0) - e.data.metadata.call_duration_secs - 30;
-  const vars = e.data.conversation_initiation_client_data.dynamic_variables;
+  e.data.metadata.start_time_unix_secs = startedAt - e.data.metadata.call_duration_secs;
+  const client = e.data.conversation_initiation_client_data;
+  client.dynamic_variables = { ...client.dynamic_variables, ...(await sessionVariables()) };
+  const vars = client.dynamic_variables;
   if (userId !== null) vars.user_id = userId;
   else delete vars.user_id;
   vars.system__conversation_id = conversationId;
@@ -194,7 +235,7 @@ async function initiation() {
 try {
   const kinds = opts.kind === "all" ? ["transcription", "audio", "failure"] : [opts.kind];
   for (const kind of kinds) {
-    if (kind === "transcription") await post(transcriptionEvent(), `post_call_transcription ${conversationId} for ${userId ?? opts.phone}`);
+    if (kind === "transcription") await post(await transcriptionEvent(), `post_call_transcription ${conversationId} for ${userId ?? opts.phone}`);
     else if (kind === "initiation") await initiation();
     else if (kind === "audio") await postAudio(`post_call_audio ${conversationId}`);
     else if (kind === "failure") await post(failureEvent(), `call_initiation_failure ${conversationId}_failed`);

@@ -6,6 +6,7 @@ import { getAudio } from "./api/audio";
 import { getContext } from "./api/context";
 import { getHealthDetails } from "./api/health";
 import { getConversation, listConversations } from "./api/conversations";
+import { attributeConversation, listConversationsOwnedByNoOne } from "./api/attribution";
 import { listUsers } from "./api/directory";
 import { exportUser } from "./api/export";
 import { recallTool } from "./api/recall";
@@ -60,6 +61,10 @@ router
   .get("/v1/conversations/:conversationId", (req, env) => getConversation(env, idParam(req.params["conversationId"], "conversation_id")))
   .get("/v1/forwarding/failures", (req, env) => listForwardFailures(env, new URL(req.url)))
   .post("/v1/forwarding/failures/:failureId/retry", (req, env) => retryForwardFailure(env, idParam(req.params["failureId"], "failure_id")))
+  .get("/v1/conversations", (req, env) => listConversationsOwnedByNoOne(env, new URL(req.url)))
+  .post("/v1/conversations/:conversationId/attribute", (req, env) =>
+    attributeConversation(req, env, idParam(req.params["conversationId"], "conversation_id")),
+  )
   .all("*", (req) => {
     throw KNOWN_PATHS.some((p) => p.test(new URL(req.url).pathname))
       ? new ApiError(405, "method_not_allowed", `${req.method} is not supported on this path.`)
@@ -90,6 +95,8 @@ const KNOWN_PATHS = [
   /^\/v1\/conversations\/[^/]+\/audio$/,
   /^\/v1\/forwarding\/failures$/,
   /^\/v1\/forwarding\/failures\/[^/]+\/retry$/,
+  /^\/v1\/conversations$/,
+  /^\/v1\/conversations\/[^/]+\/attribute$/,
 ];
 
 export default {

@@ -103,6 +103,8 @@ try {
     sample("audio", "--conversation", CONVERSATION); // the sample recording, as `npm run send-sample -- audio` sends it
     sample("audio", "--conversation", AUDIO_ONLY); // a recording whose transcript has not come (yet)
     sample("transcription", "--user", "e2e-other-user", "--title", "Opening hours");
+    // A client that claims a user id without the token the context returned: stored, in no one's memory.
+    sample("transcription", "--user", "e2e-claimer", "--title", "Claimed without a token", "--token", "none");
     // Wait until the outboxes have reached D1 (the console reads conversations from there).
     await waitFor(async () => {
       const res = await fetch(`${base}/v1/users/${USER}/conversations`, { headers: { Authorization: `Bearer ${API_KEY}` } });
@@ -121,6 +123,23 @@ try {
   const page = await context.newPage();
   const consoleErrors = [];
   page.on("pageerror", (e) => consoleErrors.push(String(e)));
+  // A Content-Security-Policy violation is reported on the console, not thrown: count it as an error.
+  page.on("console", (m) => {
+    if (/Content Security Policy|Refused to/i.test(m.text())) consoleErrors.push(m.text());
+  });
+
+  await step("the console's pages and assets carry the security headers (public/_headers)", async () => {
+    for (const path of ["/console/", "/console/app.js", "/console/style.css"]) {
+      const res = await fetch(`${base}${path}`);
+      assert.equal(res.status, 200, path);
+      const csp = res.headers.get("content-security-policy") ?? "";
+      assert.match(csp, /script-src 'self'/, path);
+      assert.match(csp, /frame-ancestors 'none'/, path);
+      assert.doesNotMatch(csp, /unsafe-inline/, path);
+      assert.equal(res.headers.get("x-content-type-options"), "nosniff", path);
+      assert.equal(res.headers.get("referrer-policy"), "no-referrer", path);
+    }
+  });
 
   await step("the sign-in page shows no navigation, and the favicon is served", async () => {
     await page.goto(`${base}/`);
@@ -318,6 +337,23 @@ try {
     await p.keyboard.press("Enter");
     await p.getByRole("heading", { name: "Next call: dynamic variables" }).waitFor();
     await k.close();
+  });
+
+  await step("an unattributed conversation is listed and the operator attributes it", async () => {
+    await waitFor(async () => {
+      const res = await fetch(`${base}/v1/conversations?unattributed=true`, { headers: { Authorization: `Bearer ${API_KEY}` } });
+      return (await res.json()).conversations?.some((c) => c.claimed_user_id === "e2e-claimer");
+    }, "the unattributed conversation in D1");
+    await page.goto(`${base}/console/#/unattributed`);
+    await page.getByRole("heading", { name: "Unattributed conversations" }).waitFor();
+    await page.getByRole("link", { name: /Claimed without a token/ }).click();
+    await page.getByText("Claimed user id e2e-claimer, not believed: token_missing.").waitFor();
+    await page.screenshot({ path: `${SHOTS}/unattributed-conversation.png`, fullPage: true });
+    await page.getByLabel("Attribute to user").fill("e2e-claimer");
+    await page.getByRole("button", { name: "Attribute" }).click();
+    await page.getByText("Attributed to e2e-claimer").waitFor();
+    const res = await fetch(`${base}/v1/users/e2e-claimer/context`, { headers: { Authorization: `Bearer ${API_KEY}` } });
+    assert.equal((await res.json()).dynamic_variables.call_count, 1);
   });
 
   await step("delete the user, with confirmation", async () => {

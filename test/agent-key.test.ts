@@ -20,6 +20,8 @@ const FULL_ONLY: [string, string][] = [
   ["DELETE", "/v1/users/u1/phones/%2B14155550123"],
   ["GET", "/v1/conversations/c1"],
   ["GET", "/v1/conversations/c1/audio"],
+  ["GET", "/v1/conversations?unattributed=true"],
+  ["POST", "/v1/conversations/c1/attribute"],
   ["POST", "/v1/conversations/c1/audio/backfill"],
   ["POST", "/v1/imports"],
   ["GET", "/v1/imports/i1"],

@@ -9,6 +9,8 @@ declare global {
       USER_MEMORY: DurableObjectNamespace<UserMemory>;
       TEST_MIGRATIONS: D1Migration[];
       D1_SCHEMA_SQL: string;
+      /** JSON: public/_headers, the console's index.html and app.js (vitest.config.ts). */
+      CONSOLE_FILES: string;
     }
   }
 }

@@ -5,6 +5,7 @@ import { sign } from "../src/webhooks/signature";
 import { readConversation } from "../src/storage/conversations";
 import { ownerOf } from "./objects";
 import { verifyUserToken } from "../src/lib/user-token";
+import { createHmac, hkdfSync } from "node:crypto";
 import transcriptionFixture from "./fixtures/transcription.json";
 
 export const SECRET = "whsec_test_primary";
@@ -67,6 +68,39 @@ export interface TranscriptionOptions {
   startedAt?: number;
   facts?: Record<string, unknown>;
   externalNumber?: string | null;
+  /**
+   * The `postcall_user_token` the event carries (README integration: every variable the context
+   * returned goes into the session). Default: one issued for the user at the conversation's start;
+   * null: none; a string: that one.
+   */
+  token?: string | null;
+}
+
+/**
+ * A `postcall_user_token` for `userId` issued at `issuedAt`, made synchronously here the way
+ * src/lib/user-token.ts makes it (HKDF of the webhook secret, HMAC-SHA256, 16 bytes), so fixtures
+ * stay plain objects. test/trust.test.ts checks that the two agree.
+ */
+export function tokenFor(userId: string, issuedAt: number, secret = SECRET): string {
+  const key = new Uint8Array(hkdfSync("sha256", secret, "postcall", "postcall user token v1", 32));
+  const body = `pu1.${b64url(encoder.encode(userId))}.${Math.floor(issuedAt)}`;
+  return `${body}.${b64url(new Uint8Array(createHmac("sha256", key).update(body).digest()).subarray(0, 16))}`;
+}
+
+function b64url(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** Gives the event a token for its user id as of its start (after a test changed either). */
+export function withToken(event: Mutable): Mutable {
+  const data = event["data"];
+  const vars = data.conversation_initiation_client_data.dynamic_variables;
+  const userId = data.user_id ?? data.conversation_initiation_client_data.user_id ?? vars.user_id ?? null;
+  if (userId === null || userId === "") delete vars.postcall_user_token;
+  else vars.postcall_user_token = tokenFor(String(userId), data.metadata.start_time_unix_secs ?? nowSeconds());
+  return event;
 }
 
 type Mutable = { [key: string]: any };
@@ -99,6 +133,9 @@ export function transcription(o: TranscriptionOptions = {}): Mutable {
         ? null
         : { type: "twilio", direction: "inbound", phone_number_id: "pn_1", agent_number: "+14155550000", external_number: o.externalNumber, call_sid: "CA1" };
   }
+  if (o.token === undefined) withToken(event);
+  else if (o.token === null) delete data.conversation_initiation_client_data.dynamic_variables.postcall_user_token;
+  else data.conversation_initiation_client_data.dynamic_variables.postcall_user_token = o.token;
   return event;
 }
 

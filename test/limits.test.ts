@@ -16,7 +16,7 @@ import { RECORD_LIMITS, jsonDepth } from "../src/records/payload";
 import { MAX_TEXT_CHARS } from "../src/records/limits";
 import { transcriptKey } from "../src/records/keys";
 import { readConversation } from "../src/storage/conversations";
-import { BASE, context, d1Count, flush, nowSeconds, postWebhook, signatureHeader, transcription, uid, userIdOf } from "./helpers";
+import { BASE, context, d1Count, flush, nowSeconds, postWebhook, signatureHeader, transcription, uid, userIdOf, tokenFor } from "./helpers";
 
 // Megabyte bodies, bursts and many outbox runs share 2 cores with other work: the default 5 s per test
 // is a ceiling against hangs that such a machine can reach. This raises the ceiling; nothing here is timed.
@@ -243,6 +243,8 @@ describe("megabyte strings and huge numbers", () => {
     event["data"].metadata.call_duration_secs = 1e300;
     event["data"].transcript[0].time_in_call_secs = -1e300;
     const userId = userIdOf(event)!;
+    // Its start falls back to the time of receipt, which the token must cover.
+    event["data"].conversation_initiation_client_data.dynamic_variables.postcall_user_token = tokenFor(userId, nowSeconds());
     await storedAndDelivered(JSON.stringify(event), userId, event["data"].conversation_id);
     const vars = await context(userId);
     expect(vars["call_count"]).toBe(1);

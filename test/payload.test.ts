@@ -124,9 +124,15 @@ describe("identity", () => {
   });
 
   it("prefers explicit ids over the phone number, and ignores blank ones", () => {
-    const inputs = { dataUserId: " ", clientDataUserId: null, dynamicVariables: { user_id: "", system__caller_id: "+14155550100" }, externalNumber: undefined };
+    const inputs = { dataUserId: " ", clientDataUserId: null, dynamicVariables: { user_id: "" }, externalNumber: "+14155550100" };
     expect(resolveUser(inputs, "user_id")).toEqual({ userId: "+14155550100", source: "phone_number", phoneNumber: "+14155550100" });
     expect(resolveUser({ ...inputs, clientDataUserId: "u1" }, "user_id")).toMatchObject({ userId: "u1", source: "client_data_user_id", phoneNumber: "+14155550100" });
+  });
+
+  it("takes the caller's number from metadata.phone_call only, never from system__caller_id (a client sets it)", () => {
+    const inputs = { dataUserId: null, clientDataUserId: null, dynamicVariables: { system__caller_id: "+14155550100" }, externalNumber: undefined };
+    expect(resolveUser(inputs, "user_id")).toEqual({ userId: null, source: null, phoneNumber: null });
+    expect(resolveUser({ ...inputs, clientDataUserId: "u1" }, "user_id")).toEqual({ userId: "u1", source: "client_data_user_id", phoneNumber: null });
   });
 
   it("takes the first sentence of a summary", () => {

@@ -1,7 +1,10 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 
-/** Statements of a SQL script (a trigger's BEGIN ... END counts as one), comments stripped, whitespace normalised. */
+/**
+ * Statements of a SQL script (a trigger's BEGIN ... END counts as one), comments stripped, whitespace
+ * normalised (SQLite keeps ALTER TABLE ADD COLUMN's text as "... NOT NULL , new_column": no space before a comma).
+ */
 function statements(sql: string): string[] {
   const out: string[] = [];
   let current = "";

@@ -95,8 +95,8 @@ describe("erasure x audio", () => {
     expect((await apiGet(`/v1/conversations/${u(conversationId)}/audio`)).status).toBe(404);
     expect(await env.AUDIO.head(key)).toBeNull();
     // The conversation's object was wiped with its pending delivery: nothing is left to write D1 later
-    // (a table check on purpose: no table is left behind).
-    expect(await doTables(conversationId, "conversation")).toEqual({});
+    // (a table check on purpose: only the erasure's tombstone is left behind).
+    expect(await doTables(conversationId, "conversation")).toEqual({ tombstone: 1 });
     expect(await flush(null, conversationId)).toEqual({ delivered: 0, failed: 0, pending: 0 });
     expect(await footprint([conversationId], [key])).toEqual({ conversations: 0, turns: 0, audio: 0, r2: 0 });
   });

@@ -22,6 +22,7 @@ import {
   transcription,
   uid,
   userIdOf,
+  withToken,
 } from "./helpers";
 
 describe("post_call_transcription", () => {
@@ -119,6 +120,7 @@ describe("post_call_transcription", () => {
     const fromData = uid("data");
     event["data"].conversation_initiation_client_data.user_id = fromClientData;
     event["data"].user_id = fromData;
+    withToken(event);
     expect(await (await postWebhook(event)).json()).toMatchObject({ user_id: fromData });
     expect((await context(fromData))["call_count"]).toBe(1);
     expect((await context(fromClientData))["call_count"]).toBe(0);
@@ -136,11 +138,12 @@ describe("post_call_transcription", () => {
     expect((await context(number))["call_count"]).toBe(1);
   });
 
-  it("uses system__caller_id when there is no phone_call metadata", async () => {
+  it("never takes system__caller_id for the caller when there is no phone_call metadata (a client sets it)", async () => {
     const event = transcription({ userId: null });
     const number = `+4420794${String(Math.floor(Math.random() * 100000)).padStart(5, "0")}`;
     event["data"].conversation_initiation_client_data.dynamic_variables.system__caller_id = number;
-    expect(await (await postWebhook(event)).json()).toMatchObject({ user_id: number });
+    expect(await (await postWebhook(event)).json()).toMatchObject({ user_id: null });
+    expect((await context(number))["call_count"]).toBe(0);
   });
 
   it("stores a conversation with no user at all, without touching any memory", async () => {

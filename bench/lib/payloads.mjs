@@ -1,6 +1,6 @@
 // Realistic webhook payloads for the bench, built from test/fixtures/transcription.json, and
 // signed in Node (node:crypto, independent of the Worker's Web Crypto code) before any load runs.
-import { createHmac } from "node:crypto";
+import { createHmac, hkdfSync } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
@@ -16,16 +16,29 @@ export function signatureHeader(secret, body, t = Math.floor(Date.now() / 1000))
 }
 
 /**
+ * postcall_user_token for `userId` issued at `issuedAt`, made as src/lib/user-token.ts makes it (HKDF
+ * of the webhook secret, HMAC-SHA256, 16 bytes): the token the context endpoint hands the app when
+ * the session starts, which the README's integration passes into the session (so the event carries
+ * it). Minted here rather than read back, so that payloads can be signed before any server runs.
+ */
+export function userToken(secret, userId, issuedAt) {
+  const key = Buffer.from(hkdfSync("sha256", secret, "postcall", "postcall user token v1", 32));
+  const body = `pu1.${Buffer.from(userId, "utf8").toString("base64url")}.${Math.floor(issuedAt)}`;
+  return `${body}.${createHmac("sha256", key).update(body).digest().subarray(0, 16).toString("base64url")}`;
+}
+
+/**
  * The fixture with its transcript padded to at least `minBytes` of compact JSON: the fixture's turns
  * repeated (tool calls, metrics, feedback and all), each with its own text and time, as a longer call
  * would send them.
  */
-export function paddedTranscription(minBytes, { conversationId, userId, startedAt }) {
+export function paddedTranscription(minBytes, { conversationId, userId, startedAt, token }) {
   const event = structuredClone(FIXTURE);
   const data = event.data;
   data.conversation_id = conversationId;
   data.conversation_initiation_client_data.dynamic_variables.system__conversation_id = conversationId;
   data.conversation_initiation_client_data.dynamic_variables.user_id = userId;
+  if (token !== undefined) data.conversation_initiation_client_data.dynamic_variables.postcall_user_token = token;
   data.metadata.start_time_unix_secs = startedAt;
   event.event_timestamp = startedAt + data.metadata.call_duration_secs;
   const base = FIXTURE.data.transcript;
@@ -55,13 +68,21 @@ export function signedTranscriptions({ secret, count, users, minBytes, prefix, p
     : (i) => `user_${prefix}_${String(i % users).padStart(6, "0")}`;
   const CONV = "@@CONVERSATION_ID@@";
   const USER = "@@USER_ID@@";
+  const TOKEN = "@@TOKEN@@";
   const startedAt = Math.floor(Date.now() / 1000) - 3600;
-  const event = paddedTranscription(minBytes, { conversationId: CONV, userId: USER, startedAt });
-  const parts = JSON.stringify(event).split(/(@@CONVERSATION_ID@@|@@USER_ID@@)/).map((p) => (p === CONV || p === USER ? p : Buffer.from(p)));
+  const event = paddedTranscription(minBytes, { conversationId: CONV, userId: USER, startedAt, token: TOKEN });
+  const parts = JSON.stringify(event).split(/(@@CONVERSATION_ID@@|@@USER_ID@@|@@TOKEN@@)/).map((p) => (p === CONV || p === USER || p === TOKEN ? p : Buffer.from(p)));
+  // One token per user, issued at the session's start (fixed-width ids: every token the same length).
+  const tokens = new Map();
+  const tokenOf = (u) => {
+    if (!tokens.has(u)) tokens.set(u, Buffer.from(userToken(secret, u, startedAt)));
+    return tokens.get(u);
+  };
   const bodyOf = (i) => {
     const c = Buffer.from(convId(i));
-    const u = Buffer.from(userId(i));
-    return Buffer.concat(parts.map((p) => (p === CONV ? c : p === USER ? u : p)));
+    const id = userId(i);
+    const u = Buffer.from(id);
+    return Buffer.concat(parts.map((p) => (p === CONV ? c : p === USER ? u : p === TOKEN ? tokenOf(id) : p)));
   };
   const t = Math.floor(Date.now() / 1000);
   const headers = new Array(count);
@@ -131,7 +152,8 @@ function distinctTranscriptions({ secret, count, users, minBytes, prefix }) {
   const bodies = [];
   let turns = 0;
   for (let i = 0; i < count; i++) {
-    const event = rewriteMessages(paddedTranscription(minBytes, { conversationId: convId(i), userId: userId(i), startedAt }), i + 1);
+    const token = userToken(secret, userId(i), startedAt);
+    const event = rewriteMessages(paddedTranscription(minBytes, { conversationId: convId(i), userId: userId(i), startedAt, token }), i + 1);
     turns = event.data.transcript.length;
     const body = Buffer.from(JSON.stringify(event));
     bodies.push({ body, signature: signatureHeader(secret, body, t) });

@@ -419,7 +419,7 @@ async function renderUser(userId) {
   show(
     h("h1", {}, userId),
     h("p", { class: "muted" }, summary),
-    h("div", { class: "grid2" }, variables, h("div", {}, facts, h("div", { style: "height:1rem" }), phones)),
+    h("div", { class: "grid2" }, variables, h("div", {}, facts, h("div", { class: "spacer" }), phones)),
     history,
     exportSection(userId),
     h("section", { "aria-labelledby": "danger-h" }, h("h2", { id: "danger-h" }, "Erase"), h("button", { type: "button", class: "danger", id: "delete-user", onclick: () => dialog.showModal() }, "Delete this user…"), deleteStatus),
@@ -593,7 +593,7 @@ async function renderConversation(conversationId, params) {
     ),
   );
 
-  const transcript = h("ol", { class: "dialogue", "aria-label": "Transcript", style: "list-style:none;padding:0" }, ...c.transcript.map((/** @type {any} */ t) => turnView(t, t.index === targetTurn)));
+  const transcript = h("ol", { class: "dialogue", "aria-label": "Transcript" }, ...c.transcript.map((/** @type {any} */ t) => turnView(t, t.index === targetTurn)));
 
   show(
     h("h1", {}, c.title ?? "(untitled call)"),
@@ -605,6 +605,7 @@ async function renderConversation(conversationId, params) {
       c.phone ? ` · ${c.phone.direction ?? ""} ${c.phone.number}` : "",
     ),
     h("div", { class: "grid2" }, player, details),
+    ownershipView(c),
     h("h2", {}, "Transcript"),
     c.transcript.length > 0 ? transcript : h("p", { class: "card muted" }, "This conversation has no transcript turns."),
   );
@@ -686,6 +687,90 @@ async function renderForwardingFailures() {
   await page(null);
 }
 
+/**
+ * Conversations no one owns: a user id claimed without a valid postcall_user_token, or no user at
+ * all. Each opens its conversation, where an operator can attribute it.
+ * @param {URLSearchParams} _params
+ */
+async function renderUnattributed(_params) {
+  const list = h("ul", { class: "list", "aria-label": "Unattributed conversations" });
+  const more = h("div");
+  show(
+    h("h1", {}, "Unattributed conversations"),
+    h("p", { class: "muted" }, "Stored, but in no one's memory: the user id they claimed came without a valid postcall_user_token, or they named no one."),
+    list,
+    more,
+  );
+  /** @param {string | null} cursor */
+  async function page(cursor) {
+    more.replaceChildren(loading());
+    try {
+      const qs = new URLSearchParams({ unattributed: "true", limit: "25" });
+      if (cursor) qs.set("cursor", cursor);
+      const body = await api(`/v1/conversations?${qs}`);
+      for (const c of body.conversations) {
+        const claim = c.claimed_user_id ? `claims ${c.claimed_user_id} (${c.unverified_reason})` : "no user claimed";
+        list.append(
+          h(
+            "li",
+            { class: "card" },
+            h("a", { href: `#/conversations/${encodeURIComponent(c.conversation_id)}` }, h("span", { class: "title" }, c.title ?? "(untitled call)"), h("div", { class: "meta" }, `${claim} · ${when(c.started_at)}`)),
+          ),
+        );
+      }
+      if (list.children.length === 0) more.replaceChildren(h("p", { class: "card muted" }, "None: every stored conversation has an owner."));
+      else if (body.next_cursor) more.replaceChildren(h("button", { type: "button", class: "secondary", onclick: () => page(body.next_cursor) }, "Show more"));
+      else more.replaceChildren();
+    } catch (err) {
+      more.replaceChildren(errorBox(err));
+    }
+  }
+  await page(null);
+}
+
+/**
+ * Who vouched for the owner, an unverified claim, conflicts kept aside, and for a conversation no
+ * one owns the operator's attribution form.
+ * @param {any} c
+ */
+function ownershipView(c) {
+  const section = h("section", { class: "card owner", "aria-labelledby": "owner-h" }, h("h2", { id: "owner-h" }, "Owner"));
+  section.append(
+    h("p", {}, c.user_id ? `${c.user_id}, vouched for by ${c.vouched_by ?? "(recorded before verification)"}` : "No one: this conversation is in no one's memory."),
+  );
+  if (c.claimed_user_id) section.append(h("p", { class: "meta" }, `Claimed user id ${c.claimed_user_id}, not believed: ${c.unverified_reason}.`));
+  if (c.conflicts?.count > 0) section.append(h("p", { class: "meta" }, `${c.conflicts.count} later event(s) for this id under another owner were kept aside.`));
+  if (c.user_id) return section;
+  const input = /** @type {HTMLInputElement} */ (h("input", { id: "attribute-user", name: "user_id", value: c.claimed_user_id ?? "", required: true }));
+  const status = h("p", { role: "status" });
+  section.append(
+    h(
+      "form",
+      {
+        class: "row",
+        onsubmit: async (/** @type {Event} */ e) => {
+          e.preventDefault();
+          status.replaceChildren(loading());
+          try {
+            const body = await api(`/v1/conversations/${encodeURIComponent(c.conversation_id)}/attribute`, {
+              method: "POST",
+              headers: { "Content-Type": "application/json" },
+              body: JSON.stringify({ user_id: input.value.trim() }),
+            });
+            status.replaceChildren(`Attributed to ${body.user_id}: it is in their memory now.`);
+          } catch (err) {
+            status.replaceChildren(errorBox(err));
+          }
+        },
+      },
+      h("label", { for: "attribute-user" }, "Attribute to user", input),
+      h("button", { type: "submit" }, "Attribute"),
+    ),
+    status,
+  );
+  return section;
+}
+
 // ---- router ----------------------------------------------------------------------------------
 
 async function route() {
@@ -698,6 +783,7 @@ async function route() {
   try {
     if (parts.length === 0 || (parts[0] === "users" && parts.length === 1)) await renderUsers(params);
     else if (parts[0] === "search") await renderSearch(params);
+    else if (parts[0] === "unattributed") await renderUnattributed(params);
     else if (parts[0] === "forwarding") await renderForwardingFailures();
     else if (parts[0] === "users" && parts[1]) await renderUser(parts[1]);
     else if (parts[0] === "conversations" && parts[1]) await renderConversation(parts[1], params);

@@ -139,6 +139,7 @@ export async function renderHealth(kit) {
           countTable(kit, "Refused", { ...w.last_24h.refused, ...prefixed(w.last_24h.initiation_refused) }, { ...w.last_30d.refused, ...prefixed(w.last_30d.initiation_refused) }, "Nothing refused in 30 days."),
           total(w.last_30d.failed) > 0 ? countTable(kit, "Answered 5xx", w.last_24h.failed, w.last_30d.failed, "") : null,
           total(w.last_30d.duplicate) > 0 ? countTable(kit, "Redeliveries", w.last_24h.duplicate, w.last_30d.duplicate, "") : null,
+          total(w.last_30d.dropped) > 0 ? countTable(kit, "Dropped (erased users)", w.last_24h.dropped, w.last_30d.dropped, "") : null,
           h("h3", {}, "Last accepted"),
           Object.keys(w.last_accepted).length === 0
             ? h("p", { class: "muted" }, "Nothing yet.")

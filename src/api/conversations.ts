@@ -8,6 +8,7 @@ import type { Env } from "../lib/env";
 import { json, notFound } from "../lib/errors";
 import { iso } from "../lib/time";
 import { listConversationsOfUser, parseStoredJson, readConversation, turnsView, type StoredConversation } from "../storage/conversations";
+import { conflictsOf } from "../storage/quarantine";
 import { decodeCursor, encodeCursor, pageSize } from "./cursor";
 
 /** JSON text as a value; null for none or for text that is not JSON (src/storage/conversations.ts). */
@@ -51,7 +52,13 @@ export async function listConversations(env: Env, userId: string, url: URL): Pro
 export async function getConversation(env: Env, conversationId: string): Promise<Response> {
   const stored = await readConversation(env.DB, conversationId);
   if (!stored) throw notFound("conversation_not_found", "No conversation with this id (it may not have been delivered yet, or was erased).");
-  return json(conversationJson(stored));
+  const conflicts = await conflictsOf(env.DB, conversationId);
+  return json({ ...conversationJson(stored), conflicts: conflictsView(conflicts) });
+}
+
+/** Later events for this id under another owner, kept aside raw (src/storage/quarantine.ts). */
+function conflictsView(conflicts: Awaited<ReturnType<typeof conflictsOf>>) {
+  return { count: conflicts.length, events: conflicts.map((c) => ({ claimed_user_id: c.claimed_user_id, r2_key: c.r2_key, received_at: iso(c.received_at) })) };
 }
 
 /** A conversation as the API shows it (also one `conversation` record of a user's export, src/api/export.ts). */
@@ -78,5 +85,9 @@ export function conversationJson({ row, transcript, audio: a }: StoredConversati
     transcript: turnsView(transcript),
     has_audio: a !== null,
     audio: a === null ? null : { bytes: a.bytes, sha256: a.sha256, stored_at: iso(a.stored_at) },
+    // Who vouched for the owner, and a claim that was not believed (docs/guarantees.md).
+    vouched_by: row.vouched_by,
+    claimed_user_id: row.claimed_user_id,
+    unverified_reason: row.unverified_reason,
   };
 }

@@ -52,7 +52,7 @@ const HINTS: Record<string, string> = {
 };
 
 function tallies(rows: { metric: string; key: string; n: number }[]): Tallies {
-  const out: Tallies = { accepted: {}, duplicate: {}, ignored: {}, refused: {}, initiation_refused: {}, failed: {} };
+  const out: Tallies = { accepted: {}, duplicate: {}, ignored: {}, dropped: {}, refused: {}, initiation_refused: {}, failed: {} };
   for (const r of rows) (out[r.metric] ??= {})[r.key] = r.n;
   return out;
 }
@@ -75,7 +75,7 @@ export function diagnose(f: Facts): Problem[] {
   if (f.day === null) problems.push({ code: "stats_unavailable", severity: "warning", message: "The webhook counters could not be read." });
   else {
     const refused = total(f.day["refused"]);
-    const all = refused + total(f.day["accepted"]) + total(f.day["duplicate"]) + total(f.day["ignored"]);
+    const all = refused + total(f.day["accepted"]) + total(f.day["duplicate"]) + total(f.day["ignored"]) + total(f.day["dropped"]);
     if (refused >= REFUSALS_MIN && refused >= all * REFUSALS_SHARE) {
       const [top, n] = Object.entries(f.day["refused"]!).sort((a, b) => b[1] - a[1])[0]!;
       problems.push({

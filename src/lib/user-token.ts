@@ -17,6 +17,8 @@
  */
 
 export const TOKEN_PREFIX = "pu1";
+/** The dynamic variable that carries the token, out (context, initiation) and back (the post-call event). */
+export const USER_TOKEN_VARIABLE = "postcall_user_token";
 const MAC_BYTES = 16;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -82,8 +84,11 @@ export async function mintUserToken(secrets: readonly string[], userId: string, 
   return `${body}.${b64url(await mac(secret, body))}`;
 }
 
-/** Longest token accepted (a 256-character id as base64url, a time, a MAC): cheap to refuse junk. */
-const MAX_TOKEN_LENGTH = 512;
+/**
+ * Longest token accepted: a 256-character id of 4-byte UTF-8 characters is 1,024 bytes, 1,366
+ * characters of base64url, plus the prefix, a time and the MAC. Cheap to refuse junk.
+ */
+const MAX_TOKEN_LENGTH = 1_420;
 
 /**
  * Checks the signature only: what the token says (user id, time). Whether it covers a given user id

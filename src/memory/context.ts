@@ -4,7 +4,7 @@
  */
 import { config, type VariableValue } from "../lib/config";
 import type { Env } from "../lib/env";
-import { mintUserToken } from "../lib/user-token";
+import { mintUserToken, USER_TOKEN_VARIABLE } from "../lib/user-token";
 import { contextCache } from "./context-cache";
 import { memoryKey, memoryObject, phoneObject } from "./objects";
 import { EMPTY_SNAPSHOT, renderVariables, type MemorySnapshot } from "./variables";
@@ -15,10 +15,12 @@ function render(env: Env, snapshot: MemorySnapshot, nowMs: number): Record<strin
     defaults: cfg.defaultVariables,
     previousTopicsMaxChars: cfg.previousTopicsMaxChars,
     nowSeconds: Math.floor(nowMs / 1000),
+    // The initiation answer sets it; the context answer leaves it to the app (README snippet).
+    reserved: [cfg.userIdVariable],
   });
 }
 
-export const USER_TOKEN_VARIABLE = "postcall_user_token";
+export { USER_TOKEN_VARIABLE };
 
 /** Tokens are issued on whole minutes, so one per user per minute is signed and the rest reused. */
 const TOKEN_GRANULARITY_SECONDS = 60;

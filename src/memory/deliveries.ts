@@ -4,10 +4,12 @@
  * an item delivered twice (the answer was lost after the write) changes nothing the second time.
  */
 import type { Env } from "../lib/env";
-import { conversationRecord, parseEnvelope } from "../records/payload";
+import { conversationRecord, parseEnvelope, type ConversationRecord, type ResolvedUser } from "../records/payload";
+import { transcriptKey } from "../records/keys";
 import { deleteAudioObjects, storeAudioRow } from "../storage/audio";
-import { storeCallFailure, storeConversation } from "../storage/conversations";
-import { putTranscript } from "../storage/transcripts";
+import { conversationOwner, storeCallFailure, storeConversation } from "../storage/conversations";
+import { quarantine } from "../storage/quarantine";
+import { putTranscript, transcriptOwner } from "../storage/transcripts";
 import { handOn } from "./forwarding";
 import { phoneObject, userObject } from "./objects";
 import { payloadOf, type OutboxItem, type OutboxKind } from "./outbox";
@@ -24,17 +26,49 @@ export interface DeliveryContext {
 
 type Handler<K extends OutboxKind> = (ctx: DeliveryContext, item: Extract<OutboxItem, { kind: K }>) => Promise<void>;
 
+/**
+ * One owner per conversation: the first delivery to create `transcript.json` (create-only in R2)
+ * owns the conversation. A later delivery naming another owner changes nothing of it (row, search
+ * document, transcript, audio) and is kept aside raw and counted (src/storage/quarantine.ts). The
+ * one accepted change of owner is the operator's attribution of an unowned conversation, which D1
+ * records first (`attributeConversation`): the R2 metadata then follows D1.
+ * Returns the transcript's key, or null when the event was quarantined.
+ */
+async function claimTranscript(env: Env, r: ConversationRecord, raw: Uint8Array, receivedAt: number): Promise<string | null> {
+  const created = await putTranscript(env.AUDIO, r.conversationId, r.userId, raw, { createOnly: true });
+  if (created !== null) return created;
+  const stored = await transcriptOwner(env.AUDIO, r.conversationId);
+  if (stored === r.userId) return transcriptKey(r.conversationId);
+  const row = await conversationOwner(env.DB, r.conversationId);
+  if (row !== undefined && row === r.userId) return putTranscript(env.AUDIO, r.conversationId, r.userId, raw);
+  const ownerUserId = row !== undefined ? row : (stored ?? null);
+  await quarantine(env.DB, env.AUDIO, { conversationId: r.conversationId, claimedUserId: r.userId, ownerUserId, receivedAt }, raw);
+  console.warn(JSON.stringify({ event: "conversation_conflict", conversation_id: r.conversationId, claimed_user_id: r.userId, owner_user_id: ownerUserId }));
+  return null;
+}
+
+async function deliverConversation({ env, sql, seq }: DeliveryContext, user: ResolvedUser, receivedAt: number): Promise<void> {
+  const raw = payloadOf(sql, seq);
+  // Rebuilt with the owner resolved at receipt, so a later change of settings cannot move it.
+  const r = conversationRecord(parseEnvelope(raw), user, receivedAt);
+  // The raw payload goes to R2 first, so a D1 row never points at an object that is not there.
+  const key = await claimTranscript(env, r, raw, receivedAt);
+  if (key === null) return;
+  const { hasAudio } = await storeConversation(env.DB, r, { transcriptKey: key, receivedAt });
+  if (r.userId !== null && hasAudio) markAudio(sql, r.conversationId);
+  // Retention starts counting once the conversation is in D1, where it removes it from.
+  lowerRetentionAnchor(sql, r.startedAt);
+}
+
 const HANDLERS: { [K in OutboxKind]: Handler<K> } = {
-  async conversation({ env, sql, seq }, item) {
-    const raw = payloadOf(sql, seq);
-    // Rebuilt with the owner resolved at receipt, so a later change of settings cannot move it.
-    const r = conversationRecord(parseEnvelope(raw), item.user, item.receivedAt);
-    // The raw payload goes to R2 first, so a D1 row never points at an object that is not there.
-    const key = await putTranscript(env.AUDIO, r.conversationId, r.userId, raw);
-    const { hasAudio } = await storeConversation(env.DB, r, { transcriptKey: key, receivedAt: item.receivedAt });
-    if (r.userId !== null && hasAudio) markAudio(sql, r.conversationId);
-    // Retention starts counting once the conversation is in D1, where it removes it from.
-    lowerRetentionAnchor(sql, r.startedAt);
+  async conversation(ctx, item) {
+    await deliverConversation(ctx, item.user, item.receivedAt);
+  },
+
+  // Only delivered if an erasure that kept it aside never finished (flush does nothing while one is
+  // under way, and the erasure's end turns it into a `conversation` item): it is the call's own owner's.
+  async deferred(ctx, item) {
+    await deliverConversation(ctx, item.user, item.receivedAt);
   },
 
   async call_failure({ env }, item) {

@@ -10,22 +10,33 @@
  *                      memory_scopes here), each erased to completion, then its registry row
  *   4. erasePending    conversations still in the outbox (they may be half delivered)
  *   5. eraseDelivered  every conversation D1 attributes to the user, R2 before D1 rows
+ *   5b. eraseClaimed   conversations that claimed the user without proof (stored unattributed), and
+ *                      events for others' conversations kept aside under the user's name (quarantine)
  *   6. announce        forwarding: the user's dead letters go, user.erased goes to FORWARD_QUEUE
  *   7. wipe            this object last: until then it is what names the links, scopes and pending
  *                      conversations (the recall index, fact history and every other table go with it;
  *                      from step 1 on, recall answers nothing)
+ *   8. tombstone       what outlasts the wipe (src/memory/tombstone.ts): the time the erasure began, so
+ *                      a late event for an earlier conversation is dropped; then the calls made since
+ *                      the erasure began (kept aside meanwhile) are remembered anew
+ *
+ * Steps that erase what other modules keep for the user slot in before `wipe`; whatever lives in
+ * this object's own SQLite goes with the wipe.
  */
 import type { Env } from "../lib/env";
 import { isE164 } from "../records/identity";
 import { addCounts, eraseCallFailures, eraseConversations, zeroCounts, type EraseCounts } from "../storage/erase";
-import { conversationsOfUser } from "../storage/expiry";
+import { conversationsOfUser, unverifiedClaimsOf } from "../storage/expiry";
 import { eraseFailuresOfUser } from "../storage/forwarding";
+import { eraseQuarantined } from "../storage/quarantine";
 import { announceErasure, dropForwards } from "./forwarding";
 import { contextCache } from "./context-cache";
 import { conversationObject, phoneObject, scopedObject, userObject } from "./objects";
-import { dropConversations, pendingConversations } from "./outbox";
+import { ownerOfRecord, type MemoryRecord } from "../records/payload";
+import { isDuplicate, markSeen } from "./dedupe";
+import { attachPayload, deferredConversations, dropConversations, enqueue, pendingConversations, type DeferredConversation } from "./outbox";
 import { forgetPhone, listPhones, ownerRow } from "./phone-links";
-import type { EraseStep } from "./roles";
+import type { EraseStep, RecordResult } from "./roles";
 import { erasingSince, LIMITS } from "./schema";
 
 export interface ErasureContext {
@@ -37,11 +48,13 @@ export interface ErasureContext {
   settle(): Promise<void>;
   /** Drops every table and the alarm; returns the rows it held. */
   wipe(): Promise<number>;
+  /** After the wipe: the tombstone as of `erasedAt`, then the deferred calls remembered anew. */
+  tombstone(erasure: { erasedAt: number; deferred: DeferredConversation[] }): Promise<void>;
   /** Tells the object that what a read serves changed (src/memory/user-memory.ts `served`); called before the next await. */
   changed(): void;
 }
 
-const forgetAudio = (env: Env) => (id: string) => conversationObject(env, id).forgetConversation(id);
+const forgetAudio = (env: Env) => (id: string) => conversationObject(env, id).forgetConversation(id, { erased: true });
 
 async function freeze(ctx: ErasureContext, now: number): Promise<void> {
   ctx.storage.sql.exec("UPDATE upkeep SET erasing_since = coalesce(erasing_since, ?) WHERE id = 1", now);
@@ -117,6 +130,17 @@ async function eraseDelivered(ctx: ErasureContext, userId: string, step: EraseSt
   return false;
 }
 
+/** Returns whether D1 holds nothing more that claims the user. */
+async function eraseClaimed(ctx: ErasureContext, userId: string, step: EraseStep): Promise<boolean> {
+  const ids = await unverifiedClaimsOf(ctx.env.DB, userId, LIMITS.eraseBatch);
+  if (ids.length > 0) {
+    // Unattributed rows: their owner is no one (null), which is what eraseConversations checks.
+    step.counts = addCounts(step.counts, await eraseConversations(ctx.env.DB, ctx.env.AUDIO, ids, null, forgetAudio(ctx.env), true));
+  }
+  step.counts.r2_objects += await eraseQuarantined(ctx.env.DB, ctx.env.AUDIO, { claimedUserId: userId });
+  return ids.length < LIMITS.eraseBatch;
+}
+
 /** One step of erasing `userId` (this object's user). Call until `done`. */
 export async function eraseStep(ctx: ErasureContext, userId: string): Promise<EraseStep> {
   const now = Math.floor(Date.now() / 1000);
@@ -133,12 +157,40 @@ export async function eraseStep(ctx: ErasureContext, userId: string): Promise<Er
   // A user id that is a phone number: the call failures recorded for that number are theirs too.
   if (isE164(userId)) step.counts.call_failures += await eraseCallFailures(ctx.env.DB, [userId]);
   if (!(await eraseDelivered(ctx, userId, step))) return step;
+  if (!(await eraseClaimed(ctx, userId, step))) return step;
   await eraseFailuresOfUser(ctx.env.DB, userId);
+  // Read before the wipe: when the erasure began, and the calls made since, which it must not take.
+  const erasedAt = (ctx.hasSchema() ? erasingSince(ctx.storage.sql) : null) ?? now;
+  const deferred = ctx.hasSchema() ? deferredConversations(ctx.storage.sql) : [];
   // Only for an object that held something: a user postcall never knew was never forwarded.
-  if (ctx.hasSchema()) await announceErasure(ctx.env, userId, erasingSince(ctx.storage.sql) ?? now);
+  if (ctx.hasSchema()) await announceErasure(ctx.env, userId, erasedAt);
   step.memoryRows += await ctx.wipe();
+  await ctx.tombstone({ erasedAt, deferred });
   step.done = true;
   return step;
+}
+
+/**
+ * A transcription reaching an object while its erasure is under way: dropped when its conversation
+ * started before the erasure began (it is part of what is being erased), else kept aside as a
+ * `deferred` outbox item (neither remembered nor delivered) to be remembered once the wipe is done
+ * (step 7). Null when no erasure is under way.
+ */
+export function recordDuringErasure(
+  storage: DurableObjectStorage,
+  input: { record: MemoryRecord; raw: Uint8Array; receivedAt: number },
+): RecordResult | null {
+  const sql = storage.sql;
+  const since = erasingSince(sql);
+  if (since === null) return null;
+  const { record: r, raw, receivedAt } = input;
+  if (r.startedAt < since) return { duplicate: false, dropped: "erased" };
+  if (isDuplicate(sql, "post_call_transcription", r.conversationId)) return { duplicate: true };
+  storage.transactionSync(() => {
+    markSeen(sql, "post_call_transcription", r.conversationId, receivedAt);
+    attachPayload(sql, enqueue(sql, { kind: "deferred", user: ownerOfRecord(r), receivedAt }, r.conversationId, receivedAt), raw);
+  });
+  return { duplicate: false };
 }
 
 export interface ErasureReport {

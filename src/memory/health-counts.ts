@@ -10,7 +10,7 @@
  * its next flush loses what it counted since the last one (at most FLUSH_INTERVAL_MS of its
  * traffic), and a flush that fails is kept for the next one only up to MAX_PENDING_KEYS.
  *
- * Metrics (the `metric` column): `accepted`, `duplicate`, `ignored` by event type; `refused` by
+ * Metrics (the `metric` column): `accepted`, `duplicate`, `ignored`, `dropped` by event type; `refused` by
  * error code (post-call webhook 4xx); `initiation_refused` by code; `failed` by code (5xx: not kept,
  * the sender should retry); the initiation webhook's answers count as `accepted` type `initiation`.
  */
@@ -25,7 +25,7 @@ export const FLUSH_EVENTS = 1_000;
 /** Distinct (hour, metric, key) entries one isolate holds before new keys count as `other`. */
 export const MAX_PENDING_KEYS = 500;
 
-export type Metric = "accepted" | "duplicate" | "ignored" | "refused" | "initiation_refused" | "failed";
+export type Metric = "accepted" | "duplicate" | "ignored" | "dropped" | "refused" | "initiation_refused" | "failed";
 
 let counts = new Map<string, [number, string, string, number]>();
 let last = new Map<string, { type: string; at: number; conversationId: string | null }>();
@@ -102,8 +102,11 @@ export async function flushNow(env: Env): Promise<void> {
 /** This isolate's unflushed tallies (tests). */
 export const pendingEvents = () => events;
 
-/** A webhook's 200: `stored` counts as accepted, `duplicate` and `ignored` under their own names. */
-export function countAnswer(status: "stored" | "duplicate" | "ignored", type: string, at: number, conversationId: string | null = null): void {
+/**
+ * A webhook's 200: `stored` counts as accepted, `duplicate`, `ignored` and `dropped` (an event of an
+ * erased conversation, src/memory/tombstone.ts) under their own names.
+ */
+export function countAnswer(status: "stored" | "duplicate" | "ignored" | "dropped", type: string, at: number, conversationId: string | null = null): void {
   count(status === "stored" ? "accepted" : status, type, at, conversationId);
 }
 

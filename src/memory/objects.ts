@@ -119,7 +119,7 @@ export async function recordTranscription(
   record: MemoryRecord,
   raw: Uint8Array,
   receivedAt: number,
-): Promise<{ duplicate: boolean; record: MemoryRecord }> {
+): Promise<{ duplicate: boolean; dropped?: "erased"; record: MemoryRecord }> {
   // A phone-only caller is first resolved by the number's object (shared by every agent: it says who owns the number).
   const owner =
     record.userId !== null && record.userIdSource !== "phone_number"
@@ -127,12 +127,12 @@ export async function recordTranscription(
       : ownerOf(env, record.userId, record.conversationId);
   const first = await owner.recordConversation({ record, raw, receivedAt });
   let stored = record;
-  let duplicate = first.duplicate;
+  let result = first;
   if (first.linkedTo !== undefined) {
     stored = { ...record, userId: first.linkedTo, userIdSource: "phone_link" };
-    ({ duplicate } = await (await memoryToWrite(env, first.linkedTo, record.agentId)).recordConversation({ record: stored, raw, receivedAt }));
+    result = await (await memoryToWrite(env, first.linkedTo, record.agentId)).recordConversation({ record: stored, raw, receivedAt });
   }
   // This isolate's cached context for the user (CONTEXT_CACHE_SECONDS) is now out of date.
   if (stored.userId !== null) contextCache.forget(memoryKey(env, stored.userId, record.agentId));
-  return { duplicate, record: stored };
+  return { duplicate: result.duplicate, ...(result.dropped ? { dropped: result.dropped } : {}), record: stored };
 }

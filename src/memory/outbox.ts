@@ -12,7 +12,7 @@
  */
 import { concatBytes } from "../lib/bytes";
 import type { ForwardEvent } from "../records/forward-events";
-import type { CallFailureRecord, ResolvedUser } from "../records/payload";
+import { normaliseForMemory, parseEnvelope, type CallFailureRecord, type MemoryRecord, type ResolvedUser } from "../records/payload";
 import type { AudioLink } from "../storage/audio";
 import type { FlushReport, OutboxStatus } from "./roles";
 import { LIMITS } from "./schema";
@@ -25,6 +25,11 @@ import { LIMITS } from "./schema";
 export type OutboxItem =
   /** The raw payload to R2, the conversation to D1. */
   | { kind: "conversation"; user: ResolvedUser; receivedAt: number }
+  /**
+   * A call that started after an erasure of this object began, recorded while it was under way: kept
+   * aside (not remembered, not delivered) and remembered anew once the wipe is done (src/memory/erasure.ts).
+   */
+  | { kind: "deferred"; user: ResolvedUser; receivedAt: number }
   | { kind: "call_failure"; record: CallFailureRecord; receivedAt: number }
   /** Writes the D1 `audio` row, then tells the user's memory (if the transcript already named one). */
   | { kind: "audio"; link: AudioLink }
@@ -161,6 +166,26 @@ export function pendingConversations(sql: SqlStorage): string[] {
     .exec<{ conversation_id: string }>("SELECT DISTINCT conversation_id FROM outbox WHERE kind = 'conversation'")
     .toArray()
     .map((r) => r.conversation_id);
+}
+
+export interface DeferredConversation {
+  record: MemoryRecord;
+  raw: Uint8Array;
+  receivedAt: number;
+}
+
+/** The calls kept aside during an erasure, with their raw payloads (read just before the wipe). */
+export function deferredConversations(sql: SqlStorage): DeferredConversation[] {
+  return sql
+    .exec<{ seq: number; body: string }>("SELECT seq, body FROM outbox WHERE kind = 'deferred' ORDER BY seq")
+    .toArray()
+    .map((row) => {
+      const item = JSON.parse(row.body) as Extract<OutboxItem, { kind: "deferred" }>;
+      const raw = payloadOf(sql, row.seq);
+      // Rebuilt from the raw bytes with the owner vouched for at receipt, like a conversation item.
+      const record = normaliseForMemory(parseEnvelope(raw), { userIdVariable: "", defaultCountryCode: "", nowSeconds: item.receivedAt }, item.user);
+      return { record, raw, receivedAt: item.receivedAt };
+    });
 }
 
 export function dropConversations(storage: DurableObjectStorage): void {

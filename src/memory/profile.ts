@@ -102,7 +102,8 @@ export function readSnapshot(sql: SqlStorage): MemorySnapshot {
     )
     .toArray();
   const facts = sql
-    .exec<{ fact_id: string; value: string }>("SELECT fact_id, value FROM facts ORDER BY fact_id")
+    // Newest first: the context's byte budget keeps the newest facts (src/memory/variables.ts).
+    .exec<{ fact_id: string; value: string }>("SELECT fact_id, value FROM facts ORDER BY collected_at DESC, fact_id")
     .toArray()
     .map((f) => ({ id: f.fact_id, value: JSON.parse(f.value) as unknown }))
     .filter((f): f is { id: string; value: VariableValue } => isScalar(f.value));

@@ -25,6 +25,8 @@ export interface RecordResult {
    * number's object and that number is linked to an app user: record it there instead.
    */
   linkedTo?: string;
+  /** Acknowledged and dropped: the event belongs to an erasure (src/memory/tombstone.ts). */
+  dropped?: "erased";
 }
 
 export type LinkVia = "conversation" | "api" | "erasure";
@@ -169,7 +171,7 @@ export interface ConversationObject extends AnyObject {
   recordAudio(link: AudioLink): Promise<RecordResult>;
   audioLink(conversationId: string): Promise<AudioLink | null>;
   /** Erasure or retention of the conversation: deletes its audio objects and wipes this object. */
-  forgetConversation(conversationId: string): Promise<number>;
+  forgetConversation(conversationId: string, opts?: { erased?: boolean }): Promise<number>;
 }
 
 /** One flush of an isolate's health tallies (src/memory/health-counts.ts). */

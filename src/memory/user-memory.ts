@@ -13,13 +13,13 @@
 import { DurableObject } from "cloudflare:workers";
 import { config } from "../lib/config";
 import type { Env } from "../lib/env";
-import type { CallFailureRecord, MemoryRecord } from "../records/payload";
+import { ownerOfRecord, type CallFailureRecord, type MemoryRecord } from "../records/payload";
 import { deleteAudioObjects, type AudioLink } from "../storage/audio";
 import * as audioLinks from "./audio-links";
 import { backlogOf, clearedBacklog, hasFailedItems, sendBacklog, sentReport, worthReporting, type SentReport } from "./backlog-report";
 import { isDuplicate, markSeen, trimSeen } from "./dedupe";
 import { deliver } from "./deliveries";
-import { eraseStep } from "./erasure";
+import { eraseStep, recordDuringErasure } from "./erasure";
 import * as forwarding from "./forwarding";
 import { kindOfName } from "./objects";
 import { recall, type RecallHit } from "./recall";
@@ -33,6 +33,7 @@ import type * as roles from "./roles";
 import { countRows, erasingSince, retentionAnchor, Schema } from "./schema";
 import * as stats from "./stats";
 import { EMPTY_SNAPSHOT, type MemorySnapshot } from "./variables";
+import { Tombstones } from "./tombstone";
 
 /** When the alarm handler itself fails (not one item), try the whole run again after this long. */
 const ALARM_RETRY_MS = 60 * 1000;
@@ -48,6 +49,7 @@ const BACKLOG_REPORTED = "health.backlog_reported";
 export class UserMemory extends DurableObject<Env> implements roles.PhoneObject, roles.ConversationObject, roles.StatsObject {
   private readonly sql: SqlStorage;
   private readonly schema: Schema;
+  private readonly tombstones: Tombstones;
   private flushing: Promise<roles.FlushReport> | null = null;
   /**
    * What a read serves (the snapshot and the number's owner), kept in memory between writes. Safe
@@ -66,6 +68,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.schema = new Schema(ctx.storage);
+    this.tombstones = new Tombstones(ctx.storage.sql);
   }
 
   /** Refuses a method asked of the wrong kind of object (stubs are typed by kind; this is the run-time check). */
@@ -81,6 +84,11 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
   async recordConversation(input: { record: MemoryRecord; raw: Uint8Array; receivedAt: number }): Promise<roles.RecordResult> {
     this.expect(ALL, "recordConversation");
     const { record: r, raw, receivedAt } = input;
+    // Erasure that lasts: a conversation that started before this object was erased (or before an
+    // erasure under way began) is acknowledged and dropped (src/memory/tombstone.ts).
+    if (this.tombstones.erases(r.startedAt)) return { duplicate: false, dropped: "erased" };
+    const during = this.schema.exists() ? recordDuringErasure(this.ctx.storage, input) : null;
+    if (during !== null) return during;
     if (r.userIdSource === "phone_number" && this.schema.exists()) {
       // A number's object. A redelivery of a conversation recorded here before the number was linked
       // stays a duplicate here rather than being counted again for the app user.
@@ -90,23 +98,25 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     }
     this.schema.ensure(receivedAt);
     if (isDuplicate(this.sql, "post_call_transcription", r.conversationId)) return this.duplicate();
-    const forwards = forwarding.subscribers(this.env, "conversation.stored");
-    const turns = r.userId !== null ? recallIndex.turnsOfPayload(raw) : [];
-    this.ctx.storage.transactionSync(() => {
-      markSeen(this.sql, "post_call_transcription", r.conversationId, receivedAt);
-      if (r.userId !== null) profile.remember(this.sql, r, receivedAt);
-      if (r.userId !== null) recallIndex.indexConversation(this.sql, { ...r, turns });
-      if (phones.shouldLink(this.sql, r)) phones.linkFromConversation(this.sql, r, receivedAt);
-      const user = { userId: r.userId, source: r.userIdSource, phoneNumber: r.phoneNumber };
-      const seq = outbox.enqueue(this.sql, { kind: "conversation", user, receivedAt }, r.conversationId, receivedAt);
-      outbox.attachPayload(this.sql, seq, raw);
-      forwarding.queueForwards(this.sql, forwards, { type: "conversation.stored", conversationId: r.conversationId, occurredAt: receivedAt }, receivedAt);
-      profile.compact(this.sql, r.userId !== null && r.facts.length > 0);
-      trimSeen(this.sql);
-    });
+    this.ctx.storage.transactionSync(() => this.commitConversation(r, raw, receivedAt));
     this.changed();
     await outbox.scheduleAlarm(this.ctx.storage, Date.now());
     return { duplicate: false };
+  }
+
+  /** Inside the caller's transaction: the memory, the recall index, links, the outbox items (D1, forwards). */
+  private commitConversation(r: MemoryRecord, raw: Uint8Array, receivedAt: number): void {
+    const forwards = forwarding.subscribers(this.env, "conversation.stored");
+    const turns = r.userId !== null ? recallIndex.turnsOfPayload(raw) : [];
+    markSeen(this.sql, "post_call_transcription", r.conversationId, receivedAt);
+    if (r.userId !== null) profile.remember(this.sql, r, receivedAt);
+    if (r.userId !== null) recallIndex.indexConversation(this.sql, { ...r, turns });
+    if (phones.shouldLink(this.sql, r)) phones.linkFromConversation(this.sql, r, receivedAt);
+    const seq = outbox.enqueue(this.sql, { kind: "conversation", user: ownerOfRecord(r), receivedAt }, r.conversationId, receivedAt);
+    outbox.attachPayload(this.sql, seq, raw);
+    forwarding.queueForwards(this.sql, forwards, { type: "conversation.stored", conversationId: r.conversationId, occurredAt: receivedAt }, receivedAt);
+    profile.compact(this.sql, r.userId !== null && r.facts.length > 0);
+    trimSeen(this.sql);
   }
 
   async recordCallFailure(input: { record: CallFailureRecord; receivedAt: number }): Promise<roles.RecordResult> {
@@ -142,6 +152,11 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
    */
   async recordAudio(link: AudioLink): Promise<roles.RecordResult> {
     this.expect(CONVERSATION, "recordAudio");
+    if (this.tombstones.get()?.erasedAt != null) {
+      // Audio for an erased conversation: acknowledged, and its bytes deleted before the answer.
+      await deleteAudioObjects(this.env.AUDIO, link.key);
+      return { duplicate: false, dropped: "erased" };
+    }
     this.schema.ensure(link.receivedAt);
     const duplicate = isDuplicate(this.sql, "post_call_audio", link.conversationId);
     const forwards = forwarding.subscribers(this.env, "audio.stored");
@@ -165,13 +180,20 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     return this.schema.exists() ? audioLinks.readLink(this.sql, conversationId) : null;
   }
 
-  /** Erasure or retention of this object's conversation: deletes its audio objects, then wipes the object. */
-  async forgetConversation(conversationId: string): Promise<number> {
+  /**
+   * Erasure or retention of this object's conversation: deletes its audio objects, then wipes the
+   * object. An erasure (`erased`) leaves a tombstone, so audio or a redelivery arriving later is dropped.
+   */
+  async forgetConversation(conversationId: string, opts: { erased?: boolean } = {}): Promise<number> {
     this.expect(CONVERSATION, "forgetConversation");
-    if (!this.schema.exists()) return 0;
-    const keys = audioLinks.linkedKeys(this.sql, conversationId);
-    await deleteAudioObjects(this.env.AUDIO, keys);
-    await this.wipe();
+    const now = Math.floor(Date.now() / 1000);
+    let keys: string[] = [];
+    if (this.schema.exists()) {
+      keys = audioLinks.linkedKeys(this.sql, conversationId);
+      await deleteAudioObjects(this.env.AUDIO, keys);
+      await this.wipe();
+    }
+    if (opts.erased) await this.ctx.storage.setAlarm(this.tombstones.write({ erasedAt: now }, now));
     return keys.length;
   }
 
@@ -274,6 +296,11 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
   async setOwner(input: { phoneNumber: string; userId: string; at: number; via: roles.LinkVia; conversationId: string | null }): Promise<roles.OwnerResult> {
     this.expect(PHONE, "setOwner");
     const now = Math.floor(Date.now() / 1000);
+    // A link no newer than an unlink or erasure this object survived (its tombstone) is not applied.
+    const floor = this.tombstones.linkFloor();
+    if (floor !== null && input.at <= floor) {
+      return { owner: this.schema.exists() ? (phones.ownerRow(this.sql)?.user_id ?? null) : null, applied: false };
+    }
     this.schema.ensure(now);
     const res = this.ctx.storage.transactionSync(() => phones.setOwner(this.sql, input, now));
     this.changed();
@@ -286,8 +313,14 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     this.expect(PHONE, "clearOwner");
     if (!this.schema.exists()) return { removed: false };
     if (phones.ownerRow(this.sql)?.user_id !== userId) return { removed: false };
-    if (via === "erasure" && phones.holdsOnlyALink(this.sql)) await this.wipe();
-    else phones.clearOwner(this.sql, at, via, Math.floor(Date.now() / 1000));
+    const now = Math.floor(Date.now() / 1000);
+    if (via === "erasure" && phones.holdsOnlyALink(this.sql)) {
+      // Nothing of its own to keep, but the unlink must outlast the wipe: a link in flight from an
+      // older conversation would otherwise restore it.
+      const unlinkedAt = Math.max(at, phones.ownerRow(this.sql)?.linked_at ?? at);
+      await this.wipe();
+      await this.ctx.storage.setAlarm(this.tombstones.write({ unlinkedAt }, now));
+    } else phones.clearOwner(this.sql, at, via, now);
     this.changed();
     return { removed: true };
   }
@@ -307,6 +340,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
 
   override async alarm(): Promise<void> {
     try {
+      await this.expireTombstone();
       await this.flush();
       if (this.schema.exists() && backfillPending(this.sql) && (await backfillRun(this.env, this.ctx.storage, Date.now()))) {
         // More to index: continue at once, in a new run, so webhooks and reads are served in between.
@@ -320,6 +354,17 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
       console.error("outbox run failed; retrying in 60 s", err instanceof Error ? (err.stack ?? err.message) : String(err));
       await this.ctx.storage.setAlarm(Date.now() + ALARM_RETRY_MS);
     }
+  }
+
+  /** A tombstone past its time goes (with the whole object if it holds nothing else); one still due keeps the alarm armed. */
+  private async expireTombstone(): Promise<void> {
+    const now = Math.floor(Date.now() / 1000);
+    if (this.tombstones.expire(now)) {
+      if (!this.schema.exists()) await this.ctx.storage.deleteAll();
+      return;
+    }
+    const t = this.tombstones.get();
+    if (t !== null) await outbox.scheduleAlarm(this.ctx.storage, t.expiresAt * 1000);
   }
 
   async outboxStatus(): Promise<roles.OutboxStatus> {
@@ -365,7 +410,15 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     this.expect(USERS, "erase");
     try {
       return await eraseStep(
-        { env: this.env, storage: this.ctx.storage, hasSchema: () => this.schema.exists(), settle: () => this.settle(), wipe: () => this.wipe(), changed: () => this.changed() },
+        {
+          env: this.env,
+          storage: this.ctx.storage,
+          hasSchema: () => this.schema.exists(),
+          settle: () => this.settle(),
+          wipe: () => this.wipe(),
+          tombstone: (erasedAt) => this.leaveTombstone(erasedAt),
+          changed: () => this.changed(),
+        },
         userId,
       );
     } finally {
@@ -381,6 +434,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.schema.reset();
+    this.tombstones.reset();
     this.changed();
     if (reported) await sendBacklog(this.env, clearedBacklog(this.objectName(), Math.floor(Date.now() / 1000)));
     return rows;
@@ -414,5 +468,23 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
   async readStats(nowSeconds: number): Promise<roles.StatsView> {
     this.expect(STATS, "readStats");
     return stats.readStats(this.sql, nowSeconds);
+  }
+
+  /**
+   * The end of an erasure, after the wipe: the tombstone (as of when the erasure began), then the
+   * calls made since the erasure began, which were kept aside (`deferred`) and are remembered now.
+   * `deferred` was read before the wipe by the erasure (src/memory/erasure.ts).
+   */
+  private async leaveTombstone(erasure: { erasedAt: number; deferred: outbox.DeferredConversation[] }): Promise<void> {
+    const now = Math.floor(Date.now() / 1000);
+    let alarmAt = this.tombstones.write({ erasedAt: erasure.erasedAt }, now);
+    for (const d of erasure.deferred) {
+      this.schema.ensure(d.receivedAt);
+      if (isDuplicate(this.sql, "post_call_transcription", d.record.conversationId)) continue;
+      this.ctx.storage.transactionSync(() => this.commitConversation(d.record, d.raw, d.receivedAt));
+      alarmAt = Date.now();
+    }
+    this.changed();
+    await this.ctx.storage.setAlarm(alarmAt);
   }
 }

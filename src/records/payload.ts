@@ -7,9 +7,10 @@
  */
 import { badRequest } from "../lib/errors";
 import { isValidId } from "../lib/ids";
-import { normalisePhone, resolveUser, type ResolvedUser, type UserIdSource } from "./identity";
+import { USER_TOKEN_VARIABLE, verifyUserToken } from "../lib/user-token";
+import { normalisePhone, resolveUser, vouch, type IdentityTrust, type ResolvedUser, type UnverifiedReason, type UserIdSource, type VouchedBy } from "./identity";
 
-export type { ResolvedUser };
+export type { IdentityTrust, ResolvedUser };
 import { arr, boundedJson, int, isObj, nonEmpty, obj, RECORD_LIMITS, str, unixSeconds, type Json, type Obj } from "./bounds";
 import { clip } from "./limits";
 
@@ -45,6 +46,11 @@ export interface ConversationRecord {
   status: string | null;
   userId: string | null;
   userIdSource: UserIdSource | null;
+  /** How the owner was vouched for (src/records/identity.ts `vouch`); null when there is no owner. */
+  vouchedBy: VouchedBy | null;
+  /** An app user id the event claimed without proof (then not the owner), and why it was not believed. */
+  claimedUserId: string | null;
+  unverified: UnverifiedReason | null;
   phoneNumber: string | null;
   phoneDirection: string | null;
   phoneProvider: string | null;
@@ -145,7 +151,7 @@ export function firstSentence(text: string): string {
   return (m ? m[1]! : trimmed).trim();
 }
 
-/** Who the conversation belongs to; the only part of normalisation that depends on settings. */
+/** Who the conversation says it belongs to (the claim, not yet vouched for); depends on settings. */
 export function identityOf(
   envelope: Envelope,
   opts: { userIdVariable: string; defaultCountryCode: string },
@@ -175,9 +181,55 @@ export type MemoryRecord = Omit<ConversationRecord, "turns" | "evaluation">;
 
 type NormaliseOptions = { userIdVariable: string; defaultCountryCode: string; nowSeconds: number };
 
-/** The memory's share of a transcription, with its owner resolved (the webhook's path). */
-export function normaliseForMemory(envelope: Envelope, opts: NormaliseOptions): MemoryRecord {
-  return memoryRecord(envelope, ownerOfEvent(envelope, opts), opts.nowSeconds);
+export interface TrustOptions extends NormaliseOptions {
+  /** How this event's identity is vouched for: `token` for webhooks, `operator` for what the operator feeds in. */
+  trust: IdentityTrust;
+  /** ELEVENLABS_WEBHOOK_SECRET values, from which the token key is derived (src/lib/user-token.ts). */
+  secrets: readonly string[];
+  lifetimeSeconds: number;
+  /** With trust `operator`: the user the operator names (attribution), instead of the event's claim. */
+  operatorUserId?: string;
+}
+
+/**
+ * The verification step: the event's claimed owner, vouched for as `opts.trust` says (the rule is
+ * `vouch` in src/records/identity.ts). Every path that turns an event into memory goes through
+ * here: the webhook with `token` (or `claimed`), the operator's paths with `operator`.
+ */
+export async function vouchedOwner(envelope: Envelope, opts: TrustOptions): Promise<ResolvedUser> {
+  const claim = ownerOfEvent(envelope, opts);
+  if (opts.trust === "operator" && opts.operatorUserId !== undefined) {
+    const claimed = claim.source === "phone_number" ? null : claim.userId;
+    return { userId: opts.operatorUserId, source: "operator", phoneNumber: claim.phoneNumber, vouchedBy: "operator", claimedUserId: claimed, unverified: null };
+  }
+  const clientData = obj(envelope.data["conversation_initiation_client_data"]);
+  const token = obj(clientData["dynamic_variables"])[USER_TOKEN_VARIABLE];
+  // The token is read only when it matters: a claim that is not a telephony number, and not the operator's.
+  const needsToken = claim.userId !== null && claim.source !== "phone_number" && opts.trust !== "operator";
+  return vouch(claim, {
+    trust: opts.trust,
+    token: needsToken ? await verifyUserToken(opts.secrets, token) : { ok: false, reason: "missing" },
+    startedAt: startedAtOf(envelope, opts.nowSeconds),
+    lifetimeSeconds: opts.lifetimeSeconds,
+  });
+}
+
+/**
+ * The memory's share of a transcription. `owner` is the vouched owner (`vouchedOwner`); without it
+ * the claim is taken as it is (pure tests of normalisation).
+ */
+export function normaliseForMemory(envelope: Envelope, opts: NormaliseOptions, owner?: ResolvedUser): MemoryRecord {
+  return memoryRecord(envelope, owner ?? ownerOfEvent(envelope, opts), opts.nowSeconds);
+}
+
+/** The owner a record was made with (what an outbox item keeps to rebuild it). */
+export function ownerOfRecord(r: MemoryRecord): ResolvedUser {
+  return { userId: r.userId, source: r.userIdSource, phoneNumber: r.phoneNumber, vouchedBy: r.vouchedBy, claimedUserId: r.claimedUserId, unverified: r.unverified };
+}
+
+/** Unix seconds. Falls back to the event timestamp, then to the receive time. */
+export function startedAtOf(envelope: Envelope, nowSeconds: number): number {
+  return unixSeconds(obj(envelope.data["metadata"])["start_time_unix_secs"]) ?? envelope.eventTimestamp ?? nowSeconds;
 }
 
 /** The whole record of a transcription, with its owner resolved. */
@@ -227,7 +279,7 @@ function memoryRecord(envelope: Envelope, user: ResolvedUser, nowSeconds: number
     if (value === null || value === undefined || (typeof value === "string" && value.trim() === "")) continue;
     facts.push({ id, value: boundedJson(typeof value === "string" ? clip(value, RECORD_LIMITS.textChars) : value) as Json });
   }
-  const startedAt = unixSeconds(metadata["start_time_unix_secs"]) ?? envelope.eventTimestamp ?? nowSeconds;
+  const startedAt = startedAtOf(envelope, nowSeconds);
   const label = (v: unknown) => clip(nonEmpty(v), RECORD_LIMITS.labelChars);
   return {
     conversationId,
@@ -236,6 +288,9 @@ function memoryRecord(envelope: Envelope, user: ResolvedUser, nowSeconds: number
     status: label(data["status"]),
     userId: user.userId,
     userIdSource: user.source,
+    vouchedBy: user.vouchedBy ?? null,
+    claimedUserId: user.claimedUserId ?? null,
+    unverified: user.unverified ?? null,
     phoneNumber: user.phoneNumber,
     phoneDirection: label(phone["direction"]),
     phoneProvider: label(phone["type"]),

@@ -45,8 +45,8 @@ async function conversationStatements(
         `INSERT INTO conversations (conversation_id, user_id, user_id_source, agent_id, agent_name, status, started_at,
            duration_secs, title, summary, call_successful, termination_reason, main_language, phone_number,
            phone_direction, phone_provider, turn_count, analysis, transcript, transcript_key, event_timestamp, received_at,
-           projected_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           projected_at, vouched_by, claimed_user_id, unverified_reason)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (conversation_id) DO NOTHING`,
       )
       .bind(
@@ -74,6 +74,9 @@ async function conversationStatements(
         meta.receivedAt,
         // A replay keeps the first write's time (ON CONFLICT DO NOTHING): the lag is the first projection's.
         Math.floor(Date.now() / 1000),
+        r.vouchedBy,
+        r.claimedUserId,
+        r.unverified,
       ),
     // The search document, in the same transaction. Only when the row above was inserted (a replay
     // finds the row there and adds nothing): keyed by the row's doc_id, the document is the messages.
@@ -176,6 +179,10 @@ export interface ConversationRow {
   analysis: string | null;
   event_timestamp: number | null;
   received_at: number;
+  /** How the owner was vouched for: token, telephony, operator, claimed (null: no owner, or stored before migration 0005). */
+  vouched_by: string | null;
+  claimed_user_id: string | null;
+  unverified_reason: string | null;
 }
 
 export interface StoredConversation {
@@ -217,7 +224,7 @@ export async function readConversation(
     db.prepare(
       `SELECT conversation_id, user_id, user_id_source, agent_id, agent_name, status, started_at, duration_secs, title,
          summary, call_successful, termination_reason, main_language, phone_number, phone_direction, phone_provider,
-         turn_count, analysis, event_timestamp, received_at${opts.transcript ? ", transcript" : ""}
+         turn_count, analysis, event_timestamp, received_at, vouched_by, claimed_user_id, unverified_reason${opts.transcript ? ", transcript" : ""}
        FROM conversations WHERE conversation_id = ?`,
     ).bind(conversationId),
     db.prepare("SELECT bytes, sha256, stored_at FROM audio WHERE conversation_id = ?").bind(conversationId),
@@ -277,4 +284,51 @@ export async function listConversationsOfUser(
            ORDER BY c.started_at DESC, c.conversation_id DESC LIMIT ?`,
         ).bind(userId, after.startedAt, after.startedAt, after.conversationId, limit);
   return (await stmt.all<ConversationSummary>()).results;
+}
+
+/** Who D1 says owns a conversation (null: no one), or undefined when D1 has no row for it. */
+export async function conversationOwner(db: D1Database, conversationId: string): Promise<string | null | undefined> {
+  const row = await db.prepare("SELECT user_id FROM conversations WHERE conversation_id = ?").bind(conversationId).first<{ user_id: string | null }>();
+  return row === null ? undefined : row.user_id;
+}
+
+/**
+ * An operator attributes an unattributed conversation to `userId` (POST /v1/conversations/:id/attribute).
+ * Only a row with no owner changes (or one already theirs); returns the owner after the call, or
+ * undefined when D1 has no row.
+ */
+export async function attributeConversation(db: D1Database, conversationId: string, userId: string, now: number): Promise<string | null | undefined> {
+  const [, owner] = await db.batch([
+    db
+      .prepare("UPDATE conversations SET user_id = ?, user_id_source = 'operator', vouched_by = 'operator' WHERE conversation_id = ? AND user_id IS NULL")
+      .bind(userId, conversationId),
+    db.prepare("SELECT user_id FROM conversations WHERE conversation_id = ?").bind(conversationId),
+    ...userDirectoryStatements(db, userId, now).slice(0, 1),
+  ]);
+  const row = owner!.results[0] as { user_id: string | null } | undefined;
+  return row === undefined ? undefined : row.user_id;
+}
+
+export type UnattributedSummary = ConversationSummary & { received_at: number; claimed_user_id: string | null; unverified_reason: string | null };
+
+/**
+ * Conversations no one owns (unverified claims and conversations that named no one), newest
+ * received first, strictly after the keyset position `after` (index conversations_unattributed).
+ */
+export async function listUnattributed(
+  db: D1Database,
+  page: { limit: number; after: { receivedAt: number; conversationId: string } | null },
+): Promise<UnattributedSummary[]> {
+  const cols = `${SUMMARY_COLUMNS}, c.received_at, c.claimed_user_id, c.unverified_reason`;
+  const from = "FROM conversations c LEFT JOIN audio a ON a.conversation_id = c.conversation_id WHERE c.user_id IS NULL";
+  const stmt =
+    page.after === null
+      ? db.prepare(`SELECT ${cols} ${from} ORDER BY c.received_at DESC, c.conversation_id DESC LIMIT ?`).bind(page.limit)
+      : db
+          .prepare(
+            `SELECT ${cols} ${from} AND (c.received_at < ? OR (c.received_at = ? AND c.conversation_id < ?))
+             ORDER BY c.received_at DESC, c.conversation_id DESC LIMIT ?`,
+          )
+          .bind(page.after.receivedAt, page.after.receivedAt, page.after.conversationId, page.limit);
+  return (await stmt.all<UnattributedSummary>()).results;
 }

@@ -7,6 +7,7 @@
  */
 import { userDirectoryStatements } from "./conversations";
 import { conversationPrefix, transcriptKey } from "../records/keys";
+import { eraseQuarantined } from "./quarantine";
 
 export interface EraseCounts {
   conversations: number;
@@ -104,6 +105,8 @@ export async function eraseConversations(
     }
     for (const part of chunks([...keys], KEYS_PER_DELETE)) await bucket.delete(part);
     counts.r2_objects += keys.size;
+    // Later events for these conversations kept aside for the operator hold the same conversation.
+    counts.r2_objects += await eraseQuarantined(db, bucket, { conversationIds: mine });
     // The audio's link also lives in the conversation's own object (written before the audio webhook's
     // 200). It goes before the D1 row, which is what leads a retry back here.
     if (forgetAudio) {

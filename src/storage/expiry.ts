@@ -15,6 +15,18 @@ export async function conversationsOfUser(db: D1Database, userId: string, limit:
   return ids(results);
 }
 
+/**
+ * Conversations that claimed this user without proof and so belong to no one (erasure: they may hold
+ * the user's words, and a "forget me" covers them). Index conversations_by_claim.
+ */
+export async function unverifiedClaimsOf(db: D1Database, userId: string, limit: number): Promise<string[]> {
+  const { results } = await db
+    .prepare("SELECT conversation_id FROM conversations WHERE claimed_user_id = ? AND user_id IS NULL LIMIT ?")
+    .bind(userId, limit)
+    .all<{ conversation_id: string }>();
+  return ids(results);
+}
+
 /** This user's conversations that started before `cutoff`, oldest first. */
 export async function expiredOfUser(db: D1Database, userId: string, cutoff: number, limit: number): Promise<string[]> {
   const { results } = await db

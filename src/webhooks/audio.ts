@@ -40,8 +40,10 @@ export async function storeAudio(
   }
   const stored = await upload.complete();
   let duplicate: boolean;
+  let dropped: string | undefined;
   try {
-    ({ duplicate } = await conversationObject(env, conversationId).recordAudio({
+    // An erased conversation's object deletes the bytes itself and answers `dropped` (src/memory/tombstone.ts).
+    ({ duplicate, dropped } = await conversationObject(env, conversationId).recordAudio({
       conversationId,
       agentId,
       key: stored.key,
@@ -54,11 +56,12 @@ export async function storeAudio(
     await upload.discard();
     throw err;
   }
-  countAnswer(duplicate ? "duplicate" : "stored", envelope.type, receivedAt, conversationId);
+  countAnswer(dropped ? "dropped" : duplicate ? "duplicate" : "stored", envelope.type, receivedAt, conversationId);
   return json({
-    status: duplicate ? "duplicate" : "stored",
+    status: dropped ? "dropped" : duplicate ? "duplicate" : "stored",
     type: envelope.type,
     conversation_id: conversationId,
     bytes: stored.bytes,
+    ...(dropped ? { reason: dropped } : {}),
   });
 }

@@ -16,7 +16,7 @@ import { AudioUpload } from "../storage/audio-upload";
 import { newAudioKey } from "../records/keys";
 import { storeAudio } from "./audio";
 import { ingestBody } from "./ingest";
-import { normaliseCallFailure, normaliseForMemory, parseEnvelope, type Envelope } from "../records/payload";
+import { normaliseCallFailure, normaliseForMemory, parseEnvelope, vouchedOwner, type Envelope } from "../records/payload";
 import { checkHeader, signatureMismatch, verifyParsed, type SignatureHeader, type VerifyOptions } from "./signature";
 import { readBody } from "./body";
 import { SignatureCheck } from "./streaming-hmac";
@@ -117,18 +117,24 @@ async function dispatch(env: Env, cfg: Config, envelope: Envelope, raw: Uint8Arr
   const receivedAt = Math.floor(nowMs / 1000);
   switch (envelope.type) {
     case "post_call_transcription": {
-      const record = normaliseForMemory(envelope, {
-        userIdVariable: cfg.userIdVariable,
-        defaultCountryCode: cfg.defaultCountryCode,
-        nowSeconds: receivedAt,
+      const opts = { userIdVariable: cfg.userIdVariable, defaultCountryCode: cfg.defaultCountryCode, nowSeconds: receivedAt };
+      // The verification step: a webhook's app user id counts only with its token (USER_ID_TRUST).
+      const owner = await vouchedOwner(envelope, {
+        ...opts,
+        trust: cfg.userIdTrust === "claimed" ? "claimed" : "token",
+        secrets: cfg.webhookSecrets,
+        lifetimeSeconds: cfg.userTokenLifetimeSeconds,
       });
+      const record = normaliseForMemory(envelope, opts, owner);
       const stored = await recordTranscription(env, record, raw, receivedAt);
-      countAnswer(stored.duplicate ? "duplicate" : "stored", envelope.type, receivedAt, record.conversationId);
+      countAnswer(stored.dropped ? "dropped" : stored.duplicate ? "duplicate" : "stored", envelope.type, receivedAt, record.conversationId);
       return json({
-        status: stored.duplicate ? "duplicate" : "stored",
+        status: stored.dropped ? "dropped" : stored.duplicate ? "duplicate" : "stored",
         type: envelope.type,
         conversation_id: record.conversationId,
         user_id: stored.record.userId,
+        ...(record.claimedUserId !== null ? { claimed_user_id: record.claimedUserId, unverified: record.unverified } : {}),
+        ...(stored.dropped ? { reason: stored.dropped } : {}),
       });
     }
     case "call_initiation_failure": {
