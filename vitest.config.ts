@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 
@@ -6,6 +7,18 @@ import { defineConfig } from "vitest/config";
 // Objects, isolated per test file). Migrations are read here, in Node, and applied by test/setup.ts.
 const migrations = await readD1Migrations("migrations");
 const schemaSql = readFileSync("schema.sql", "utf8");
+
+// The stand-in for ElevenLabs' API (test/global/elevenlabs-api.ts) listens on a free port picked here,
+// because the Worker's ELEVENLABS_API_BASE binding is fixed before any globalSetup runs.
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
+process.env["POSTCALL_FAKE_API_PORT"] ??= String(await freePort());
+const fakeApiBase = `http://127.0.0.1:${process.env["POSTCALL_FAKE_API_PORT"]}`;
 
 export default defineConfig({
   plugins: [
@@ -22,6 +35,9 @@ export default defineConfig({
           // Retention on, at ten years: fixtures (2025) and "now" are inside it, so it removes only the
           // deliberately ancient conversations of test/retention.test.ts.
           RETENTION_DAYS: "3650",
+          // ElevenLabs' API is the local stand-in; the key is test/fake-api/data.ts FAKE_API_KEY.
+          ELEVENLABS_API_BASE: fakeApiBase,
+          ELEVENLABS_API_KEY: "xi-test-key-never-logged,xi-second-key",
         },
       },
     }),
@@ -31,6 +47,7 @@ export default defineConfig({
     // a busy machine (the suite runs in workerd alongside other work), so the limit is only a hang guard.
     testTimeout: 60_000,
     setupFiles: ["./test/setup.ts"],
+    globalSetup: ["./test/global/elevenlabs-api.ts"],
     include: ["test/**/*.test.ts"],
   },
 });

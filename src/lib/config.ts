@@ -32,6 +32,12 @@ export interface Config {
   allowedSourceIps: IpRange[] | null;
   /** How long a context read may be served from this isolate's cache (0: never; src/memory/context-cache.ts). */
   contextCacheSeconds: number;
+  /** ELEVENLABS_API_BASE, without a trailing slash (src/storage/elevenlabs-api.ts). */
+  elevenLabsApiBase: string;
+  /** AUDIO_BACKFILL_AFTER_SECONDS: how long an expected audio webhook is waited for before the API is asked. */
+  audioBackfillAfterSeconds: number;
+  /** AUDIO_BACKFILL: `auto` (when the transcription says `has_audio`), `always` (audio webhooks are on), `off`. */
+  audioBackfill: "auto" | "always" | "off";
 }
 
 export class ConfigError extends ApiError {
@@ -97,6 +103,19 @@ function allowlist(raw: string | undefined): IpRange[] | null {
   }
 }
 
+function apiBase(raw: string | undefined): string {
+  const text = (raw ?? "").trim();
+  if (text === "") return "https://api.elevenlabs.io";
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError("ELEVENLABS_API_BASE", `must be an http(s) URL, got ${JSON.stringify(raw)}`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw new ConfigError("ELEVENLABS_API_BASE", "must be an http(s) URL");
+  return text.replace(/\/+$/, "");
+}
+
 export function parseConfig(env: Env): Config {
   const userIdVariable = (env.USER_ID_VARIABLE ?? "user_id").trim() || "user_id";
   const cc = (env.DEFAULT_COUNTRY_CODE ?? "").trim().replace(/^\+/, "");
@@ -122,6 +141,9 @@ export function parseConfig(env: Env): Config {
       : integer(env, "RETENTION_DAYS", 0, 1, 36_500),
     allowedSourceIps: allowlist(env.ALLOWED_SOURCE_IPS),
     contextCacheSeconds: integer(env, "CONTEXT_CACHE_SECONDS", 0, 0, 300),
+    elevenLabsApiBase: apiBase(env.ELEVENLABS_API_BASE),
+    audioBackfillAfterSeconds: integer(env, "AUDIO_BACKFILL_AFTER_SECONDS", 900, 0, 7 * 24 * 3600),
+    audioBackfill: oneOf(env, "AUDIO_BACKFILL", ["auto", "always", "off"] as const, "auto"),
   };
 }
 
