@@ -83,3 +83,22 @@ CREATE INDEX users_by_activity ON users (last_call_at DESC, user_id DESC);
 -- Contentless: it keeps no copy of the text (the transcript is in `conversations`), and
 -- contentless_delete lets erasure and retention delete a document by rowid, in the batch that deletes its row.
 CREATE VIRTUAL TABLE conversations_fts USING fts5(body, content = '', contentless_delete = 1, detail = 'none', tokenize = 'unicode61 remove_diacritics 2');
+
+-- 0007: history imports (console list; the import's Durable Object is the authority).
+CREATE TABLE imports (
+  import_id TEXT PRIMARY KEY,
+  agent_id TEXT NOT NULL,
+  since INTEGER,
+  include_audio INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  pages INTEGER NOT NULL,
+  seen INTEGER NOT NULL,
+  imported INTEGER NOT NULL,
+  skipped INTEGER NOT NULL,
+  failed INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  finished_at INTEGER
+);
+
+CREATE INDEX imports_by_created ON imports (created_at DESC, import_id DESC);

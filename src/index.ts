@@ -6,6 +6,7 @@ import { getAudio } from "./api/audio";
 import { getContext } from "./api/context";
 import { getConversation, listConversations } from "./api/conversations";
 import { listUsers } from "./api/directory";
+import { backfillAudio, getImport, listImports, startImport } from "./api/imports";
 import { searchTranscripts } from "./api/search";
 import { requireApiKey } from "./lib/http/auth";
 import { idParam } from "./lib/http/params";
@@ -43,6 +44,12 @@ router
   .get("/v1/conversations/:conversationId/audio", (req, env) =>
     getAudio(req, env, idParam(req.params["conversationId"], "conversation_id")),
   )
+  .post("/v1/conversations/:conversationId/audio/backfill", (req, env) =>
+    backfillAudio(env, idParam(req.params["conversationId"], "conversation_id")),
+  )
+  .post("/v1/imports", (req, env) => startImport(req, env))
+  .get("/v1/imports", (_req, env) => listImports(env))
+  .get("/v1/imports/:importId", (req, env) => getImport(env, idParam(req.params["importId"], "import_id")))
   .get("/v1/conversations/:conversationId", (req, env) => getConversation(env, idParam(req.params["conversationId"], "conversation_id")))
   .all("*", (req) => {
     throw KNOWN_PATHS.some((p) => p.test(new URL(req.url).pathname))
@@ -70,6 +77,8 @@ const KNOWN_PATHS = [
   /^\/v1\/users\/[^/]+\/phones\/[^/]+$/,
   /^\/v1\/conversations\/[^/]+$/,
   /^\/v1\/conversations\/[^/]+\/audio$/,
+  /^\/v1\/conversations\/[^/]+\/audio\/backfill$/,
+  /^\/v1\/imports(\/[^/]+)?$/,
 ];
 
 export default {

@@ -21,6 +21,7 @@ const FULL_ONLY: [string, string][] = [
   ["GET", "/v1/conversations/c1/audio"],
   ["POST", "/v1/conversations/c1/audio/backfill"],
   ["POST", "/v1/imports"],
+  ["GET", "/v1/imports"],
   ["GET", "/v1/imports/i1"],
   ["GET", "/v1/forwarding/failures"],
   ["POST", "/v1/forwarding/failures/f1/retry"],

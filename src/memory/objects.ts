@@ -7,15 +7,17 @@ import type { Env } from "../lib/env";
 import { isE164 } from "../records/identity";
 import type { MemoryRecord } from "../records/payload";
 import { contextCache } from "./context-cache";
-import type { ConversationObject, ObjectKind, PhoneObject, UserObject } from "./roles";
+import type { ConversationObject, ImportObject, ObjectKind, PhoneObject, UserObject } from "./roles";
 
 export const userObjectName = (userId: string) => `user:${userId}`;
 export const conversationObjectName = (conversationId: string) => `conversation:${conversationId}`;
+export const importObjectName = (importId: string) => `import:${importId}`;
 
 /** The kind of object a name denotes, or null for a name postcall never gives out. */
 export function kindOfName(name: string): ObjectKind | null {
   if (name.startsWith("user:")) return isE164(name.slice(5)) ? "phone" : "user";
   if (name.startsWith("conversation:")) return "conversation";
+  if (name.startsWith("import:")) return "import";
   return null;
 }
 
@@ -38,6 +40,11 @@ export function phoneObject(env: Env, phoneNumber: string): PhoneObject {
 /** The object of a conversation with no user: its delivery, call failure and audio link. */
 export function conversationObject(env: Env, conversationId: string): ConversationObject {
   return stub(env, conversationObjectName(conversationId)) as ConversationObject;
+}
+
+/** A history import's object (src/memory/imports.ts). */
+export function importObject(env: Env, importId: string): ImportObject {
+  return stub(env, importObjectName(importId)) as ImportObject;
 }
 
 /** The object that owns a conversation's delivery: its user's, or its own when it has no user. */

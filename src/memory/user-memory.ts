@@ -14,9 +14,12 @@ import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../lib/env";
 import type { CallFailureRecord, MemoryRecord } from "../records/payload";
 import { deleteAudioObjects, type AudioLink } from "../storage/audio";
+import { ElevenLabsApiError } from "../storage/elevenlabs-api";
 import * as audioLinks from "./audio-links";
 import { isDuplicate, markSeen, trimSeen } from "./dedupe";
 import { deliver } from "./deliveries";
+import * as backfill from "./audio-backfill";
+import * as imports from "./imports";
 import { eraseStep } from "./erasure";
 import { kindOfName } from "./objects";
 import * as outbox from "./outbox";
@@ -34,8 +37,9 @@ const ALL: roles.ObjectKind[] = ["user", "phone", "conversation"];
 const USERS: roles.ObjectKind[] = ["user", "phone"];
 const PHONE: roles.ObjectKind[] = ["phone"];
 const CONVERSATION: roles.ObjectKind[] = ["conversation"];
+const IMPORT: roles.ObjectKind[] = ["import"];
 
-export class UserMemory extends DurableObject<Env> implements roles.PhoneObject, roles.ConversationObject {
+export class UserMemory extends DurableObject<Env> implements roles.PhoneObject, roles.ConversationObject, roles.ImportObject {
   private readonly sql: SqlStorage;
   private readonly schema: Schema;
   private flushing: Promise<roles.FlushReport> | null = null;
@@ -153,6 +157,52 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     return keys.length;
   }
 
+  // ---- audio backfill (src/memory/audio-backfill.ts) -------------------------------------------------
+
+  async expectAudio(input: { conversationId: string; agentId: string | null; dueAtMs: number }): Promise<void> {
+    this.expect(CONVERSATION, "expectAudio");
+    const now = Math.floor(Date.now() / 1000);
+    this.schema.ensure(now);
+    const at = backfill.expectAudio(this.sql, input, now);
+    if (at !== null) await outbox.scheduleAlarm(this.ctx.storage, at);
+  }
+
+  async backfillAudio(conversationId: string): Promise<roles.BackfillOutcome> {
+    this.expect(CONVERSATION, "backfillAudio");
+    this.schema.ensure(Math.floor(Date.now() / 1000));
+    let outcome: roles.BackfillOutcome;
+    try {
+      outcome = await backfill.backfillAudio(this.env, this.sql, conversationId, null);
+    } catch (err) {
+      if (!(err instanceof ElevenLabsApiError)) throw err;
+      return { status: "failed", reason: err.message };
+    }
+    if (outcome.status === "stored") await outbox.scheduleAlarm(this.ctx.storage, Date.now());
+    return outcome;
+  }
+
+  // ---- history import (src/memory/imports.ts) ---------------------------------------------------------
+
+  async startImport(spec: roles.ImportSpec): Promise<roles.ImportStatus> {
+    this.expect(IMPORT, "startImport");
+    return imports.startImport(this.ctx.storage, this.env, spec);
+  }
+
+  async importStatus(): Promise<roles.ImportStatus | null> {
+    this.expect(IMPORT, "importStatus");
+    return imports.importStatus(this.ctx.storage);
+  }
+
+  private async importAlarm(): Promise<void> {
+    try {
+      const next = await imports.importStep(this.ctx.storage, this.env);
+      if (next !== null) await this.ctx.storage.setAlarm(next);
+    } catch (err) {
+      console.error("import step failed; retrying in 60 s", err instanceof Error ? (err.stack ?? err.message) : String(err));
+      await this.ctx.storage.setAlarm(Date.now() + ALARM_RETRY_MS);
+    }
+  }
+
   // ---- memory --------------------------------------------------------------------------------------
 
   async markAudio(conversationId: string): Promise<void> {
@@ -241,6 +291,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
   // ---- delivery, retention, erasure ---------------------------------------------------------------
 
   override async alarm(): Promise<void> {
+    if (this.ctx.id.name !== undefined && kindOfName(this.ctx.id.name) === "import") return this.importAlarm();
     try {
       await this.flush();
       await retentionFromAlarm(this.retention(), Date.now());

@@ -9,13 +9,15 @@
 import { ApiError, badRequest, json } from "../lib/errors";
 import { config, type Config } from "../lib/config";
 import type { Env } from "../lib/env";
-import { conversationObject, recordTranscription } from "../memory/objects";
+import { conversationObject } from "../memory/objects";
+import { transcriptionArrived } from "../memory/arrival";
+import { storeOtherEvent } from "./other-events";
 import { requireAllowedSource } from "../lib/http/auth";
 import { AudioUpload } from "../storage/audio-upload";
 import { newAudioKey } from "../records/keys";
 import { storeAudio } from "./audio";
 import { ingestBody } from "./ingest";
-import { normaliseCallFailure, normaliseForMemory, parseEnvelope, type Envelope } from "../records/payload";
+import { normaliseCallFailure, parseEnvelope, type Envelope } from "../records/payload";
 import { checkHeader, signatureMismatch, verifyParsed, type SignatureHeader, type VerifyOptions } from "./signature";
 import { readBody } from "./body";
 import { SignatureCheck } from "./streaming-hmac";
@@ -106,21 +108,18 @@ async function ingestStream(
   }
 }
 
+const OTHER_STORED = /^post_call_transcription_otel$|unredacted/;
+
 /** Every event but audio, from its verified raw bytes (the buffered path's semantics). */
 async function dispatch(env: Env, cfg: Config, envelope: Envelope, raw: Uint8Array, nowMs: number): Promise<Response> {
   const receivedAt = Math.floor(nowMs / 1000);
   switch (envelope.type) {
     case "post_call_transcription": {
-      const record = normaliseForMemory(envelope, {
-        userIdVariable: cfg.userIdVariable,
-        defaultCountryCode: cfg.defaultCountryCode,
-        nowSeconds: receivedAt,
-      });
-      const stored = await recordTranscription(env, record, raw, receivedAt);
+      const stored = await transcriptionArrived(env, envelope, raw, { origin: "webhook", receivedAt });
       return json({
         status: stored.duplicate ? "duplicate" : "stored",
         type: envelope.type,
-        conversation_id: record.conversationId,
+        conversation_id: stored.record.conversationId,
         user_id: stored.record.userId,
       });
     }
@@ -130,6 +129,8 @@ async function dispatch(env: Env, cfg: Config, envelope: Envelope, raw: Uint8Arr
       return json({ status: duplicate ? "duplicate" : "stored", type: envelope.type, conversation_id: record.conversationId });
     }
     default:
+      // The OpenTelemetry transcript and the unredacted events: kept raw in R2 (src/webhooks/other-events.ts).
+      if (OTHER_STORED.test(envelope.type)) return storeOtherEvent(env, envelope, raw);
       // New event kinds appear over time; a non-200 would count towards auto-disabling the webhook.
       return json({ status: "ignored", type: envelope.type });
   }
