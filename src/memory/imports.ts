@@ -19,6 +19,7 @@ import { parseEnvelope } from "../records/payload";
 import { ElevenLabsApi, ElevenLabsApiError } from "../storage/elevenlabs-api";
 import { conversationStored, saveImportRow, type ImportRow } from "../storage/imports";
 import { transcriptionArrived } from "./arrival";
+import { conversationObject } from "./objects";
 import type { ImportSpec, ImportState, ImportStatus } from "./roles";
 
 /** Conversations imported per alarm invocation. */
@@ -207,7 +208,11 @@ function retryDelayMs(attempts: number): number {
 type Outcome = "imported" | "skipped" | "unfinished";
 
 async function importOne(env: Env, api: ElevenLabsApi, conversationId: string, includeAudio: boolean): Promise<Outcome> {
-  if (await conversationStored(env.DB, conversationId)) return "skipped";
+  if (await conversationStored(env.DB, conversationId)) {
+    // Already here (an earlier import, or its webhook): only its audio may still be missing.
+    if (includeAudio) await conversationObject(env, conversationId).expectAudio({ conversationId, agentId: null, dueAtMs: Date.now() });
+    return "skipped";
+  }
   const fetched = await api.getConversation(conversationId);
   const status = fetched.data["status"];
   if (typeof status === "string" && !FINISHED.has(status)) return "unfinished";
