@@ -131,3 +131,22 @@ CREATE TABLE conversation_conflicts (
 );
 
 CREATE INDEX conversation_conflicts_by_claimant ON conversation_conflicts (claimed_user_id);
+
+-- 0007: history imports (console list; the import's Durable Object is the authority).
+CREATE TABLE imports (
+  import_id TEXT PRIMARY KEY,
+  agent_id TEXT NOT NULL,
+  since INTEGER,
+  include_audio INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  pages INTEGER NOT NULL,
+  seen INTEGER NOT NULL,
+  imported INTEGER NOT NULL,
+  skipped INTEGER NOT NULL,
+  failed INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  finished_at INTEGER
+);
+
+CREATE INDEX imports_by_created ON imports (created_at DESC, import_id DESC);

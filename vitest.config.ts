@@ -55,12 +55,42 @@ const FORWARD_TEST_SECRETS = [
 ];
 process.env["POSTCALL_TEST_FORWARD_SECRETS"] = FORWARD_TEST_SECRETS.join(",");
 
+// The stand-in for ElevenLabs' API (test/global/elevenlabs-api.ts) listens on a free port picked here,
+// because the Worker's ELEVENLABS_API_BASE binding is fixed before any globalSetup runs.
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
+process.env["POSTCALL_FAKE_API_PORT"] ??= String(await freePort());
+const fakeApiBase = `http://127.0.0.1:${process.env["POSTCALL_FAKE_API_PORT"]}`;
+
 export default defineConfig({
   test: {
     projects: [
       {
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings } })],
-        test: { ...test, name: "postcall", include: ["test/**/*.test.ts"], exclude: ["test/forwarding/**"] },
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                ...bindings,
+                // ElevenLabs' API is the local stand-in (test/global/elevenlabs-api.ts); the key is test/fake-api/data.ts FAKE_API_KEY.
+                ELEVENLABS_API_BASE: fakeApiBase,
+                ELEVENLABS_API_KEY: "xi-test-key-never-logged,xi-second-key",
+              },
+            },
+          }),
+        ],
+        test: {
+          ...test,
+          name: "postcall",
+          include: ["test/**/*.test.ts"],
+          exclude: ["test/forwarding/**"],
+          globalSetup: [...test.globalSetup, "./test/global/elevenlabs-api.ts"],
+        },
       },
       {
         plugins: [

@@ -8,14 +8,18 @@
 // multipart's throughput (median of alternating rounds).
 //
 //   npm run bench:audio                      # defaults: 150 MB body, 3 rounds
-//   npm run bench:audio -- --mb 150 --rounds 5
+//   npm run bench:audio -- --mb 150 --rounds 5 --backfill-mb 60
+//
+// It also measures the audio backfill path (issue 14): postcall fetching a --backfill-mb MP3 (default 60)
+// from a stand-in for ElevenLabs' API (a Node server in this process, on 127.0.0.1) into R2 through
+// POST /v1/conversations/:id/audio/backfill, with the same RSS measure and target as the webhook.
 //
 // Only 127.0.0.1 is contacted. Every wrangler process it starts is stopped (by its process group id)
 // before it exits; local state goes to a temporary directory that is removed at the end.
 import { spawn, spawnSync } from "node:child_process";
 import { createHash, createHmac, randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { request as httpRequest } from "node:http";
+import { createServer, request as httpRequest } from "node:http";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { once } from "node:events";
@@ -27,6 +31,8 @@ const BODY_MB = Number(args.mb ?? 150);
 const ROUNDS = Number(args.rounds ?? 3);
 const MAIN_PORT = Number(args.port ?? 8792);
 const BASELINE_PORT = Number(args["baseline-port"] ?? 8791);
+const BACKFILL_MB = Number(args["backfill-mb"] ?? 60);
+const XI_KEY = "bench-xi-key";
 const SECRET = "whsec_bench_secret";
 const API_KEY = "bench-api-key";
 const DEADLINE_MS = 20 * 60 * 1000;
@@ -59,6 +65,7 @@ function startWrangler(name, config, port, persist) {
     [
       ...WRANGLER, "dev", "-c", config, "--port", String(port), "--ip", "127.0.0.1", "--persist-to", persist, "--log-level", "warn",
       "--var", `ELEVENLABS_WEBHOOK_SECRET:${SECRET}`, "--var", `API_KEY:${API_KEY}`,
+      ...(name === "postcall" ? ["--var", `ELEVENLABS_API_BASE:http://127.0.0.1:${fakeApiPort}`, "--var", `ELEVENLABS_API_KEY:${XI_KEY}`] : []),
     ],
     { env, stdio: ["ignore", "pipe", "pipe"], detached: true },
   );
@@ -195,13 +202,60 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+// ---- the backfill path: a stand-in for ElevenLabs' API --------------------------------------------
+
+const backfillAudio = randomBytes(Math.floor(BACKFILL_MB * MB));
+backfillAudio.write("ID3", 0, "latin1");
+const backfillSha = createHash("sha256").update(backfillAudio).digest("hex");
+const fakeApi = createServer((req, res) => {
+  if (req.headers["xi-api-key"] !== XI_KEY || !/^\/v1\/convai\/conversations\/[^/]+\/audio$/.test(req.url ?? "")) {
+    res.writeHead(404).end();
+    return;
+  }
+  res.writeHead(200, { "content-type": "audio/mpeg" }); // chunked, as a stream
+  let off = 0;
+  const pump = () => {
+    while (off < backfillAudio.length) {
+      const chunk = backfillAudio.subarray(off, off + 64 * 1024);
+      off += chunk.length;
+      if (!res.write(chunk)) return res.once("drain", pump);
+    }
+    res.end();
+  };
+  pump();
+});
+await new Promise((resolve) => fakeApi.listen(0, "127.0.0.1", resolve));
+const fakeApiPort = fakeApi.address().port;
+
+/** One measured backfill of the stand-in's MP3: its time and the peak RSS growth of postcall's workerd. */
+async function measureBackfill(target) {
+  const conversationId = `bench_bf_${randomUUID()}`;
+  const pid = target.workerd;
+  const before = statusKb(pid, "VmRSS");
+  writeFileSync(`/proc/${pid}/clear_refs`, "5");
+  let sampledPeak = before;
+  const sampler = setInterval(() => {
+    sampledPeak = Math.max(sampledPeak, statusKb(pid, "VmRSS"));
+  }, 20);
+  const t0 = process.hrtime.bigint();
+  const res = await fetch(`http://127.0.0.1:${target.port}/v1/conversations/${conversationId}/audio/backfill`, { method: "POST", headers: { Authorization: `Bearer ${API_KEY}` } });
+  const text = await res.text();
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  clearInterval(sampler);
+  const peak = Math.max(statusKb(pid, "VmHWM"), sampledPeak);
+  if (res.status !== 201) throw new Error(`backfill: HTTP ${res.status} ${text}`);
+  const body = JSON.parse(text);
+  if (body.sha256 !== backfillSha || body.bytes !== backfillAudio.length) throw new Error(`backfill stored other bytes: ${text}`);
+  return { mbPerSec: backfillAudio.length / MB / seconds, seconds, growthMb: ((peak - before) * 1024) / MB, beforeMb: (before * 1024) / MB, response: text, conversationId };
+}
+
 // ---- the run --------------------------------------------------------------------------------------
 
 async function main() {
   const migrate = spawnSync(process.execPath, [...WRANGLER, "d1", "migrations", "apply", "DB", "--local", "--persist-to", join(state, "main")], { env, encoding: "utf8" });
   if (migrate.status !== 0) throw new Error(`migrations failed: ${migrate.stderr}`);
 
-  const results = { postcall: [], plain: [], buffered: [], warmup: {} };
+  const results = { postcall: [], plain: [], buffered: [], backfill: [], warmup: {} };
   // One at a time: each wrangler picks a free devtools port near 9229, and two starting at once race for it.
   const mainProc = startWrangler("postcall", "wrangler.toml", MAIN_PORT, join(state, "main"));
   await waitReady(MAIN_PORT);
@@ -233,6 +287,18 @@ async function main() {
   }
   stop(plainProc);
   await once(plainProc, "exit").catch(() => {});
+
+  console.log(`Audio backfill of ${BACKFILL_MB} MB from the stand-in API, through postcall's warm process...`);
+  results.warmup.backfill = await measureBackfill(postcall);
+  for (let round = 1; round <= ROUNDS; round++) {
+    const r = await measureBackfill(postcall);
+    const res = await fetch(`http://127.0.0.1:${MAIN_PORT}/v1/conversations/${r.conversationId}/audio`, { headers: { Authorization: `Bearer ${API_KEY}` } });
+    const hash = createHash("sha256");
+    for await (const chunk of res.body) hash.update(chunk);
+    if (hash.digest("hex") !== backfillSha) throw new Error("backfilled audio read back differs");
+    results.backfill.push(r);
+    console.log(`  round ${round} backfill: ${r.mbPerSec.toFixed(1)} MB/s, RSS +${r.growthMb.toFixed(1)} MB (from ${r.beforeMb.toFixed(0)} MB)`);
+  }
 
   const bufferedProc = startWrangler("buffered", "bench/baseline/wrangler.toml", BASELINE_PORT, join(state, "buffered"));
   await waitReady(BASELINE_PORT);
@@ -277,11 +343,13 @@ function report(results) {
     row("plain multipart", results.plain, "raw body piped to R2 multipart, nothing checked"),
     row("buffered (naive)", results.buffered, "whole body read, verified, parsed, fromBase64, one put"),
     "",
+    `Audio backfill (issue 14): ${BACKFILL_MB} MB of MP3 streamed from a stand-in for ElevenLabs' API (127.0.0.1) into R2 by \`POST /v1/conversations/:id/audio/backfill\`, same process and measure; MB/s is MP3 MB per second. Median ${median(results.backfill.map((r) => r.mbPerSec)).toFixed(1)} MB/s, RSS growth median ${median(results.backfill.map((r) => r.growthMb)).toFixed(1)} MB, max ${Math.max(...results.backfill.map((r) => r.growthMb)).toFixed(1)} MB: within the webhook's 48 MB bound: **${median(results.backfill.map((r) => r.growthMb)) <= 48 ? "met" : "missed"}**.`,
+    "",
     `Targets: RSS growth <= 48 MB: **${growth <= 48 ? "met" : "missed"}** (${growth.toFixed(1)} MB). Throughput >= 0.70 × plain multipart: **${ratio >= 0.7 ? "met" : "missed"}** (${ratio.toFixed(2)}).`,
     "",
     "Per upload (MB/s, RSS growth MB):",
     "",
-    ...["postcall", "plain", "buffered"].map((k) => `- ${k}: ${results[k].map((r) => `${r.mbPerSec.toFixed(1)} / +${r.growthMb.toFixed(1)}`).join(", ")}`),
+    ...["postcall", "plain", "buffered", "backfill"].map((k) => `- ${k}: ${results[k].map((r) => `${r.mbPerSec.toFixed(1)} / +${r.growthMb.toFixed(1)}`).join(", ")}`),
     `- warm-up uploads on cold processes: ${Object.entries(results.warmup).map(([k, r]) => `${k} ${r.mbPerSec.toFixed(1)} / +${r.growthMb.toFixed(1)}`).join(", ")}`,
     "",
   ];
@@ -298,5 +366,6 @@ try {
   process.exitCode = 1;
 } finally {
   clearTimeout(deadline);
+  fakeApi.close();
   cleanup();
 }

@@ -10,6 +10,7 @@ import { attributeConversation, listConversationsOwnedByNoOne } from "./api/attr
 import { listUsers } from "./api/directory";
 import { exportUser } from "./api/export";
 import { recallTool } from "./api/recall";
+import { backfillAudio, getImport, listImports, startImport } from "./api/imports";
 import { searchTranscripts } from "./api/search";
 import { requireApiKey } from "./lib/http/auth";
 import { idParam, optionalIdQuery } from "./lib/http/params";
@@ -58,6 +59,12 @@ router
   .get("/v1/conversations/:conversationId/audio", (req, env) =>
     getAudio(req, env, idParam(req.params["conversationId"], "conversation_id")),
   )
+  .post("/v1/conversations/:conversationId/audio/backfill", (req, env) =>
+    backfillAudio(env, idParam(req.params["conversationId"], "conversation_id")),
+  )
+  .post("/v1/imports", (req, env) => startImport(req, env))
+  .get("/v1/imports", (_req, env) => listImports(env))
+  .get("/v1/imports/:importId", (req, env) => getImport(env, idParam(req.params["importId"], "import_id")))
   .get("/v1/conversations/:conversationId", (req, env) => getConversation(env, idParam(req.params["conversationId"], "conversation_id")))
   .get("/v1/forwarding/failures", (req, env) => listForwardFailures(env, new URL(req.url)))
   .post("/v1/forwarding/failures/:failureId/retry", (req, env) => retryForwardFailure(env, idParam(req.params["failureId"], "failure_id")))
@@ -97,6 +104,8 @@ const KNOWN_PATHS = [
   /^\/v1\/forwarding\/failures\/[^/]+\/retry$/,
   /^\/v1\/conversations$/,
   /^\/v1\/conversations\/[^/]+\/attribute$/,
+  /^\/v1\/conversations\/[^/]+\/audio\/backfill$/,
+  /^\/v1\/imports(\/[^/]+)?$/,
 ];
 
 export default {

@@ -24,6 +24,7 @@ const FULL_ONLY: [string, string][] = [
   ["POST", "/v1/conversations/c1/attribute"],
   ["POST", "/v1/conversations/c1/audio/backfill"],
   ["POST", "/v1/imports"],
+  ["GET", "/v1/imports"],
   ["GET", "/v1/imports/i1"],
   ["GET", "/v1/forwarding/failures"],
   ["POST", "/v1/forwarding/failures/f1/retry"],

@@ -7,19 +7,7 @@ import type { AudioRow } from "../src/storage/audio";
 
 const enc = new TextEncoder();
 
-/** `n` deterministic pseudo-random bytes (xorshift32), fast enough for tens of MB. */
-export function audioBytes(n: number, seed = 0x9e3779b9): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  if (n >= 3) out.set([0x49, 0x44, 0x33]); // "ID3"
-  return out;
-}
+export { audioBytes } from "./fake-api/data";
 
 export function base64Of(bytes: Uint8Array): string {
   const parts: string[] = [];

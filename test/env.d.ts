@@ -14,3 +14,10 @@ declare global {
     }
   }
 }
+
+declare module "vitest" {
+  // test/global/elevenlabs-api.ts: the base URL of the stand-in for ElevenLabs' API.
+  export interface ProvidedContext {
+    elevenLabsApiBase: string;
+  }
+}

@@ -232,14 +232,19 @@ describe("other event types", () => {
     ]);
   });
 
-  it.each(["post_call_transcription_otel", "unredacted_post_call_transcription", "something_new_in_2027"])(
-    "acknowledges %s with 200, ignored",
-    async (type) => {
-      const res = await postWebhook({ type, event_timestamp: nowSeconds(), data: { conversation_id: uid("c"), otlp_traces: {} } });
-      expect(res.status).toBe(200);
-      expect(await res.json()).toEqual({ status: "ignored", type });
-    },
-  );
+  it.each(["something_new_in_2027", "answering_machine_detection"])("acknowledges %s with 200, ignored", async (type) => {
+    const res = await postWebhook({ type, event_timestamp: nowSeconds(), data: { conversation_id: uid("c"), otlp_traces: {} } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: "ignored", type });
+  });
+
+  // Kept raw, never memory: test/other-events.test.ts.
+  it.each(["post_call_transcription_otel", "unredacted_post_call_transcription"])("acknowledges %s with 200, stored", async (type) => {
+    const conversationId = uid("c");
+    const res = await postWebhook({ type, event_timestamp: nowSeconds(), data: { conversation_id: conversationId, agent_id: "a", otlp_traces: {} } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: "stored", type, conversation_id: conversationId });
+  });
 
   it("verifies unknown types too", async () => {
     const res = await postWebhook({ type: "something_new" }, { header: "t=1,v0=" + "0".repeat(64) });

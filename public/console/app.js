@@ -771,6 +771,34 @@ function ownershipView(c) {
   return section;
 }
 
+// ---- history imports (POST /v1/imports runs them; this lists them) ----------------------------
+
+async function renderImports() {
+  const list = h("ul", { class: "list", "aria-label": "Imports" });
+  show(
+    h("h1", {}, "Imports"),
+    h("p", { class: "muted" }, "History imports from ElevenLabs' API, newest first. Start one with POST /v1/imports."),
+    list,
+  );
+  const body = await api("/v1/imports");
+  if (body.imports.length === 0) list.replaceWith(h("p", { class: "card muted" }, "No imports yet."));
+  for (const i of body.imports) {
+    list.append(
+      h(
+        "li",
+        { class: "card" },
+        h("span", { class: "title" }, `${i.agent_id} · ${i.status}`),
+        h(
+          "div",
+          { class: "meta" },
+          `${i.imported} imported · ${i.skipped} skipped · ${i.failed} failed · ${i.seen} seen in ${i.pages} page${i.pages === 1 ? "" : "s"}`,
+        ),
+        h("div", { class: "meta" }, `started ${when(i.created_at)}${i.finished_at ? ` · finished ${when(i.finished_at)}` : ""} · ${i.import_id}`),
+      ),
+    );
+  }
+}
+
 // ---- router ----------------------------------------------------------------------------------
 
 async function route() {
@@ -783,6 +811,7 @@ async function route() {
   try {
     if (parts.length === 0 || (parts[0] === "users" && parts.length === 1)) await renderUsers(params);
     else if (parts[0] === "search") await renderSearch(params);
+    else if (parts[0] === "imports") await renderImports();
     else if (parts[0] === "unattributed") await renderUnattributed(params);
     else if (parts[0] === "forwarding") await renderForwardingFailures();
     else if (parts[0] === "users" && parts[1]) await renderUser(parts[1]);

@@ -169,7 +169,7 @@ export async function getHealthDetails(env: Env, nowMs = Date.now()): Promise<Re
     settled(() => callsPerDay(env.DB, (today - 29) * DAY), "D1 calls per day"),
     settled(() => durationBuckets(env.DB, since30d), "D1 durations"),
     settled(() => projectionLag(env.DB, since24h, since30d - DAY), "D1 projection lag"),
-    settled(() => missingAudio(env.DB, { since30d, since24h, receivedBefore: now - cfg.audioExpectedWithinSeconds }), "D1 missing audio"),
+    settled(() => missingAudio(env.DB, { since30d, since24h, receivedBefore: now - cfg.audioBackfillAfterSeconds }), "D1 missing audio"),
     settled(() => failureSummary(env.DB), "D1 forwarding failures"),
   ]);
   const day = stats ? tallies(stats.window24h) : null;
@@ -225,7 +225,7 @@ export async function getHealthDetails(env: Env, nowMs = Date.now()): Promise<Re
       last_projected_at: iso(lag.lastProjectedAt),
     },
     audio: audio && {
-      expected_within_seconds: cfg.audioExpectedWithinSeconds,
+      expected_within_seconds: cfg.audioBackfillAfterSeconds,
       missing_24h: audio.last24h,
       missing_30d: audio.last30d,
       missing: audio.examples.map((e) => ({ ...e, started_at: iso(e.started_at), received_at: iso(e.received_at) })),

@@ -33,8 +33,6 @@ export interface Config {
   allowedSourceIps: IpRange[] | null;
   /** How long a context read may be served from this isolate's cache (0: never; src/memory/context-cache.ts). */
   contextCacheSeconds: number;
-  /** AUDIO_BACKFILL_AFTER_SECONDS: how long after its transcript a call's audio webhook counts as missing (health page). */
-  audioExpectedWithinSeconds: number;
   /** FORWARD_DESTINATIONS (src/lib/forwarding-config.ts); empty: forwarding is off. */
   forwardDestinations: ForwardDestination[];
   /** FORWARD_SIGNING_SECRET: one Standard Webhooks signature per secret on every delivery. */
@@ -45,6 +43,15 @@ export interface Config {
   forwardTimeoutSeconds: number;
   /** MEMORY_SCOPE: one memory per user ("user"), or per agent and user ("agent"); src/memory/objects.ts `memoryObject`. */
   memoryScope: "user" | "agent";
+  /** ELEVENLABS_API_BASE, without a trailing slash (src/storage/elevenlabs-api.ts). */
+  elevenLabsApiBase: string;
+  /**
+   * AUDIO_BACKFILL_AFTER_SECONDS: how long an expected audio webhook is waited for before the API is
+   * asked (src/memory/audio-backfill.ts); past it, the health page counts the audio as missing.
+   */
+  audioBackfillAfterSeconds: number;
+  /** AUDIO_BACKFILL: `auto` (when the transcription says `has_audio`), `always` (audio webhooks are on), `off`. */
+  audioBackfill: "auto" | "always" | "off";
 }
 
 export class ConfigError extends ApiError {
@@ -120,6 +127,19 @@ function forwarding(env: Env): { destinations: ForwardDestination[]; secrets: st
   }
 }
 
+function apiBase(raw: string | undefined): string {
+  const text = (raw ?? "").trim();
+  if (text === "") return "https://api.elevenlabs.io";
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError("ELEVENLABS_API_BASE", `must be an http(s) URL, got ${JSON.stringify(raw)}`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw new ConfigError("ELEVENLABS_API_BASE", "must be an http(s) URL");
+  return text.replace(/\/+$/, "");
+}
+
 export function parseConfig(env: Env): Config {
   const userIdVariable = (env.USER_ID_VARIABLE ?? "user_id").trim() || "user_id";
   const cc = (env.DEFAULT_COUNTRY_CODE ?? "").trim().replace(/^\+/, "");
@@ -146,12 +166,14 @@ export function parseConfig(env: Env): Config {
       : integer(env, "RETENTION_DAYS", 0, 1, 36_500),
     allowedSourceIps: allowlist(env.ALLOWED_SOURCE_IPS),
     contextCacheSeconds: integer(env, "CONTEXT_CACHE_SECONDS", 0, 0, 300),
-    audioExpectedWithinSeconds: integer(env, "AUDIO_BACKFILL_AFTER_SECONDS", 15 * 60, 0, 7 * 24 * 3600),
     forwardDestinations: forward.destinations,
     forwardSigningSecrets: forward.secrets,
     forwardRetryBaseSeconds: integer(env, "FORWARD_RETRY_BASE_SECONDS", 5, 0, 3600),
     forwardTimeoutSeconds: integer(env, "FORWARD_TIMEOUT_SECONDS", 10, 1, 60),
     memoryScope: oneOf(env, "MEMORY_SCOPE", ["user", "agent"] as const, "user"),
+    elevenLabsApiBase: apiBase(env.ELEVENLABS_API_BASE),
+    audioBackfillAfterSeconds: integer(env, "AUDIO_BACKFILL_AFTER_SECONDS", 900, 0, 7 * 24 * 3600),
+    audioBackfill: oneOf(env, "AUDIO_BACKFILL", ["auto", "always", "off"] as const, "auto"),
   };
 }
 

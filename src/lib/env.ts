@@ -48,6 +48,8 @@ export interface Env {
   ELEVENLABS_API_BASE?: string;
   /** Seconds to wait for an audio webhook before fetching the audio from the API instead. */
   AUDIO_BACKFILL_AFTER_SECONDS?: string;
+  /** `auto` (default: backfill when a transcription says `has_audio`), `always` (audio webhooks are on), `off`. */
+  AUDIO_BACKFILL?: string;
   /** JSON array of forwarding destinations: `[{ "url", "events": [...], "name"? }]`. */
   FORWARD_DESTINATIONS?: string;
   /** Seconds before the first retry of a failed forward (doubling, with jitter; default 5). */

@@ -12,6 +12,7 @@ import { quarantine } from "../storage/quarantine";
 import { putTranscript, transcriptOwner } from "../storage/transcripts";
 import { handOn } from "./forwarding";
 import { phoneObject, userObject } from "./objects";
+import { backfillAudio } from "./audio-backfill";
 import { payloadOf, type OutboxItem, type OutboxKind } from "./outbox";
 import { forgetReverseLink } from "./phone-links";
 import { markAudio } from "./profile";
@@ -84,6 +85,12 @@ const HANDLERS: { [K in OutboxKind]: Handler<K> } = {
 
   async audio_discard({ env }, item) {
     await deleteAudioObjects(env.AUDIO, item.key);
+  },
+
+  async audio_backfill({ env, sql }, item) {
+    const outcome = await backfillAudio(env, sql, item.conversationId, item.agentId);
+    if (outcome.status === "unavailable") console.warn(`audio backfill of ${item.conversationId}: ElevenLabs has no audio for it`);
+    if (outcome.status === "not_configured") console.warn(`audio backfill of ${item.conversationId}: ELEVENLABS_API_KEY is not set; nothing fetched`);
   },
 
   async link({ env, sql }, item) {

@@ -8,11 +8,12 @@ import type { Env } from "../lib/env";
 import { isE164 } from "../records/identity";
 import type { MemoryRecord } from "../records/payload";
 import { contextCache } from "./context-cache";
-import type { ConversationObject, ObjectKind, PhoneObject, StatsObject, UserObject } from "./roles";
+import type { ConversationObject, ImportObject, ObjectKind, PhoneObject, StatsObject, UserObject } from "./roles";
 import { STATS_OBJECT_NAME } from "./stats";
 
 export const userObjectName = (userId: string) => `user:${userId}`;
 export const conversationObjectName = (conversationId: string) => `conversation:${conversationId}`;
+export const importObjectName = (importId: string) => `import:${importId}`;
 /** A user's memory with one agent (MEMORY_SCOPE="agent"); the agent id is escaped so it holds no ":". */
 export const scopedObjectName = (agentId: string, userId: string) => `agent:${encodeURIComponent(agentId)}:user:${userId}`;
 
@@ -25,6 +26,7 @@ export function kindOfName(name: string): ObjectKind | null {
   if (name.startsWith("user:")) return isE164(name.slice(5)) ? "phone" : "user";
   if (name.startsWith("conversation:")) return "conversation";
   if (name === STATS_OBJECT_NAME) return "stats";
+  if (name.startsWith("import:")) return "import";
   return null;
 }
 
@@ -102,6 +104,11 @@ export function conversationObject(env: Env, conversationId: string): Conversati
 /** The one object that keeps the health counters and the failing outboxes (src/memory/stats.ts). */
 export function statsObject(env: Env): StatsObject {
   return stub(env, STATS_OBJECT_NAME) as StatsObject;
+}
+
+/** A history import's object (src/memory/imports.ts). */
+export function importObject(env: Env, importId: string): ImportObject {
+  return stub(env, importObjectName(importId)) as ImportObject;
 }
 
 /** The object that owns a conversation's delivery: its user's, or its own when it has no user. */

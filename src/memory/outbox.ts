@@ -35,6 +35,8 @@ export type OutboxItem =
   | { kind: "audio"; link: AudioLink }
   /** Deletes the R2 object of an audio event that turned out to be a redelivery. */
   | { kind: "audio_discard"; key: string }
+  /** Fetches the audio from ElevenLabs' API unless an audio webhook brought it first (src/memory/audio-backfill.ts). */
+  | { kind: "audio_backfill"; conversationId: string; agentId: string | null }
   /** Tell the number's object that it belongs to this user (queued by the user's object). */
   | { kind: "link"; phoneNumber: string; userId: string; at: number; conversationId: string }
   /** Tell a former owner that the number is no longer theirs (queued by the number's object). */
@@ -54,15 +56,15 @@ export function backoffMs(attempts: number): number {
   return Math.round(base * (0.9 + Math.random() * 0.2));
 }
 
-/** Queues an item, due at once. `now` is Unix seconds (created_at); next_attempt_at is in ms. Returns its seq. */
-export function enqueue(sql: SqlStorage, item: OutboxItem, conversationId: string, now: number): number {
+/** Queues an item, due at once or at `dueAtMs`. `now` is Unix seconds (created_at); next_attempt_at is in ms. Returns its seq. */
+export function enqueue(sql: SqlStorage, item: OutboxItem, conversationId: string, now: number, dueAtMs = Date.now()): number {
   return sql
     .exec<{ seq: number }>(
       "INSERT INTO outbox (kind, conversation_id, body, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?) RETURNING seq",
       item.kind,
       conversationId,
       JSON.stringify(item),
-      Date.now(),
+      dueAtMs,
       now,
     )
     .one().seq;

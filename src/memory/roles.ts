@@ -9,6 +9,7 @@
  *   user:<+E164>            a phone number: a phone-only caller's memory, plus who owns the number
  *   conversation:<id>       a conversation with no user, call failures, and every audio link
  *   stats:global            the health counters and failing outboxes (src/memory/stats.ts)
+ *   import:<id>             one history import from ElevenLabs' API: its cursor, queue and progress
  */
 import type { CallFailureRecord, MemoryRecord } from "../records/payload";
 import type { AudioLink } from "../storage/audio";
@@ -16,7 +17,7 @@ import type { EraseCounts } from "../storage/erase";
 import type { RecallHit } from "./recall";
 import type { MemorySnapshot } from "./variables";
 
-export type ObjectKind = "user" | "phone" | "conversation" | "stats";
+export type ObjectKind = "user" | "phone" | "conversation" | "stats" | "import";
 
 export interface RecordResult {
   duplicate: boolean;
@@ -172,6 +173,10 @@ export interface ConversationObject extends AnyObject {
   audioLink(conversationId: string): Promise<AudioLink | null>;
   /** Erasure or retention of the conversation: deletes its audio objects and wipes this object. */
   forgetConversation(conversationId: string, opts?: { erased?: boolean }): Promise<number>;
+  /** Queues (or brings forward) the audio backfill, unless audio is linked (src/memory/audio-backfill.ts). */
+  expectAudio(input: { conversationId: string; agentId: string | null; dueAtMs: number }): Promise<void>;
+  /** Fetches the audio from ElevenLabs now, unless it is linked already. */
+  backfillAudio(conversationId: string): Promise<BackfillOutcome>;
 }
 
 /** One flush of an isolate's health tallies (src/memory/health-counts.ts). */
@@ -220,4 +225,60 @@ export interface StatsObject {
   recordCounts(batch: CountBatch): Promise<void>;
   reportBacklog(report: BacklogReport): Promise<void>;
   readStats(nowSeconds: number): Promise<StatsView>;
+}
+
+/** `import:<id>`: one history import, driven by its alarm (src/memory/imports.ts). */
+export interface ImportObject {
+  startImport(spec: ImportSpec): Promise<ImportStatus>;
+  /** Null for an id no import was started under. Re-arms a running import's alarm if it was lost. */
+  importStatus(): Promise<ImportStatus | null>;
+}
+
+/** What an audio backfill did (src/memory/audio-backfill.ts). */
+export type BackfillOutcome =
+  /** The audio was fetched, stored and linked. */
+  | { status: "stored"; bytes: number; sha256: string }
+  /** Audio was already linked (the webhook brought it, or an earlier backfill). */
+  | { status: "already_stored"; bytes: number; sha256: string }
+  /** ElevenLabs has no audio for this conversation (404). */
+  | { status: "unavailable" }
+  /** No ELEVENLABS_API_KEY: nothing was fetched. */
+  | { status: "not_configured" }
+  /** The API failed (after its retries) or the stream broke off: nothing was kept (on demand only; the outbox retries). */
+  | { status: "failed"; reason: string };
+
+/** A history import (src/memory/imports.ts). */
+export interface ImportSpec {
+  importId: string;
+  agentId: string;
+  /** Unix seconds: only conversations that started after it. */
+  since: number | null;
+  includeAudio: boolean;
+}
+
+export type ImportState = "running" | "done" | "failed";
+
+export interface ImportStatus {
+  import_id: string;
+  agent_id: string;
+  since: string | null;
+  include_audio: boolean;
+  status: ImportState;
+  /** Imported user ids are vouched for by the operator who started the import (README). */
+  identity: "operator_trusted";
+  pages: number;
+  /** Conversations listed by the API so far. */
+  seen: number;
+  imported: number;
+  /** Already stored (by an earlier import or a webhook): not counted again. */
+  skipped: number;
+  /** Listed but not finished at ElevenLabs (in progress, processing): their webhook will bring them. */
+  unfinished: number;
+  failed: number;
+  failures: { conversation_id: string; reason: string }[];
+  /** Why the import stopped or is waiting (a failed page), without the API key. */
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+  finished_at: string | null;
 }

@@ -15,10 +15,13 @@ import { config } from "../lib/config";
 import type { Env } from "../lib/env";
 import { ownerOfRecord, type CallFailureRecord, type MemoryRecord } from "../records/payload";
 import { deleteAudioObjects, type AudioLink } from "../storage/audio";
+import { ElevenLabsApiError } from "../storage/elevenlabs-api";
 import * as audioLinks from "./audio-links";
 import { backlogOf, clearedBacklog, hasFailedItems, sendBacklog, sentReport, worthReporting, type SentReport } from "./backlog-report";
 import { isDuplicate, markSeen, trimSeen } from "./dedupe";
 import { deliver } from "./deliveries";
+import * as backfill from "./audio-backfill";
+import * as imports from "./imports";
 import { eraseStep, recordDuringErasure } from "./erasure";
 import * as forwarding from "./forwarding";
 import { kindOfName } from "./objects";
@@ -43,10 +46,11 @@ const USERS: roles.ObjectKind[] = ["user", "phone"];
 const PHONE: roles.ObjectKind[] = ["phone"];
 const CONVERSATION: roles.ObjectKind[] = ["conversation"];
 const STATS: roles.ObjectKind[] = ["stats"];
+const IMPORT: roles.ObjectKind[] = ["import"];
 /** Key-value marker: this object's outbox backlog is listed by the stats object (src/memory/backlog-report.ts). */
 const BACKLOG_REPORTED = "health.backlog_reported";
 
-export class UserMemory extends DurableObject<Env> implements roles.PhoneObject, roles.ConversationObject, roles.StatsObject {
+export class UserMemory extends DurableObject<Env> implements roles.PhoneObject, roles.ConversationObject, roles.StatsObject, roles.ImportObject {
   private readonly sql: SqlStorage;
   private readonly schema: Schema;
   private readonly tombstones: Tombstones;
@@ -197,6 +201,52 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     return keys.length;
   }
 
+  // ---- audio backfill (src/memory/audio-backfill.ts) -------------------------------------------------
+
+  async expectAudio(input: { conversationId: string; agentId: string | null; dueAtMs: number }): Promise<void> {
+    this.expect(CONVERSATION, "expectAudio");
+    const now = Math.floor(Date.now() / 1000);
+    this.schema.ensure(now);
+    const at = backfill.expectAudio(this.sql, input, now);
+    if (at !== null) await outbox.scheduleAlarm(this.ctx.storage, at);
+  }
+
+  async backfillAudio(conversationId: string): Promise<roles.BackfillOutcome> {
+    this.expect(CONVERSATION, "backfillAudio");
+    this.schema.ensure(Math.floor(Date.now() / 1000));
+    let outcome: roles.BackfillOutcome;
+    try {
+      outcome = await backfill.backfillAudio(this.env, this.sql, conversationId, null);
+    } catch (err) {
+      if (!(err instanceof ElevenLabsApiError)) throw err;
+      return { status: "failed", reason: err.message };
+    }
+    if (outcome.status === "stored") await outbox.scheduleAlarm(this.ctx.storage, Date.now());
+    return outcome;
+  }
+
+  // ---- history import (src/memory/imports.ts) ---------------------------------------------------------
+
+  async startImport(spec: roles.ImportSpec): Promise<roles.ImportStatus> {
+    this.expect(IMPORT, "startImport");
+    return imports.startImport(this.ctx.storage, this.env, spec);
+  }
+
+  async importStatus(): Promise<roles.ImportStatus | null> {
+    this.expect(IMPORT, "importStatus");
+    return imports.importStatus(this.ctx.storage);
+  }
+
+  private async importAlarm(): Promise<void> {
+    try {
+      const next = await imports.importStep(this.ctx.storage, this.env);
+      if (next !== null) await this.ctx.storage.setAlarm(next);
+    } catch (err) {
+      console.error("import step failed; retrying in 60 s", err instanceof Error ? (err.stack ?? err.message) : String(err));
+      await this.ctx.storage.setAlarm(Date.now() + ALARM_RETRY_MS);
+    }
+  }
+
   // ---- memory --------------------------------------------------------------------------------------
 
   async markAudio(conversationId: string): Promise<void> {
@@ -339,6 +389,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
   // ---- delivery, retention, erasure ---------------------------------------------------------------
 
   override async alarm(): Promise<void> {
+    if (this.ctx.id.name !== undefined && kindOfName(this.ctx.id.name) === "import") return this.importAlarm();
     try {
       await this.expireTombstone();
       await this.flush();

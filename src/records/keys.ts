@@ -30,3 +30,15 @@ export const transcriptKey = (conversationId: string) => `${conversationPrefix(c
  * the conversation's Durable Object and in D1 `audio` (docs/storage.md).
  */
 export const newAudioKey = () => `audio/${crypto.randomUUID()}.mp3`;
+
+/** The raw `post_call_transcription_otel` body (OTLP JSON traces), under its conversation when it names one. */
+export const otelKey = (conversationId: string) => `${conversationPrefix(conversationId)}otel.json`;
+
+/** An OTLP body that names no usable conversation: kept, under its own id, for the operator. */
+export const lonelyOtelKey = () => `otel/${crypto.randomUUID()}.json`;
+
+/**
+ * The raw unredacted transcript event, apart from the redacted one (`transcript.json`): never read by
+ * any endpoint, and under the conversation's prefix so that erasing the conversation erases it.
+ */
+export const unredactedTranscriptKey = (conversationId: string) => `${conversationPrefix(conversationId)}unredacted/transcript.json`;

@@ -12,6 +12,7 @@ import { badRequest, json } from "../lib/errors";
 import type { Env } from "../lib/env";
 import { countAnswer } from "../memory/health-counts";
 import { conversationObject } from "../memory/objects";
+import { audioWebhookFailed } from "../memory/arrival";
 import { isValidId } from "../lib/ids";
 import type { AudioUpload } from "../storage/audio-upload";
 import type { IngestedBody } from "./ingest";
@@ -38,7 +39,14 @@ export async function storeAudio(
   if (body.audioError) {
     throw badRequest("invalid_audio", `\`data.full_audio\` is not valid base64: ${body.audioError.message}`);
   }
-  const stored = await upload.complete();
+  let stored;
+  try {
+    stored = await upload.complete();
+  } catch (err) {
+    // A 5xx loses this audio (ElevenLabs never retries it): fetch it from the API at once instead.
+    await audioWebhookFailed(env, conversationId, agentId);
+    throw err;
+  }
   let duplicate: boolean;
   let dropped: string | undefined;
   try {
@@ -52,8 +60,9 @@ export async function storeAudio(
       receivedAt,
     }));
   } catch (err) {
-    // Not acknowledged: remove the object rather than leave it unlinked.
+    // Not acknowledged: remove the object rather than leave it unlinked, and fetch it from the API.
     await upload.discard();
+    await audioWebhookFailed(env, conversationId, agentId);
     throw err;
   }
   countAnswer(dropped ? "dropped" : duplicate ? "duplicate" : "stored", envelope.type, receivedAt, conversationId);

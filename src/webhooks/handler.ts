@@ -9,14 +9,16 @@
 import { ApiError, badRequest, json } from "../lib/errors";
 import { config, type Config } from "../lib/config";
 import type { Env } from "../lib/env";
-import { conversationObject, recordTranscription } from "../memory/objects";
+import { conversationObject } from "../memory/objects";
+import { transcriptionArrived } from "../memory/arrival";
 import { countAnswer, counted } from "../memory/health-counts";
+import { storeOtherEvent } from "./other-events";
 import { requireAllowedSource } from "../lib/http/auth";
 import { AudioUpload } from "../storage/audio-upload";
 import { newAudioKey } from "../records/keys";
 import { storeAudio } from "./audio";
 import { ingestBody } from "./ingest";
-import { normaliseCallFailure, normaliseForMemory, parseEnvelope, vouchedOwner, type Envelope } from "../records/payload";
+import { normaliseCallFailure, parseEnvelope, type Envelope } from "../records/payload";
 import { checkHeader, signatureMismatch, verifyParsed, type SignatureHeader, type VerifyOptions } from "./signature";
 import { readBody } from "./body";
 import { SignatureCheck } from "./streaming-hmac";
@@ -112,26 +114,20 @@ async function ingestStream(
   }
 }
 
+const OTHER_STORED = /^post_call_transcription_otel$|unredacted/;
+
 /** Every event but audio, from its verified raw bytes (the buffered path's semantics). */
 async function dispatch(env: Env, cfg: Config, envelope: Envelope, raw: Uint8Array, nowMs: number): Promise<Response> {
   const receivedAt = Math.floor(nowMs / 1000);
   switch (envelope.type) {
     case "post_call_transcription": {
-      const opts = { userIdVariable: cfg.userIdVariable, defaultCountryCode: cfg.defaultCountryCode, nowSeconds: receivedAt };
-      // The verification step: a webhook's app user id counts only with its token (USER_ID_TRUST).
-      const owner = await vouchedOwner(envelope, {
-        ...opts,
-        trust: cfg.userIdTrust === "claimed" ? "claimed" : "token",
-        secrets: cfg.webhookSecrets,
-        lifetimeSeconds: cfg.userTokenLifetimeSeconds,
-      });
-      const record = normaliseForMemory(envelope, opts, owner);
-      const stored = await recordTranscription(env, record, raw, receivedAt);
+      const stored = await transcriptionArrived(env, envelope, raw, { origin: "webhook", receivedAt });
+      const record = stored.normalised;
       countAnswer(stored.dropped ? "dropped" : stored.duplicate ? "duplicate" : "stored", envelope.type, receivedAt, record.conversationId);
       return json({
         status: stored.dropped ? "dropped" : stored.duplicate ? "duplicate" : "stored",
         type: envelope.type,
-        conversation_id: record.conversationId,
+        conversation_id: stored.record.conversationId,
         user_id: stored.record.userId,
         ...(record.claimedUserId !== null ? { claimed_user_id: record.claimedUserId, unverified: record.unverified } : {}),
         ...(stored.dropped ? { reason: stored.dropped } : {}),
@@ -144,6 +140,8 @@ async function dispatch(env: Env, cfg: Config, envelope: Envelope, raw: Uint8Arr
       return json({ status: duplicate ? "duplicate" : "stored", type: envelope.type, conversation_id: record.conversationId });
     }
     default:
+      // The OpenTelemetry transcript and the unredacted events: kept raw in R2 (src/webhooks/other-events.ts).
+      if (OTHER_STORED.test(envelope.type)) return storeOtherEvent(env, envelope, raw);
       // New event kinds appear over time; a non-200 would count towards auto-disabling the webhook.
       countAnswer("ignored", envelope.type, receivedAt);
       return json({ status: "ignored", type: envelope.type });
