@@ -10,7 +10,7 @@ import { importObjectName } from "../src/memory/objects";
 import type { ImportStatus, MemoryView } from "../src/memory/roles";
 import { api } from "./api-helpers";
 import { FAKE_API_KEY, audioOf, conversationIdOf } from "./fake-api/data";
-import { d1Count, postWebhook } from "./helpers";
+import { d1Count, postWebhook, withToken } from "./helpers";
 import { restartObject, userMemory } from "./objects";
 
 const base = inject("elevenLabsApiBase");
@@ -57,7 +57,8 @@ async function postTwinWebhooks(count: number): Promise<void> {
     await Promise.all(
       ids.slice(i, i + 10).map(async (id) => {
         const data = await (await fetch(`${base}/v1/convai/conversations/${id}`, { headers: { "xi-api-key": FAKE_API_KEY } })).json<Record<string, any>>();
-        const event = { type: "post_call_transcription", event_timestamp: data.metadata.start_time_unix_secs + data.metadata.call_duration_secs, data };
+        // Integrated the way the README says: the session carried the user's postcall_user_token.
+        const event = withToken({ type: "post_call_transcription", event_timestamp: data.metadata.start_time_unix_secs + data.metadata.call_duration_secs, data });
         const res = await postWebhook(event);
         expect(res.status, await res.text()).toBe(200);
       }),
@@ -117,7 +118,7 @@ describe("POST /v1/imports", () => {
 
   it("imports each conversation once when the same conversation also arrives by webhook", async () => {
     const data = await (await fetch(`${base}/v1/convai/conversations/small-c4`, { headers: { "xi-api-key": FAKE_API_KEY } })).json<Record<string, any>>();
-    const res = await postWebhook({ type: "post_call_transcription", event_timestamp: 1, data });
+    const res = await postWebhook(withToken({ type: "post_call_transcription", event_timestamp: 1, data }));
     expect(res.status, await res.text()).toBe(200);
     const importId = await start({ agent_id: "agent_small" });
     const done = await waitFor(importId, (s) => s.status !== "running");
