@@ -166,6 +166,16 @@ const misses = answerable
     expected: o.q.answers.map((a) => a.conversation_id),
     got: o.list.slice(0, 2).map((res) => `${res.conversation_id} ${res.speaker}: ${String(res.text).slice(0, 80)}`),
   }));
+// Found, but not first: where ranking (not matching) lost, e.g. an old value above the new one.
+const notFirst = answerable
+  .filter((o) => o.rank > 1)
+  .map((o) => ({
+    id: o.q.id,
+    category: o.q.category,
+    query: o.q.query,
+    rank: o.rank,
+    first: o.list[0] ? `${o.list[0].conversation_id} ${o.list[0].speaker}: ${String(o.list[0].text).slice(0, 80)}` : null,
+  }));
 const falseHits = empty
   .filter((o) => o.list.length > 0)
   .map((o) => ({ id: o.q.id, category: o.q.category, query: o.q.query, got: o.list.length }));
@@ -187,6 +197,7 @@ const report = {
   malformedExamples: malformed.slice(0, 5).map((o) => ({ id: o.q.id, problems: [...new Set(o.problems)] })),
   latencyMs: { p50: median(latencies), p99: p(0.99), note: "sequential requests, for information: npm run bench measures speed" },
   misses,
+  notFirst,
   nonEmptyOnEmptyQuestions: falseHits,
 };
 
@@ -219,6 +230,13 @@ else {
   for (const [c, ms] of Object.entries(grouped)) {
     console.log(`  ${c} (${ms.length}):`);
     for (const m of ms) console.log(`    ${m.id} ${JSON.stringify(m.query)} -> ${m.got.length ? m.got.join(" | ") : "(no results)"}`);
+  }
+  console.log(`\nFound but not first (${notFirst.length}), by category (at most 5 each; all in results.json):`);
+  const below = {};
+  for (const m of notFirst) (below[m.category] ??= []).push(m);
+  for (const [c, ms] of Object.entries(below)) {
+    console.log(`  ${c} (${ms.length}):`);
+    for (const m of ms.slice(0, 5)) console.log(`    ${m.id} ${JSON.stringify(m.query)} at rank ${m.rank}; first: ${m.first}`);
   }
 }
 

@@ -37,11 +37,15 @@ const OUT = new URL("./set.json", import.meta.url);
 const rng = generator(SEED);
 const int = (lo, hi) => lo + Math.floor(rng() * (hi - lo + 1));
 const pick = (list) => list[Math.floor(rng() * list.length)];
-/** Draws without replacement from a pool shared by the whole set, so a name belongs to one user. */
+/**
+ * Draws without replacement from a pool shared by the whole set, so a name mostly belongs to one
+ * user; once the pool is used up it starts again (cross-user questions check the asking user's own
+ * words, so a reused name is never asked as someone else's).
+ */
 function drawer(list) {
-  const left = [...list];
+  let left = [];
   return () => {
-    if (left.length === 0) throw new Error(`pool exhausted: ${list.slice(0, 3).join(", ")}...`);
+    if (left.length === 0) left = [...list];
     return left.splice(Math.floor(rng() * left.length), 1)[0];
   };
 }
@@ -128,19 +132,33 @@ const when = (date) => `${DAYS[(date.getUTCDay() + 6) % 7] ?? "Monday"}, ${MONTH
 const later = (date, days) => new Date(date.getTime() + days * 86_400_000);
 
 const TOPICS = {
-  dentist(u, at) {
+  dentist(u, at, callIndex) {
     const dr = `Dr. ${person.surname()}`;
     const clinic = drawClinic();
     const street = pick(STREETS);
     const appt = later(at, int(5, 20));
     const day = `${MONTHS[appt.getUTCMonth()]} ${ORDINAL(appt.getUTCDate())}`;
-    u.facts.dentist = dr;
+    // A second dentist call replaces the first dentist: the fact changes (the issue's own example).
+    const before = u.dentist;
+    u.dentist = { dr, callIndex };
+    const opening = before
+      ? `${before.dr} is leaving the practice next month, so I need a new dentist. Can you find me someone good nearby?`
+      : "One of my fillings came loose last night and my old dentist has retired. Can you find me someone good nearby?";
+    const changed = before
+      ? [
+          { category: "fact_new", query: "current dentist name", turn: 1, needle: dr },
+          { category: "fact_old", query: "previous dentist before the new one", turn: 0, needle: before.dr, also: [{ callIndex: before.callIndex, turn: 1, needle: before.dr }] },
+        ]
+      : [];
     return {
-      title: "Finding a new dentist",
-      summary: `The caller's filling came loose and they needed a new dentist. The agent recommended ${dr} at ${clinic} on ${street} and booked a check-up for ${day}.`,
+      title: before ? "Replacing the dentist" : "Finding a new dentist",
+      summary: before
+        ? `${before.dr} is leaving, so the caller needed another dentist. The agent recommended ${dr} at ${clinic} on ${street} and booked a check-up for ${day}.`
+        : `The caller's filling came loose and they needed a new dentist. The agent recommended ${dr} at ${clinic} on ${street} and booked a check-up for ${day}.`,
       facts: { dentist: dr },
+      changed,
       turns: [
-        ["user", "One of my fillings came loose last night and my old dentist has retired. Can you find me someone good nearby?"],
+        ["user", opening],
         ["agent", `I'd recommend ${dr} at ${clinic}, on ${street}. Patients rate them highly and they take new patients.`],
         ["user", "That sounds fine. Do they have anything soon?"],
         ["agent", `They can see you on ${when(appt)} at 10:30 in the morning for a check-up and the filling.`],
@@ -148,11 +166,11 @@ const TOPICS = {
         ["agent", `Done: ${day} at 10:30 with ${dr}. Bring your insurance card and arrive ten minutes early.`],
       ],
       qs: [
-        { category: "exact", query: "dentist recommended", turn: 1, needle: dr },
+        { generic: true, category: "exact", query: "dentist recommended", turn: 1, needle: dr },
         { category: "name", query: `${dr} appointment`, turn: 5, needle: dr },
         { category: "date", query: `dentist appointment ${MONTHS[appt.getUTCMonth()]}`, turn: 5, needle: day },
-        { category: "synonym", query: "tooth doctor suggestion", turn: 1, needle: dr },
-        { category: "stem", query: "dentists recommending", turn: 1, needle: dr },
+        { generic: true, category: "synonym", query: "tooth doctor suggestion", turn: 1, needle: dr },
+        { generic: true, category: "stem", query: "dentists recommending", turn: 1, needle: dr },
       ],
     };
   },
@@ -174,11 +192,11 @@ const TOPICS = {
         ["agent", `They quoted ${quote} dollars including parts, and they'll call thirty minutes before arriving.`],
       ],
       qs: [
-        { category: "stem", query: "sink leaks", turn: 0, needle: "leaking" },
-        { category: "number", query: "plumber quote dollars", turn: 5, needle: String(quote) },
+        { generic: true, category: "stem", query: "sink leaks", turn: 0, needle: "leaking" },
+        { generic: true, category: "number", query: "plumber quote dollars", turn: 5, needle: String(quote) },
         { category: "name", query: `${who} plumber`, turn: 3, needle: who },
-        { category: "paraphrase", query: "who is coming to fix the kitchen sink", turn: 3, needle: who },
-        { category: "synonym", query: "pipe repair tradesman", turn: 3, needle: who },
+        { generic: true, category: "paraphrase", query: "who is coming to fix the kitchen sink", turn: 3, needle: who },
+        { generic: true, category: "synonym", query: "pipe repair tradesman", turn: 3, needle: who },
       ],
     };
   },
@@ -200,7 +218,7 @@ const TOPICS = {
         { category: "number", query: `order ${order}`, turn: 0, needle: order },
         { category: "stem", query: `refunded ${product}`, turn: 3, needle: String(refund) },
         { category: "paraphrase", query: `how much money back for the ${product}`, turn: 3, needle: String(refund) },
-        { category: "synonym", query: "reimbursement parcel never came", turn: 3, needle: String(refund) },
+        { generic: true, category: "synonym", query: "reimbursement parcel never came", turn: 3, needle: String(refund) },
       ],
     };
   },
@@ -225,7 +243,7 @@ const TOPICS = {
         { category: "number", query: `${dest} flight confirmation code`, turn: 3, needle: conf },
         { category: "exact", query: `${airline} flight ${dest}`, turn: 0, needle: dest },
         { category: "date", query: `flight ${MONTHS[fly.getUTCMonth()]} ${fly.getUTCDate()}`, turn: 1, needle: MONTHS[fly.getUTCMonth()] },
-        { category: "synonym", query: "plane ticket reference for the conference trip", turn: 3, needle: conf },
+        { generic: true, category: "synonym", query: "plane ticket reference for the conference trip", turn: 3, needle: conf },
       ],
     };
   },
@@ -247,7 +265,7 @@ const TOPICS = {
       qs: [
         { category: "name", query: `${pet} vet`, turn: 1, needle: vet },
         { category: "stem", query: `${pet} vaccination`, turn: 0, needle: pet },
-        { category: "synonym", query: "puppy jabs appointment", turn: 1, needle: vet },
+        { generic: true, category: "synonym", query: "puppy jabs appointment", turn: 1, needle: vet },
       ],
     };
   },
@@ -268,9 +286,9 @@ const TOPICS = {
       ],
       qs: [
         { category: "exact", query: `${car} service garage`, turn: 1, needle: garage },
-        { category: "number", query: "car service estimate", turn: 1, needle: String(price) },
-        { category: "stem", query: "squeaky brake", turn: 2, needle: "brakes" },
-        { category: "synonym", query: "automobile maintenance cost", turn: 1, needle: String(price) },
+        { generic: true, category: "number", query: "car service estimate", turn: 1, needle: String(price) },
+        { generic: true, category: "stem", query: "squeaky brake", turn: 2, needle: "brakes" },
+        { generic: true, category: "synonym", query: "automobile maintenance cost", turn: 1, needle: String(price) },
       ],
     };
   },
@@ -292,7 +310,7 @@ const TOPICS = {
       qs: [
         { category: "name", query: `${place}`, turn: 1, needle: place },
         { category: "stem", query: `${occasion} reservation`, turn: 3, needle: place },
-        { category: "synonym", query: "dinner booking for our special night", turn: 3, needle: place },
+        { generic: true, category: "synonym", query: "dinner booking for our special night", turn: 3, needle: place },
       ],
     };
   },
@@ -312,8 +330,8 @@ const TOPICS = {
       ],
       qs: [
         { category: "number", query: `claim ${claim}`, turn: 1, needle: claim },
-        { category: "paraphrase", query: "insurance claim number flooded floor", turn: 1, needle: claim },
-        { category: "synonym", query: "policy payout estimate", turn: 3, needle: String(amount) },
+        { generic: true, category: "paraphrase", query: "insurance claim number flooded floor", turn: 1, needle: claim },
+        { generic: true, category: "synonym", query: "policy payout estimate", turn: 3, needle: String(amount) },
       ],
     };
   },
@@ -332,7 +350,7 @@ const TOPICS = {
       ],
       qs: [
         { category: "exact", query: `${med} refill`, turn: 1, needle: shop },
-        { category: "synonym", query: "pick up my medicine where", turn: 1, needle: shop },
+        { generic: true, category: "synonym", query: "pick up my medicine where", turn: 1, needle: shop },
       ],
     };
   },
@@ -354,7 +372,7 @@ const TOPICS = {
       qs: [
         { category: "name", query: `${klass} class trainer`, turn: 1, needle: trainer },
         { category: "paraphrase", query: `which evening is ${klass}`, turn: 1, needle: day },
-        { category: "synonym", query: "workout instructor name", turn: 1, needle: trainer },
+        { generic: true, category: "synonym", query: "workout instructor name", turn: 1, needle: trainer },
       ],
     };
   },
@@ -373,18 +391,52 @@ const TOPICS = {
       ],
       qs: [
         { category: "number", query: `card ending ${last4}`, turn: 1, needle: last4 },
-        { category: "stem", query: "frozen cards replacement", turn: 1, needle: last4 },
-        { category: "synonym", query: "misplaced wallet plastic", turn: 0, needle: last4 },
+        { generic: true, category: "stem", query: "frozen cards replacement", turn: 1, needle: last4 },
+        { generic: true, category: "synonym", query: "misplaced wallet plastic", turn: 0, needle: last4 },
       ],
     };
   },
 };
 
+// Check-in calls: the caller mentions errands in passing, with none of their details. They hold no
+// answers; they are there because real histories have them, and they compete with the answering call
+// for every generic question ("dentist recommended" also matches "I keep putting off the dentist").
+const IN_PASSING = {
+  dentist: "I keep putting off the dentist, that tooth still aches a bit.",
+  plumber: "The kitchen sink is acting up again, I may need a plumber at some point.",
+  order: "I might order another one of those online, I haven't decided.",
+  flight: "We're thinking about a flight somewhere warm next year.",
+  vet: "The dog has been very lazy lately, nothing for the vet yet.",
+  car: "The car makes a noise on cold mornings, I'll mention it at the next service.",
+  restaurant: "We had a lovely dinner out last weekend, no table needed this time.",
+  insurance: "I should check what my insurance policy actually covers.",
+  pharmacy: "Remind me to ask the doctor about my prescription next time.",
+  gym: "I skipped my class at the gym this week, too tired.",
+  bank: "My bank app keeps logging me out, so annoying.",
+};
+function checkIn(mentions) {
+  const [a, b] = mentions;
+  return {
+    title: "Quick check-in",
+    summary: `The caller checked in with nothing urgent; they mentioned ${a} and ${b} in passing.`,
+    facts: {},
+    turns: [
+      ["user", "Nothing urgent today, just checking in."],
+      ["agent", "Always nice to hear from you. How have things been?"],
+      ["user", IN_PASSING[a]],
+      ["agent", "Noted. Shall I do anything about it now?"],
+      ["user", `Not yet, thanks. ${IN_PASSING[b]}`],
+      ["agent", "Understood, just let me know when you'd like me to sort it out."],
+    ],
+    qs: [],
+  };
+}
+
 // ---- users and their histories ---------------------------------------------------------------------
 
 const USERS = 32;
-const CALLS_MIN = 4;
-const CALLS_MAX = 6;
+const CALLS_MIN = 6;
+const CALLS_MAX = 9;
 const START = Date.UTC(2026, 2, 2, 9, 0, 0); // 2026-03-02
 const END = Date.UTC(2026, 10, 20, 18, 0, 0); // 2026-11-20
 const AGENT_ID = "agent_01jrecall0concierge0000000";
@@ -407,10 +459,24 @@ function userHistory(index) {
   const first = person.first();
   const userId = `usr_${String(index + 1).padStart(3, "0")}_${first.toLowerCase()}`;
   const u = { userId, name: `${first} ${person.surname()}`, facts: {} };
-  const nCalls = int(CALLS_MIN, CALLS_MAX);
-  // Everyone moves house once (a fact that changes); other topics drawn without repetition.
-  const topics = shuffle(Object.keys(TOPICS)).slice(0, nCalls - 1);
-  const movingAt = int(1, nCalls - 1); // never the first call: the first call states the old city
+  const CHECK_INS = 2;
+  const errands = int(CALLS_MIN, CALLS_MAX);
+  const nCalls = errands + CHECK_INS;
+  // Everyone moves house once (a fact that changes). The other calls' errands: distinct ones, plus one
+  // or two done twice (another order, another flight, a second dentist), so a question has to pick
+  // the right one of two similar calls; every other user replaces their dentist.
+  const repeats = int(1, 2);
+  const dentists = index % 2 === 0 ? 2 : 0;
+  const extra = dentists ? repeats - 1 : repeats;
+  const pool = Object.keys(TOPICS).filter((k) => !(dentists && k === "dentist"));
+  const distinct = shuffle(pool).slice(0, errands - 1 - dentists - extra);
+  const twice = [...Array(dentists).fill("dentist"), ...shuffle(distinct.filter((k) => k !== "dentist")).slice(0, extra)];
+  const topics = shuffle([...distinct, ...twice]);
+  if (topics.length !== errands - 1) throw new Error(`user ${index}: ${topics.length} topics for ${errands - 1} errands`);
+  // Where the check-ins go (never first: the first call says where the caller lives).
+  const checkInAt = new Set(shuffle(Array.from({ length: nCalls - 1 }, (_, i) => i + 1)).slice(0, CHECK_INS));
+  let movingAt = int(1, nCalls - 1); // never the first call: the first call states the old city
+  while (checkInAt.has(movingAt)) movingAt = int(1, nCalls - 1);
   const times = Array.from({ length: nCalls }, () => int(START, END)).sort((a, b) => a - b);
   const oldCity = pick(CITIES);
   let newCity = pick(CITIES);
@@ -419,10 +485,15 @@ function userHistory(index) {
   const newStreet = pick(STREETS.filter((s) => s !== oldStreet));
   const calls = [];
   let topicIndex = 0;
+  let topic = null;
   for (let c = 0; c < nCalls; c++) {
     const at = new Date(Math.floor(times[c] / 1000) * 1000);
     let t;
-    if (c === movingAt) {
+    if (checkInAt.has(c)) {
+      topic = "check-in";
+      t = checkIn(shuffle(topics.filter((k) => k in IN_PASSING).concat(["car", "bank"])).slice(0, 2));
+    } else if (c === movingAt) {
+      topic = "moving";
       t = {
         title: `Moving to ${newCity}`,
         summary: `The caller is moving from ${oldCity} to ${newCity} (${int(2, 90)} ${newStreet}). The agent updated their address and set up mail forwarding.`,
@@ -440,7 +511,8 @@ function userHistory(index) {
         moving: true,
       };
     } else {
-      t = TOPICS[topics[topicIndex++]](u, at);
+      topic = topics[topicIndex++];
+      t = TOPICS[topic](u, at, c);
     }
     // The first call also says where the caller lives (the fact that changes later).
     const facts = { ...t.facts };
@@ -473,7 +545,19 @@ function userHistory(index) {
       summary: t.summary,
       facts,
       turns: turns.map(([role, message]) => ({ role, message })),
-      qs: t.qs.map((q) => ({ ...q, turn: shift(q.turn) })),
+      topic,
+      qs: t.qs.map((q, qi) => ({ ...q, qi, turn: shift(q.turn) })),
+      // Questions about a value this call changed; `also`: earlier calls that answer too.
+      changed: (t.changed ?? []).map(({ also, ...q }) => ({
+        ...q,
+        turn: shift(q.turn),
+        // The earlier call's turn: the first one that says the value.
+        also: (also ?? []).map((a) => ({
+          conversation_id: calls[a.callIndex].conversation_id,
+          turn: calls[a.callIndex].turns.findIndex((x) => x.message.includes(a.needle)),
+          needle: a.needle,
+        })),
+      })),
       moving: t.moving === true,
       firstCall: c === 0,
     });
@@ -520,7 +604,21 @@ for (const [ui, u] of users.entries()) {
     }
   }
   for (const { q, call } of pickQs) {
-    add({ user_id: u.userId, category: q.category, query: q.query, conversation_id: null, answers: [{ conversation_id: call.conversation_id, turn: q.turn, needle: q.needle }] });
+    // A generic question ("plumber quote dollars") names nothing that tells two calls of the same
+    // errand apart: each of them answers it (with its own value), as an agent would read both.
+    const answering = q.generic ? u.calls.filter((c) => c.topic === call.topic) : [call];
+    const answers = answering.map((c) => {
+      const cq = c.qs.find((x) => x.qi === q.qi);
+      return { conversation_id: c.conversation_id, turn: cq.turn, needle: cq.needle };
+    });
+    // The same generic question picked from both calls of an errand is asked once.
+    if (questions.some((x) => x.user_id === u.userId && x.query === q.query)) continue;
+    add({ user_id: u.userId, category: q.category, query: q.query, conversation_id: null, answers });
+  }
+  for (const call of u.calls) {
+    for (const q of call.changed) {
+      add({ user_id: u.userId, category: q.category, query: q.query, conversation_id: null, answers: [{ conversation_id: call.conversation_id, turn: q.turn, needle: q.needle }, ...q.also] });
+    }
   }
   // The fact that changed: the new value from the moving call, the old one from the first call.
   const first = u.calls[0];
@@ -573,12 +671,15 @@ const set = {
   users: users.map((u) => ({
     user_id: u.userId,
     name: u.name,
-    calls: u.calls.map(({ qs, moving, firstCall, ...c }) => c),
+    calls: u.calls.map(({ qs, changed, moving, firstCall, topic, ...c }) => c),
   })),
   questions,
 };
 
-const json = `${JSON.stringify(set, null, 1)}\n`;
+// One line per turn, per answer and per question header, so a diff of the set reads like the set.
+const json = `${JSON.stringify(set, null, 1)
+  .replace(/\{\n\s*("role": "[a-z]+"),\n\s*("message": "(?:[^"\\]|\\.)*")\n\s*\}/g, "{ $1, $2 }")
+  .replace(/\{\n\s*("conversation_id": "[^"]+"),\n\s*("turn": -?\d+),\n\s*("needle": "(?:[^"\\]|\\.)*")\n\s*\}/g, "{ $1, $2, $3 }")}\n`;
 if (process.argv.includes("--check")) {
   const now = readFileSync(OUT, "utf8");
   if (now !== json) {
