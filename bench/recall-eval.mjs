@@ -16,8 +16,10 @@
 //   npm run recall:eval -- --write-readme     # the same, and rewrites the README block between the recall-eval markers
 //   npm run recall:eval -- --json             # the report as JSON on stdout
 //
-// Exit code: 0 when it ran and nothing leaked; 1 on a leak, an exclusion violation or a malformed
-// answer; 2 when the tree has no /tools/recall (skipped, with the reason).
+// 5. Erases two users and asks their questions again with their still-valid tokens: nothing may come back.
+//
+// Exit code: 0 when it ran and nothing leaked; 1 on a leak, an exclusion violation, a result for an
+// erased user or a malformed answer; 2 when the tree has no /tools/recall (skipped, with the reason).
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -126,6 +128,24 @@ for (const q of set.questions) {
   outcomes.push({ q, r, list, problems, leaks, unknownIds, excluded, rank, turnRank });
 }
 
+// ---- erasure: a forgotten user's history can never be recalled -------------------------------------
+// Two users are erased (DELETE /v1/users/:id) and every one of their questions asked again with the
+// token they had, which still verifies: nothing may come back.
+const ERASED = set.users.slice(-2).map((u) => u.user_id);
+for (const id of ERASED) {
+  const res = await fetch(`${service.url}/v1/users/${encodeURIComponent(id)}`, { method: "DELETE", headers: { authorization: `Bearer ${API_KEY}` } });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`DELETE /v1/users/${id}: ${res.status} ${text}`);
+}
+let afterErasure = 0;
+let askedAfterErasure = 0;
+for (const q of set.questions.filter((x) => ERASED.includes(x.user_id))) {
+  const r = await recall(service.url, AGENT_KEY, { query: q.query, token: tokens.get(q.user_id), conversationId: `conv_recall_live_${q.id}`, agentId: set.agent.agent_id, limit: LIMIT });
+  askedAfterErasure++;
+  afterErasure += Array.isArray(r.body?.results) ? r.body.results.length : 0;
+}
+log(`erased ${ERASED.join(", ")}; asked their ${askedAfterErasure} questions again: ${afterErasure} results`);
+
 // ---- report ----------------------------------------------------------------------------------------
 
 const answerable = outcomes.filter((o) => o.q.answers.length > 0);
@@ -192,6 +212,7 @@ const report = {
   byCategory,
   crossUserLeaks: leakCount,
   currentConversationReturned: exclusionCount,
+  resultsAfterErasure: { users: ERASED.length, questions: askedAfterErasure, results: afterErasure },
   unknownConversationIds: outcomes.reduce((s, o) => s + o.unknownIds.length, 0),
   malformedAnswers: malformed.length,
   malformedExamples: malformed.slice(0, 5).map((o) => ({ id: o.q.id, problems: [...new Set(o.problems)] })),
@@ -215,6 +236,7 @@ const table = [
 const verdicts = [
   `cross-user leaks: ${leakCount} (must be 0)`,
   `current conversation returned: ${exclusionCount} (must be 0)`,
+  `results for erased users (${ERASED.length} users erased, their ${askedAfterErasure} questions asked again): ${afterErasure} (must be 0)`,
   `malformed answers: ${malformed.length}`,
 ];
 
@@ -267,7 +289,7 @@ ${end}`;
 }
 
 await service.dispose();
-if (leakCount > 0 || exclusionCount > 0 || malformed.length > 0) process.exitCode = 1;
+if (leakCount > 0 || exclusionCount > 0 || afterErasure > 0 || malformed.length > 0) process.exitCode = 1;
 
 // ---- helpers -----------------------------------------------------------------------------------------
 
