@@ -31,7 +31,7 @@ export default defineConfig({
     // a busy machine (the suite runs in workerd alongside other work), so the limit is only a hang guard.
     testTimeout: 60_000,
     setupFiles: ["./test/setup.ts"],
-    globalSetup: ["./test/global/recall-tool-schema.mjs"],
+    globalSetup: ["./test/global/recall-tool-schema.mjs", "./test/global/recall-set-check.mjs"],
     include: ["test/**/*.test.ts"],
   },
 });

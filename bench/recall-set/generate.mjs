@@ -4,6 +4,7 @@
 //
 //   node bench/recall-set/generate.mjs            # rewrites set.json
 //   node bench/recall-set/generate.mjs --check    # exits 1 if set.json is not what this file generates
+//                                                 # (test/recall-set.test.ts checks the same)
 //
 // What it holds: synthetic users of one concierge agent, each with a multi-call history spread over
 // months (turns by agent and user, a title, a summary, data-collection facts), and questions, each
@@ -29,6 +30,7 @@
 //
 // Everything here is invented: names, numbers and places are drawn from small pools below.
 import { readFileSync, writeFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
 import { generator } from "../lib/text.mjs";
 
 export const SEED = 20261201;
@@ -331,7 +333,7 @@ const TOPICS = {
       qs: [
         { category: "number", query: `claim ${claim}`, turn: 1, needle: claim },
         { generic: true, category: "paraphrase", query: "insurance claim number flooded floor", turn: 1, needle: claim },
-        { generic: true, category: "synonym", query: "policy payout estimate", turn: 3, needle: String(amount) },
+        { generic: true, category: "synonym", query: "how much will the policy pay", turn: 3, needle: String(amount) },
       ],
     };
   },
@@ -677,10 +679,14 @@ const set = {
 };
 
 // One line per turn, per answer and per question header, so a diff of the set reads like the set.
-const json = `${JSON.stringify(set, null, 1)
+export const json = `${JSON.stringify(set, null, 1)
   .replace(/\{\n\s*("role": "[a-z]+"),\n\s*("message": "(?:[^"\\]|\\.)*")\n\s*\}/g, "{ $1, $2 }")
   .replace(/\{\n\s*("conversation_id": "[^"]+"),\n\s*("turn": -?\d+),\n\s*("needle": "(?:[^"\\]|\\.)*")\n\s*\}/g, "{ $1, $2, $3 }")}\n`;
-if (process.argv.includes("--check")) {
+// Run as a script: write or check. Imported (test/global/recall-set-check.mjs): just `json`.
+const main = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+if (!main) {
+  // imported: nothing to do
+} else if (process.argv.includes("--check")) {
   const now = readFileSync(OUT, "utf8");
   if (now !== json) {
     console.error("bench/recall-set/set.json differs from what generate.mjs produces: run node bench/recall-set/generate.mjs");
