@@ -15,6 +15,9 @@
 //   npm run recall:eval                       # prints the report, merges it into bench/results.json (key "recallEval")
 //   npm run recall:eval -- --write-readme     # the same, and rewrites the README block between the recall-eval markers
 //   npm run recall:eval -- --json             # the report as JSON on stdout
+//   npm run recall:eval -- --url http://localhost:8787   # against a running service instead (its secrets from
+//       ELEVENLABS_WEBHOOK_SECRET, API_KEY, AGENT_API_KEY or .dev.vars); it stores the synthetic users there and
+//       erases two of them: use a local or a scratch deployment, never one with real users
 //
 // 5. Erases two users and asks their questions again with their still-valid tokens: nothing may come back.
 //
@@ -33,16 +36,34 @@ process.env.WRANGLER_SEND_METRICS = "false";
 process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
 
 const args = process.argv.slice(2);
-const unknown = args.filter((a) => !["--write-readme", "--json"].includes(a));
-if (unknown.length > 0) {
-  console.error(`usage: npm run recall:eval [-- --write-readme] [-- --json]   (unknown: ${unknown.join(" ")})`);
+const urlAt = args.indexOf("--url");
+const URL_ARG = urlAt >= 0 ? args[urlAt + 1] : null;
+const unknown = args.filter((a, i) => !["--write-readme", "--json", "--url"].includes(a) && !(urlAt >= 0 && i === urlAt + 1));
+if (unknown.length > 0 || (urlAt >= 0 && !URL_ARG)) {
+  console.error(`usage: npm run recall:eval [-- --write-readme] [-- --json] [-- --url http://host:port]   (unknown: ${unknown.join(" ")})`);
   process.exit(2);
 }
 const WRITE_README = args.includes("--write-readme");
 const AS_JSON = args.includes("--json");
-const SECRET = "whsec_recall_eval_secret";
-const API_KEY = "recall-eval-api-key";
-const AGENT_KEY = "recall-eval-agent-key";
+const devVars = (() => {
+  const out = {};
+  const file = join(ROOT, ".dev.vars");
+  if (!URL_ARG || !existsSync(file)) return out;
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    const m = /^\s*([A-Z_][A-Z0-9_]*)\s*=\s*"?([^"\n]*)"?\s*$/.exec(line);
+    if (m) out[m[1]] = m[2].split(",")[0].trim();
+  }
+  return out;
+})();
+const setting = (name, local) => (URL_ARG ? (process.env[name] ?? devVars[name] ?? "").split(",")[0].trim() : local);
+const SECRET = setting("ELEVENLABS_WEBHOOK_SECRET", "whsec_recall_eval_secret");
+const API_KEY = setting("API_KEY", "recall-eval-api-key");
+// The tool's key: an AGENT_API_KEY, else (a service without one) an API_KEY, which recall also accepts.
+const AGENT_KEY = setting("AGENT_API_KEY", "recall-eval-agent-key") || API_KEY;
+if (URL_ARG && (!SECRET || !API_KEY)) {
+  console.error("--url needs the service's ELEVENLABS_WEBHOOK_SECRET and API_KEY (environment or .dev.vars)");
+  process.exit(2);
+}
 const LIMIT = 5;
 const started = Date.now();
 const log = (...a) => console.error(`[${((Date.now() - started) / 1000).toFixed(1)}s]`, ...a);
@@ -56,12 +77,16 @@ log(`recall set: ${set.users.length} users, ${calls.length} calls, ${set.questio
 // USER_ID_TRUST = "claimed": the set's calls happened months ago, and a postcall_user_token minted
 // today cannot vouch for a call that started before it was issued (src/lib/user-token.ts
 // tokenCovers). The tokens still travel in every event as in production; recall verifies the fresh one.
-const service = await startWorker({
-  name: "recall-eval",
-  entry: "src/index.ts",
-  bindings: { ELEVENLABS_WEBHOOK_SECRET: SECRET, API_KEY, AGENT_API_KEY: AGENT_KEY, USER_ID_TRUST: "claimed" },
-});
-const db = await applyMigrations(service.mf);
+// With --url, the running service's own settings apply (USER_ID_TRUST "verified" would not let the
+// back-dated calls write memory: see above).
+const service = URL_ARG
+  ? { url: URL_ARG.replace(/\/+$/, ""), dispose: async () => {} }
+  : await startWorker({
+      name: "recall-eval",
+      entry: "src/index.ts",
+      bindings: { ELEVENLABS_WEBHOOK_SECRET: SECRET, API_KEY, AGENT_API_KEY: AGENT_KEY, USER_ID_TRUST: "claimed" },
+    });
+const db = URL_ARG ? null : await applyMigrations(service.mf);
 
 const why = await recallUnavailable(service.url, AGENT_KEY);
 if (why) {
@@ -92,8 +117,10 @@ const workers = Array.from({ length: 8 }, async () => {
   }
 });
 await Promise.all(workers);
-const drainSeconds = await drain(db, "conversations", calls.length, "recall set ingest");
-log(`ingested ${calls.length} calls through the signed webhook (D1 caught up ${drainSeconds.toFixed(1)} s after the last 200)`);
+// Recall reads the user's Durable Object, which indexed each call before its 200; D1 is waited for
+// only so that nothing is still in flight when the questions start (not reachable with --url).
+const drainSeconds = db ? await drain(db, "conversations", calls.length, "recall set ingest") : null;
+log(`ingested ${calls.length} calls through the signed webhook${drainSeconds === null ? "" : ` (D1 caught up ${drainSeconds.toFixed(1)} s after the last 200)`}`);
 
 // ---- questions -------------------------------------------------------------------------------------
 
@@ -203,6 +230,7 @@ const falseHits = empty
 const report = {
   generatedAt: new Date().toISOString(),
   command: `npm run recall:eval${args.length ? ` -- ${args.join(" ")}` : ""}`,
+  target: URL_ARG ?? "src/index.ts under Miniflare",
   git: gitInfo(),
   machine: { cpus: cpus().length, loadAverageAtStart: loadavg() },
   set: { path: "bench/recall-set/set.json", seed: set.seed, users: set.users.length, calls: calls.length, questions: set.questions.length, answerable: answerable.length, empty: empty.length },
