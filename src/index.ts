@@ -6,9 +6,10 @@ import { getAudio } from "./api/audio";
 import { getContext } from "./api/context";
 import { getConversation, listConversations } from "./api/conversations";
 import { listUsers } from "./api/directory";
+import { recallTool } from "./api/recall";
 import { searchTranscripts } from "./api/search";
 import { requireApiKey } from "./lib/http/auth";
-import { idParam } from "./lib/http/params";
+import { idParam, optionalIdQuery } from "./lib/http/params";
 import { deletePhoneLink, deleteUser, getMemory, putPhoneLink } from "./api/users";
 import type { Env } from "./lib/env";
 import { ApiError, errorResponse, json, notFound } from "./lib/errors";
@@ -23,19 +24,26 @@ type Args = [Env, ExecutionContext];
 const router = Router<IRequest, Args>({ catch: errorResponse });
 
 const userId = (req: IRequest) => idParam(req.params["userId"], "user_id");
+/** `?agent_id=`: which agent's memory, when MEMORY_SCOPE="agent" (src/memory/objects.ts). */
+const agentIdQuery = (req: IRequest) => optionalIdQuery(new URL(req.url), "agent_id");
 
 router
   .get("/health", () => json({ status: "ok" }))
   .get("/", (req) => Response.redirect(new URL("/console/", req.url).toString(), 302))
   .post("/webhooks/elevenlabs", (req, env, ctx) => handlePostCall(req, env, ctx))
   .post("/webhooks/elevenlabs/initiation", (req, env) => handleInitiation(req, env))
+  // An ElevenLabs server tool: AGENT_API_KEY (or API_KEY); after the key, always a 200 (src/api/recall.ts).
+  .post("/tools/recall", async (req, env) => {
+    await requireApiKey(req, env, "agent");
+    return recallTool(req, env);
+  })
   .all("/v1/*", async (req, env) => {
     await requireApiKey(req, env, agentMayCall(req) ? "agent" : "full");
   })
   .get("/v1/users", (req, env) => listUsers(req, env))
   .get("/v1/search", (req, env) => searchTranscripts(req, env))
-  .get("/v1/users/:userId/context", (req, env) => getContext(env, userId(req)))
-  .get("/v1/users/:userId/memory", (req, env) => getMemory(env, userId(req)))
+  .get("/v1/users/:userId/context", (req, env) => getContext(env, userId(req), agentIdQuery(req)))
+  .get("/v1/users/:userId/memory", (req, env) => getMemory(env, userId(req), agentIdQuery(req)))
   .get("/v1/users/:userId/conversations", (req, env) => listConversations(env, userId(req), new URL(req.url)))
   .put("/v1/users/:userId/phones/:phoneNumber", (req, env) => putPhoneLink(env, userId(req), req.params["phoneNumber"]))
   .delete("/v1/users/:userId/phones/:phoneNumber", (req, env) => deletePhoneLink(env, userId(req), req.params["phoneNumber"]))
@@ -65,6 +73,7 @@ const KNOWN_PATHS = [
   /^\/v1\/search$/,
   /^\/webhooks\/elevenlabs$/,
   /^\/webhooks\/elevenlabs\/initiation$/,
+  /^\/tools\/recall$/,
   /^\/v1\/users\/[^/]+$/,
   /^\/v1\/users\/[^/]+\/(context|memory|conversations)$/,
   /^\/v1\/users\/[^/]+\/phones\/[^/]+$/,

@@ -6,10 +6,10 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { metered } from "./metered";
 import { markSeen } from "../src/memory/dedupe";
 import { LIMITS } from "../src/memory/schema";
 import { userMemory } from "./objects";
-import type { UserMemory } from "../src/memory/user-memory";
 import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
 import { nowSeconds, transcription, uid } from "./helpers";
 
@@ -19,31 +19,6 @@ function record(event: object) {
   const raw = enc.encode(JSON.stringify(event));
   const r = normaliseTranscription(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() });
   return { record: r, raw, receivedAt: nowSeconds() };
-}
-
-/**
- * Runs `fn` with every SQL statement of the object metered; returns the rows its statements read and
- * wrote. The object's SqlStorage is one object however it is reached, so wrapping its `exec` for the
- * duration meters every module's statements without knowing which fields of the class hold it.
- */
-async function metered(instance: unknown, state: DurableObjectState, fn: (memory: UserMemory) => Promise<unknown>) {
-  const sql = state.storage.sql as SqlStorage & { exec: SqlStorage["exec"] };
-  const real = sql.exec;
-  const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
-  sql.exec = ((query: string, ...bindings: unknown[]) => {
-    const c = real.call(sql, query, ...bindings);
-    cursors.push(c);
-    return c;
-  }) as SqlStorage["exec"];
-  try {
-    await fn(instance as UserMemory);
-  } finally {
-    delete (sql as Partial<SqlStorage>).exec;
-  }
-  expect(sql.exec).toBe(real);
-  // Metering reached the object's statements (an event always runs some).
-  expect(cursors.length).toBeGreaterThan(0);
-  return { read: cursors.reduce((n, c) => n + c.rowsRead, 0), written: cursors.reduce((n, c) => n + c.rowsWritten, 0) };
 }
 
 describe("compaction", () => {
@@ -88,7 +63,16 @@ describe("compaction", () => {
     );
     // Facts are trimmed only when the event wrote some (reading them all to do so).
     expect(withFacts.read - withoutFacts.read).toBeGreaterThanOrEqual(11);
-    // Without facts: a handful of single-row statements, whatever the user holds.
-    expect(withoutFacts.read).toBeLessThan(10);
+    // Without facts: a handful of single-row statements plus the recall index's work on this call's
+    // own documents (src/memory/recall-index.ts), whatever the user holds: a user with four times as
+    // many conversations reads the same.
+    expect(withoutFacts.read).toBeLessThan(40);
+    const heavyId = uid("heavy");
+    const heavy = userMemory(env, heavyId);
+    for (let i = 0; i < 40; i++) await heavy.recordConversation(record(transcription({ userId: heavyId, facts: { [`f_${i}`]: i } })));
+    const heavyWithout = await runInDurableObject(heavy, (instance, state) =>
+      metered(instance, state, (memory) => memory.recordConversation(record(transcription({ userId: heavyId, facts: {} })))),
+    );
+    expect(heavyWithout.read).toBeLessThanOrEqual(withoutFacts.read + 4);
   });
 });

@@ -7,7 +7,7 @@ import type { Env } from "../lib/env";
 import { ApiError, badRequest, json, notFound } from "../lib/errors";
 import { normalisePhone } from "../records/identity";
 import { eraseUser } from "../memory/erasure";
-import { userObject } from "../memory/objects";
+import { memoryObject } from "../memory/objects";
 import { linkPhone, unlinkPhone } from "../memory/phone-links";
 import { iso } from "../lib/time";
 import { idParam } from "../lib/http/params";
@@ -20,9 +20,9 @@ function parseFact(value: string): unknown {
   }
 }
 
-/** GET /v1/users/:userId/memory. 404 when nothing was ever stored for this id. */
-export async function getMemory(env: Env, userId: string): Promise<Response> {
-  const m = await userObject(env, userId).describe();
+/** GET /v1/users/:userId/memory (`?agent_id=` in agent scope). 404 when nothing was ever stored for this id. */
+export async function getMemory(env: Env, userId: string, agentId: string | null = null): Promise<Response> {
+  const m = await memoryObject(env, userId, agentId).describe();
   if (m === null) throw notFound("user_not_found", "postcall holds no memory for this user.");
   const p = m.profile;
   return json({
@@ -52,6 +52,9 @@ export async function getMemory(env: Env, userId: string): Promise<Response> {
       conversation_id: f.conversation_id,
       collected_at: iso(f.collected_at),
       updated_at: iso(f.updated_at),
+      // Fact history (src/memory/facts.ts): earlier values, newest first, with when each was true.
+      valid_from: iso(f.valid_from ?? f.collected_at),
+      history: f.history.map((h) => ({ value: parseFact(h.value), conversation_id: h.conversation_id, valid_from: iso(h.valid_from), valid_to: iso(h.valid_to) })),
     })),
     phone_numbers: m.phones.map((ph) => ({
       phone_number: ph.phone_number,
@@ -65,6 +68,13 @@ export async function getMemory(env: Env, userId: string): Promise<Response> {
         ? { user_id: m.owner.user_id, linked_at: iso(m.owner.linked_at), via: m.owner.via, conversation_id: m.owner.conversation_id }
         : null,
     pending_deliveries: m.pendingDeliveries,
+    // POST /tools/recall's index: what it holds, and whether older conversations are still being indexed.
+    recall_index: {
+      conversations: m.recallIndex.conversations,
+      documents: m.recallIndex.documents,
+      text_bytes: m.recallIndex.bytes,
+      backfill: m.recallIndex.backfillIndexed === null ? "done" : "pending",
+    },
     erasing_since: iso(m.erasingSince),
   });
 }

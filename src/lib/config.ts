@@ -32,6 +32,8 @@ export interface Config {
   allowedSourceIps: IpRange[] | null;
   /** How long a context read may be served from this isolate's cache (0: never; src/memory/context-cache.ts). */
   contextCacheSeconds: number;
+  /** MEMORY_SCOPE: one memory per user ("user"), or per agent and user ("agent"); src/memory/objects.ts `memoryObject`. */
+  memoryScope: "user" | "agent";
 }
 
 export class ConfigError extends ApiError {
@@ -122,6 +124,7 @@ export function parseConfig(env: Env): Config {
       : integer(env, "RETENTION_DAYS", 0, 1, 36_500),
     allowedSourceIps: allowlist(env.ALLOWED_SOURCE_IPS),
     contextCacheSeconds: integer(env, "CONTEXT_CACHE_SECONDS", 0, 0, 300),
+    memoryScope: oneOf(env, "MEMORY_SCOPE", ["user", "agent"] as const, "user"),
   };
 }
 

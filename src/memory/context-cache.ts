@@ -40,6 +40,13 @@ export class ContextCache {
     this.entries.delete(userId);
   }
 
+  /** Drops a user's entries in every agent scope (keys `agent:<id>:user:<userId>`, src/memory/objects.ts): erasure. */
+  forgetEveryScope(userId: string): void {
+    this.entries.delete(userId);
+    const suffix = `:user:${userId}`;
+    for (const key of [...this.entries.keys()]) if (key.startsWith("agent:") && key.endsWith(suffix)) this.entries.delete(key);
+  }
+
   get size(): number {
     return this.entries.size;
   }

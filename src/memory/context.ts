@@ -6,7 +6,7 @@ import { config, type VariableValue } from "../lib/config";
 import type { Env } from "../lib/env";
 import { mintUserToken } from "../lib/user-token";
 import { contextCache } from "./context-cache";
-import { phoneObject, userObject } from "./objects";
+import { memoryKey, memoryObject, phoneObject } from "./objects";
 import { EMPTY_SNAPSHOT, renderVariables, type MemorySnapshot } from "./variables";
 
 function render(env: Env, snapshot: MemorySnapshot, nowMs: number): Record<string, VariableValue> {
@@ -42,13 +42,22 @@ export async function userTokenFor(env: Env, userId: string | null, nowMs = Date
   return token;
 }
 
-/** A user's variables: one round trip to their object (or the opt-in per-isolate cache). */
-export async function dynamicVariablesFor(env: Env, userId: string, nowMs = Date.now()): Promise<Record<string, VariableValue>> {
+/**
+ * A user's variables: one round trip to their object (or the opt-in per-isolate cache). `agentId`
+ * picks the memory when MEMORY_SCOPE="agent" (src/memory/objects.ts `memoryObject`).
+ */
+export async function dynamicVariablesFor(
+  env: Env,
+  userId: string,
+  nowMs = Date.now(),
+  agentId: string | null = null,
+): Promise<Record<string, VariableValue>> {
   const ttl = config(env).contextCacheSeconds;
-  let snapshot = ttl > 0 ? contextCache.get(userId, nowMs) : null;
+  const key = memoryKey(env, userId, agentId);
+  let snapshot = ttl > 0 ? contextCache.get(key, nowMs) : null;
   if (snapshot === null) {
-    snapshot = await userObject(env, userId).snapshot();
-    contextCache.set(userId, snapshot, nowMs, ttl);
+    snapshot = await memoryObject(env, userId, agentId).snapshot();
+    contextCache.set(key, snapshot, nowMs, ttl);
   }
   const vars = render(env, snapshot, nowMs);
   vars[USER_TOKEN_VARIABLE] = await userTokenFor(env, userId, nowMs);
@@ -63,13 +72,16 @@ export async function callerVariables(
   env: Env,
   phone: string | null,
   nowMs = Date.now(),
+  agentId: string | null = null,
 ): Promise<{ userId: string | null; variables: Record<string, VariableValue> }> {
   if (phone === null) return { userId: null, variables: defaultVariables(env, nowMs) };
   const caller = await phoneObject(env, phone).resolveCaller();
   // The token names whose memory this call reads: the linked app user, else the number itself (so a
   // server tool can recall a phone caller's memory too).
   const owner = caller.linkedTo ?? phone;
-  const snapshot = caller.linkedTo === null ? caller.snapshot : await userObject(env, caller.linkedTo).snapshot();
+  // A number's own memory is shared by every agent (it also says who owns the number); a linked app
+  // user's is read in the agent's scope.
+  const snapshot = caller.linkedTo === null ? caller.snapshot : await memoryObject(env, caller.linkedTo, agentId).snapshot();
   const variables = render(env, snapshot, nowMs);
   variables[USER_TOKEN_VARIABLE] = await userTokenFor(env, owner, nowMs);
   return { userId: caller.linkedTo, variables };

@@ -6,16 +6,20 @@
  *   1. freeze          no more deliveries from this object; the alarm is cancelled
  *   2. unlinkNumbers   the user's numbers: the truth in each number's object before the reverse entry here
  *   3. releaseNumber   when this object is itself a number: tell its owner it is gone
+ *   3b. eraseScopes    the user's memories with each agent (MEMORY_SCOPE="agent", registered in
+ *                      memory_scopes here), each erased to completion, then its registry row
  *   4. erasePending    conversations still in the outbox (they may be half delivered)
  *   5. eraseDelivered  every conversation D1 attributes to the user, R2 before D1 rows
- *   6. wipe            this object last: until then it is what names the links and pending conversations
+ *   6. wipe            this object last: until then it is what names the links, scopes and pending
+ *                      conversations (the recall index, fact history and every other table go with it;
+ *                      from step 1 on, recall answers nothing)
  */
 import type { Env } from "../lib/env";
 import { isE164 } from "../records/identity";
 import { addCounts, eraseCallFailures, eraseConversations, zeroCounts, type EraseCounts } from "../storage/erase";
 import { conversationsOfUser } from "../storage/expiry";
 import { contextCache } from "./context-cache";
-import { conversationObject, phoneObject, userObject } from "./objects";
+import { conversationObject, phoneObject, scopedObject, userObject } from "./objects";
 import { dropConversations, pendingConversations } from "./outbox";
 import { forgetPhone, listPhones, ownerRow } from "./phone-links";
 import type { EraseStep } from "./roles";
@@ -66,6 +70,30 @@ async function releaseNumber(ctx: ErasureContext, userId: string, now: number, s
   step.phoneLinks++;
 }
 
+/** Steps a scoped memory may take before this call stops and the caller repeats (each step is bounded). */
+const SCOPE_STEPS_PER_CALL = 5;
+
+/** Returns false while scopes remain. */
+async function eraseScopes(ctx: ErasureContext, userId: string, step: EraseStep): Promise<boolean> {
+  const sql = ctx.storage.sql;
+  const agents = sql
+    .exec<{ agent_id: string }>("SELECT agent_id FROM memory_scopes ORDER BY agent_id LIMIT ?", LIMITS.scopeBatch)
+    .toArray()
+    .map((r) => r.agent_id);
+  for (const agentId of agents) {
+    const scoped = scopedObject(ctx.env, userId, agentId);
+    for (let i = 0; ; i++) {
+      if (i === SCOPE_STEPS_PER_CALL) return false;
+      const s = await scoped.erase(userId);
+      step.counts = addCounts(step.counts, s.counts);
+      step.memoryRows += s.memoryRows;
+      if (s.done) break;
+    }
+    sql.exec("DELETE FROM memory_scopes WHERE agent_id = ?", agentId);
+  }
+  return agents.length < LIMITS.scopeBatch;
+}
+
 async function erasePending(ctx: ErasureContext, userId: string): Promise<EraseCounts> {
   const pending = pendingConversations(ctx.storage.sql);
   if (pending.length === 0) return zeroCounts();
@@ -94,12 +122,13 @@ export async function eraseStep(ctx: ErasureContext, userId: string): Promise<Er
     await freeze(ctx, now);
     if (!(await unlinkNumbers(ctx, userId, now, step))) return step;
     await releaseNumber(ctx, userId, now, step);
+    if (!(await eraseScopes(ctx, userId, step))) return step;
     step.counts = addCounts(step.counts, await erasePending(ctx, userId));
   }
   // A user id that is a phone number: the call failures recorded for that number are theirs too.
   if (isE164(userId)) step.counts.call_failures += await eraseCallFailures(ctx.env.DB, [userId]);
   if (!(await eraseDelivered(ctx, userId, step))) return step;
-  step.memoryRows = await ctx.wipe();
+  step.memoryRows += await ctx.wipe();
   step.done = true;
   return step;
 }
@@ -134,6 +163,6 @@ export async function eraseUser(env: Env, userId: string): Promise<ErasureReport
   } finally {
     // After the erasure, not only before: a context read in this isolate while it ran cached the
     // memory as it was, and would serve it after the answer for up to CONTEXT_CACHE_SECONDS.
-    contextCache.forget(userId);
+    contextCache.forgetEveryScope(userId);
   }
 }

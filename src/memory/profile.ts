@@ -6,6 +6,8 @@
 import type { VariableValue } from "../lib/config";
 import type { MemoryRecord } from "../records/payload";
 import type { MemoryView } from "./roles";
+import { allHistory, compactFacts, rememberFacts } from "./facts";
+import { forgetBefore as forgetIndexBefore } from "./recall-index";
 import { LIMITS } from "./schema";
 import { EMPTY_SNAPSHOT, type MemorySnapshot } from "./variables";
 
@@ -48,22 +50,7 @@ export function remember(sql: SqlStorage, r: MemoryRecord, now: number): void {
     r.callSuccessful,
     now,
   );
-  for (const fact of r.facts) {
-    const value = JSON.stringify(fact.value);
-    if (value.length > LIMITS.factValueChars) continue;
-    // Latest wins by when the conversation happened, not by when its webhook arrived.
-    sql.exec(
-      `INSERT INTO facts (fact_id, value, conversation_id, collected_at, updated_at) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (fact_id) DO UPDATE SET value = excluded.value, conversation_id = excluded.conversation_id,
-         collected_at = excluded.collected_at, updated_at = excluded.updated_at
-       WHERE excluded.collected_at >= facts.collected_at`,
-      fact.id,
-      value,
-      r.conversationId,
-      r.startedAt,
-      now,
-    );
-  }
+  rememberFacts(sql, r, now);
 }
 
 /**
@@ -80,12 +67,7 @@ export function compact(sql: SqlStorage, factsWritten: boolean): void {
       LIMITS.recentConversations,
     );
   }
-  if (factsWritten) {
-    sql.exec(
-      "DELETE FROM facts WHERE fact_id IN (SELECT fact_id FROM facts ORDER BY collected_at DESC, fact_id LIMIT -1 OFFSET ?)",
-      LIMITS.facts,
-    );
-  }
+  if (factsWritten) compactFacts(sql);
 }
 
 /** One of the recent conversations has audio (whichever of audio and transcript came second says so). */
@@ -97,6 +79,7 @@ export function markAudio(sql: SqlStorage, conversationId: string): void {
 export function forgetBefore(sql: SqlStorage, cutoff: number): void {
   sql.exec("DELETE FROM conversations WHERE started_at < ?", cutoff);
   sql.exec("UPDATE profile SET last_call_summary = NULL WHERE id = 1 AND last_call_at < ?", cutoff);
+  forgetIndexBefore(sql, cutoff);
 }
 
 /** The app user this object's memory belongs to (null for a conversation's own object). */
@@ -142,8 +125,16 @@ export function readMemory(sql: SqlStorage): Pick<MemoryView, "profile" | "conve
       )
       .toArray()
       .map((c) => ({ ...c, has_audio: c.has_audio === 1 })),
-    facts: sql
-      .exec<MemoryView["facts"][number]>("SELECT fact_id, value, conversation_id, collected_at, updated_at FROM facts ORDER BY fact_id")
-      .toArray(),
+    facts: factsWithHistory(sql),
   };
+}
+
+function factsWithHistory(sql: SqlStorage): MemoryView["facts"] {
+  const history = allHistory(sql);
+  return sql
+    .exec<Omit<MemoryView["facts"][number], "history">>(
+      "SELECT fact_id, value, conversation_id, collected_at, updated_at, valid_from FROM facts ORDER BY fact_id",
+    )
+    .toArray()
+    .map((f) => ({ ...f, history: history.get(f.fact_id) ?? [] }));
 }

@@ -12,6 +12,7 @@
 import type { CallFailureRecord, MemoryRecord } from "../records/payload";
 import type { AudioLink } from "../storage/audio";
 import type { EraseCounts } from "../storage/erase";
+import type { RecallHit } from "./recall";
 import type { MemorySnapshot } from "./variables";
 
 export type ObjectKind = "user" | "phone" | "conversation";
@@ -86,13 +87,25 @@ export interface MemoryView {
     received_at: number;
     has_audio: boolean;
   }[];
-  facts: { fact_id: string; value: string; conversation_id: string; collected_at: number; updated_at: number }[];
+  facts: {
+    fact_id: string;
+    value: string;
+    conversation_id: string;
+    collected_at: number;
+    updated_at: number;
+    /** When this value was first collected (it has been true since). */
+    valid_from: number | null;
+    /** Earlier values, newest first, with the time range each was true (src/memory/facts.ts). */
+    history: { value: string; conversation_id: string | null; valid_from: number; valid_to: number }[];
+  }[];
   phones: { phone_number: string; linked_at: number; via: string; conversation_id: string | null }[];
   owner: OwnerRow | null;
   pendingDeliveries: number;
   erasingSince: number | null;
   /** Unix seconds of the oldest conversation retention may still have to remove, or null. */
   retentionAnchor: number | null;
+  /** The recall index (src/memory/recall-index.ts); `backfillIndexed`: null when no backfill is pending. */
+  recallIndex: { conversations: number; documents: number; bytes: number; backfillIndexed: number | null };
 }
 
 export interface FlushReport {
@@ -133,6 +146,10 @@ export interface UserObject extends AnyObject {
   addPhone(phoneNumber: string, at: number, via: LinkVia): Promise<void>;
   removePhone(phoneNumber: string, at: number): Promise<{ removed: boolean }>;
   erase(userId: string): Promise<EraseStep>;
+  /** POST /tools/recall: the best matches in this memory's recall index. */
+  recall(input: { query: string; limit: number; excludeConversationId: string | null; now: number }): Promise<RecallHit[]>;
+  /** MEMORY_SCOPE="agent": the user has a memory with this agent (asked of the user's own object). */
+  registerScope(agentId: string, at: number): Promise<void>;
 }
 
 /** `user:<+E164>`: a phone number's own memory, and who the number belongs to. */

@@ -2,9 +2,14 @@
  * The SQLite schema inside each UserMemory Durable Object (docs/storage.md), its bounds, and the
  * small `upkeep` row. Created on the first write only, so that reading a user who never called
  * leaves no storage behind. Every statement is IF NOT EXISTS: an object written by an older version
- * is brought up to date by running it again (version 2 added phones, phone_owner and upkeep).
+ * is brought up to date by running it again (version 2 added phones, phone_owner and upkeep), then
+ * by the version's own steps (`UPGRADE_STEPS`: what IF NOT EXISTS cannot express, such as a new
+ * column). Version 3 added the recall index (recall_docs, recall_index and its triggers,
+ * recall_conversations, recall_backfill), fact_history, facts.valid_from and memory_scopes (the
+ * registry of a user's agent-scoped memories, MEMORY_SCOPE="agent") (src/memory/recall-index.ts,
+ * src/memory/facts.ts).
  */
-export const MEMORY_SCHEMA_VERSION = 2;
+export const MEMORY_SCHEMA_VERSION = 3;
 
 export const MEMORY_SCHEMA = `
 CREATE TABLE IF NOT EXISTS profile (
@@ -36,7 +41,16 @@ CREATE TABLE IF NOT EXISTS facts (
   value TEXT NOT NULL,
   conversation_id TEXT NOT NULL,
   collected_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL
+  updated_at INTEGER NOT NULL,
+  valid_from INTEGER
+);
+CREATE TABLE IF NOT EXISTS fact_history (
+  fact_id TEXT NOT NULL,
+  value TEXT NOT NULL,
+  conversation_id TEXT,
+  valid_from INTEGER NOT NULL,
+  valid_to INTEGER NOT NULL,
+  PRIMARY KEY (fact_id, valid_from, value)
 );
 CREATE TABLE IF NOT EXISTS seen (
   kind TEXT NOT NULL,
@@ -84,10 +98,49 @@ CREATE TABLE IF NOT EXISTS phone_owner (
   conversation_id TEXT,
   updated_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS recall_docs (
+  doc_id INTEGER PRIMARY KEY,
+  conversation_id TEXT,
+  speaker TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  body TEXT NOT NULL,
+  fact_id TEXT
+);
+CREATE INDEX IF NOT EXISTS recall_docs_by_conversation ON recall_docs (conversation_id);
+CREATE INDEX IF NOT EXISTS recall_docs_by_fact ON recall_docs (fact_id) WHERE fact_id IS NOT NULL;
+CREATE VIRTUAL TABLE IF NOT EXISTS recall_index USING fts5(
+  body, content='recall_docs', content_rowid='doc_id', tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS recall_docs_insert AFTER INSERT ON recall_docs BEGIN
+  INSERT INTO recall_index (rowid, body) VALUES (new.doc_id, new.body);
+END;
+CREATE TRIGGER IF NOT EXISTS recall_docs_delete AFTER DELETE ON recall_docs BEGIN
+  INSERT INTO recall_index (recall_index, rowid, body) VALUES ('delete', old.doc_id, old.body);
+END;
+CREATE TABLE IF NOT EXISTS recall_conversations (
+  conversation_id TEXT PRIMARY KEY,
+  started_at INTEGER NOT NULL,
+  title TEXT,
+  docs INTEGER NOT NULL,
+  bytes INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS recall_conversations_by_start ON recall_conversations (started_at);
+CREATE TABLE IF NOT EXISTS recall_backfill (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  after_started_at INTEGER,
+  after_conversation_id TEXT,
+  indexed INTEGER NOT NULL DEFAULT 0,
+  started_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS memory_scopes (
+  agent_id TEXT PRIMARY KEY,
+  registered_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS upkeep (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   retention_anchor INTEGER,
-  erasing_since INTEGER
+  erasing_since INTEGER,
+  recall_bytes INTEGER NOT NULL DEFAULT 0
 );
 `;
 
@@ -116,7 +169,46 @@ export const LIMITS = {
   eraseBatchesPerCall: 2,
   /** Phone links undone per Durable Object call during an erasure (each is one call to another object). */
   unlinkBatch: 50,
+  /** Recall index (src/memory/recall-index.ts): turns indexed per conversation (the first ones). */
+  recallTurnsPerConversation: 200,
+  /** Characters of one turn, title or summary kept in the index. */
+  recallDocChars: 2000,
+  /** Bytes of indexed text per memory; past it the oldest conversations leave the index. */
+  recallBytesPerMemory: 8 * 1024 * 1024,
+  /** Old values kept per fact, and in all (fact_history). */
+  factHistoryPerFact: 20,
+  factHistoryTotal: 2000,
+  /** Agent scopes erased per Durable Object call (each is up to a few calls to another object). */
+  scopeBatch: 20,
+  /** Conversations read from D1 per backfill batch, and batches per alarm run. */
+  backfillBatch: 20,
+  backfillBatchesPerRun: 2,
 } as const;
+
+/**
+ * What an object below version `to` needs beyond MEMORY_SCHEMA's IF NOT EXISTS statements, run in
+ * order inside the upgrade's transaction. Version 3: facts gain `valid_from` (a value's first
+ * sighting, for fact history), upkeep `recall_bytes` (the recall index's size, kept as a running
+ * total so bounding it reads one row), and an object that already holds memory is queued for the recall
+ * backfill (its stored conversations are in D1: src/memory/recall-backfill.ts indexes them by alarm).
+ */
+const UPGRADE_STEPS: { to: number; run(sql: SqlStorage, now: number): void }[] = [
+  {
+    to: 3,
+    run(sql, now) {
+      addColumn(sql, "facts", "valid_from", "INTEGER");
+      // upkeep is created by MEMORY_SCHEMA for a version 1 object, with the column; a version 2 one lacks it.
+      addColumn(sql, "upkeep", "recall_bytes", "INTEGER NOT NULL DEFAULT 0");
+      sql.exec("UPDATE facts SET valid_from = collected_at WHERE valid_from IS NULL");
+      sql.exec("INSERT OR IGNORE INTO recall_backfill (id, started_at) SELECT 1, ? FROM profile WHERE id = 1 AND user_id IS NOT NULL", now);
+    },
+  },
+];
+
+function addColumn(sql: SqlStorage, table: string, column: string, type: string): void {
+  const columns = sql.exec<{ name: string }>(`SELECT name FROM pragma_table_info('${table}')`).toArray();
+  if (!columns.some((c) => c.name === column)) sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+}
 
 /**
  * Whether the object's tables exist, upgrading an older object's on first sight. `exists()` never
@@ -141,6 +233,7 @@ export class Schema {
     if (version < MEMORY_SCHEMA_VERSION) {
       this.storage.transactionSync(() => {
         sql.exec(MEMORY_SCHEMA);
+        for (const step of UPGRADE_STEPS) if (version < step.to) step.run(sql, Math.floor(Date.now() / 1000));
         sql.exec("INSERT OR IGNORE INTO upkeep (id) VALUES (1)");
         sql.exec("UPDATE profile SET schema_version = ? WHERE id = 1", MEMORY_SCHEMA_VERSION);
       });

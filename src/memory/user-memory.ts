@@ -11,6 +11,7 @@
  * that have expired, then re-arms itself for whichever comes first.
  */
 import { DurableObject } from "cloudflare:workers";
+import { config } from "../lib/config";
 import type { Env } from "../lib/env";
 import type { CallFailureRecord, MemoryRecord } from "../records/payload";
 import { deleteAudioObjects, type AudioLink } from "../storage/audio";
@@ -19,9 +20,12 @@ import { isDuplicate, markSeen, trimSeen } from "./dedupe";
 import { deliver } from "./deliveries";
 import { eraseStep } from "./erasure";
 import { kindOfName } from "./objects";
+import { recall, type RecallHit } from "./recall";
+import { backfillPending, backfillProgress, backfillRun } from "./recall-backfill";
 import * as outbox from "./outbox";
 import * as phones from "./phone-links";
 import * as profile from "./profile";
+import * as recallIndex from "./recall-index";
 import { applyRetention, retentionFromAlarm } from "./retention";
 import type * as roles from "./roles";
 import { countRows, erasingSince, retentionAnchor, Schema } from "./schema";
@@ -47,6 +51,8 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
    * statements (bench:profile).
    */
   private served: { snapshot: MemorySnapshot; linkedTo: string | null } | null = null;
+  private backfillArmed = false;
+  private erasing: boolean | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -76,9 +82,11 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     }
     this.schema.ensure(receivedAt);
     if (isDuplicate(this.sql, "post_call_transcription", r.conversationId)) return this.duplicate();
+    const turns = r.userId !== null ? recallIndex.turnsOfPayload(raw) : [];
     this.ctx.storage.transactionSync(() => {
       markSeen(this.sql, "post_call_transcription", r.conversationId, receivedAt);
       if (r.userId !== null) profile.remember(this.sql, r, receivedAt);
+      if (r.userId !== null) recallIndex.indexConversation(this.sql, { ...r, turns });
       if (phones.shouldLink(this.sql, r)) phones.linkFromConversation(this.sql, r, receivedAt);
       const user = { userId: r.userId, source: r.userIdSource, phoneNumber: r.phoneNumber };
       const seq = outbox.enqueue(this.sql, { kind: "conversation", user, receivedAt }, r.conversationId, receivedAt);
@@ -163,7 +171,40 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
   /** What the next conversation needs. Never writes. */
   async snapshot(): Promise<MemorySnapshot> {
     this.expect(USERS, "snapshot");
-    return this.read()?.snapshot ?? EMPTY_SNAPSHOT;
+    const served = this.read()?.snapshot ?? EMPTY_SNAPSHOT;
+    this.armBackfill();
+    return served;
+  }
+
+  /**
+   * POST /tools/recall: the best matches for `query` in this memory's recall index (src/memory/recall.ts).
+   * Never writes. Nothing once an erasure has begun; nothing past retention.
+   */
+  async recall(input: { query: string; limit: number; excludeConversationId: string | null; now: number }): Promise<RecallHit[]> {
+    this.expect(USERS, "recall");
+    if (!this.schema.exists() || this.isErasing()) return [];
+    this.armBackfill();
+    const days = config(this.env).retentionDays;
+    return recall(this.sql, input.query, { ...input, cutoff: days === null ? null : input.now - days * 86_400 });
+  }
+
+  /** MEMORY_SCOPE="agent": records that this user has a memory with `agentId` (erasure finds it here). */
+  async registerScope(agentId: string, at: number): Promise<void> {
+    this.expect(USERS, "registerScope");
+    this.schema.ensure(at);
+    this.sql.exec("INSERT OR IGNORE INTO memory_scopes (agent_id, registered_at) VALUES (?, ?)", agentId, at);
+  }
+
+  /**
+   * An object upgraded to the recall index holds conversations the index has not seen: arm the alarm
+   * once per instance so the backfill runs (src/memory/recall-backfill.ts). Not awaited by a read.
+   */
+  private armBackfill(): void {
+    if (this.backfillArmed) return;
+    this.backfillArmed = true;
+    if (this.schema.exists() && backfillPending(this.sql)) {
+      this.ctx.waitUntil(outbox.scheduleAlarm(this.ctx.storage, Date.now()));
+    }
   }
 
   /** For the initiation webhook, in one round trip: the app user the number is linked to, or the number's own snapshot. */
@@ -188,12 +229,20 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
 
   private changed(): void {
     this.served = null;
+    this.erasing = null;
+  }
+
+  /** Whether an erasure has begun, kept between writes like `served` (recall asks it on every call). */
+  private isErasing(): boolean {
+    this.erasing ??= erasingSince(this.sql) !== null;
+    return this.erasing;
   }
 
   /** Everything this memory holds, or null when it holds nothing. Never writes. */
   async describe(): Promise<roles.MemoryView | null> {
     this.expect(USERS, "describe");
     if (!this.schema.exists()) return null;
+    this.armBackfill();
     return {
       ...profile.readMemory(this.sql),
       phones: phones.listPhones(this.sql),
@@ -201,6 +250,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
       pendingDeliveries: outbox.pendingCount(this.sql),
       erasingSince: erasingSince(this.sql),
       retentionAnchor: retentionAnchor(this.sql),
+      recallIndex: { ...recallIndex.indexStats(this.sql), backfillIndexed: backfillProgress(this.sql) },
     };
   }
 
@@ -243,6 +293,10 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
   override async alarm(): Promise<void> {
     try {
       await this.flush();
+      if (this.schema.exists() && backfillPending(this.sql) && (await backfillRun(this.env, this.ctx.storage, Date.now()))) {
+        // More to index: continue at once, in a new run, so webhooks and reads are served in between.
+        await outbox.scheduleAlarm(this.ctx.storage, Date.now());
+      }
       await retentionFromAlarm(this.retention(), Date.now());
     } catch (err) {
       // Failures of single items are handled inside the run; this is the run itself failing. The

@@ -94,7 +94,7 @@ export async function handleInitiation(request: Request, env: Env): Promise<Resp
   let variables: Record<string, VariableValue>;
   let degraded = false;
   try {
-    ({ userId, variables } = await callerVariables(env, phone));
+    ({ userId, variables } = await callerVariables(env, phone, Date.now(), call.agentId));
   } catch (err) {
     // Memory is a nicety on a ringing phone; an error here would fail the call. Answer the
     // defaults and say so in a header and the log, rather than dropping the caller.

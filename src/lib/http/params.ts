@@ -20,3 +20,13 @@ export function idParam(raw: string | undefined, name: string): string {
   }
   return value;
 }
+
+/** An optional id in the query string (e.g. `?agent_id=`): null when absent or empty, 400 when not a valid id. */
+export function optionalIdQuery(url: URL, name: string): string | null {
+  const value = url.searchParams.get(name);
+  if (value === null || value === "") return null;
+  if (!isValidId(value)) {
+    throw badRequest(`invalid_${name}`, `The ${name.replace(/_/g, " ")} must be 1 to ${MAX_ID_LENGTH} characters with no control characters.`);
+  }
+  return value;
+}

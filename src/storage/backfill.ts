@@ -1,0 +1,36 @@
+/**
+ * The D1 read behind the recall backfill (src/memory/recall-backfill.ts): a user's stored
+ * conversations in a stable order (started_at, conversation_id), strictly after a keyset cursor,
+ * with their transcripts decoded. Bounded by `limit`.
+ */
+import { decodeTranscript, type StoredTurn, type StoredValue } from "./transcript-codec";
+
+export interface ConversationToIndex {
+  conversation_id: string;
+  started_at: number;
+  title: string | null;
+  summary: string | null;
+  turns: StoredTurn[];
+}
+
+export async function conversationsToIndex(
+  db: D1Database,
+  userId: string,
+  after: { startedAt: number; conversationId: string } | null,
+  limit: number,
+): Promise<ConversationToIndex[]> {
+  const columns = "conversation_id, started_at, title, summary, transcript";
+  const stmt =
+    after === null
+      ? db.prepare(`SELECT ${columns} FROM conversations WHERE user_id = ? ORDER BY started_at, conversation_id LIMIT ?`).bind(userId, limit)
+      : db
+          .prepare(
+            `SELECT ${columns} FROM conversations WHERE user_id = ? AND (started_at > ? OR (started_at = ? AND conversation_id > ?))
+             ORDER BY started_at, conversation_id LIMIT ?`,
+          )
+          .bind(userId, after.startedAt, after.startedAt, after.conversationId, limit);
+  const { results } = await stmt.all<Omit<ConversationToIndex, "turns"> & { transcript: StoredValue | null }>();
+  const out: ConversationToIndex[] = [];
+  for (const { transcript, ...row } of results) out.push({ ...row, turns: await decodeTranscript(transcript) });
+  return out;
+}
