@@ -89,7 +89,7 @@ export default defineConfig({
           name: "postcall",
           include: ["test/**/*.test.ts"],
           exclude: ["test/forwarding/**"],
-          globalSetup: [...test.globalSetup, "./test/global/elevenlabs-api.ts"],
+          globalSetup: [...test.globalSetup, "./test/global/elevenlabs-api.ts", "./test/global/recall-tool-schema.mjs", "./test/global/recall-set-check.mjs"],
         },
       },
       {

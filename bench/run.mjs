@@ -17,6 +17,8 @@ import { floorContent, signedTranscriptions } from "./lib/payloads.mjs";
 import { runVerifierBenchmark } from "./lib/verifier.mjs";
 import { runCostModel } from "./lib/cost.mjs";
 import { median, fmt, ratio } from "./lib/stats.mjs";
+import { recallUnavailable } from "./lib/recall.mjs";
+import { RECALL_CALLS, RECALL_TURNS, RECALL_USERS, recallRequest, seedRecallUsers } from "./lib/recall-bench.mjs";
 
 process.env.WRANGLER_SEND_METRICS = "false";
 process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
@@ -40,6 +42,7 @@ const CONTEXT_HISTORY = 3;
 const CACHE_SECONDS = 5;
 const SECRET = "whsec_bench_secret";
 const API_KEY = "bench-api-key";
+const AGENT_KEY = "bench-agent-key";
 const READ_FLOOR_DOC_BYTES = 1024;
 // Targets (issue "Core v2", item 4): rps ratios at least, p99 ratios at most, against baselines run
 // in the same round; cost targets from the instrumented run.
@@ -172,6 +175,9 @@ const floorDelivered = { floor: 0, floorBytes: 0 };
 let contextNext = 0;
 let readFloorNext = 0;
 let initiationNext = 0;
+let recallNext = 0;
+let recallTokens = null;
+let recallDb = null;
 const contextRequest = (i) => ({
   method: "GET",
   path: `/v1/users/${encodeURIComponent(contextUser(i))}/context`,
@@ -266,6 +272,33 @@ const SCENARIOS = [
     targets: { readFloor: { rps: 0.9, p99: P99_MAX } },
   },
   {
+    id: "recall",
+    kind: "scenario",
+    label: `(e) \`POST /tools/recall\` (issue 13), ${RECALL_USERS} users with ${RECALL_CALLS} calls of ${RECALL_TURNS} turns each, two-word queries, limit 5`,
+    service: "postcallRecall",
+    // Its own postcall instance, started only when the scenario runs: the seeded histories would
+    // otherwise sit in the ingest and context scenarios' storage. Runs once the route exists.
+    available: async () => {
+      // USER_ID_TRUST = "claimed": the seeded calls are dated over the past weeks, and a token minted
+      // today cannot vouch for a call that started before it (tokenCovers); recall verifies the fresh token.
+      services.postcallRecall ??= await startWorker({
+        name: "postcall-recall",
+        entry: "src/index.ts",
+        bindings: { ELEVENLABS_WEBHOOK_SECRET: SECRET, API_KEY, AGENT_API_KEY: AGENT_KEY, USER_ID_TRUST: "claimed" },
+      });
+      recallDb ??= await applyMigrations(services.postcallRecall.mf);
+      return recallUnavailable(services.postcallRecall.url, AGENT_KEY);
+    },
+    setup: async () => {
+      const seeded = await seedRecallUsers({ url: services.postcallRecall.url, secret: SECRET, apiKey: API_KEY, agentKey: AGENT_KEY, log });
+      await drain(recallDb, "conversations", seeded.conversations, "seeding recall users");
+      recallTokens = seeded.tokens;
+    },
+    next: () => recallRequest(recallNext++, recallTokens, AGENT_KEY),
+    compare: ["readFloor", "hello"],
+    targets: { readFloor: { rps: 0.7, p99: 2 } },
+  },
+  {
     id: "audio",
     kind: "scenario",
     label: "(d) `post_call_audio`",
@@ -288,6 +321,8 @@ for (const s of SCENARIOS) {
   if (why && !(s.optIn && WITH.includes(s.id) && s.next)) skipped.push({ s, why });
   else active.push(s);
 }
+for (const s of skipped) if (!s.s.optIn) log(`skipping ${s.s.id}: ${s.why}`);
+for (const s of active) await s.setup?.();
 
 async function runOnce(s, amount) {
   await s.prepare?.(amount);
@@ -452,7 +487,7 @@ if (cost) {
 for (const s of Object.values(services)) await s.dispose();
 
 const metCount = targets.filter((t) => t.met).length;
-console.log(`\nTargets (Core v2): ${metCount} of ${targets.length} met`);
+console.log(`\nTargets (Core v2, Recall): ${metCount} of ${targets.length} met`);
 for (const v of verdicts) console.log(`- ${v}`);
 
 // ---- bench/results.json (every run, git-ignored) and bench/RESULTS.md (only with --write) ----------
@@ -521,7 +556,15 @@ const results = {
   verifier: verifier ? { opsPerSecond: verifier.ops, ratios: verifier.ratios } : null,
   cost: costFigures,
 };
-writeFileSync(join(ROOT, "bench", "results.json"), `${JSON.stringify(results, null, 2)}\n`);
+// Keys this run does not write (e.g. `recallEval` from `npm run recall:eval`) are kept.
+const previous = (() => {
+  try {
+    return JSON.parse(readFileSync(join(ROOT, "bench", "results.json"), "utf8"));
+  } catch {
+    return {};
+  }
+})();
+writeFileSync(join(ROOT, "bench", "results.json"), `${JSON.stringify({ ...previous, ...results }, null, 2)}\n`);
 log("wrote bench/results.json");
 
 if (!WRITE) {
@@ -563,7 +606,7 @@ Written by \`npm run bench -- --write\` (bench/run.mjs) on ${generatedAt}${resul
 - Load average when the run started: ${loadAtStart.map((l) => l.toFixed(2)).join(", ")} (1, 5, 15 min) on ${cpu.length} CPUs.
   Absolute numbers drift with other load; compare the ratios and the CPU per request.
 
-## Targets (Core v2): ${metCount} of ${targets.length} met
+## Targets (Core v2, Recall): ${metCount} of ${targets.length} met
 
 ${verdicts.map((v) => `- ${v}`).join("\n")}
 

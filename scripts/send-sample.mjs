@@ -14,6 +14,7 @@
 //   npm run send-sample -- transcription --phone +14155550123            # a phone call from that number (no app user)
 //   npm run send-sample -- transcription --user alice --phone +14155550123  # links the number to alice
 //   npm run send-sample -- initiation --phone +14155550123               # what ElevenLabs gets while that phone rings
+//   npm run send-sample -- recall --user alice --query "cracked screen replacement"   # what the agent's recall tool gets
 //   npm run send-sample -- all --url https://postcall.example.workers.dev --secret "$SECRET" --api-key "$KEY"
 //   npm run send-sample -- forward-receiver [--port 8799]   # a local receiver for forwarded events (docs/forwarding.md)
 import { createHmac, hkdfSync, randomBytes, randomUUID } from "node:crypto";
@@ -53,7 +54,7 @@ const userId = opts.user ?? (opts.phone ? null : "demo-user");
 const conversationId = opts.conversation ?? `conv_sample_${randomUUID().replace(/-/g, "").slice(0, 20)}`;
 const now = Math.floor(Date.now() / 1000);
 
-if (!secret && opts.kind !== "initiation" && opts.kind !== "forward-receiver") {
+if (!secret && opts.kind !== "initiation" && opts.kind !== "forward-receiver" && opts.kind !== "recall") {
   console.error("No webhook secret: pass --secret, set ELEVENLABS_WEBHOOK_SECRET, or create .dev.vars (npm start does).");
   process.exit(2);
 }
@@ -232,15 +233,47 @@ async function initiation() {
   if (!res.ok) process.exitCode = 1;
 }
 
+/**
+ * What ElevenLabs' recall tool (elevenlabs/recall-tool.json) sends mid-call: the user's
+ * postcall_user_token, taken from GET /v1/users/:id/context the way an app passes it into the
+ * session, the LLM's query, and the current call's id (excluded from the results).
+ */
+async function recallTool() {
+  if (!apiKey) throw new Error("recall reads the user's context first: pass --api-key or create .dev.vars");
+  if (!opts.query) throw new Error('pass --query "what to look up" (and --user, default demo-user)');
+  const who = userId ?? opts.phone;
+  const ctx = await fetch(`${base}/v1/users/${encodeURIComponent(who)}/context`, { headers: { Authorization: `Bearer ${apiKey}` } });
+  if (!ctx.ok) throw new Error(`GET /v1/users/${who}/context: HTTP ${ctx.status} ${await ctx.text()}`);
+  const token = (await ctx.json()).dynamic_variables?.postcall_user_token ?? "";
+  // The tool's header holds an AGENT_API_KEY; any API_KEY is accepted too.
+  const agentKey = opts.agentKey ?? process.env.AGENT_API_KEY ?? (vars.AGENT_API_KEY ?? "").split(",")[0].trim();
+  const body = { query: opts.query, user_token: token, conversation_id: opts.conversation ?? conversationId, agent_id: "agent_01jx3kq2p9fz8b7c6d5e4a3b2c" };
+  if (opts.limit !== undefined) body.limit = Number(opts.limit);
+  const res = await fetch(`${base}/tools/recall`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${agentKey || apiKey}` },
+    body: JSON.stringify(body),
+  });
+  console.log(`POST /tools/recall for ${who} (token ${token ? "from the context" : "missing"}), query ${JSON.stringify(opts.query)}: HTTP ${res.status}`);
+  const text = await res.text();
+  try {
+    console.log(JSON.stringify(JSON.parse(text), null, 2));
+  } catch {
+    console.log(text);
+  }
+  if (!res.ok) process.exitCode = 1;
+}
+
 try {
   const kinds = opts.kind === "all" ? ["transcription", "audio", "failure"] : [opts.kind];
   for (const kind of kinds) {
     if (kind === "transcription") await post(await transcriptionEvent(), `post_call_transcription ${conversationId} for ${userId ?? opts.phone}`);
     else if (kind === "initiation") await initiation();
+    else if (kind === "recall") await recallTool();
     else if (kind === "audio") await postAudio(`post_call_audio ${conversationId}`);
     else if (kind === "failure") await post(failureEvent(), `call_initiation_failure ${conversationId}_failed`);
     else if (kind === "forward-receiver") await (await import("./forward-receiver.mjs")).runReceiver(opts);
-    else throw new Error(`unknown event kind ${JSON.stringify(kind)}: use transcription, audio, failure, initiation, all or forward-receiver`);
+    else throw new Error(`unknown event kind ${JSON.stringify(kind)}: use transcription, audio, failure, initiation, recall, all or forward-receiver`);
   }
   if (kinds.includes("transcription")) await showContext();
 } catch (err) {

@@ -26,7 +26,7 @@ const VOCABULARY = (
 ).split(" ");
 
 /** mulberry32: a small seeded generator, so the same seed gives the same text. */
-function generator(seed) {
+export function generator(seed) {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
