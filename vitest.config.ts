@@ -38,15 +38,19 @@ const test = {
   onConsoleLog: expectedConsoleLog,
 };
 
+/** A free port on 127.0.0.1, for a stand-in server whose URL must be a binding before any globalSetup runs. */
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
+
 // Forwarding (test/forwarding/): a real HTTP receiver on 127.0.0.1 (test/global/forward-receiver.ts),
 // on a port chosen here so the destinations' URLs can be bindings. Its own project, so that the rest of
 // the suite runs with forwarding off (the default) and is not changed by it.
-const receiverPort = await new Promise<number>((resolve) => {
-  const probe = createServer().listen(0, "127.0.0.1", () => {
-    const { port } = probe.address() as { port: number };
-    probe.close(() => resolve(port));
-  });
-});
+const receiverPort = await freePort();
 process.env["POSTCALL_TEST_RECEIVER_PORT"] = String(receiverPort);
 const receiver = `http://127.0.0.1:${receiverPort}`;
 const FORWARD_TEST_SECRETS = [
@@ -57,13 +61,6 @@ process.env["POSTCALL_TEST_FORWARD_SECRETS"] = FORWARD_TEST_SECRETS.join(",");
 
 // The stand-in for ElevenLabs' API (test/global/elevenlabs-api.ts) listens on a free port picked here,
 // because the Worker's ELEVENLABS_API_BASE binding is fixed before any globalSetup runs.
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
 process.env["POSTCALL_FAKE_API_PORT"] ??= String(await freePort());
 const fakeApiBase = `http://127.0.0.1:${process.env["POSTCALL_FAKE_API_PORT"]}`;
 

@@ -34,7 +34,8 @@ import {
   transcriptGroups,
   type ExportConversationRow,
 } from "../storage/export";
-import { conversationJson, parseJson } from "./conversations";
+import { conversationJson } from "./conversations";
+import { callFailureView } from "../storage/conversations";
 import { memoryJson } from "./users";
 
 export const EXPORT_FORMAT = "postcall.export.v1";
@@ -181,15 +182,7 @@ async function* exportRecords(env: Env, input: ExportInput): AsyncGenerator<Expo
         counts.call_failure!++;
         yield {
           type: "call_failure",
-          conversation_id: f.conversation_id,
-          agent_id: f.agent_id,
-          failure_reason: f.failure_reason,
-          provider: f.provider,
-          from_number: f.from_number,
-          to_number: f.to_number,
-          sip_status_code: f.sip_status_code,
-          call_sid: f.call_sid,
-          metadata: parseJson(f.metadata),
+          ...callFailureView(f),
           event_timestamp: iso(f.event_timestamp),
           received_at: iso(f.received_at),
         };

@@ -9,7 +9,7 @@
 import type { ForwardDestination } from "../lib/forwarding-config";
 import { iso } from "../lib/time";
 import { FORWARD_SCHEMA_VERSION, type ForwardMessage } from "../records/forward-events";
-import { parseStoredJson as parseJson, readConversation, turnsView } from "../storage/conversations";
+import { callFailureView, parseStoredJson as parseJson, readConversation, turnsView } from "../storage/conversations";
 import { readAudioEvent, readCallFailure } from "../storage/forwarding";
 
 export interface BuiltEvent {
@@ -90,17 +90,7 @@ export async function buildEvent(db: D1Database, m: ForwardMessage, d: ForwardDe
       const f = id === null ? null : await readCallFailure(db, id);
       if (!f) return null;
       return {
-        body: envelope(m, {
-          conversation_id: f.conversation_id,
-          agent_id: f.agent_id,
-          failure_reason: f.failure_reason,
-          provider: f.provider,
-          from_number: f.from_number,
-          to_number: f.to_number,
-          sip_status_code: f.sip_status_code,
-          call_sid: f.call_sid,
-          metadata: parseJson(f.metadata),
-        }),
+        body: envelope(m, callFailureView(f)),
         userId: null,
       };
     }

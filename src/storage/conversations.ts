@@ -332,3 +332,33 @@ export async function listUnattributed(
           .bind(page.after.receivedAt, page.after.receivedAt, page.after.conversationId, page.limit);
   return (await stmt.all<UnattributedSummary>()).results;
 }
+
+/** A `call_failures` row as D1 returns it (the export and forwarding read it). */
+export interface CallFailureRow {
+  conversation_id: string;
+  agent_id: string;
+  failure_reason: string;
+  provider: string | null;
+  from_number: string | null;
+  to_number: string | null;
+  sip_status_code: number | null;
+  call_sid: string | null;
+  metadata: string | null;
+  event_timestamp: number | null;
+  received_at: number;
+}
+
+/** A call failure as the API shows it (an export's `call_failure` record, a forwarded `call.failed`'s data). */
+export function callFailureView(f: CallFailureRow) {
+  return {
+    conversation_id: f.conversation_id,
+    agent_id: f.agent_id,
+    failure_reason: f.failure_reason,
+    provider: f.provider,
+    from_number: f.from_number,
+    to_number: f.to_number,
+    sip_status_code: f.sip_status_code,
+    call_sid: f.call_sid,
+    metadata: parseStoredJson(f.metadata),
+  };
+}

@@ -5,7 +5,7 @@
  * one group of stored transcripts, one of them decoded) at a time, whatever the number of calls.
  */
 import { decodeTranscript, type StoredTurn, type StoredValue } from "./transcript-codec";
-import type { ConversationRow } from "./conversations";
+import type { CallFailureRow, ConversationRow } from "./conversations";
 
 /** A conversation's row (without its transcript), the size of its stored transcript, and its audio row. */
 export interface ExportConversationRow extends ConversationRow {
@@ -88,19 +88,7 @@ export function transcriptGroups<T extends { transcript_bytes: number }>(rows: T
   return groups;
 }
 
-export interface CallFailureRow {
-  conversation_id: string;
-  agent_id: string | null;
-  failure_reason: string | null;
-  provider: string | null;
-  from_number: string | null;
-  to_number: string | null;
-  sip_status_code: number | null;
-  call_sid: string | null;
-  metadata: string | null;
-  event_timestamp: number | null;
-  received_at: number;
-}
+export type { CallFailureRow };
 
 /**
  * Up to `limit` call failures from or to any of these numbers (the ones erasure removes with the

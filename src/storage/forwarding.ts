@@ -5,20 +5,9 @@
  */
 import type { DeadLetter, ForwardMessage } from "../records/forward-events";
 import { clip } from "../records/limits";
+import type { CallFailureRow } from "./conversations";
 
-export interface CallFailureRow {
-  conversation_id: string;
-  agent_id: string;
-  failure_reason: string;
-  provider: string | null;
-  from_number: string | null;
-  to_number: string | null;
-  sip_status_code: number | null;
-  call_sid: string | null;
-  metadata: string | null;
-  event_timestamp: number | null;
-  received_at: number;
-}
+export type { CallFailureRow };
 
 export async function readCallFailure(db: D1Database, conversationId: string): Promise<CallFailureRow | null> {
   return db
