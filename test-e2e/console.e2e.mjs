@@ -348,7 +348,7 @@ try {
     await page.getByRole("heading", { name: "Unattributed conversations" }).waitFor();
     await page.getByRole("link", { name: /Claimed without a token/ }).click();
     await page.getByText("Claimed user id e2e-claimer, not believed: token_missing.").waitFor();
-    await page.screenshot({ path: `${SHOTS}/unattributed-conversation.png`, fullPage: true });
+    await shot(page, "unattributed-conversation", { fullPage: true });
     await page.getByLabel("Attribute to user").fill("e2e-claimer");
     await page.getByRole("button", { name: "Attribute" }).click();
     await page.getByText("Attributed to e2e-claimer").waitFor();
