@@ -36,6 +36,14 @@ describe("vouch", () => {
     expect(vouch(claim(".", "user_id"), ev({ ok: false, reason: "missing" }, "operator"))).toMatchObject({ userId: null, unverified: "reserved_user_id" });
   });
 
+  it("`operator` (a history import) still never lets an app id that is a phone number address that number's memory", () => {
+    // ElevenLabs' record of an old web session holds whatever user id that client claimed: importing it is
+    // the operator's choice, but a claim of "+1..." was a client's, and telephony never vouched for it.
+    expect(vouch(claim("+14155550100", "user_id"), ev({ ok: false, reason: "missing" }, "operator"))).toMatchObject({ userId: null, claimedUserId: "+14155550100", unverified: "phone_number_claim" });
+    expect(vouch(claim("+14155550100", "client_data_user_id", "+14155550199"), ev({ ok: false, reason: "missing" }, "operator"))).toMatchObject({ userId: "+14155550199", vouchedBy: "telephony", unverified: "phone_number_claim" });
+    expect(vouch(claim("+14155550100", "user_id"), ev(token("+14155550100"), "operator"))).toMatchObject({ userId: "+14155550100", vouchedBy: "token" });
+  });
+
   it("leaves an event that claims no one to no one", () => {
     expect(vouch(claim(null, null), ev({ ok: false, reason: "missing" }))).toEqual({ userId: null, source: null, phoneNumber: null, vouchedBy: null });
   });

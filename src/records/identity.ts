@@ -75,7 +75,8 @@ export interface ResolvedUser {
 /**
  * How the identity of an event is vouched for, given by whoever feeds it in:
  *  - `token`: a webhook from ElevenLabs; the app user id counts only with a valid postcall_user_token;
- *  - `operator`: the operator says who it is (the attribute route, an import with our own API key);
+ *  - `operator`: the operator says who it is (the attribute route, an import with our own API key),
+ *    except that an app id that is a phone number still needs its token;
  *  - `claimed`: USER_ID_TRUST="claimed", any claim is believed (the pre-verification behaviour).
  */
 export type IdentityTrust = "token" | "operator" | "claimed";
@@ -125,11 +126,13 @@ export function vouch(claim: ResolvedUser, ev: IdentityEvidence): ResolvedUser {
   if (claim.source === "phone_number") return { ...claim, vouchedBy: "telephony" };
   const id = claim.userId;
   const reserved = RESERVED_IDS.has(id);
-  if (ev.trust === "operator" && !reserved) return { ...claim, vouchedBy: "operator" };
+  // An app id that is a phone number needs a token whoever vouches: even in an import (the operator's
+  // choice) it was a client's claim, and only telephony or this service's token speaks for a number.
+  if (ev.trust === "operator" && !reserved && !isE164(id)) return { ...claim, vouchedBy: "operator" };
   const byToken = tokenProblem(id, ev);
   let problem: UnverifiedReason | null = byToken;
   if (reserved) problem = "reserved_user_id";
-  else if (byToken !== null && ev.trust === "claimed") problem = isE164(id) ? "phone_number_claim" : null;
+  else if (byToken !== null && ev.trust !== "token") problem = isE164(id) ? "phone_number_claim" : null;
   if (problem === null) return { ...claim, vouchedBy: byToken === null ? "token" : "claimed" };
   const byNumber = claim.phoneNumber !== null;
   return {
