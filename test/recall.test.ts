@@ -60,6 +60,37 @@ describe("POST /tools/recall: what it finds", () => {
     expect(plain.results[0]?.text).toContain("café");
   });
 
+  it("a query is words, never FTS5 syntax: a caller steering the LLM cannot widen or break the search", async () => {
+    // The LLM writes `query`, and a caller can make it write anything: operators, quotes, column filters,
+    // prefix stars, NEAR groups. Each must be taken as plain words (or nothing), answer 200, match only
+    // what the words match, and never error.
+    const user = uid("user");
+    await record(conversationWith(DENTIST, { userId: user, title: "Dentist recommendation" }));
+    const hostile = [
+      'dentist" OR "a',
+      "* OR dentist",
+      "body:dentist",
+      "NEAR(dentist patel, 1)",
+      "dentist AND NOT patel",
+      '"""',
+      "^dentist",
+      "d*",
+      "(dentist",
+      "recall_index MATCH 'x'",
+      "- + : ; ' \" ( ) { } [ ]",
+    ];
+    for (const query of hostile) {
+      const answer = await recallFor(user, query);
+      expect(answer.reason, query).toBeUndefined();
+      // Only turns that hold one of the query's plain words come back, whatever the syntax around them.
+      const words = query.toLowerCase().match(/[a-z]+/g) ?? [];
+      for (const r of answer.results) expect(words.some((w) => r.text.toLowerCase().includes(w)), `${query} -> ${r.text}`).toBe(true);
+    }
+    // "d*" is the word "d", not a prefix: it finds nothing here.
+    expect((await recallFor(user, "d*")).results).toEqual([]);
+    expect((await recallFor(user, "* OR dentist")).results.length).toBeGreaterThan(0);
+  });
+
   it("a short turn comes with the turn before it", async () => {
     const user = uid("user");
     await record(conversationWith([["agent", "Which colour would you like for the new kettle?"], ["user", "Turquoise please"]], { userId: user }));
