@@ -11,6 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { stepper } from "./lib.mjs";
 
 const repo = new URL("..", import.meta.url).pathname;
 const work = mkdtempSync(join(tmpdir(), "postcall-first-run-"));
@@ -41,13 +42,7 @@ async function get(url, init) {
   }
 }
 
-const steps = [];
-async function step(name, fn) {
-  process.stdout.write(`- ${name} ... `);
-  await fn();
-  steps.push(name);
-  console.log("ok");
-}
+const { step, steps } = stepper();
 
 /** The lines of the README's ```sh blocks, comments stripped. */
 function readmeShellLines(readme) {

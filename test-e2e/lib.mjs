@@ -1,6 +1,5 @@
 // Helpers shared by the browser tests (test-e2e/*.e2e.mjs). Not a test itself: the name does not
-// end in .e2e.mjs. console.e2e.mjs still has its own copies of these (kept as they were, so the
-// branch that reworks it merges cleanly); it can import them from here.
+// end in .e2e.mjs.
 import { createServer } from "node:net";
 
 /** A TCP port free on 127.0.0.1 right now. */

@@ -74,3 +74,47 @@ export async function sendBacklog(env: Env, report: BacklogReport): Promise<bool
     return false;
   }
 }
+
+/** Key-value marker: this object's outbox backlog is listed by the stats object. */
+const BACKLOG_REPORTED = "health.backlog_reported";
+
+/**
+ * One object's side of it: what it last sent (in memory) and whether a report is listed (in its
+ * storage, so a wipe by a later instance still withdraws it).
+ */
+export class BacklogReporter {
+  private last: SentReport | null = null;
+
+  constructor(
+    private readonly env: Env,
+    private readonly storage: DurableObjectStorage,
+    private readonly object: string,
+  ) {}
+
+  /** Call before a delivery run: whether the run's outcome may need reporting even if nothing fails. */
+  hadFailures(): boolean {
+    return hasFailedItems(this.storage.sql);
+  }
+
+  /** After a delivery run: reports when an item failed, or when items that had failed went through. */
+  async afterRun(failed: number, hadFailed: boolean): Promise<void> {
+    if (failed === 0 && !hadFailed) return;
+    const report = backlogOf(this.storage.sql, this.object, Math.floor(Date.now() / 1000));
+    if (!worthReporting(this.last, report)) return;
+    if (!(await sendBacklog(this.env, report))) return;
+    this.last = sentReport(report);
+    if (report.pending > 0) await this.storage.put(BACKLOG_REPORTED, true);
+    else await this.storage.delete(BACKLOG_REPORTED);
+  }
+
+  /** Before the object's storage is wiped: whether a report is listed (read it before deleteAll). */
+  async listed(): Promise<boolean> {
+    return (await this.storage.get(BACKLOG_REPORTED)) === true;
+  }
+
+  /** After the wipe: withdraws a listed report. */
+  async withdraw(): Promise<void> {
+    this.last = null;
+    await sendBacklog(this.env, clearedBacklog(this.object, Math.floor(Date.now() / 1000)));
+  }
+}

@@ -13,13 +13,14 @@
 import { DurableObject } from "cloudflare:workers";
 import { config } from "../lib/config";
 import type { Env } from "../lib/env";
-import { ownerOfRecord, type CallFailureRecord, type MemoryRecord } from "../records/payload";
+import type { CallFailureRecord, MemoryRecord } from "../records/payload";
 import { deleteAudioObjects, type AudioLink } from "../storage/audio";
 import { ElevenLabsApiError } from "../storage/elevenlabs-api";
 import * as audioLinks from "./audio-links";
-import { backlogOf, clearedBacklog, hasFailedItems, sendBacklog, sentReport, worthReporting, type SentReport } from "./backlog-report";
-import { isDuplicate, markSeen, trimSeen } from "./dedupe";
+import { BacklogReporter } from "./backlog-report";
+import { isDuplicate, markSeen } from "./dedupe";
 import { deliver } from "./deliveries";
+import { commitConversation } from "./recording";
 import * as backfill from "./audio-backfill";
 import * as imports from "./imports";
 import { eraseStep, recordDuringErasure } from "./erasure";
@@ -47,8 +48,6 @@ const PHONE: roles.ObjectKind[] = ["phone"];
 const CONVERSATION: roles.ObjectKind[] = ["conversation"];
 const STATS: roles.ObjectKind[] = ["stats"];
 const IMPORT: roles.ObjectKind[] = ["import"];
-/** Key-value marker: this object's outbox backlog is listed by the stats object (src/memory/backlog-report.ts). */
-const BACKLOG_REPORTED = "health.backlog_reported";
 
 export class UserMemory extends DurableObject<Env> implements roles.PhoneObject, roles.ConversationObject, roles.StatsObject, roles.ImportObject {
   private readonly sql: SqlStorage;
@@ -63,8 +62,8 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
    * statements (bench:profile).
    */
   private served: { snapshot: MemorySnapshot; linkedTo: string | null } | null = null;
-  /** The last outbox backlog this instance reported to the stats object (src/memory/backlog-report.ts). */
-  private lastBacklogReport: SentReport | null = null;
+  /** This object's outbox as the health page sees it (src/memory/backlog-report.ts). */
+  private readonly backlog: BacklogReporter;
   private backfillArmed = false;
   private erasing: boolean | null = null;
 
@@ -73,6 +72,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     this.sql = ctx.storage.sql;
     this.schema = new Schema(ctx.storage);
     this.tombstones = new Tombstones(ctx.storage.sql);
+    this.backlog = new BacklogReporter(env, ctx.storage, ctx.id.name ?? ctx.id.toString());
   }
 
   /** Refuses a method asked of the wrong kind of object (stubs are typed by kind; this is the run-time check). */
@@ -102,25 +102,10 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     }
     this.schema.ensure(receivedAt);
     if (isDuplicate(this.sql, "post_call_transcription", r.conversationId)) return this.duplicate();
-    this.ctx.storage.transactionSync(() => this.commitConversation(r, raw, receivedAt));
+    this.ctx.storage.transactionSync(() => commitConversation(this.sql, this.env, r, raw, receivedAt));
     this.changed();
     await outbox.scheduleAlarm(this.ctx.storage, Date.now());
     return { duplicate: false };
-  }
-
-  /** Inside the caller's transaction: the memory, the recall index, links, the outbox items (D1, forwards). */
-  private commitConversation(r: MemoryRecord, raw: Uint8Array, receivedAt: number): void {
-    const forwards = forwarding.subscribers(this.env, "conversation.stored");
-    const turns = r.userId !== null ? recallIndex.turnsOfPayload(raw) : [];
-    markSeen(this.sql, "post_call_transcription", r.conversationId, receivedAt);
-    if (r.userId !== null) profile.remember(this.sql, r, receivedAt);
-    if (r.userId !== null) recallIndex.indexConversation(this.sql, { ...r, turns });
-    if (phones.shouldLink(this.sql, r)) phones.linkFromConversation(this.sql, r, receivedAt);
-    const seq = outbox.enqueue(this.sql, { kind: "conversation", user: ownerOfRecord(r), receivedAt }, r.conversationId, receivedAt);
-    outbox.attachPayload(this.sql, seq, raw);
-    forwarding.queueForwards(this.sql, forwards, { type: "conversation.stored", conversationId: r.conversationId, occurredAt: receivedAt }, receivedAt);
-    profile.compact(this.sql, r.userId !== null && r.facts.length > 0);
-    trimSeen(this.sql);
   }
 
   async recordCallFailure(input: { record: CallFailureRecord; receivedAt: number }): Promise<roles.RecordResult> {
@@ -427,7 +412,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     if (!this.schema.exists()) return { delivered: 0, failed: 0, pending: 0 };
     if (erasingSince(this.sql) !== null) return { delivered: 0, failed: 0, pending: outbox.pendingCount(this.sql) };
     await this.settle();
-    const hadFailed = hasFailedItems(this.sql);
+    const hadFailed = this.backlog.hadFailures();
     this.flushing = outbox.drain(this.ctx.storage, (row) => deliver({ env: this.env, sql: this.sql, seq: row.seq }, row.item));
     let report: roles.FlushReport;
     try {
@@ -438,7 +423,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
       this.flushing = null;
     }
     // Only a run that failed, or that delivered what had failed before, tells the health page.
-    if (report.failed > 0 || hadFailed) await this.reportOutbox(backlogOf(this.sql, this.objectName(), Math.floor(Date.now() / 1000)));
+    await this.backlog.afterRun(report.failed, hadFailed);
     return report;
   }
 
@@ -481,27 +466,14 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
   /** Drops every table and the alarm (in SQLite-backed objects deleteAll() drops the tables too); returns the rows held. */
   private async wipe(): Promise<number> {
     const rows = this.schema.exists() ? countRows(this.sql) : 0;
-    const reported = (await this.ctx.storage.get(BACKLOG_REPORTED)) === true;
+    const reported = await this.backlog.listed();
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.schema.reset();
     this.tombstones.reset();
     this.changed();
-    if (reported) await sendBacklog(this.env, clearedBacklog(this.objectName(), Math.floor(Date.now() / 1000)));
+    if (reported) await this.backlog.withdraw();
     return rows;
-  }
-
-  private objectName(): string {
-    return this.ctx.id.name ?? this.ctx.id.toString();
-  }
-
-  /** Tells the stats object, and remembers whether a backlog is listed there (so a wipe can withdraw it). */
-  private async reportOutbox(report: roles.BacklogReport): Promise<void> {
-    if (!worthReporting(this.lastBacklogReport, report)) return;
-    if (!(await sendBacklog(this.env, report))) return;
-    this.lastBacklogReport = sentReport(report);
-    if (report.pending > 0) await this.ctx.storage.put(BACKLOG_REPORTED, true);
-    else await this.ctx.storage.delete(BACKLOG_REPORTED);
   }
 
   // ---- the health counters (the stats:global object only) -----------------------------------------
@@ -532,7 +504,7 @@ export class UserMemory extends DurableObject<Env> implements roles.PhoneObject,
     for (const d of erasure.deferred) {
       this.schema.ensure(d.receivedAt);
       if (isDuplicate(this.sql, "post_call_transcription", d.record.conversationId)) continue;
-      this.ctx.storage.transactionSync(() => this.commitConversation(d.record, d.raw, d.receivedAt));
+      this.ctx.storage.transactionSync(() => commitConversation(this.sql, this.env, d.record, d.raw, d.receivedAt));
       alarmAt = Date.now();
     }
     this.changed();
