@@ -19,11 +19,11 @@ import type { Env } from "./lib/env";
 import { ApiError, errorResponse, json, notFound } from "./lib/errors";
 import { handlePostCall } from "./webhooks/handler";
 import { handleInitiation } from "./webhooks/initiation";
-import { sweepRetention } from "./memory/sweep";
+import { sweepRetention } from "./cron/sweep";
 import { listForwardFailures, retryForwardFailure } from "./api/forwarding";
 import { handleQueue } from "./forwarding/consumer";
 
-export { UserMemory } from "./memory/user-memory";
+export { UserMemory } from "./objects/user-memory/user-memory";
 
 type Args = [Env, ExecutionContext];
 

@@ -2,8 +2,8 @@
 import { SELF, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { ownerOf, userMemory } from "./objects";
-import { delayAll, makeAllDue } from "../src/memory/outbox";
-import type { UserMemory } from "../src/memory/user-memory";
+import { delayAll, makeAllDue } from "../src/objects/shared/outbox";
+import type { UserMemory } from "../src/objects/user-memory/user-memory";
 import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
 import { API_KEY, BASE, d1Count, nowSeconds, r2Keys, transcription, type TranscriptionOptions } from "./helpers";
 import { conversationPrefix } from "../src/records/keys";

@@ -4,7 +4,7 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, inject, it } from "vitest";
-import { ElevenLabsApi, ElevenLabsApiError, apiKeyOf, retryAfterMs } from "../src/storage/elevenlabs-api";
+import { ElevenLabsApi, ElevenLabsApiError, apiKeyOf, retryAfterMs } from "../src/elevenlabs/api";
 import { FAKE_API_KEY, audioOf, conversationOf } from "./fake-api/data";
 
 const base = inject("elevenLabsApiBase");

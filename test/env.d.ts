@@ -1,6 +1,6 @@
 import type { D1Migration } from "@cloudflare/vitest-pool-workers";
 import type { Env as WorkerEnv } from "../src/lib/env";
-import type { UserMemory } from "../src/memory/user-memory";
+import type { UserMemory } from "../src/objects/user-memory/user-memory";
 
 declare global {
   namespace Cloudflare {

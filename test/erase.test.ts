@@ -1,9 +1,9 @@
 /** DELETE /v1/users/:userId: erases a user everywhere, counts what it removed, is safe to repeat and to resume. */
 import { env } from "cloudflare:workers";
-import { TOMBSTONE_SECONDS } from "../src/memory/tombstone";
+import { TOMBSTONE_SECONDS } from "../src/objects/shared/tombstone";
 import { describe, expect, it } from "vitest";
 import { userMemory } from "./objects";
-import { LIMITS } from "../src/memory/schema";
+import { LIMITS } from "../src/objects/user-memory/schema";
 import { conversationPrefix, transcriptKey } from "../src/records/keys";
 import audioFixture from "./fixtures/audio.json";
 import sipFailure from "./fixtures/call-initiation-failure-sip.json";

@@ -7,8 +7,8 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { Env } from "../src/lib/env";
-import { items, makeAllDue, type OutboxItemState } from "../src/memory/outbox";
-import type { UserMemory } from "../src/memory/user-memory";
+import { items, makeAllDue, type OutboxItemState } from "../src/objects/shared/outbox";
+import type { UserMemory } from "../src/objects/user-memory/user-memory";
 
 type Stub = DurableObjectStub<UserMemory>;
 

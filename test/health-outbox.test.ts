@@ -5,8 +5,8 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { REPORT_EVERY_SECONDS, worthReporting } from "../src/memory/backlog-report";
-import { STUCK_ATTEMPTS } from "../src/memory/outbox";
+import { REPORT_EVERY_SECONDS, worthReporting } from "../src/objects/shared/backlog-report";
+import { STUCK_ATTEMPTS } from "../src/objects/shared/outbox";
 import { fault, faultyD1, injectBindings, retryNow } from "./faults";
 import { codes, health } from "./health-helpers";
 import { d1Count, nowSeconds, postWebhook, transcription, uid } from "./helpers";

@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { count, flushNow, FLUSH_EVENTS, FLUSH_INTERVAL_MS, maybeFlush, pendingEvents } from "../src/memory/health-counts";
 import { statsObject } from "../src/memory/objects";
-import { hourOf, MAX_KEYS, RETAIN_HOURS } from "../src/memory/stats";
+import { hourOf, MAX_KEYS, RETAIN_HOURS } from "../src/objects/health-stats/stats";
 import { codes, health, sum } from "./health-helpers";
 import { apiGet, BASE, d1Count, nowSeconds, postWebhook, signatureHeader, transcription } from "./helpers";
 

@@ -7,7 +7,7 @@ import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, inject, it } from "vitest";
 import { importObjectName } from "../src/memory/objects";
-import type { ImportStatus, MemoryView } from "../src/memory/roles";
+import type { ImportStatus, MemoryView } from "../src/memory/rpc";
 import { api } from "./api-helpers";
 import { FAKE_API_KEY, audioOf, conversationIdOf } from "./fake-api/data";
 import { d1Count, postWebhook, withToken } from "./helpers";

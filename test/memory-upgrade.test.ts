@@ -3,7 +3,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { restartObject, userMemory } from "./objects";
-import { MEMORY_SCHEMA_VERSION } from "../src/memory/schema";
+import { MEMORY_SCHEMA_VERSION } from "../src/objects/user-memory/schema";
 import { context, nowSeconds, postWebhook, transcription, uid } from "./helpers";
 import { api, apiJson, deliverParked, doTables, pendingConversation, phoneNumber, u } from "./api-helpers";
 

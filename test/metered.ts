@@ -1,6 +1,6 @@
 /** Meters the SQL statements a Durable Object method runs (rows read and written), for bounds no method reports. */
 import { expect } from "vitest";
-import type { UserMemory } from "../src/memory/user-memory";
+import type { UserMemory } from "../src/objects/user-memory/user-memory";
 
 /**
  * Runs `fn` with every SQL statement of the object metered; returns the rows its statements read and

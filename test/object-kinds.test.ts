@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { conversationObject, kindOfName, phoneObject, userObject } from "../src/memory/objects";
 import { conversationMemory, userMemory } from "./objects";
 import { uid } from "./helpers";
-import type { UserMemory } from "../src/memory/user-memory";
+import type { UserMemory } from "../src/objects/user-memory/user-memory";
 
 describe("object kinds", () => {
   it("names each kind from its object name", () => {

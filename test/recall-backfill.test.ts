@@ -6,8 +6,8 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { backfillRun } from "../src/memory/recall-backfill";
-import { LIMITS } from "../src/memory/schema";
+import { backfillRun } from "../src/objects/user-memory/recall-backfill";
+import { LIMITS } from "../src/objects/user-memory/schema";
 import { apiGet, nowSeconds, postWebhook, uid } from "./helpers";
 import { restartObject, userMemory } from "./objects";
 import { conversationWith, recallFor, record } from "./recall-helpers";

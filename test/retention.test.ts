@@ -7,7 +7,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { ownerOf, restartObject, userMemory } from "./objects";
-import { LIMITS, setRetentionAnchor } from "../src/memory/schema";
+import { LIMITS, setRetentionAnchor } from "../src/objects/user-memory/schema";
 import { conversationPrefix } from "../src/records/keys";
 import audioFixture from "./fixtures/audio.json";
 import { context, d1Count, flush, nowSeconds, postWebhook, r2Keys, uid } from "./helpers";

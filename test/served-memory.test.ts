@@ -6,13 +6,13 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { Env } from "../src/lib/env";
-import type { UserMemory } from "../src/memory/user-memory";
+import type { UserMemory } from "../src/objects/user-memory/user-memory";
 import type { MemorySnapshot } from "../src/memory/variables";
 import { describe, expect, it } from "vitest";
 import { api, apiJson, deliverParked, initiation, pendingConversation, phoneNumber, u } from "./api-helpers";
 import { context, flush, FIRST_TIME_CONTEXT, nowSeconds, postWebhook, transcription, uid } from "./helpers";
 import { userMemory } from "./objects";
-import { LIMITS } from "../src/memory/schema";
+import { LIMITS } from "../src/objects/user-memory/schema";
 
 async function ingest(userId: string, o: Parameters<typeof transcription>[0] = {}) {
   const event = transcription({ userId, ...o });

@@ -24,7 +24,7 @@ import { bytesToBase64 } from "../lib/bytes";
 import { iso } from "../lib/time";
 import { isE164 } from "../records/identity";
 import { scopedObject, userObject } from "../memory/objects";
-import type { MemoryView } from "../memory/roles";
+import type { MemoryView } from "../memory/rpc";
 import { readAudioObject } from "../storage/audio";
 import {
   callFailurePageForExport,

@@ -8,7 +8,7 @@ import { ApiError, badRequest, json, notFound } from "../lib/errors";
 import { isValidId } from "../lib/ids";
 import { iso } from "../lib/time";
 import { conversationObject, importObject } from "../memory/objects";
-import { requireApi } from "../storage/elevenlabs-api";
+import { requireApi } from "../elevenlabs/api";
 import { listImportRows } from "../storage/imports";
 
 const MAX_BODY_CHARS = 4096;

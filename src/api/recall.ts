@@ -15,7 +15,7 @@ import { readAtMost } from "../lib/http/body";
 import { iso } from "../lib/time";
 import { TOKEN_CLOCK_SKEW_SECONDS, verifyUserToken, type TokenCheck, type UserTokenClaims } from "../lib/user-token";
 import { memoryObject } from "../memory/objects";
-import { RECALL_MAX_LIMIT, type RecallHit } from "../memory/recall";
+import { RECALL_MAX_LIMIT, type RecallHit } from "../objects/user-memory/recall";
 
 export const RECALL_MAX_BODY_BYTES = 16 * 1024;
 export const RECALL_MAX_QUERY_CHARS = 500;

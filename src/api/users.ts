@@ -6,10 +6,10 @@ import { config } from "../lib/config";
 import type { Env } from "../lib/env";
 import { ApiError, badRequest, json, notFound } from "../lib/errors";
 import { normalisePhone } from "../records/identity";
-import { eraseUser } from "../memory/erasure";
+import { eraseUser } from "../objects/user-memory/erasure";
 import { memoryObject } from "../memory/objects";
-import { linkPhone, unlinkPhone } from "../memory/phone-links";
-import type { MemoryView } from "../memory/roles";
+import { linkPhone, unlinkPhone } from "../objects/user-memory/phone-links";
+import type { MemoryView } from "../memory/rpc";
 import { iso } from "../lib/time";
 import { idParam } from "../lib/http/params";
 

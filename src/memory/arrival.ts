@@ -15,8 +15,8 @@ import { config } from "../lib/config";
 import type { Env } from "../lib/env";
 import type { IdentityTrust } from "../records/identity";
 import { normaliseForMemory, vouchedOwner, type Envelope, type MemoryRecord } from "../records/payload";
-import { apiKeyOf } from "../storage/elevenlabs-api";
-import { audioExpected } from "./audio-backfill";
+import { apiKeyOf } from "../elevenlabs/api";
+import { audioExpected } from "../objects/conversation-ledger/audio-backfill";
 import { conversationObject, recordTranscription } from "./objects";
 
 export type Origin = "webhook" | "import";

@@ -8,8 +8,8 @@ import type { Env } from "../lib/env";
 import { isE164 } from "../records/identity";
 import type { MemoryRecord } from "../records/payload";
 import { contextCache } from "./context-cache";
-import type { ConversationObject, ImportObject, ObjectKind, PhoneObject, StatsObject, UserObject } from "./roles";
-import { STATS_OBJECT_NAME } from "./stats";
+import type { ConversationObject, ImportObject, ObjectKind, PhoneObject, StatsObject, UserObject } from "./rpc";
+import { STATS_OBJECT_NAME } from "../objects/health-stats/stats";
 
 export const userObjectName = (userId: string) => `user:${userId}`;
 export const conversationObjectName = (conversationId: string) => `conversation:${conversationId}`;

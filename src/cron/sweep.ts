@@ -9,7 +9,7 @@ import { config } from "../lib/config";
 import type { Env } from "../lib/env";
 import { addCounts, eraseConversations, zeroCounts, type EraseCounts } from "../storage/erase";
 import { expiredLoneAudio, expiredOfUser, expiredUnattributed, usersWithExpired } from "../storage/expiry";
-import { conversationObject, userObject } from "./objects";
+import { conversationObject, userObject } from "../memory/objects";
 
 /** Users poked and unattributed conversations erased per run; the next run continues. */
 const SWEEP_USERS = 200;

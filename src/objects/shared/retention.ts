@@ -8,16 +8,16 @@
  * The object's alarm is armed for (oldest conversation's start + RETENTION_DAYS); the daily sweep
  * (src/memory/sweep.ts) catches objects whose alarm was never armed.
  */
-import { config } from "../lib/config";
-import type { Env } from "../lib/env";
-import { addCounts, eraseConversations, zeroCounts } from "../storage/erase";
-import { expiredOfUser, expiredUnattributedAmong, oldestStartOfUser, oldestUnattributedStartAmong } from "../storage/expiry";
+import { config } from "../../lib/config";
+import type { Env } from "../../lib/env";
+import { addCounts, eraseConversations, zeroCounts } from "../../storage/erase";
+import { expiredOfUser, expiredUnattributedAmong, oldestStartOfUser, oldestUnattributedStartAmong } from "../../storage/expiry";
 import { seenTranscriptions } from "./dedupe";
-import { conversationObject } from "./objects";
-import { forgetBefore, profileUser } from "./profile";
-import type { RetentionReport } from "./roles";
+import { conversationObject } from "../../memory/objects";
+import { forgetBefore, profileUser } from "../user-memory/profile";
+import type { RetentionReport } from "../../memory/rpc";
 import { scheduleAlarm } from "./outbox";
-import { erasingSince, LIMITS, retentionAnchor, setRetentionAnchor } from "./schema";
+import { erasingSince, LIMITS, retentionAnchor, setRetentionAnchor } from "../user-memory/schema";
 
 export interface RetentionContext {
   env: Env;

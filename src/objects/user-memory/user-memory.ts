@@ -11,33 +11,33 @@
  * that have expired, then re-arms itself for whichever comes first.
  */
 import { DurableObject } from "cloudflare:workers";
-import { config } from "../lib/config";
-import type { Env } from "../lib/env";
-import type { CallFailureRecord, MemoryRecord } from "../records/payload";
-import { deleteAudioObjects, type AudioLink } from "../storage/audio";
-import { ElevenLabsApiError } from "../storage/elevenlabs-api";
-import * as audioLinks from "./audio-links";
-import { BacklogReporter } from "./backlog-report";
-import { isDuplicate, markSeen } from "./dedupe";
-import { deliver } from "./deliveries";
-import { commitConversation } from "./recording";
-import * as backfill from "./audio-backfill";
-import * as imports from "./imports";
+import { config } from "../../lib/config";
+import type { Env } from "../../lib/env";
+import type { CallFailureRecord, MemoryRecord } from "../../records/payload";
+import { deleteAudioObjects, type AudioLink } from "../../storage/audio";
+import { ElevenLabsApiError } from "../../elevenlabs/api";
+import * as audioLinks from "../conversation-ledger/audio-links";
+import { BacklogReporter } from "../shared/backlog-report";
+import { isDuplicate, markSeen } from "../shared/dedupe";
+import { deliver } from "../shared/deliveries";
+import { commitConversation } from "../shared/recording";
+import * as backfill from "../conversation-ledger/audio-backfill";
+import * as imports from "../history-import/imports";
 import { eraseStep, recordDuringErasure } from "./erasure";
-import * as forwarding from "./forwarding";
-import { kindOfName } from "./objects";
+import * as forwarding from "../shared/forwarding";
+import { kindOfName } from "../../memory/objects";
 import { recall, type RecallHit } from "./recall";
 import { backfillPending, backfillProgress, backfillRun } from "./recall-backfill";
-import * as outbox from "./outbox";
+import * as outbox from "../shared/outbox";
 import * as phones from "./phone-links";
 import * as profile from "./profile";
 import * as recallIndex from "./recall-index";
-import { applyRetention, retentionFromAlarm } from "./retention";
-import type * as roles from "./roles";
+import { applyRetention, retentionFromAlarm } from "../shared/retention";
+import type * as roles from "../../memory/rpc";
 import { countRows, erasingSince, retentionAnchor, Schema } from "./schema";
-import * as stats from "./stats";
-import { EMPTY_SNAPSHOT, type MemorySnapshot } from "./variables";
-import { Tombstones } from "./tombstone";
+import * as stats from "../health-stats/stats";
+import { EMPTY_SNAPSHOT, type MemorySnapshot } from "../../memory/variables";
+import { Tombstones } from "../shared/tombstone";
 
 /** When the alarm handler itself fails (not one item), try the whole run again after this long. */
 const ALARM_RETRY_MS = 60 * 1000;

@@ -14,7 +14,7 @@
 import type { CallFailureRecord, MemoryRecord } from "../records/payload";
 import type { AudioLink } from "../storage/audio";
 import type { EraseCounts } from "../storage/erase";
-import type { RecallHit } from "./recall";
+import type { RecallHit } from "../objects/user-memory/recall";
 import type { MemorySnapshot } from "./variables";
 
 export type ObjectKind = "user" | "phone" | "conversation" | "stats" | "import";

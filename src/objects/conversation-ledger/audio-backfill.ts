@@ -11,14 +11,14 @@
  *
  * Without ELEVENLABS_API_KEY nothing is queued and nothing is fetched.
  */
-import type { Env } from "../lib/env";
-import { newAudioKey } from "../records/keys";
-import { AudioUpload } from "../storage/audio-upload";
-import { ElevenLabsApi, ElevenLabsApiError } from "../storage/elevenlabs-api";
+import type { Env } from "../../lib/env";
+import { newAudioKey } from "../../records/keys";
+import { AudioUpload } from "../../storage/audio-upload";
+import { ElevenLabsApi, ElevenLabsApiError } from "../../elevenlabs/api";
 import * as audioLinks from "./audio-links";
-import { isDuplicate, markSeen } from "./dedupe";
-import * as outbox from "./outbox";
-import type { BackfillOutcome } from "./roles";
+import { isDuplicate, markSeen } from "../shared/dedupe";
+import * as outbox from "../shared/outbox";
+import type { BackfillOutcome } from "../../memory/rpc";
 
 /**
  * Queues (or brings forward) the backfill of a conversation's audio. Idempotent: with audio already

@@ -8,10 +8,10 @@
  * An event is handed on only once what it reports is in D1 (the consumer builds the body from there):
  * while this object still holds the item that writes it, the forward item waits its turn.
  */
-import { config } from "../lib/config";
-import type { Env } from "../lib/env";
-import type { ForwardEventType } from "../lib/forwarding-config";
-import { forwardEventId, type ForwardEvent, type ForwardMessage } from "../records/forward-events";
+import { config } from "../../lib/config";
+import type { Env } from "../../lib/env";
+import type { ForwardEventType } from "../../lib/forwarding-config";
+import { forwardEventId, type ForwardEvent, type ForwardMessage } from "../../records/forward-events";
 import { enqueue, type OutboxKind } from "./outbox";
 
 /** The outbox item that writes to D1 what each event reports. */

@@ -7,10 +7,10 @@
  * attempt, never calls.
  * Best effort: a report that cannot be sent is logged, and the next failure sends it again.
  */
-import type { Env } from "../lib/env";
-import { statsObject } from "./objects";
+import type { Env } from "../../lib/env";
+import { statsObject } from "../../memory/objects";
 import { STUCK_ATTEMPTS } from "./outbox";
-import type { BacklogReport } from "./roles";
+import type { BacklogReport } from "../../memory/rpc";
 
 /**
  * A failing outbox refreshes its report at most this often (its failures recur at least every

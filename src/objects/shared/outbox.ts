@@ -10,12 +10,12 @@
  * read, so an item that can never be delivered never holds back the ones behind it. Nothing is ever
  * dropped: an item that keeps failing is retried every MAX_BACKOFF_MS and reported as stuck.
  */
-import { concatBytes } from "../lib/bytes";
-import type { ForwardEvent } from "../records/forward-events";
-import { normaliseForMemory, parseEnvelope, type CallFailureRecord, type MemoryRecord, type ResolvedUser } from "../records/payload";
-import type { AudioLink } from "../storage/audio";
-import type { FlushReport, OutboxStatus } from "./roles";
-import { LIMITS } from "./schema";
+import { concatBytes } from "../../lib/bytes";
+import type { ForwardEvent } from "../../records/forward-events";
+import { normaliseForMemory, parseEnvelope, type CallFailureRecord, type MemoryRecord, type ResolvedUser } from "../../records/payload";
+import type { AudioLink } from "../../storage/audio";
+import type { FlushReport, OutboxStatus } from "../../memory/rpc";
+import { LIMITS } from "../user-memory/schema";
 
 /**
  * What an outbox row holds. A conversation item keeps only who owns it: the record is rebuilt from

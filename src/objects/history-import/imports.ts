@@ -12,15 +12,15 @@
  * Each conversation goes through `transcriptionArrived` (src/memory/arrival.ts), the webhook's own
  * path, as an event `{"type":"post_call_transcription","data":<the API's body, byte for byte>}`.
  */
-import { ApiError } from "../lib/errors";
-import type { Env } from "../lib/env";
-import { iso } from "../lib/time";
-import { parseEnvelope } from "../records/payload";
-import { ElevenLabsApi, ElevenLabsApiError } from "../storage/elevenlabs-api";
-import { conversationStored, saveImportRow, type ImportRow } from "../storage/imports";
-import { transcriptionArrived } from "./arrival";
-import { conversationObject } from "./objects";
-import type { ImportSpec, ImportState, ImportStatus } from "./roles";
+import { ApiError } from "../../lib/errors";
+import type { Env } from "../../lib/env";
+import { iso } from "../../lib/time";
+import { parseEnvelope } from "../../records/payload";
+import { ElevenLabsApi, ElevenLabsApiError } from "../../elevenlabs/api";
+import { conversationStored, saveImportRow, type ImportRow } from "../../storage/imports";
+import { transcriptionArrived } from "../../memory/arrival";
+import { conversationObject } from "../../memory/objects";
+import type { ImportSpec, ImportState, ImportStatus } from "../../memory/rpc";
 
 /** Conversations imported per alarm invocation. */
 export const IMPORT_BATCH = 25;

@@ -11,7 +11,7 @@
  * collected its value first (a later call confirming the same value changes nothing there). Erasure wipes all of it with the object.
  * Writers run inside the caller's transaction.
  */
-import type { MemoryRecord } from "../records/payload";
+import type { MemoryRecord } from "../../records/payload";
 import { forgetFactsNotIn, indexFact } from "./recall-index";
 import { LIMITS } from "./schema";
 

@@ -3,14 +3,14 @@
  * index, links, the outbox items (D1 and R2, forwards). One function, run inside the caller's
  * transaction, for a conversation recorded as it arrives and for one an erasure kept aside.
  */
-import type { Env } from "../lib/env";
-import { ownerOfRecord, type MemoryRecord } from "../records/payload";
+import type { Env } from "../../lib/env";
+import { ownerOfRecord, type MemoryRecord } from "../../records/payload";
 import { markSeen, trimSeen } from "./dedupe";
 import * as forwarding from "./forwarding";
 import * as outbox from "./outbox";
-import * as phones from "./phone-links";
-import * as profile from "./profile";
-import * as recallIndex from "./recall-index";
+import * as phones from "../user-memory/phone-links";
+import * as profile from "../user-memory/profile";
+import * as recallIndex from "../user-memory/recall-index";
 
 export function commitConversation(sql: SqlStorage, env: Env, r: MemoryRecord, raw: Uint8Array, receivedAt: number): void {
   const forwards = forwarding.subscribers(env, "conversation.stored");

@@ -12,7 +12,7 @@
  * Bounded: buckets older than RETAIN_HOURS are deleted on every flush; at most MAX_KEYS keys per
  * (hour, metric) (the rest add to `other`), MAX_TYPES event types, MAX_BACKLOG reporting objects.
  */
-import type { BacklogReport, CountBatch, StatsView } from "./roles";
+import type { BacklogReport, CountBatch, StatsView } from "../../memory/rpc";
 
 export const STATS_OBJECT_NAME = "stats:global";
 

@@ -2,7 +2,7 @@
  * In a `conversation:<id>` object: the durable link from the conversation to its audio object in R2
  * (`audio` table), written before the audio webhook's 200, and read until (and after) D1 has it.
  */
-import { linkOf, type AudioLink, type AudioRow } from "../storage/audio";
+import { linkOf, type AudioLink, type AudioRow } from "../../storage/audio";
 
 export function insertLink(sql: SqlStorage, link: AudioLink): void {
   sql.exec(

@@ -23,20 +23,20 @@
  * Steps that erase what other modules keep for the user slot in before `wipe`; whatever lives in
  * this object's own SQLite goes with the wipe.
  */
-import type { Env } from "../lib/env";
-import { isE164 } from "../records/identity";
-import { addCounts, eraseCallFailures, eraseConversations, zeroCounts, type EraseCounts } from "../storage/erase";
-import { conversationsOfUser, unverifiedClaimsOf } from "../storage/expiry";
-import { eraseFailuresOfUser } from "../storage/forwarding";
-import { eraseQuarantined } from "../storage/quarantine";
-import { announceErasure, dropForwards } from "./forwarding";
-import { contextCache } from "./context-cache";
-import { conversationObject, phoneObject, scopedObject, userObject } from "./objects";
-import { ownerOfRecord, type MemoryRecord } from "../records/payload";
-import { isDuplicate, markSeen } from "./dedupe";
-import { attachPayload, deferredConversations, dropConversations, enqueue, pendingConversations, type DeferredConversation } from "./outbox";
+import type { Env } from "../../lib/env";
+import { isE164 } from "../../records/identity";
+import { addCounts, eraseCallFailures, eraseConversations, zeroCounts, type EraseCounts } from "../../storage/erase";
+import { conversationsOfUser, unverifiedClaimsOf } from "../../storage/expiry";
+import { eraseFailuresOfUser } from "../../storage/forwarding";
+import { eraseQuarantined } from "../../storage/quarantine";
+import { announceErasure, dropForwards } from "../shared/forwarding";
+import { contextCache } from "../../memory/context-cache";
+import { conversationObject, phoneObject, scopedObject, userObject } from "../../memory/objects";
+import { ownerOfRecord, type MemoryRecord } from "../../records/payload";
+import { isDuplicate, markSeen } from "../shared/dedupe";
+import { attachPayload, deferredConversations, dropConversations, enqueue, pendingConversations, type DeferredConversation } from "../shared/outbox";
 import { forgetPhone, listPhones, ownerRow } from "./phone-links";
-import type { EraseStep, RecordResult } from "./roles";
+import type { EraseStep, RecordResult } from "../../memory/rpc";
 import { erasingSince, LIMITS } from "./schema";
 
 export interface ErasureContext {

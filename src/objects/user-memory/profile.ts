@@ -3,13 +3,13 @@
  * `facts`, and how they are read back (the snapshot behind the dynamic variables). Every function
  * takes the object's SqlStorage; writers run inside the caller's transaction.
  */
-import type { VariableValue } from "../lib/config";
-import type { MemoryRecord } from "../records/payload";
-import type { MemoryView } from "./roles";
+import type { VariableValue } from "../../lib/config";
+import type { MemoryRecord } from "../../records/payload";
+import type { MemoryView } from "../../memory/rpc";
 import { allHistory, compactFacts, rememberFacts } from "./facts";
 import { forgetBefore as forgetIndexBefore } from "./recall-index";
 import { LIMITS } from "./schema";
-import { EMPTY_SNAPSHOT, type MemorySnapshot } from "./variables";
+import { EMPTY_SNAPSHOT, type MemorySnapshot } from "../../memory/variables";
 
 const isScalar = (v: unknown): v is VariableValue =>
   typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v));

@@ -3,20 +3,20 @@
  * for completeness (a new kind without a handler does not build). Every handler is idempotent, so
  * an item delivered twice (the answer was lost after the write) changes nothing the second time.
  */
-import type { Env } from "../lib/env";
-import { conversationRecord, parseEnvelope, type ConversationRecord, type ResolvedUser } from "../records/payload";
-import { transcriptKey } from "../records/keys";
-import { deleteAudioObjects, storeAudioRow } from "../storage/audio";
-import { conversationOwner, storeCallFailure, storeConversation } from "../storage/conversations";
-import { quarantine } from "../storage/quarantine";
-import { putTranscript, transcriptOwner } from "../storage/transcripts";
+import type { Env } from "../../lib/env";
+import { conversationRecord, parseEnvelope, type ConversationRecord, type ResolvedUser } from "../../records/payload";
+import { transcriptKey } from "../../records/keys";
+import { deleteAudioObjects, storeAudioRow } from "../../storage/audio";
+import { conversationOwner, storeCallFailure, storeConversation } from "../../storage/conversations";
+import { quarantine } from "../../storage/quarantine";
+import { putTranscript, transcriptOwner } from "../../storage/transcripts";
 import { handOn } from "./forwarding";
-import { phoneObject, userObject } from "./objects";
-import { backfillAudio } from "./audio-backfill";
+import { phoneObject, userObject } from "../../memory/objects";
+import { backfillAudio } from "../conversation-ledger/audio-backfill";
 import { payloadOf, type OutboxItem, type OutboxKind } from "./outbox";
-import { forgetReverseLink } from "./phone-links";
-import { markAudio } from "./profile";
-import { lowerRetentionAnchor } from "./schema";
+import { forgetReverseLink } from "../user-memory/phone-links";
+import { markAudio } from "../user-memory/profile";
+import { lowerRetentionAnchor } from "../user-memory/schema";
 
 export interface DeliveryContext {
   env: Env;

@@ -18,7 +18,7 @@
  * letting a recent weak match beat an old strong one. The score reported is -rank / (1 - rank),
  * in (0, 1), higher is better.
  */
-import { MAX_QUERY_WORDS, queryTokens, snippetOf, queryTerms, MATCH_END, MATCH_START } from "../storage/snippet";
+import { MAX_QUERY_WORDS, queryTokens, snippetOf, queryTerms, MATCH_END, MATCH_START } from "../../lib/snippet";
 import type { Speaker } from "./recall-index";
 
 export const RECALL_MAX_LIMIT = 20;

@@ -7,9 +7,9 @@
  * (recall_conversations), one past retention is skipped, and nothing is done during an erasure.
  * Between runs, and while a batch is read from D1, the object serves webhooks and reads as usual.
  */
-import { config } from "../lib/config";
-import type { Env } from "../lib/env";
-import { conversationsToIndex } from "../storage/backfill";
+import { config } from "../../lib/config";
+import type { Env } from "../../lib/env";
+import { conversationsToIndex } from "../../storage/backfill";
 import { profileUser } from "./profile";
 import { indexConversation } from "./recall-index";
 import { erasingSince, LIMITS } from "./schema";

@@ -12,13 +12,13 @@
  * A link is forward-looking: memory gathered under the bare number before the link stays with the
  * number and is not merged into the app user, so a link can be removed without un-merging anything.
  */
-import type { Env } from "../lib/env";
-import { ApiError } from "../lib/errors";
-import type { MemoryRecord } from "../records/payload";
-import { contextCache } from "./context-cache";
-import { phoneObject, userObject } from "./objects";
-import { enqueue } from "./outbox";
-import type { LinkVia, OwnerRow } from "./roles";
+import type { Env } from "../../lib/env";
+import { ApiError } from "../../lib/errors";
+import type { MemoryRecord } from "../../records/payload";
+import { contextCache } from "../../memory/context-cache";
+import { phoneObject, userObject } from "../../memory/objects";
+import { enqueue } from "../shared/outbox";
+import type { LinkVia, OwnerRow } from "../../memory/rpc";
 
 // ---- in a user's object: the reverse index ---------------------------------------------------------
 
