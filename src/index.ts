@@ -23,7 +23,11 @@ import { sweepRetention } from "./cron/sweep";
 import { listForwardFailures, retryForwardFailure } from "./api/forwarding";
 import { handleQueue } from "./forwarding/consumer";
 
+// One Durable Object class per kind of object (docs/architecture.md).
 export { UserMemory } from "./objects/user-memory/user-memory";
+export { ConversationLedger } from "./objects/conversation-ledger/conversation-ledger";
+export { HealthStats } from "./objects/health-stats/health-stats";
+export { HistoryImport } from "./objects/history-import/history-import";
 
 type Args = [Env, ExecutionContext];
 

@@ -2,7 +2,7 @@
 import { SELF, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { ownerOf, userMemory } from "./objects";
-import { delayAll, makeAllDue } from "../src/objects/shared/outbox";
+import { delayAll, makeAllDue } from "./outbox-seam";
 import type { UserMemory } from "../src/objects/user-memory/user-memory";
 import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
 import { API_KEY, BASE, d1Count, nowSeconds, r2Keys, transcription, type TranscriptionOptions } from "./helpers";

@@ -7,7 +7,7 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { audioWebhookFailed, transcriptionArrived } from "../src/memory/arrival";
-import { makeAllDue } from "../src/objects/shared/outbox";
+import { makeAllDue } from "./outbox-seam";
 import { parseEnvelope } from "../src/records/payload";
 import { api } from "./api-helpers";
 import { audioEvent, audioObjectKeys, postChunked, sha256Hex } from "./audio-helpers";

@@ -22,8 +22,8 @@ import { BASE, apiGet, d1Count, flush, postWebhook, signatureHeader, transcripti
 const MiB = 1024 * 1024;
 
 async function conversationObjectExists(conversationId: string): Promise<boolean> {
-  const id = env.USER_MEMORY.idFromName(`conversation:${conversationId}`);
-  return (await listDurableObjectIds(env.USER_MEMORY)).some((x) => x.equals(id));
+  const id = env.CONVERSATION_LEDGER.idFromName(`conversation:${conversationId}`);
+  return (await listDurableObjectIds(env.CONVERSATION_LEDGER)).some((x) => x.equals(id));
 }
 
 /** Stores `audio` through the Worker and checks every copy of it: R2, D1, and the read endpoint. */

@@ -8,7 +8,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { metered } from "./metered";
 import { markSeen } from "../src/objects/shared/dedupe";
-import { LIMITS } from "../src/objects/user-memory/schema";
+import { LIMITS } from "../src/objects/shared/limits";
 import { userMemory } from "./objects";
 import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
 import { nowSeconds, transcription, uid } from "./helpers";

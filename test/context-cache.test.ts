@@ -15,40 +15,43 @@ import { EMPTY_SNAPSHOT, type MemorySnapshot } from "../src/memory/variables";
 import { deleteUser } from "../src/api/users";
 import { handlePostCall } from "../src/webhooks/handler";
 import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
+import { userObjectName } from "../src/records/object-names";
 import { BASE, nowSeconds, signatureHeader, transcription, uid } from "./helpers";
 
+/** A memory's name, as the cache is keyed. */
+const n = (userId: string) => userObjectName(userId);
 const snap = (callCount: number): MemorySnapshot => ({ ...EMPTY_SNAPSHOT, callCount });
 
 describe("ContextCache", () => {
   it("serves an entry until exactly its TTL, then forgets it", () => {
     const c = new ContextCache(10);
-    expect(c.get("u", 0)).toBeNull();
-    c.set("u", snap(1), 1000, 5);
-    expect(c.get("u", 1000)?.callCount).toBe(1);
-    expect(c.get("u", 5999)?.callCount).toBe(1);
-    expect(c.get("u", 6000)).toBeNull();
+    expect(c.get(n("u"), 0)).toBeNull();
+    c.set(n("u"), snap(1), 1000, 5);
+    expect(c.get(n("u"), 1000)?.callCount).toBe(1);
+    expect(c.get(n("u"), 5999)?.callCount).toBe(1);
+    expect(c.get(n("u"), 6000)).toBeNull();
     expect(c.size).toBe(0);
   });
 
   it("stores nothing when the TTL is 0, and drops an entry on forget", () => {
     const c = new ContextCache(10);
-    c.set("u", snap(1), 0, 0);
-    expect(c.get("u", 0)).toBeNull();
-    c.set("u", snap(2), 0, 60);
-    c.forget("u");
-    expect(c.get("u", 1)).toBeNull();
+    c.set(n("u"), snap(1), 0, 0);
+    expect(c.get(n("u"), 0)).toBeNull();
+    c.set(n("u"), snap(2), 0, 60);
+    c.forget(n("u"));
+    expect(c.get(n("u"), 1)).toBeNull();
   });
 
   it("holds at most its bound, evicting the least recently stored", () => {
     const c = new ContextCache(2);
-    c.set("a", snap(1), 0, 60);
-    c.set("b", snap(2), 0, 60);
-    c.set("a", snap(3), 0, 60); // re-stored: now the newest
-    c.set("c", snap(4), 0, 60);
+    c.set(n("a"), snap(1), 0, 60);
+    c.set(n("b"), snap(2), 0, 60);
+    c.set(n("a"), snap(3), 0, 60); // re-stored: now the newest
+    c.set(n("c"), snap(4), 0, 60);
     expect(c.size).toBe(2);
-    expect(c.get("b", 1)).toBeNull();
-    expect(c.get("a", 1)?.callCount).toBe(3);
-    expect(c.get("c", 1)?.callCount).toBe(4);
+    expect(c.get(n("b"), 1)).toBeNull();
+    expect(c.get(n("a"), 1)?.callCount).toBe(3);
+    expect(c.get(n("c"), 1)?.callCount).toBe(4);
   });
 });
 

@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { TOMBSTONE_SECONDS } from "../src/objects/shared/tombstone";
 import { describe, expect, it } from "vitest";
 import { userMemory } from "./objects";
-import { LIMITS } from "../src/objects/user-memory/schema";
+import { LIMITS } from "../src/objects/shared/limits";
 import { conversationPrefix, transcriptKey } from "../src/records/keys";
 import audioFixture from "./fixtures/audio.json";
 import sipFailure from "./fixtures/call-initiation-failure-sip.json";

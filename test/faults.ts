@@ -7,10 +7,12 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { Env } from "../src/lib/env";
-import { items, makeAllDue, type OutboxItemState } from "../src/objects/shared/outbox";
+import { items, type OutboxItemState } from "../src/objects/shared/outbox";
+import { makeAllDue } from "./outbox-seam";
 import type { UserMemory } from "../src/objects/user-memory/user-memory";
+import type { ConversationLedger } from "../src/objects/conversation-ledger/conversation-ledger";
 
-type Stub = DurableObjectStub<UserMemory>;
+type Stub = DurableObjectStub<UserMemory> | DurableObjectStub<ConversationLedger>;
 
 /**
  * - `up`: calls go through.

@@ -8,7 +8,7 @@
  * signed, so that they reach the parser.
  */
 import { SELF, listDurableObjectIds, runInDurableObject } from "cloudflare:test";
-import { STATS_OBJECT_NAME } from "../src/objects/health-stats/stats";
+import { STATS_OBJECT_NAME } from "../src/records/object-names";
 import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 

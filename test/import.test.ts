@@ -6,7 +6,7 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, inject, it } from "vitest";
-import { importObjectName } from "../src/memory/objects";
+import { importObjectName } from "../src/records/object-names";
 import type { ImportStatus, MemoryView } from "../src/memory/rpc";
 import { api } from "./api-helpers";
 import { FAKE_API_KEY, audioOf, conversationIdOf } from "./fake-api/data";
@@ -16,7 +16,7 @@ import { restartObject, userMemory } from "./objects";
 const base = inject("elevenLabsApiBase");
 
 function importStub(importId: string) {
-  return env.USER_MEMORY.get(env.USER_MEMORY.idFromName(importObjectName(importId)));
+  return env.HISTORY_IMPORT.get(env.HISTORY_IMPORT.idFromName(importObjectName(importId)));
 }
 
 async function start(body: object): Promise<string> {

@@ -2,7 +2,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { LIMITS } from "../src/objects/user-memory/schema";
+import { LIMITS } from "../src/objects/shared/limits";
 import { userMemory } from "./objects";
 import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
 import { context, nowSeconds, transcription, uid } from "./helpers";

@@ -4,7 +4,7 @@
  */
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { conversationObjectName, userObjectName } from "../src/memory/objects";
+import { conversationObjectName, userObjectName } from "../src/records/object-names";
 
 type TestEnv = typeof env;
 
@@ -13,8 +13,13 @@ export function userMemory(e: TestEnv, userId: string) {
   return e.USER_MEMORY.get(e.USER_MEMORY.idFromName(userObjectName(userId)));
 }
 
-/** The object of a conversation with no user (and of every conversation's audio link). */
+/** A conversation's ledger (a conversation with no user, its call failure, its audio link). */
 export function conversationMemory(e: TestEnv, conversationId: string) {
+  return e.CONVERSATION_LEDGER.get(e.CONVERSATION_LEDGER.idFromName(conversationObjectName(conversationId)));
+}
+
+/** A conversation's object as it was before Core v3: a UserMemory under the same name (test/ledger-migration.test.ts). */
+export function legacyConversationObject(e: TestEnv, conversationId: string) {
   return e.USER_MEMORY.get(e.USER_MEMORY.idFromName(conversationObjectName(conversationId)));
 }
 

@@ -7,7 +7,7 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { backfillRun } from "../src/objects/user-memory/recall-backfill";
-import { LIMITS } from "../src/objects/user-memory/schema";
+import { LIMITS } from "../src/objects/shared/limits";
 import { apiGet, nowSeconds, postWebhook, uid } from "./helpers";
 import { restartObject, userMemory } from "./objects";
 import { conversationWith, recallFor, record } from "./recall-helpers";

@@ -5,7 +5,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { LIMITS } from "../src/objects/user-memory/schema";
+import { LIMITS } from "../src/objects/shared/limits";
 import { apiGet, uid } from "./helpers";
 import { userMemory } from "./objects";
 import { conversationWith, recallFor, record, type TurnSpec } from "./recall-helpers";

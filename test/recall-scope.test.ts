@@ -3,7 +3,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
-import { scopedObjectName } from "../src/memory/objects";
+import { scopedObjectName } from "../src/records/object-names";
 import { API_KEY, BASE, d1Count, signatureHeader, uid } from "./helpers";
 import { conversationWith, recallRequest, tokenFor, type RecallAnswer } from "./recall-helpers";
 

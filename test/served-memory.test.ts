@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { api, apiJson, deliverParked, initiation, pendingConversation, phoneNumber, u } from "./api-helpers";
 import { context, flush, FIRST_TIME_CONTEXT, nowSeconds, postWebhook, transcription, uid } from "./helpers";
 import { userMemory } from "./objects";
-import { LIMITS } from "../src/objects/user-memory/schema";
+import { LIMITS } from "../src/objects/shared/limits";
 
 async function ingest(userId: string, o: Parameters<typeof transcription>[0] = {}) {
   const event = transcription({ userId, ...o });

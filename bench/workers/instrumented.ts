@@ -295,7 +295,7 @@ export default {
     }
     if (url.pathname === "/__bench/do-size") {
       const name = url.searchParams.get("name") ?? "";
-      const ns = env.USER_MEMORY as DurableObjectNamespace;
+      const ns = env.USER_MEMORY as unknown as DurableObjectNamespace;
       const stub = ns.get(ns.idFromName(name)) as unknown as { benchDatabaseSize(): Promise<number> };
       return Response.json({ bytes: await stub.benchDatabaseSize() });
     }

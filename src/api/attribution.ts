@@ -5,17 +5,16 @@
  * A conversation is unattributed when its event named no one, or named an app user without proof
  * (no valid `postcall_user_token`: docs/guarantees.md "Who can write a user's memory"). Only an
  * operator (API_KEY) can say whose it is. Attribution changes the D1 owner first (only of a row with
- * no owner), then runs the stored raw payload into that user's memory through the same verification
- * step as a webhook, with trust `operator`; the user's object deduplicates it, so repeating the call
- * remembers it once.
+ * no owner), then runs the stored raw payload through the one arrival path a webhook takes
+ * (src/memory/arrival.ts, origin "attribution": trust `operator`, for that user only); the user's
+ * object deduplicates it, so repeating the call remembers it once, and a tombstone drops it.
  */
-import { config } from "../lib/config";
 import type { Env } from "../lib/env";
 import { ApiError, badRequest, json, notFound } from "../lib/errors";
 import { iso } from "../lib/time";
 import { checkUserId } from "../records/identity";
-import { normaliseForMemory, parseEnvelope, vouchedOwner } from "../records/payload";
-import { recordTranscription } from "../memory/objects";
+import { parseEnvelope } from "../records/payload";
+import { transcriptionArrived } from "../memory/arrival";
 import { attributeConversation as attributeRow, listUnattributed } from "../storage/conversations";
 import { readTranscript } from "../storage/transcripts";
 import { decodeKeyset, encodeKeyset, pageSize } from "./cursor";
@@ -61,7 +60,6 @@ async function userIdOfBody(request: Request): Promise<string> {
 
 export async function attributeConversation(request: Request, env: Env, conversationId: string): Promise<Response> {
   const userId = await userIdOfBody(request);
-  const cfg = config(env);
   const now = Math.floor(Date.now() / 1000);
   const owner = await attributeRow(env.DB, conversationId, userId, now);
   if (owner === undefined) {
@@ -72,16 +70,7 @@ export async function attributeConversation(request: Request, env: Env, conversa
   }
   const raw = await readTranscript(env.AUDIO, conversationId);
   if (raw === null) throw notFound("conversation_not_found", "The conversation's raw payload is not in R2.");
-  const envelope = parseEnvelope(raw);
-  const opts = { userIdVariable: cfg.userIdVariable, defaultCountryCode: cfg.defaultCountryCode, nowSeconds: now };
-  const vouched = await vouchedOwner(envelope, {
-    ...opts,
-    trust: "operator",
-    operatorUserId: userId,
-    secrets: cfg.webhookSecrets,
-    lifetimeSeconds: cfg.userTokenLifetimeSeconds,
-  });
-  const stored = await recordTranscription(env, normaliseForMemory(envelope, opts, vouched), raw, now);
+  const stored = await transcriptionArrived(env, parseEnvelope(raw), raw, { origin: "attribution", operatorUserId: userId, receivedAt: now });
   return json({
     conversation_id: conversationId,
     user_id: userId,

@@ -6,7 +6,7 @@
  */
 import type { Env } from "../lib/env";
 import { ApiError, notFound } from "../lib/errors";
-import { conversationObject } from "../memory/objects";
+import { ledgerObject } from "../memory/objects";
 import { AUDIO_CONTENT_TYPE } from "../storage/audio-upload";
 import { findAudioLink, readAudioObject, type AudioLink } from "../storage/audio";
 import { noneMatch, parseRange } from "./range";
@@ -25,7 +25,7 @@ export async function findAudio(env: Env, conversationId: string): Promise<Audio
   } catch (err) {
     console.warn(`D1 audio lookup failed, asking the Durable Object: ${err instanceof Error ? err.message : String(err)}`);
   }
-  return conversationObject(env, conversationId).audioLink(conversationId);
+  return ledgerObject(env, conversationId).audioLink();
 }
 
 export async function getAudio(request: Request, env: Env, conversationId: string): Promise<Response> {

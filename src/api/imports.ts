@@ -7,7 +7,7 @@ import type { Env } from "../lib/env";
 import { ApiError, badRequest, json, notFound } from "../lib/errors";
 import { isValidId } from "../lib/ids";
 import { iso } from "../lib/time";
-import { conversationObject, importObject } from "../memory/objects";
+import { importObject, ledgerObject } from "../memory/objects";
 import { requireApi } from "../elevenlabs/api";
 import { listImportRows } from "../storage/imports";
 
@@ -79,7 +79,8 @@ export async function listImports(env: Env): Promise<Response> {
 /** POST /v1/conversations/:id/audio/backfill: fetch the audio from ElevenLabs now, unless postcall has it. */
 export async function backfillAudio(env: Env, conversationId: string): Promise<Response> {
   requireApi(env);
-  const outcome = await conversationObject(env, conversationId).backfillAudio(conversationId);
+  const outcome = await ledgerObject(env, conversationId).backfillAudio();
+  if (outcome.status === "dropped") throw new ApiError(410, "conversation_erased", "This conversation was erased: its audio is not fetched back.");
   if (outcome.status === "unavailable") throw notFound("audio_not_available", "ElevenLabs has no audio for this conversation.");
   if (outcome.status === "failed") throw new ApiError(502, "elevenlabs_unavailable", `Nothing was stored: ${outcome.reason}`);
   if (outcome.status === "not_configured") requireApi({ ...env, ELEVENLABS_API_KEY: undefined }); // the object's env had no key

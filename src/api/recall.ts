@@ -14,7 +14,7 @@ import { json } from "../lib/errors";
 import { readAtMost } from "../lib/http/body";
 import { iso } from "../lib/time";
 import { TOKEN_CLOCK_SKEW_SECONDS, verifyUserToken, type TokenCheck, type UserTokenClaims } from "../lib/user-token";
-import { memoryObject } from "../memory/objects";
+import { memoryName, memoryObject } from "../memory/objects";
 import { RECALL_MAX_LIMIT, type RecallHit } from "../objects/user-memory/recall";
 
 export const RECALL_MAX_BODY_BYTES = 16 * 1024;
@@ -114,7 +114,7 @@ export async function recallTool(request: Request, env: Env): Promise<Response> 
   // In agent scope a recall must say which agent's memory it reads: without it, none is read.
   if (cfg.memoryScope === "agent" && agentId === null) return refuse("bad_request");
 
-  const hits = await memoryObject(env, check.claims.userId, agentId).recall({ query, limit, excludeConversationId: conversationId, now });
+  const hits = await memoryObject(env, memoryName(env, check.claims.userId, agentId)).recall({ query, limit, excludeConversationId: conversationId, now });
   return json({
     results: hits.map((h) => ({
       conversation_id: h.conversation_id,

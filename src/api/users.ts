@@ -6,9 +6,9 @@ import { config } from "../lib/config";
 import type { Env } from "../lib/env";
 import { ApiError, badRequest, json, notFound } from "../lib/errors";
 import { normalisePhone } from "../records/identity";
-import { eraseUser } from "../objects/user-memory/erasure";
-import { memoryObject } from "../memory/objects";
-import { linkPhone, unlinkPhone } from "../objects/user-memory/phone-links";
+import { eraseUser } from "../memory/erasure";
+import { memoryName, memoryObject } from "../memory/objects";
+import { linkPhone, unlinkPhone } from "../memory/phone-links";
 import type { MemoryView } from "../memory/rpc";
 import { iso } from "../lib/time";
 import { idParam } from "../lib/http/params";
@@ -23,7 +23,7 @@ function parseFact(value: string): unknown {
 
 /** GET /v1/users/:userId/memory (`?agent_id=` in agent scope). 404 when nothing was ever stored for this id. */
 export async function getMemory(env: Env, userId: string, agentId: string | null = null): Promise<Response> {
-  const m = await memoryObject(env, userId, agentId).describe();
+  const m = await memoryObject(env, memoryName(env, userId, agentId)).describe();
   if (m === null) throw notFound("user_not_found", "postcall holds no memory for this user.");
   return json(memoryJson(userId, m));
 }

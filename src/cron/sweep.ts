@@ -9,7 +9,7 @@ import { config } from "../lib/config";
 import type { Env } from "../lib/env";
 import { addCounts, eraseConversations, zeroCounts, type EraseCounts } from "../storage/erase";
 import { expiredLoneAudio, expiredOfUser, expiredUnattributed, usersWithExpired } from "../storage/expiry";
-import { conversationObject, userObject } from "../memory/objects";
+import { ledgerObject, userObject } from "../memory/objects";
 
 /** Users poked and unattributed conversations erased per run; the next run continues. */
 const SWEEP_USERS = 200;
@@ -21,7 +21,7 @@ export interface SweepReport {
 }
 
 export async function sweepRetention(env: Env, nowMs = Date.now()): Promise<SweepReport> {
-  const forgetAudio = (id: string) => conversationObject(env, id).forgetConversation(id);
+  const forgetAudio = (id: string) => ledgerObject(env, id).forgetConversation();
   const days = config(env).retentionDays;
   if (days === null) return { users: 0, counts: zeroCounts() };
   const cutoff = Math.floor(nowMs / 1000) - days * 86_400;

@@ -1,17 +1,14 @@
 /**
  * The bindings and settings the Worker is deployed with (wrangler.toml, secrets, .dev.vars).
  *
- * `USER_MEMORY` is not typed by its class here on purpose: this file is the ground floor and cannot
- * name the Durable Object class above it. Stubs are typed by the kind of object they reach, in one
- * place (src/memory/objects.ts); `any` lets an env whose namespace is typed by the class (the tests',
- * the bench's) be passed where this one is expected.
+ * The bindings come from the types wrangler generates from wrangler.toml (worker-configuration.d.ts,
+ * `npm run types`; CI fails when it is stale): each Durable Object namespace is typed by its class,
+ * so a stub only offers its class's methods (src/memory/objects.ts). The settings are declared here,
+ * as optional strings, because each has a default (src/lib/config.ts validates them once).
  */
-export interface Env {
-  DB: D1Database;
-  AUDIO: R2Bucket;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  USER_MEMORY: DurableObjectNamespace<any>;
+type Bindings = Pick<Cloudflare.Env, "DB" | "AUDIO" | "USER_MEMORY" | "CONVERSATION_LEDGER" | "HEALTH_STATS" | "HISTORY_IMPORT">;
 
+export interface Env extends Bindings {
   /** One or more webhook signing secrets, comma-separated (several at once during rotation). */
   ELEVENLABS_WEBHOOK_SECRET?: string;
   /** One or more API keys, comma-separated: full access to `/v1`, the initiation webhook and the tools. */

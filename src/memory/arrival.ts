@@ -1,29 +1,34 @@
 /**
  * The one way a verified transcription becomes memory, whoever brought it: the webhook (signed by
- * ElevenLabs) or a history import (read from ElevenLabs' API with our key). Both go through the same
- * steps (normalise, identify, dedupe, memory, then D1 and R2 through the owner's outbox), so a
- * conversation imported twice, or imported and also delivered by webhook, is counted once.
+ * ElevenLabs), a history import (read from ElevenLabs' API with our key) or an operator's
+ * attribution of a conversation no one owned. All go through the same steps (normalise, identify,
+ * route to the owner's object, which applies the tombstone, the erasure under way and dedupe, then
+ * commits memory, the D1/R2 outbox item and the forwards in one function), so a conversation
+ * imported twice, or imported and also delivered by webhook, is counted once.
  *
  * What differs by origin is only who vouches for the user id:
  *  - "webhook": the user id is a claim of whoever started the session (docs: ELEVENLABS.md section 5),
  *    believed only with its `postcall_user_token` (trust `token`; `claimed` with USER_ID_TRUST="claimed").
  *  - "import": the user id comes from ElevenLabs' own record of the conversation, fetched with the
  *    operator's API key by an import the operator started: trust `operator`, as the README says.
+ *  - "attribution": the operator (API_KEY) said whose it is: trust `operator`, for that user only.
  * The rule itself is `vouch` (src/records/identity.ts), reached through `vouchedOwner`.
  */
 import { config } from "../lib/config";
 import type { Env } from "../lib/env";
 import type { IdentityTrust } from "../records/identity";
+import { userObjectName, type MemoryName } from "../records/object-names";
 import { normaliseForMemory, vouchedOwner, type Envelope, type MemoryRecord } from "../records/payload";
 import { apiKeyOf } from "../elevenlabs/api";
-import { audioExpected } from "../objects/conversation-ledger/audio-backfill";
-import { conversationObject, recordTranscription } from "./objects";
+import { audioExpected } from "../records/audio-expected";
+import { contextCache } from "./context-cache";
+import { ledgerObject, memoryToWrite, phoneObject, type UserStub } from "./objects";
 
-export type Origin = "webhook" | "import";
+export type Origin = "webhook" | "import" | "attribution";
 
 /** Who vouches for the user id of a transcription from this origin (USER_ID_TRUST applies to webhooks only). */
 export function identityTrustOf(origin: Origin, userIdTrust: "verified" | "claimed"): IdentityTrust {
-  if (origin === "import") return "operator";
+  if (origin !== "webhook") return "operator";
   return userIdTrust === "claimed" ? "claimed" : "token";
 }
 
@@ -33,6 +38,8 @@ export interface Arrival {
   receivedAt: number;
   /** Fetch the audio at once rather than waiting for its webhook (an import with `include_audio`). */
   audioNow?: boolean;
+  /** The user an operator attributes the conversation to (origin "attribution"). */
+  operatorUserId?: string;
 }
 
 export interface Arrived {
@@ -50,12 +57,52 @@ export async function transcriptionArrived(env: Env, envelope: Envelope, raw: Ui
   const cfg = config(env);
   const opts = { userIdVariable: cfg.userIdVariable, defaultCountryCode: cfg.defaultCountryCode, nowSeconds: arrival.receivedAt };
   const identity = identityTrustOf(arrival.origin, cfg.userIdTrust);
-  const owner = await vouchedOwner(envelope, { ...opts, trust: identity, secrets: cfg.webhookSecrets, lifetimeSeconds: cfg.userTokenLifetimeSeconds });
+  const owner = await vouchedOwner(envelope, {
+    ...opts,
+    trust: identity,
+    ...(arrival.operatorUserId !== undefined ? { operatorUserId: arrival.operatorUserId } : {}),
+    secrets: cfg.webhookSecrets,
+    lifetimeSeconds: cfg.userTokenLifetimeSeconds,
+  });
   const record = normaliseForMemory(envelope, opts, owner);
   const stored = await recordTranscription(env, record, raw, arrival.receivedAt);
   // An erased conversation's audio is not fetched back.
   if (!stored.dropped) await expectAudioOf(env, envelope, record, arrival);
   return { duplicate: stored.duplicate, ...(stored.dropped ? { dropped: stored.dropped } : {}), normalised: record, record: stored.record, identity };
+}
+
+/**
+ * Records a transcription with its owner. A conversation identified only by the caller's number goes
+ * to the number's object, which either records it (no link) or answers with the app user the number
+ * is linked to, who then records it: one extra hop, only for phone-only conversations of linked
+ * numbers. A conversation no one owns is recorded by its ledger.
+ */
+async function recordTranscription(
+  env: Env,
+  record: MemoryRecord,
+  raw: Uint8Array,
+  receivedAt: number,
+): Promise<{ duplicate: boolean; dropped?: "erased"; record: MemoryRecord }> {
+  const input = { record, raw, receivedAt };
+  if (record.userId === null) {
+    const r = await ledgerObject(env, record.conversationId).recordConversation(input);
+    return { duplicate: r.duplicate, ...(r.dropped ? { dropped: r.dropped } : {}), record };
+  }
+  // A phone-only caller is first resolved by the number's object (shared by every agent: it says who owns the number).
+  const first: { stub: UserStub; name?: MemoryName } =
+    record.userIdSource === "phone_number" ? { stub: phoneObject(env, record.userId) } : await memoryToWrite(env, record.userId, record.agentId);
+  let result = await first.stub.recordConversation(input);
+  let stored = record;
+  let name = first.name ?? userObjectName(record.userId);
+  if (result.linkedTo !== undefined) {
+    stored = { ...record, userId: result.linkedTo, userIdSource: "phone_link" };
+    const linked = await memoryToWrite(env, result.linkedTo, record.agentId);
+    result = await linked.stub.recordConversation({ record: stored, raw, receivedAt });
+    name = linked.name;
+  }
+  // This isolate's cached context for the memory (CONTEXT_CACHE_SECONDS) is now out of date.
+  contextCache.forget(name);
+  return { duplicate: result.duplicate, ...(result.dropped ? { dropped: result.dropped } : {}), record: stored };
 }
 
 /**
@@ -66,17 +113,17 @@ export async function transcriptionArrived(env: Env, envelope: Envelope, raw: Ui
 async function expectAudioOf(env: Env, envelope: Envelope, record: MemoryRecord, arrival: Arrival): Promise<void> {
   const cfg = config(env);
   if (apiKeyOf(env) === null) return;
-  if (arrival.origin === "import" && !arrival.audioNow) return;
+  if (arrival.origin !== "webhook" && !arrival.audioNow) return;
   if (!audioExpected(cfg.audioBackfill, envelope.data)) return;
   const dueAtMs = arrival.audioNow ? Date.now() : Date.now() + cfg.audioBackfillAfterSeconds * 1000;
-  await conversationObject(env, record.conversationId).expectAudio({ conversationId: record.conversationId, agentId: record.agentId, dueAtMs });
+  await ledgerObject(env, record.conversationId).expectAudio({ agentId: record.agentId, dueAtMs });
 }
 
 /** After an audio webhook that failed once verified (5xx): fetch it from the API at once instead. */
 export async function audioWebhookFailed(env: Env, conversationId: string, agentId: string | null): Promise<void> {
   if (apiKeyOf(env) === null) return;
   try {
-    await conversationObject(env, conversationId).expectAudio({ conversationId, agentId, dueAtMs: Date.now() });
+    await ledgerObject(env, conversationId).expectAudio({ agentId, dueAtMs: Date.now() });
   } catch (err) {
     console.error(`could not queue the audio backfill of ${conversationId}: ${err instanceof Error ? err.message : String(err)}`);
   }

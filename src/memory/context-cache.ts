@@ -9,42 +9,43 @@
  * Without it every read costs a round trip to the user's Durable Object (bench/RESULTS.md).
  *
  * Snapshots are cached, not rendered variables, so time-dependent values (days_since_last_call) are
- * computed at read time. Entries are bounded by count, least recently stored evicted first.
+ * computed at read time. Entries are bounded by count, least recently stored evicted first. Keys are
+ * the memory's object name (a `MemoryName`), so one memory is one entry whatever MEMORY_SCOPE says.
  */
+import { userIdOfName, userObjectName, type MemoryName } from "../records/object-names";
 import type { MemorySnapshot } from "./variables";
 
 export class ContextCache {
-  private readonly entries = new Map<string, { snapshot: MemorySnapshot; expiresAt: number }>();
+  private readonly entries = new Map<MemoryName, { snapshot: MemorySnapshot; expiresAt: number }>();
 
   constructor(private readonly maxEntries: number) {}
 
-  get(userId: string, nowMs: number): MemorySnapshot | null {
-    const e = this.entries.get(userId);
+  get(key: MemoryName, nowMs: number): MemorySnapshot | null {
+    const e = this.entries.get(key);
     if (!e) return null;
     if (nowMs >= e.expiresAt) {
-      this.entries.delete(userId);
+      this.entries.delete(key);
       return null;
     }
     return e.snapshot;
   }
 
-  set(userId: string, snapshot: MemorySnapshot, nowMs: number, ttlSeconds: number): void {
+  set(key: MemoryName, snapshot: MemorySnapshot, nowMs: number, ttlSeconds: number): void {
     if (ttlSeconds <= 0) return;
-    this.entries.delete(userId);
-    this.entries.set(userId, { snapshot, expiresAt: nowMs + ttlSeconds * 1000 });
+    this.entries.delete(key);
+    this.entries.set(key, { snapshot, expiresAt: nowMs + ttlSeconds * 1000 });
     while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
   }
 
-  /** Drops a user's entry: called by whatever changes their memory in this isolate. */
-  forget(userId: string): void {
-    this.entries.delete(userId);
+  /** Drops a memory's entry: called by whatever changes it in this isolate. */
+  forget(key: MemoryName): void {
+    this.entries.delete(key);
   }
 
   /** Drops a user's entries in every agent scope (keys `agent:<id>:user:<userId>`, src/memory/objects.ts): erasure. */
   forgetEveryScope(userId: string): void {
-    this.entries.delete(userId);
-    const suffix = `:user:${userId}`;
-    for (const key of [...this.entries.keys()]) if (key.startsWith("agent:") && key.endsWith(suffix)) this.entries.delete(key);
+    this.entries.delete(userObjectName(userId));
+    for (const key of [...this.entries.keys()]) if (key.startsWith("agent:") && userIdOfName(key) === userId) this.entries.delete(key);
   }
 
   get size(): number {

@@ -6,7 +6,7 @@ import { config, type VariableValue } from "../lib/config";
 import type { Env } from "../lib/env";
 import { mintUserToken, USER_TOKEN_VARIABLE } from "../lib/user-token";
 import { contextCache } from "./context-cache";
-import { memoryKey, memoryObject, phoneObject } from "./objects";
+import { memoryName, memoryObject, phoneObject } from "./objects";
 import { EMPTY_SNAPSHOT, renderVariables, type MemorySnapshot } from "./variables";
 
 function render(env: Env, snapshot: MemorySnapshot, nowMs: number): Record<string, VariableValue> {
@@ -55,10 +55,11 @@ export async function dynamicVariablesFor(
   agentId: string | null = null,
 ): Promise<Record<string, VariableValue>> {
   const ttl = config(env).contextCacheSeconds;
-  const key = memoryKey(env, userId, agentId);
+  // The cache is keyed by the memory's object name, never by a user id (src/records/object-names.ts).
+  const key = memoryName(env, userId, agentId);
   let snapshot = ttl > 0 ? contextCache.get(key, nowMs) : null;
   if (snapshot === null) {
-    snapshot = await memoryObject(env, userId, agentId).snapshot();
+    snapshot = await memoryObject(env, key).snapshot();
     contextCache.set(key, snapshot, nowMs, ttl);
   }
   const vars = render(env, snapshot, nowMs);
@@ -83,7 +84,7 @@ export async function callerVariables(
   const owner = caller.linkedTo ?? phone;
   // A number's own memory is shared by every agent (it also says who owns the number); a linked app
   // user's is read in the agent's scope.
-  const snapshot = caller.linkedTo === null ? caller.snapshot : await memoryObject(env, caller.linkedTo, agentId).snapshot();
+  const snapshot = caller.linkedTo === null ? caller.snapshot : await memoryObject(env, memoryName(env, caller.linkedTo, agentId)).snapshot();
   const variables = render(env, snapshot, nowMs);
   variables[USER_TOKEN_VARIABLE] = await userTokenFor(env, owner, nowMs);
   return { userId: caller.linkedTo, variables };

@@ -1,23 +1,14 @@
 /**
- * The three kinds of UserMemory object, as types. One Durable Object class (binding USER_MEMORY)
- * serves them all, because that is where existing data lives; what a caller may ask of an object
- * depends on its kind, and `objects.ts` hands out stubs typed by kind, so calling a user-only method
- * on a conversation's object does not compile. The class checks the kind again at run time from its
- * name (src/memory/user-memory.ts).
- *
- *   user:<app user id>      a user's memory, their phone numbers (reverse index), outbox
- *   user:<+E164>            a phone number: a phone-only caller's memory, plus who owns the number
- *   conversation:<id>       a conversation with no user, call failures, and every audio link
- *   stats:global            the health counters and failing outboxes (src/memory/stats.ts)
- *   import:<id>             one history import from ElevenLabs' API: its cursor, queue and progress
+ * What crosses the boundary between the Worker and the Durable Objects: the arguments and answers
+ * of their RPC methods. Stubs are typed by class (src/memory/objects.ts, from the bindings wrangler
+ * generates), so a method of one class cannot be asked of another; these are the shapes they carry.
+ * Types only: importing this file runs no object code.
  */
 import type { CallFailureRecord, MemoryRecord } from "../records/payload";
 import type { AudioLink } from "../storage/audio";
 import type { EraseCounts } from "../storage/erase";
 import type { RecallHit } from "../objects/user-memory/recall";
 import type { MemorySnapshot } from "./variables";
-
-export type ObjectKind = "user" | "phone" | "conversation" | "stats" | "import";
 
 export interface RecordResult {
   duplicate: boolean;
@@ -134,51 +125,6 @@ export interface OutboxStatus {
   stuck: { seq: number; kind: string; conversationId: string; attempts: number; nextAttemptAt: number; lastError: string | null }[];
 }
 
-/** What every kind of object answers. */
-export interface AnyObject {
-  /** Delivers due outbox items now. */
-  flush(): Promise<FlushReport>;
-  outboxStatus(): Promise<OutboxStatus>;
-  /** Applies retention now (the daily sweep). */
-  applyRetention(): Promise<RetentionReport>;
-}
-
-/** `user:<id>`: a user's memory. */
-export interface UserObject extends AnyObject {
-  recordConversation(input: { record: MemoryRecord; raw: Uint8Array; receivedAt: number }): Promise<RecordResult>;
-  snapshot(): Promise<MemorySnapshot>;
-  describe(): Promise<MemoryView | null>;
-  markAudio(conversationId: string): Promise<void>;
-  addPhone(phoneNumber: string, at: number, via: LinkVia): Promise<void>;
-  removePhone(phoneNumber: string, at: number): Promise<{ removed: boolean }>;
-  erase(userId: string): Promise<EraseStep>;
-  /** POST /tools/recall: the best matches in this memory's recall index. */
-  recall(input: { query: string; limit: number; excludeConversationId: string | null; now: number }): Promise<RecallHit[]>;
-  /** MEMORY_SCOPE="agent": the user has a memory with this agent (asked of the user's own object). */
-  registerScope(agentId: string, at: number): Promise<void>;
-}
-
-/** `user:<+E164>`: a phone number's own memory, and who the number belongs to. */
-export interface PhoneObject extends UserObject {
-  resolveCaller(): Promise<{ linkedTo: string | null; snapshot: MemorySnapshot }>;
-  setOwner(input: { phoneNumber: string; userId: string; at: number; via: LinkVia; conversationId: string | null }): Promise<OwnerResult>;
-  clearOwner(userId: string, at: number, via: LinkVia): Promise<{ removed: boolean }>;
-}
-
-/** `conversation:<id>`: a conversation with no user, its call failure, and its audio link. */
-export interface ConversationObject extends AnyObject {
-  recordConversation(input: { record: MemoryRecord; raw: Uint8Array; receivedAt: number }): Promise<RecordResult>;
-  recordCallFailure(input: { record: CallFailureRecord; receivedAt: number }): Promise<RecordResult>;
-  recordAudio(link: AudioLink): Promise<RecordResult>;
-  audioLink(conversationId: string): Promise<AudioLink | null>;
-  /** Erasure or retention of the conversation: deletes its audio objects and wipes this object. */
-  forgetConversation(conversationId: string, opts?: { erased?: boolean }): Promise<number>;
-  /** Queues (or brings forward) the audio backfill, unless audio is linked (src/memory/audio-backfill.ts). */
-  expectAudio(input: { conversationId: string; agentId: string | null; dueAtMs: number }): Promise<void>;
-  /** Fetches the audio from ElevenLabs now, unless it is linked already. */
-  backfillAudio(conversationId: string): Promise<BackfillOutcome>;
-}
-
 /** One flush of an isolate's health tallies (src/memory/health-counts.ts). */
 export interface CountBatch {
   /** `[hour start (Unix seconds), metric, key, n]`. */
@@ -220,20 +166,6 @@ export interface StatsView {
   writes: { flushes: number; rowsWritten: number };
 }
 
-/** `stats:global`: the health counters (one object for the whole deployment). */
-export interface StatsObject {
-  recordCounts(batch: CountBatch): Promise<void>;
-  reportBacklog(report: BacklogReport): Promise<void>;
-  readStats(nowSeconds: number): Promise<StatsView>;
-}
-
-/** `import:<id>`: one history import, driven by its alarm (src/memory/imports.ts). */
-export interface ImportObject {
-  startImport(spec: ImportSpec): Promise<ImportStatus>;
-  /** Null for an id no import was started under. Re-arms a running import's alarm if it was lost. */
-  importStatus(): Promise<ImportStatus | null>;
-}
-
 /** What an audio backfill did (src/memory/audio-backfill.ts). */
 export type BackfillOutcome =
   /** The audio was fetched, stored and linked. */
@@ -244,6 +176,8 @@ export type BackfillOutcome =
   | { status: "unavailable" }
   /** No ELEVENLABS_API_KEY: nothing was fetched. */
   | { status: "not_configured" }
+  /** The conversation was erased: its audio is never fetched back. */
+  | { status: "dropped"; reason: "erased" }
   /** The API failed (after its retries) or the stream broke off: nothing was kept (on demand only; the outbox retries). */
   | { status: "failed"; reason: string };
 
@@ -281,4 +215,26 @@ export interface ImportStatus {
   created_at: string;
   updated_at: string;
   finished_at: string | null;
+}
+
+/**
+ * What a `conversation:<id>` object written before Core v3 (a UserMemory) holds, handed over to its
+ * ConversationLedger on first touch (src/objects/conversation-ledger/legacy.ts).
+ */
+export interface LegacyConversation {
+  /** Rows in all (0: nothing but perhaps a tombstone). */
+  rows: number;
+  seen: { kind: string; conversation_id: string; received_at: number }[];
+  audio: { conversation_id: string; agent_id: string | null; r2_key: string; bytes: number; sha256: string; received_at: number }[];
+  outbox: { seq: number; kind: string; conversation_id: string; body: string; attempts: number; next_attempt_at: number; last_error: string | null; created_at: number }[];
+  blobs: { seq: number; part: number; data: ArrayBuffer }[];
+  retentionAnchor: number | null;
+  tombstone: { erasedAt: number | null; unlinkedAt: number | null; expiresAt: number } | null;
+}
+
+/** What an `import:<id>` object written before Core v3 holds, handed over to its HistoryImport. */
+export interface LegacyImport {
+  job: Record<string, string | number | null>;
+  queue: { position: number; conversation_id: string; attempts: number }[];
+  failures: { conversation_id: string; reason: string; at: number }[];
 }

@@ -11,7 +11,7 @@
 import { badRequest, json } from "../lib/errors";
 import type { Env } from "../lib/env";
 import { countAnswer } from "../memory/health-counts";
-import { conversationObject } from "../memory/objects";
+import { ledgerObject } from "../memory/objects";
 import { audioWebhookFailed } from "../memory/arrival";
 import { isValidId } from "../lib/ids";
 import type { AudioUpload } from "../storage/audio-upload";
@@ -51,7 +51,7 @@ export async function storeAudio(
   let dropped: string | undefined;
   try {
     // An erased conversation's object deletes the bytes itself and answers `dropped` (src/memory/tombstone.ts).
-    ({ duplicate, dropped } = await conversationObject(env, conversationId).recordAudio({
+    ({ duplicate, dropped } = await ledgerObject(env, conversationId).recordAudio({
       conversationId,
       agentId,
       key: stored.key,

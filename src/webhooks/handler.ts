@@ -9,7 +9,7 @@
 import { ApiError, badRequest, json } from "../lib/errors";
 import { config, type Config } from "../lib/config";
 import type { Env } from "../lib/env";
-import { conversationObject } from "../memory/objects";
+import { ledgerObject } from "../memory/objects";
 import { transcriptionArrived } from "../memory/arrival";
 import { countAnswer, counted } from "../memory/health-counts";
 import { storeOtherEvent } from "./other-events";
@@ -135,7 +135,7 @@ async function dispatch(env: Env, cfg: Config, envelope: Envelope, raw: Uint8Arr
     }
     case "call_initiation_failure": {
       const record = normaliseCallFailure(envelope, cfg.defaultCountryCode);
-      const { duplicate } = await conversationObject(env, record.conversationId).recordCallFailure({ record, receivedAt });
+      const { duplicate } = await ledgerObject(env, record.conversationId).recordCallFailure({ record, receivedAt });
       countAnswer(duplicate ? "duplicate" : "stored", envelope.type, receivedAt, record.conversationId);
       return json({ status: duplicate ? "duplicate" : "stored", type: envelope.type, conversation_id: record.conversationId });
     }

@@ -14,7 +14,7 @@
  */
 import type { BacklogReport, CountBatch, StatsView } from "../../memory/rpc";
 
-export const STATS_OBJECT_NAME = "stats:global";
+
 
 /** 31 days of hourly buckets: the 30-day window plus the partial hour at each end. */
 export const RETAIN_HOURS = 31 * 24;

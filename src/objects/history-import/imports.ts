@@ -19,8 +19,8 @@ import { parseEnvelope } from "../../records/payload";
 import { ElevenLabsApi, ElevenLabsApiError } from "../../elevenlabs/api";
 import { conversationStored, saveImportRow, type ImportRow } from "../../storage/imports";
 import { transcriptionArrived } from "../../memory/arrival";
-import { conversationObject } from "../../memory/objects";
-import type { ImportSpec, ImportState, ImportStatus } from "../../memory/rpc";
+import { ledgerObject } from "../../memory/objects";
+import type { ImportSpec, ImportState, ImportStatus, LegacyImport } from "../../memory/rpc";
 
 /** Conversations imported per alarm invocation. */
 export const IMPORT_BATCH = 25;
@@ -210,7 +210,7 @@ type Outcome = "imported" | "skipped" | "unfinished";
 async function importOne(env: Env, api: ElevenLabsApi, conversationId: string, includeAudio: boolean): Promise<Outcome> {
   if (await conversationStored(env.DB, conversationId)) {
     // Already here (an earlier import, or its webhook): only its audio may still be missing.
-    if (includeAudio) await conversationObject(env, conversationId).expectAudio({ conversationId, agentId: null, dueAtMs: Date.now() });
+    if (includeAudio) await ledgerObject(env, conversationId).expectAudio({ agentId: null, dueAtMs: Date.now() });
     return "skipped";
   }
   const fetched = await api.getConversation(conversationId);
@@ -346,3 +346,18 @@ function finish(storage: DurableObjectStorage, status: ImportState, lastError: s
   const now = nowSeconds();
   storage.sql.exec("UPDATE import_job SET status = ?, last_error = coalesce(?, last_error), updated_at = ?, finished_at = ? WHERE id = 1", status, lastError, now, now);
 }
+
+/** Writes an exported import into this object's tables, as it was (cursor, counters, queue, failures). */
+export function adoptJob(storage: DurableObjectStorage, state: LegacyImport): void {
+  const sql = storage.sql;
+  storage.transactionSync(() => {
+    sql.exec(SCHEMA);
+    const cols = Object.keys(state.job).filter((c) => /^[a-z_]+$/.test(c));
+    sql.exec(`INSERT OR IGNORE INTO import_job (${cols.join(", ")}) VALUES (${cols.map(() => "?").join(", ")})`, ...cols.map((c) => state.job[c] ?? null));
+    for (const q of state.queue) sql.exec("INSERT OR IGNORE INTO import_queue (position, conversation_id, attempts) VALUES (?, ?, ?)", q.position, q.conversation_id, q.attempts);
+    for (const f of state.failures) sql.exec("INSERT OR IGNORE INTO import_failures (conversation_id, reason, at) VALUES (?, ?, ?)", f.conversation_id, f.reason, f.at);
+  });
+}
+
+/** Whether this object holds an import (created, or taken over). */
+export const holdsJob = (sql: SqlStorage): boolean => job(sql) !== null;

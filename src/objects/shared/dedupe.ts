@@ -3,7 +3,7 @@
  * ElevenLabs retries a failed delivery with byte-identical bodies, so this pair is the idempotency
  * key. Bounded to the newest LIMITS.seenEvents rows (retries come within about 41 minutes).
  */
-import { LIMITS } from "../user-memory/schema";
+import { LIMITS } from "../shared/limits";
 
 export type DeliveryKind = "post_call_transcription" | "call_initiation_failure" | "post_call_audio";
 

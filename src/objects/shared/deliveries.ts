@@ -1,22 +1,19 @@
 /**
- * How each kind of outbox item is delivered: one handler per kind, in a table the compiler checks
- * for completeness (a new kind without a handler does not build). Every handler is idempotent, so
- * an item delivered twice (the answer was lost after the write) changes nothing the second time.
+ * How outbox items are delivered. Each class has its own table of handlers, one per kind of item it
+ * queues, typed so that a kind without a handler does not build (user-memory/deliveries.ts,
+ * conversation-ledger/deliveries.ts); the kinds both queue are delivered here. Every handler is
+ * idempotent, so an item delivered twice (the answer was lost after the write) changes nothing the
+ * second time.
  */
 import type { Env } from "../../lib/env";
 import { conversationRecord, parseEnvelope, type ConversationRecord, type ResolvedUser } from "../../records/payload";
 import { transcriptKey } from "../../records/keys";
-import { deleteAudioObjects, storeAudioRow } from "../../storage/audio";
-import { conversationOwner, storeCallFailure, storeConversation } from "../../storage/conversations";
+import { conversationOwner, storeConversation } from "../../storage/conversations";
 import { quarantine } from "../../storage/quarantine";
 import { putTranscript, transcriptOwner } from "../../storage/transcripts";
 import { handOn } from "./forwarding";
-import { phoneObject, userObject } from "../../memory/objects";
-import { backfillAudio } from "../conversation-ledger/audio-backfill";
-import { payloadOf, type OutboxItem, type OutboxKind } from "./outbox";
-import { forgetReverseLink } from "../user-memory/phone-links";
-import { markAudio } from "../user-memory/profile";
-import { lowerRetentionAnchor } from "../user-memory/schema";
+import { payloadOf, type OutboxItem } from "./outbox";
+import { lowerRetentionAnchor } from "./tables";
 
 export interface DeliveryContext {
   env: Env;
@@ -25,7 +22,17 @@ export interface DeliveryContext {
   seq: number;
 }
 
-type Handler<K extends OutboxKind> = (ctx: DeliveryContext, item: Extract<OutboxItem, { kind: K }>) => Promise<void>;
+type Handler<I extends OutboxItem, K extends I["kind"]> = (ctx: DeliveryContext, item: Extract<I, { kind: K }>) => Promise<void>;
+/** A class's handlers: one for every kind its outbox holds. */
+export type Handlers<I extends OutboxItem> = { [K in I["kind"]]: Handler<I, K> };
+
+export function deliverWith<I extends OutboxItem>(handlers: Handlers<I>, ctx: DeliveryContext, item: I): Promise<void> {
+  return (handlers[item.kind as I["kind"]] as Handler<I, I["kind"]>)(ctx, item as never);
+}
+
+export async function forward({ env }: DeliveryContext, item: Extract<OutboxItem, { kind: "forward" }>): Promise<void> {
+  await handOn(env, item.event, item.destination);
+}
 
 /**
  * One owner per conversation: the first delivery to create `transcript.json` (create-only in R2)
@@ -48,72 +55,20 @@ async function claimTranscript(env: Env, r: ConversationRecord, raw: Uint8Array,
   return null;
 }
 
-async function deliverConversation({ env, sql, seq }: DeliveryContext, user: ResolvedUser, receivedAt: number): Promise<void> {
+/**
+ * A conversation item: the raw payload to R2, the row to D1. Returns whether D1 says its audio is
+ * stored (null when the event was kept aside as another owner's), for the memory to mark.
+ */
+export async function deliverConversation({ env, sql, seq }: DeliveryContext, user: ResolvedUser, receivedAt: number): Promise<{ hasAudio: boolean; record: ConversationRecord } | null> {
   const raw = payloadOf(sql, seq);
   // Rebuilt with the owner resolved at receipt, so a later change of settings cannot move it.
   const r = conversationRecord(parseEnvelope(raw), user, receivedAt);
   // The raw payload goes to R2 first, so a D1 row never points at an object that is not there.
   const key = await claimTranscript(env, r, raw, receivedAt);
-  if (key === null) return;
+  if (key === null) return null;
   const { hasAudio } = await storeConversation(env.DB, r, { transcriptKey: key, receivedAt });
-  if (r.userId !== null && hasAudio) markAudio(sql, r.conversationId);
   // Retention starts counting once the conversation is in D1, where it removes it from.
   lowerRetentionAnchor(sql, r.startedAt);
+  return { hasAudio, record: r };
 }
 
-const HANDLERS: { [K in OutboxKind]: Handler<K> } = {
-  async conversation(ctx, item) {
-    await deliverConversation(ctx, item.user, item.receivedAt);
-  },
-
-  // Only delivered if an erasure that kept it aside never finished (flush does nothing while one is
-  // under way, and the erasure's end turns it into a `conversation` item): it is the call's own owner's.
-  async deferred(ctx, item) {
-    await deliverConversation(ctx, item.user, item.receivedAt);
-  },
-
-  async call_failure({ env }, item) {
-    await storeCallFailure(env.DB, item.record, item.receivedAt);
-  },
-
-  async audio({ env }, item) {
-    // Audio and transcript meet in D1, whichever came first: the memory learns of the audio either
-    // here or in the transcript's delivery above.
-    const { userId } = await storeAudioRow(env.DB, item.link);
-    if (userId) await userObject(env, userId).markAudio(item.link.conversationId);
-  },
-
-  async audio_discard({ env }, item) {
-    await deleteAudioObjects(env.AUDIO, item.key);
-  },
-
-  async audio_backfill({ env, sql }, item) {
-    const outcome = await backfillAudio(env, sql, item.conversationId, item.agentId);
-    if (outcome.status === "unavailable") console.warn(`audio backfill of ${item.conversationId}: ElevenLabs has no audio for it`);
-    if (outcome.status === "not_configured") console.warn(`audio backfill of ${item.conversationId}: ELEVENLABS_API_KEY is not set; nothing fetched`);
-  },
-
-  async link({ env, sql }, item) {
-    const res = await phoneObject(env, item.phoneNumber).setOwner({
-      phoneNumber: item.phoneNumber,
-      userId: item.userId,
-      at: item.at,
-      via: "conversation",
-      conversationId: item.conversationId,
-    });
-    // A newer link or unlink won: this user's reverse entry must go (the truth no longer points here).
-    if (res.owner !== item.userId) forgetReverseLink(sql, item.phoneNumber, item.at);
-  },
-
-  async phone_removed({ env }, item) {
-    await userObject(env, item.userId).removePhone(item.phoneNumber, item.at);
-  },
-
-  async forward({ env, sql }, item) {
-    await handOn(env, sql, item.event, item.destination);
-  },
-};
-
-export function deliver(ctx: DeliveryContext, item: OutboxItem): Promise<void> {
-  return (HANDLERS[item.kind] as Handler<OutboxKind>)(ctx, item as never);
-}

@@ -6,20 +6,14 @@
  * slows a webhook's answer, and a Queue that fails leaves the item here, retried like any other.
  *
  * An event is handed on only once what it reports is in D1 (the consumer builds the body from there):
- * while this object still holds the item that writes it, the forward item waits its turn.
+ * each forward item names the outbox item that writes it (`afterSeq`), and is not due before that
+ * item has been delivered (src/objects/shared/outbox.ts): it waits without failing.
  */
 import { config } from "../../lib/config";
 import type { Env } from "../../lib/env";
 import type { ForwardEventType } from "../../lib/forwarding-config";
 import { forwardEventId, type ForwardEvent, type ForwardMessage } from "../../records/forward-events";
-import { enqueue, type OutboxKind } from "./outbox";
-
-/** The outbox item that writes to D1 what each event reports. */
-const SOURCE_KIND: Record<Exclude<ForwardEventType, "user.erased">, OutboxKind> = {
-  "conversation.stored": "conversation",
-  "audio.stored": "audio",
-  "call.failed": "call_failure",
-};
+import { dropKind, enqueue } from "./outbox";
 
 /** The destinations subscribed to `type`, by key. */
 export function subscribers(env: Env, type: ForwardEventType): string[] {
@@ -28,10 +22,13 @@ export function subscribers(env: Env, type: ForwardEventType): string[] {
     .map((d) => d.key);
 }
 
-/** Queues the event for every subscribed destination. Call inside the transaction that records it. */
-export function queueForwards(sql: SqlStorage, destinations: string[], event: ForwardEvent, now: number): void {
-  for (const destination of destinations) {
-    enqueue(sql, { kind: "forward", event, destination }, event.conversationId ?? "", now);
+/**
+ * Queues the event for every destination subscribed to its type, each waiting for `sourceSeq`, the
+ * outbox item that writes to D1 what the event reports. Call inside the transaction that queues it.
+ */
+export function queueForwards(sql: SqlStorage, env: Env, event: ForwardEvent, now: number, sourceSeq: number): void {
+  for (const destination of subscribers(env, event.type)) {
+    enqueue(sql, { kind: "forward", event, destination }, event.conversationId ?? "", now, { afterSeq: sourceSeq });
   }
 }
 
@@ -39,24 +36,14 @@ export async function forwardMessage(event: ForwardEvent, destination: string): 
   return { v: 1, id: await forwardEventId(event), event, destination };
 }
 
-/** The outbox handler: to the Queue, once D1 has what the event reports. */
-export async function handOn(env: Env, sql: SqlStorage, event: ForwardEvent, destination: string): Promise<void> {
-  const source = event.type === "user.erased" ? null : SOURCE_KIND[event.type];
-  if (source && event.conversationId !== null && waiting(sql, source, event.conversationId)) {
-    throw new Error(`${event.type} waits until its ${source} item is stored`);
-  }
+/** The outbox handler: to the Queue (the item was not due before D1 had what the event reports). */
+export async function handOn(env: Env, event: ForwardEvent, destination: string): Promise<void> {
   if (!env.FORWARD_QUEUE) throw new Error("FORWARD_QUEUE is not bound (wrangler.toml [[queues.producers]])");
   await env.FORWARD_QUEUE.send(await forwardMessage(event, destination), { contentType: "json" });
 }
 
-function waiting(sql: SqlStorage, kind: OutboxKind, conversationId: string): boolean {
-  return sql.exec("SELECT 1 FROM outbox WHERE kind = ? AND conversation_id = ? LIMIT 1", kind, conversationId).toArray().length > 0;
-}
-
 /** Forward items not yet handed on (an erasure drops them: the user asked to be forgotten). */
-export function dropForwards(storage: DurableObjectStorage): number {
-  return storage.sql.exec("DELETE FROM outbox WHERE kind = 'forward'").rowsWritten;
-}
+export const dropForwards = (storage: DurableObjectStorage): number => dropKind(storage, "forward");
 
 /**
  * user.erased, sent straight to the Queue as the erasure's last step before the object is wiped: after

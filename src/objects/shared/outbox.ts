@@ -9,40 +9,59 @@
  * Items are tried in order, but a failed item is pushed into its own future before the next one is
  * read, so an item that can never be delivered never holds back the ones behind it. Nothing is ever
  * dropped: an item that keeps failing is retried every MAX_BACKOFF_MS and reported as stuck.
+ *
+ * An item may wait for another (`after_seq`: a forwarded event waits until D1 has what it reports).
+ * A waiting item is simply not due while the item it follows is still here: it is never attempted,
+ * never counted as a failure, and becomes due the moment that item is delivered, so it never waits
+ * longer than the item it follows. During a D1 outage the health page therefore shows the source
+ * items as `outbox_backlog`, and no forwarding failure.
+ *
+ * This module is the only one that writes the outbox tables.
  */
 import { concatBytes } from "../../lib/bytes";
 import type { ForwardEvent } from "../../records/forward-events";
 import { normaliseForMemory, parseEnvelope, type CallFailureRecord, type MemoryRecord, type ResolvedUser } from "../../records/payload";
 import type { AudioLink } from "../../storage/audio";
 import type { FlushReport, OutboxStatus } from "../../memory/rpc";
-import { LIMITS } from "../user-memory/schema";
+import { LIMITS } from "./limits";
 
 /**
  * What an outbox row holds. A conversation item keeps only who owns it: the record is rebuilt from
  * the raw bytes (kept in `outbox_blobs`) when it is delivered, so the row stays small however large
  * the transcript (SQLite refuses values over 2 MB) and D1 gets exactly what R2 gets.
  */
-export type OutboxItem =
+export type OutboxItem = UserOutboxItem | LedgerOutboxItem;
+
+/** Kinds both classes queue. */
+type SharedItem =
   /** The raw payload to R2, the conversation to D1. */
   | { kind: "conversation"; user: ResolvedUser; receivedAt: number }
+  /** Hand an event to FORWARD_QUEUE for one destination, once D1 has what it reports (src/objects/shared/forwarding.ts). */
+  | { kind: "forward"; event: ForwardEvent; destination: string };
+
+/** What a memory's outbox holds (UserMemory; its handlers: user-memory/deliveries.ts). */
+export type UserOutboxItem =
+  | SharedItem
   /**
    * A call that started after an erasure of this object began, recorded while it was under way: kept
-   * aside (not remembered, not delivered) and remembered anew once the wipe is done (src/memory/erasure.ts).
+   * aside (not remembered, not delivered) and remembered anew once the wipe is done (user-memory/erasure.ts).
    */
   | { kind: "deferred"; user: ResolvedUser; receivedAt: number }
+  /** Tell the number's object that it belongs to this user (queued by the user's object). */
+  | { kind: "link"; phoneNumber: string; userId: string; at: number; conversationId: string }
+  /** Tell a former owner that the number is no longer theirs (queued by the number's object). */
+  | { kind: "phone_removed"; phoneNumber: string; userId: string; at: number };
+
+/** What a conversation's ledger queues (ConversationLedger; its handlers: conversation-ledger/deliveries.ts). */
+export type LedgerOutboxItem =
+  | SharedItem
   | { kind: "call_failure"; record: CallFailureRecord; receivedAt: number }
   /** Writes the D1 `audio` row, then tells the user's memory (if the transcript already named one). */
   | { kind: "audio"; link: AudioLink }
   /** Deletes the R2 object of an audio event that turned out to be a redelivery. */
   | { kind: "audio_discard"; key: string }
-  /** Fetches the audio from ElevenLabs' API unless an audio webhook brought it first (src/memory/audio-backfill.ts). */
-  | { kind: "audio_backfill"; conversationId: string; agentId: string | null }
-  /** Tell the number's object that it belongs to this user (queued by the user's object). */
-  | { kind: "link"; phoneNumber: string; userId: string; at: number; conversationId: string }
-  /** Tell a former owner that the number is no longer theirs (queued by the number's object). */
-  | { kind: "phone_removed"; phoneNumber: string; userId: string; at: number }
-  /** Hand an event to FORWARD_QUEUE for one destination, once D1 has what it reports (src/memory/forwarding.ts). */
-  | { kind: "forward"; event: ForwardEvent; destination: string };
+  /** Fetches the audio from ElevenLabs' API unless an audio webhook brought it first (conversation-ledger/audio.ts). */
+  | { kind: "audio_backfill"; conversationId: string; agentId: string | null };
 
 export type OutboxKind = OutboxItem["kind"];
 
@@ -56,19 +75,70 @@ export function backoffMs(attempts: number): number {
   return Math.round(base * (0.9 + Math.random() * 0.2));
 }
 
-/** Queues an item, due at once or at `dueAtMs`. `now` is Unix seconds (created_at); next_attempt_at is in ms. Returns its seq. */
-export function enqueue(sql: SqlStorage, item: OutboxItem, conversationId: string, now: number, dueAtMs = Date.now()): number {
+export interface EnqueueOptions {
+  /** When the item is first due (ms); at once by default. */
+  dueAtMs?: number;
+  /** The item it waits for (its seq): not due while that item is still in the outbox. */
+  afterSeq?: number | null;
+}
+
+/** Queues an item. `now` is Unix seconds (created_at); next_attempt_at is in ms. Returns its seq. */
+export function enqueue(sql: SqlStorage, item: OutboxItem, conversationId: string, now: number, opts: EnqueueOptions = {}): number {
   return sql
     .exec<{ seq: number }>(
-      "INSERT INTO outbox (kind, conversation_id, body, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?) RETURNING seq",
+      "INSERT INTO outbox (kind, conversation_id, body, next_attempt_at, created_at, after_seq) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
       item.kind,
       conversationId,
       JSON.stringify(item),
-      dueAtMs,
+      opts.dueAtMs ?? Date.now(),
       now,
+      opts.afterSeq ?? null,
     )
     .one().seq;
 }
+
+/**
+ * Queues `item` due at `dueAtMs`, or, when an item of its kind is already queued for the
+ * conversation, only moves that one earlier (never later). Returns when it is due (ms).
+ */
+export function enqueueOrBringForward(sql: SqlStorage, item: OutboxItem, conversationId: string, now: number, dueAtMs: number): number {
+  const queued = sql
+    .exec<{ seq: number; next_attempt_at: number }>("SELECT seq, next_attempt_at FROM outbox WHERE kind = ? AND conversation_id = ?", item.kind, conversationId)
+    .toArray()[0];
+  if (!queued) {
+    enqueue(sql, item, conversationId, now, { dueAtMs });
+    return dueAtMs;
+  }
+  if (queued.next_attempt_at <= dueAtMs) return queued.next_attempt_at;
+  sql.exec("UPDATE outbox SET next_attempt_at = ? WHERE seq = ?", dueAtMs, queued.seq);
+  return dueAtMs;
+}
+
+/** Removes every item of `kind` (an erasure drops forwards not yet handed on); returns how many. */
+export function dropKind(storage: DurableObjectStorage, kind: OutboxKind): number {
+  return storage.transactionSync(() => {
+    storage.sql.exec("DELETE FROM outbox_blobs WHERE seq IN (SELECT seq FROM outbox WHERE kind = ?)", kind);
+    return storage.sql.exec("DELETE FROM outbox WHERE kind = ?", kind).rowsWritten;
+  });
+}
+
+/**
+ * Names, for every forward item that names none, the item it waits for: the oldest item of its
+ * source kind for the same conversation (objects written before `after_seq`, and state a ledger
+ * took over from the class it replaced). Before, such an item waited by failing.
+ */
+export function linkWaitingForwards(sql: SqlStorage): void {
+  sql.exec(
+    `UPDATE outbox SET after_seq = (
+       SELECT min(s.seq) FROM outbox s WHERE s.conversation_id = outbox.conversation_id AND s.seq < outbox.seq
+         AND s.kind = CASE json_extract(outbox.body, '$.event.type')
+           WHEN 'conversation.stored' THEN 'conversation' WHEN 'audio.stored' THEN 'audio' WHEN 'call.failed' THEN 'call_failure' END)
+     WHERE kind = 'forward' AND after_seq IS NULL`,
+  );
+}
+
+/** An item is ready when it follows nothing, or what it follows has been delivered. */
+const READY = "(after_seq IS NULL OR NOT EXISTS (SELECT 1 FROM outbox s WHERE s.seq = outbox.after_seq))";
 
 /** Keeps an item's raw payload, in parts (Durable Object SQLite refuses values over 2 MB). */
 export function attachPayload(sql: SqlStorage, seq: number, raw: Uint8Array): void {
@@ -99,7 +169,7 @@ export interface DueItem {
 function due(sql: SqlStorage, nowMs: number): DueRow[] {
   return sql
     .exec<{ seq: number; body: string; attempts: number }>(
-      "SELECT seq, body, attempts FROM outbox WHERE next_attempt_at <= ? ORDER BY seq LIMIT ?",
+      `SELECT seq, body, attempts FROM outbox WHERE next_attempt_at <= ? AND ${READY} ORDER BY seq LIMIT ?`,
       nowMs,
       LIMITS.flushBatch,
     )
@@ -127,9 +197,9 @@ function recordFailure(sql: SqlStorage, row: DueRow, err: unknown): void {
   );
 }
 
-/** When the next item is due (ms), or null when the outbox is empty. */
+/** When the next ready item is due (ms), or null when nothing is ready (a waiting item is due with what it follows). */
 export function nextDueAt(sql: SqlStorage): number | null {
-  return sql.exec<{ at: number | null }>("SELECT min(next_attempt_at) AS at FROM outbox").one().at;
+  return sql.exec<{ at: number | null }>(`SELECT min(next_attempt_at) AS at FROM outbox WHERE ${READY}`).one().at;
 }
 
 export function pendingCount(sql: SqlStorage): number {
@@ -201,7 +271,7 @@ export function dropConversations(storage: DurableObjectStorage): void {
 export function outboxStatus(sql: SqlStorage): OutboxStatus {
   const agg = sql
     .exec<{ pending: number; due: number; max_attempts: number | null; oldest: number | null }>(
-      `SELECT count(*) AS pending, count(CASE WHEN next_attempt_at <= ? THEN 1 END) AS due,
+      `SELECT count(*) AS pending, count(CASE WHEN next_attempt_at <= ? AND ${READY} THEN 1 END) AS due,
          max(attempts) AS max_attempts, min(created_at) AS oldest FROM outbox`,
       Date.now(),
     )
@@ -234,20 +304,6 @@ export function items(sql: SqlStorage, minAttempts = 0, limit = 100): OutboxItem
       nextAttemptAt: r.next_attempt_at,
       lastError: r.last_error,
     }));
-}
-
-/**
- * Moves the next attempt of every pending item (or of one conversation's items) to `atMs`.
- * Only tests use this: to park items as if a delivery had failed and were waiting to be retried.
- */
-export function delayAll(sql: SqlStorage, atMs: number, conversationId?: string): void {
-  if (conversationId === undefined) sql.exec("UPDATE outbox SET next_attempt_at = ?", atMs);
-  else sql.exec("UPDATE outbox SET next_attempt_at = ? WHERE conversation_id = ?", atMs, conversationId);
-}
-
-/** Makes every pending item due now ("time passes"). Only tests use this. */
-export function makeAllDue(sql: SqlStorage): void {
-  sql.exec("UPDATE outbox SET next_attempt_at = 0");
 }
 
 export const EMPTY_OUTBOX: OutboxStatus = { pending: 0, due: 0, maxAttempts: 0, oldestCreatedAt: null, byKind: {}, stuck: [] };

@@ -13,17 +13,21 @@ import type { Env } from "../../lib/env";
 import { addCounts, eraseConversations, zeroCounts } from "../../storage/erase";
 import { expiredOfUser, expiredUnattributedAmong, oldestStartOfUser, oldestUnattributedStartAmong } from "../../storage/expiry";
 import { seenTranscriptions } from "./dedupe";
-import { conversationObject } from "../../memory/objects";
-import { forgetBefore, profileUser } from "../user-memory/profile";
+import { ledgerObject } from "../../memory/objects";
 import type { RetentionReport } from "../../memory/rpc";
 import { scheduleAlarm } from "./outbox";
-import { erasingSince, LIMITS, retentionAnchor, setRetentionAnchor } from "../user-memory/schema";
+import { LIMITS } from "./limits";
+import { erasingSince, retentionAnchor, setRetentionAnchor } from "./tables";
 
 export interface RetentionContext {
   env: Env;
   storage: DurableObjectStorage;
-  /** Wipes this object (a conversation's own object, once its conversation has expired). */
-  forgetOwn(conversationId: string): Promise<unknown>;
+  /** The memory's user, or null for a conversation's ledger (which expires only its own conversation). */
+  owner(): string | null;
+  /** Wipes this object (a conversation's ledger, once its conversation has expired). */
+  forgetOwn(): Promise<unknown>;
+  /** Drops what the object itself keeps of conversations that started before `cutoff` (a memory's detail). */
+  forgetBefore?(cutoff: number): void;
   /**
    * Tells the object that what it holds changed (src/memory/user-memory.ts `served`): called right
    * after the local write, before the next await, so a read arriving meanwhile never sees the old copy.
@@ -86,7 +90,7 @@ export async function expire(ctx: RetentionContext, nowMs: number, days: number,
   const cutoff = Math.floor(nowMs / 1000) - days * 86_400;
   const anchor = retentionAnchor(sql);
   if (!force && (anchor === null || anchor >= cutoff)) return { counts: zeroCounts(), more: false };
-  const owner = profileUser(sql);
+  const owner = ctx.owner();
   // Unattributed conversations: only the ones this object recorded (never "every row without a user").
   const own = owner === null ? seenTranscriptions(sql, LIMITS.eraseBatch) : [];
   if (owner === null && own.length === 0) {
@@ -97,7 +101,7 @@ export async function expire(ctx: RetentionContext, nowMs: number, days: number,
     owner !== null ? expiredOfUser(env.DB, owner, cutoff, limit) : expiredUnattributedAmong(env.DB, own, cutoff, limit);
   // A `conversation:<id>` object is itself where its audio link lives: forgetting it through a call to
   // itself would wipe this object under the run. It is forgotten below, once the run is done.
-  const forgetAudio = owner === null ? undefined : (id: string) => conversationObject(env, id).forgetConversation(id);
+  const forgetAudio = owner === null ? undefined : (id: string) => ledgerObject(env, id).forgetConversation();
 
   let counts = zeroCounts();
   let drained = false;
@@ -109,14 +113,14 @@ export async function expire(ctx: RetentionContext, nowMs: number, days: number,
       break;
     }
   }
-  storage.transactionSync(() => forgetBefore(sql, cutoff));
+  if (ctx.forgetBefore) storage.transactionSync(() => ctx.forgetBefore!(cutoff));
   ctx.changed();
   if (!drained) return { counts, more: true };
 
   const oldest = owner !== null ? await oldestStartOfUser(env.DB, owner) : await oldestUnattributedStartAmong(env.DB, own);
   if (owner === null && oldest === null && counts.conversations > 0) {
     // Its conversation has expired: nothing this object holds is worth keeping (as after an erasure).
-    for (const id of own) await ctx.forgetOwn(id);
+    await ctx.forgetOwn();
     return { counts, more: false };
   }
   setRetentionAnchor(sql, oldest);

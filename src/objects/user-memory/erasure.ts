@@ -30,14 +30,14 @@ import { conversationsOfUser, unverifiedClaimsOf } from "../../storage/expiry";
 import { eraseFailuresOfUser } from "../../storage/forwarding";
 import { eraseQuarantined } from "../../storage/quarantine";
 import { announceErasure, dropForwards } from "../shared/forwarding";
-import { contextCache } from "../../memory/context-cache";
-import { conversationObject, phoneObject, scopedObject, userObject } from "../../memory/objects";
+import { ledgerObject, phoneObject, scopedObject, userObject } from "../../memory/objects";
 import { ownerOfRecord, type MemoryRecord } from "../../records/payload";
 import { isDuplicate, markSeen } from "../shared/dedupe";
 import { attachPayload, deferredConversations, dropConversations, enqueue, pendingConversations, type DeferredConversation } from "../shared/outbox";
 import { forgetPhone, listPhones, ownerRow } from "./phone-links";
 import type { EraseStep, RecordResult } from "../../memory/rpc";
-import { erasingSince, LIMITS } from "./schema";
+import { LIMITS } from "../shared/limits";
+import { erasingSince } from "../shared/tables";
 
 export interface ErasureContext {
   env: Env;
@@ -54,7 +54,7 @@ export interface ErasureContext {
   changed(): void;
 }
 
-const forgetAudio = (env: Env) => (id: string) => conversationObject(env, id).forgetConversation(id, { erased: true });
+const forgetAudio = (env: Env) => (id: string) => ledgerObject(env, id).forgetConversation({ erased: true });
 
 async function freeze(ctx: ErasureContext, now: number): Promise<void> {
   ctx.storage.sql.exec("UPDATE upkeep SET erasing_since = coalesce(erasing_since, ?) WHERE id = 1", now);
@@ -191,38 +191,4 @@ export function recordDuringErasure(
     attachPayload(sql, enqueue(sql, { kind: "deferred", user: ownerOfRecord(r), receivedAt }, r.conversationId, receivedAt), raw);
   });
   return { duplicate: false };
-}
-
-export interface ErasureReport {
-  counts: EraseCounts;
-  phoneLinks: number;
-  memoryRows: number;
-  unlinkedPhoneNumbers: string[];
-}
-
-/** Each step handles a bounded amount; this many steps cover tens of thousands of conversations. */
-const MAX_ERASE_STEPS = 50;
-
-/**
- * Erases a user: steps until done, or null when it did not finish in MAX_ERASE_STEPS (the caller
- * answers "repeat the request"; until then the user's object delivers nothing more).
- */
-export async function eraseUser(env: Env, userId: string): Promise<ErasureReport | null> {
-  const stub = userObject(env, userId);
-  const report: ErasureReport = { counts: zeroCounts(), phoneLinks: 0, memoryRows: 0, unlinkedPhoneNumbers: [] };
-  try {
-    for (let i = 0; i < MAX_ERASE_STEPS; i++) {
-      const step = await stub.erase(userId);
-      report.counts = addCounts(report.counts, step.counts);
-      report.phoneLinks += step.phoneLinks;
-      report.memoryRows += step.memoryRows;
-      report.unlinkedPhoneNumbers.push(...step.unlinkedPhoneNumbers);
-      if (step.done) return report;
-    }
-    return null;
-  } finally {
-    // After the erasure, not only before: a context read in this isolate while it ran cached the
-    // memory as it was, and would serve it after the answer for up to CONTEXT_CACHE_SECONDS.
-    contextCache.forgetEveryScope(userId);
-  }
 }

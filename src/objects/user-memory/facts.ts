@@ -13,7 +13,7 @@
  */
 import type { MemoryRecord } from "../../records/payload";
 import { forgetFactsNotIn, indexFact } from "./recall-index";
-import { LIMITS } from "./schema";
+import { LIMITS } from "../shared/limits";
 
 export type FactHistoryRow = {
   fact_id: string;

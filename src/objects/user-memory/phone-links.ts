@@ -12,11 +12,7 @@
  * A link is forward-looking: memory gathered under the bare number before the link stays with the
  * number and is not merged into the app user, so a link can be removed without un-merging anything.
  */
-import type { Env } from "../../lib/env";
-import { ApiError } from "../../lib/errors";
 import type { MemoryRecord } from "../../records/payload";
-import { contextCache } from "../../memory/context-cache";
-import { phoneObject, userObject } from "../../memory/objects";
 import { enqueue } from "../shared/outbox";
 import type { LinkVia, OwnerRow } from "../../memory/rpc";
 
@@ -137,33 +133,4 @@ export function clearOwner(sql: SqlStorage, at: number, via: LinkVia, now: numbe
     via,
     now,
   );
-}
-
-// ---- the two-object protocol, for the API --------------------------------------------------------
-
-/**
- * PUT /v1/users/:userId/phones/:phoneNumber: the user's list first, then the number's owner (the
- * truth), so erasing the user always finds it. Throws 409 when a newer change of the number's link
- * was recorded meanwhile.
- */
-export async function linkPhone(env: Env, userId: string, phone: string, now: number): Promise<void> {
-  const user = userObject(env, userId);
-  const number = phoneObject(env, phone);
-  await user.addPhone(phone, now, "api");
-  const res = await number.setOwner({ phoneNumber: phone, userId, at: now, via: "api", conversationId: null });
-  if (res.owner !== userId) {
-    await user.removePhone(phone, now);
-    throw new ApiError(409, "phone_link_conflict", "A newer change to this number's link was recorded meanwhile; read the memory and retry.");
-  }
-  // Tell a displaced owner now rather than at the next alarm, so the answer is settled when it returns.
-  await number.flush();
-  contextCache.forget(phone);
-}
-
-/** DELETE /v1/users/:userId/phones/:phoneNumber: the truth first, then the user's list. Safe to repeat. */
-export async function unlinkPhone(env: Env, userId: string, phone: string, now: number): Promise<boolean> {
-  const a = await phoneObject(env, phone).clearOwner(userId, now, "api");
-  const b = await userObject(env, userId).removePhone(phone, now);
-  contextCache.forget(phone);
-  return a.removed || b.removed;
 }

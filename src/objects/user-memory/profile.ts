@@ -8,7 +8,7 @@ import type { MemoryRecord } from "../../records/payload";
 import type { MemoryView } from "../../memory/rpc";
 import { allHistory, compactFacts, rememberFacts } from "./facts";
 import { forgetBefore as forgetIndexBefore } from "./recall-index";
-import { LIMITS } from "./schema";
+import { LIMITS } from "../shared/limits";
 import { EMPTY_SNAPSHOT, type MemorySnapshot } from "../../memory/variables";
 
 const isScalar = (v: unknown): v is VariableValue =>

@@ -12,7 +12,8 @@ import type { Env } from "../../lib/env";
 import { conversationsToIndex } from "../../storage/backfill";
 import { profileUser } from "./profile";
 import { indexConversation } from "./recall-index";
-import { erasingSince, LIMITS } from "./schema";
+import { LIMITS } from "../shared/limits";
+import { erasingSince } from "../shared/tables";
 
 type Cursor = { after_started_at: number | null; after_conversation_id: string | null; indexed: number };
 

@@ -13,7 +13,7 @@
  * LIMITS.recallTurnsPerConversation turns, LIMITS.recallDocChars characters each, and at most
  * LIMITS.recallBytesPerMemory bytes of text per memory (the oldest conversations leave first).
  */
-import { LIMITS } from "./schema";
+import { LIMITS } from "../shared/limits";
 
 export interface IndexableTurn {
   role: string;

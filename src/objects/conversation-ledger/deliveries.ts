@@ -1,0 +1,39 @@
+/** What a conversation's ledger delivers (the kinds of src/objects/shared/outbox.ts `LedgerOutboxItem`). */
+import { userObject } from "../../memory/objects";
+import { deleteAudioObjects, storeAudioRow } from "../../storage/audio";
+import { storeCallFailure } from "../../storage/conversations";
+import { deliverConversation, forward, type DeliveryContext, type Handlers } from "../shared/deliveries";
+import type { LedgerOutboxItem } from "../shared/outbox";
+
+/**
+ * The scheduled audio backfill is the ledger's own work (it fetches, then commits through the one
+ * audio path), so the class supplies it: `ledgerDeliveries(backfill)`.
+ */
+export function ledgerDeliveries(backfill: (ctx: DeliveryContext, conversationId: string, agentId: string | null) => Promise<void>): Handlers<LedgerOutboxItem> {
+  return {
+    async conversation(ctx, item) {
+      await deliverConversation(ctx, item.user, item.receivedAt);
+    },
+
+    async call_failure({ env }, item) {
+      await storeCallFailure(env.DB, item.record, item.receivedAt);
+    },
+
+    async audio({ env }, item) {
+      // Audio and transcript meet in D1, whichever came first: the memory learns of the audio either
+      // here or in the transcript's delivery (user-memory/deliveries.ts).
+      const { userId } = await storeAudioRow(env.DB, item.link);
+      if (userId) await userObject(env, userId).markAudio(item.link.conversationId);
+    },
+
+    async audio_discard({ env }, item) {
+      await deleteAudioObjects(env.AUDIO, item.key);
+    },
+
+    async audio_backfill(ctx, item) {
+      await backfill(ctx, item.conversationId, item.agentId);
+    },
+
+    forward,
+  };
+}

@@ -1,0 +1,38 @@
+/**
+ * The tables of a ConversationLedger (docs/storage.md): only what a conversation's ledger uses. The
+ * delivery record and the outbox (shared with memories: ../shared/tables.ts), the audio link, and the
+ * `ledger` row (the schema version). No memory tables and no recall index: a ledger is about one
+ * conversation, and there is roughly one per call (docs/cost-and-capacity.md gives its size).
+ */
+import { OUTBOX_TABLES, Schema, type SchemaSpec } from "../shared/tables";
+
+export const LEDGER_SCHEMA_VERSION = 1;
+
+const LEDGER_SCHEMA =
+  OUTBOX_TABLES +
+  `
+CREATE TABLE IF NOT EXISTS ledger (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  schema_version INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audio (
+  conversation_id TEXT PRIMARY KEY,
+  agent_id TEXT,
+  r2_key TEXT NOT NULL,
+  bytes INTEGER NOT NULL,
+  sha256 TEXT NOT NULL,
+  received_at INTEGER NOT NULL
+);
+`;
+
+export const LEDGER_TABLES: SchemaSpec = {
+  versionTable: "ledger",
+  version: LEDGER_SCHEMA_VERSION,
+  ddl: LEDGER_SCHEMA,
+  firstRow: "INSERT OR IGNORE INTO ledger (id, schema_version, created_at, updated_at) VALUES (1, ?, ?, ?)",
+  upgrades: [],
+};
+
+export const ledgerSchema = (storage: DurableObjectStorage) => new Schema(storage, LEDGER_TABLES);

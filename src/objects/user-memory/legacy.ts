@@ -1,0 +1,46 @@
+/**
+ * Before Core v3 every kind of object was a UserMemory. Objects named `conversation:<id>` or
+ * `import:<id>` that were written then still live in this class; what they hold is handed to the
+ * class that now owns their kind, on its first touch (conversation-ledger/legacy.ts,
+ * history-import/history-import.ts), and their own alarm starts that take-over if nothing else
+ * does. `stats:global` held only 31 days of counters: it is left as it is and never read again.
+ * Nothing here writes but `forget`.
+ */
+import type { LegacyConversation, LegacyImport } from "../../memory/rpc";
+import type { Tombstones } from "../shared/tombstone";
+import { retentionAnchor } from "../shared/tables";
+
+const hasTable = (sql: SqlStorage, name: string) => sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", name).toArray().length > 0;
+
+/** Everything an old conversation object holds, or null when it holds nothing at all. */
+export function exportConversation(sql: SqlStorage, tombstones: Tombstones): LegacyConversation | null {
+  const t = tombstones.get();
+  const hasMemory = hasTable(sql, "seen");
+  if (!hasMemory && t === null) return null;
+  const all = <T>(query: string) => (hasMemory ? sql.exec<T & Record<string, SqlStorageValue>>(query).toArray() : []) as T[];
+  const seen = all<LegacyConversation["seen"][number]>("SELECT kind, conversation_id, received_at FROM seen");
+  const audio = hasTable(sql, "audio") ? all<LegacyConversation["audio"][number]>("SELECT conversation_id, agent_id, r2_key, bytes, sha256, received_at FROM audio") : [];
+  const outbox = all<LegacyConversation["outbox"][number]>("SELECT seq, kind, conversation_id, body, attempts, next_attempt_at, last_error, created_at FROM outbox ORDER BY seq");
+  const blobs = all<LegacyConversation["blobs"][number]>("SELECT seq, part, data FROM outbox_blobs ORDER BY seq, part");
+  return {
+    rows: seen.length + audio.length + outbox.length,
+    seen,
+    audio,
+    outbox,
+    blobs,
+    retentionAnchor: hasMemory && hasTable(sql, "upkeep") ? retentionAnchor(sql) : null,
+    tombstone: t === null ? null : { erasedAt: t.erasedAt, unlinkedAt: t.unlinkedAt, expiresAt: t.expiresAt },
+  };
+}
+
+/** An old import object's job, queue and failures, or null (tables: history-import/imports.ts). */
+export function exportImport(sql: SqlStorage): LegacyImport | null {
+  if (!hasTable(sql, "import_job")) return null;
+  const job = sql.exec<LegacyImport["job"]>("SELECT * FROM import_job WHERE id = 1").toArray()[0];
+  if (!job) return null;
+  return {
+    job,
+    queue: sql.exec<LegacyImport["queue"][number]>("SELECT position, conversation_id, attempts FROM import_queue ORDER BY position").toArray(),
+    failures: sql.exec<LegacyImport["failures"][number]>("SELECT conversation_id, reason, at FROM import_failures").toArray(),
+  };
+}
