@@ -63,6 +63,10 @@ process.env["POSTCALL_TEST_FORWARD_SECRETS"] = FORWARD_TEST_SECRETS.join(",");
 // because the Worker's ELEVENLABS_API_BASE binding is fixed before any globalSetup runs.
 process.env["POSTCALL_FAKE_API_PORT"] ??= String(await freePort());
 const fakeApiBase = `http://127.0.0.1:${process.env["POSTCALL_FAKE_API_PORT"]}`;
+// The forwarding project's own instance of that stand-in (test/global/elevenlabs-api-forwarding.ts), on
+// another port, so an audio backfill there is forwarded like the webhook's audio (test/forwarding/backfill-forwarding.test.ts).
+process.env["POSTCALL_FAKE_API_PORT_FORWARDING"] ??= String(await freePort());
+const forwardingFakeApiBase = `http://127.0.0.1:${process.env["POSTCALL_FAKE_API_PORT_FORWARDING"]}`;
 
 export default defineConfig({
   test: {
@@ -97,6 +101,8 @@ export default defineConfig({
               bindings: {
                 ...bindings,
                 FORWARD_RECEIVER_URL: receiver,
+                ELEVENLABS_API_BASE: forwardingFakeApiBase,
+                ELEVENLABS_API_KEY: "xi-test-key-never-logged,xi-second-key",
                 FORWARD_SIGNING_SECRET: FORWARD_TEST_SECRETS.join(","),
                 FORWARD_DESTINATIONS: JSON.stringify([
                   { name: "crm", url: `${receiver}/crm`, events: ["conversation.stored", "audio.stored", "call.failed", "user.erased"] },
@@ -111,7 +117,7 @@ export default defineConfig({
             },
           }),
         ],
-        test: { ...test, name: "forwarding", include: ["test/forwarding/**/*.test.ts"], globalSetup: [...test.globalSetup, "./test/global/forward-receiver.mjs"] },
+        test: { ...test, name: "forwarding", include: ["test/forwarding/**/*.test.ts"], globalSetup: [...test.globalSetup, "./test/global/forward-receiver.mjs", "./test/global/elevenlabs-api-forwarding.ts"] },
       },
     ],
     // Expected noise (the runtime's teardown, injected faults) is hidden; real errors stay loud.

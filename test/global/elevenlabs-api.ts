@@ -112,7 +112,11 @@ function writeInChunks(res: ServerResponse, bytes: Uint8Array): void {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const port = Number(process.env["POSTCALL_FAKE_API_PORT"]);
+  return serveFakeApi(project, Number(process.env["POSTCALL_FAKE_API_PORT"]));
+}
+
+/** Starts the stand-in on `port` (a project of its own may need its own port: test/global/elevenlabs-api-forwarding.ts). */
+export async function serveFakeApi(project: TestProject, port: number): Promise<() => Promise<void>> {
   const server = createServer(handle);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
