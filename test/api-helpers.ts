@@ -3,7 +3,7 @@ import { SELF, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { makeOutboxDue, ownerOf, setOutboxDue, userMemory } from "./objects";
 import type { UserMemory } from "../src/memory/user-memory";
-import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
+import { normaliseForMemory, parseEnvelope } from "../src/records/payload";
 import { API_KEY, BASE, d1Count, nowSeconds, r2Keys, transcription, type TranscriptionOptions } from "./helpers";
 import { conversationPrefix } from "../src/records/keys";
 
@@ -112,7 +112,7 @@ export async function pendingConversation(
 ): Promise<{ id: string; raw: Uint8Array; startedAt: number }> {
   const event = transcription({ userId, conversationId, startedAt: nowSeconds() - 10, ...o });
   const raw = new TextEncoder().encode(JSON.stringify(event));
-  const record = normaliseTranscription(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() });
+  const record = normaliseForMemory(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() });
   await runInDurableObject(ownerOf(env, record.userId, record.conversationId), async (memory, state) => {
     await (memory as UserMemory).recordConversation({ record, raw, receivedAt: nowSeconds() });
     setOutboxDue(state.storage.sql, PARKED_UNTIL(), record.conversationId);
