@@ -1,10 +1,9 @@
 /** Helpers for the user data API, phone links and initiation tests (alongside test/helpers.ts). */
 import { SELF, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { ownerOf, userMemory } from "./objects";
-import { delayAll, makeAllDue } from "./outbox-seam";
+import { makeOutboxDue, ownerOf, setOutboxDue, userMemory } from "./objects";
 import type { UserMemory } from "../src/objects/user-memory/user-memory";
-import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
+import { normaliseForMemory, parseEnvelope } from "../src/records/payload";
 import { API_KEY, BASE, d1Count, nowSeconds, r2Keys, transcription, type TranscriptionOptions } from "./helpers";
 import { conversationPrefix } from "../src/records/keys";
 
@@ -113,10 +112,10 @@ export async function pendingConversation(
 ): Promise<{ id: string; raw: Uint8Array; startedAt: number }> {
   const event = transcription({ userId, conversationId, startedAt: nowSeconds() - 10, ...o });
   const raw = new TextEncoder().encode(JSON.stringify(event));
-  const record = normaliseTranscription(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() });
+  const record = normaliseForMemory(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() });
   await runInDurableObject(ownerOf(env, record.userId, record.conversationId), async (memory, state) => {
     await (memory as UserMemory).recordConversation({ record, raw, receivedAt: nowSeconds() });
-    delayAll(state.storage.sql, PARKED_UNTIL(), record.conversationId);
+    setOutboxDue(state.storage.sql, PARKED_UNTIL(), record.conversationId);
     // The alarm the record armed would run retention after a later release, when the test cannot see it.
     await state.storage.deleteAlarm();
   });
@@ -127,7 +126,7 @@ export async function pendingConversation(
 export async function deliverParked(userId: string | null, conversationId = ""): Promise<number> {
   return runInDurableObject(ownerOf(env, userId, conversationId), async (memory, state) => {
     await state.storage.deleteAlarm();
-    makeAllDue(state.storage.sql);
+    makeOutboxDue(state.storage.sql);
     return (await (memory as UserMemory).flush()).pending;
   });
 }

@@ -7,14 +7,13 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { audioWebhookFailed, transcriptionArrived } from "../src/memory/arrival";
-import { makeAllDue } from "./outbox-seam";
 import { parseEnvelope } from "../src/records/payload";
 import { api } from "./api-helpers";
 import { audioEvent, audioObjectKeys, postChunked, sha256Hex } from "./audio-helpers";
 import { audioOf } from "./fake-api/data";
 import { outboxItems } from "./faults";
 import { nowSeconds, postWebhook, transcription, uid } from "./helpers";
-import { conversationMemory, userMemory } from "./objects";
+import { conversationMemory, makeOutboxDue, userMemory } from "./objects";
 
 function withAudio(conversationId: string, userId = uid("user")) {
   const event = transcription({ conversationId, userId });
@@ -27,7 +26,7 @@ function withAudio(conversationId: string, userId = uid("user")) {
 /** "The delay passes": every queued item is made due, then the object's alarm runs. */
 async function timePasses(conversationId: string): Promise<void> {
   const stub = conversationMemory(env, conversationId);
-  await runInDurableObject(stub, (_i, state) => makeAllDue(state.storage.sql));
+  await runInDurableObject(stub, (_i, state) => makeOutboxDue(state.storage.sql));
   await runDurableObjectAlarm(stub);
 }
 

@@ -10,14 +10,14 @@ import { metered } from "./metered";
 import { markSeen } from "../src/objects/shared/dedupe";
 import { LIMITS } from "../src/objects/shared/limits";
 import { userMemory } from "./objects";
-import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
+import { normaliseForMemory, parseEnvelope } from "../src/records/payload";
 import { nowSeconds, transcription, uid } from "./helpers";
 
 const enc = new TextEncoder();
 
 function record(event: object) {
   const raw = enc.encode(JSON.stringify(event));
-  const r = normaliseTranscription(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() });
+  const r = normaliseForMemory(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() });
   return { record: r, raw, receivedAt: nowSeconds() };
 }
 

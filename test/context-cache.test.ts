@@ -14,7 +14,7 @@ import { userMemory } from "./objects";
 import { EMPTY_SNAPSHOT, type MemorySnapshot } from "../src/memory/variables";
 import { deleteUser } from "../src/api/users";
 import { handlePostCall } from "../src/webhooks/handler";
-import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
+import { normaliseForMemory, parseEnvelope } from "../src/records/payload";
 import { userObjectName } from "../src/records/object-names";
 import { BASE, nowSeconds, signatureHeader, transcription, uid } from "./helpers";
 
@@ -67,7 +67,7 @@ describe("CONTEXT_CACHE_SECONDS", () => {
   const enc = new TextEncoder();
   const input = (userId: string) => {
     const raw = enc.encode(JSON.stringify(transcription({ userId })));
-    const record = normaliseTranscription(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() });
+    const record = normaliseForMemory(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() });
     return { record, raw, receivedAt: nowSeconds() };
   };
 

@@ -9,10 +9,9 @@ import { describe, expect, it, vi } from "vitest";
 
 import worker from "../src/index";
 import type { Env } from "../src/lib/env";
-import { ownerOf, userMemory } from "./objects";
+import { ownerOf, setOutboxDue, userMemory } from "./objects";
 import { LIMITS } from "../src/objects/shared/limits";
 import { MAX_BACKOFF_MS, STUCK_ATTEMPTS, backoffMs, payloadOf, remove } from "../src/objects/shared/outbox";
-import { delayAll } from "./outbox-seam";
 import type { UserMemory } from "../src/objects/user-memory/user-memory";
 import { transcriptKey } from "../src/records/keys";
 import sipFailure from "./fixtures/call-initiation-failure-sip.json";
@@ -362,7 +361,7 @@ describe("a Durable Object call that throws", () => {
       memory.alarm = async () => {};
       // flush() waits for a run already under way, then makes its own (which fails: D1 is down).
       await memory.flush();
-      delayAll(state.storage.sql, nextAttempt);
+      setOutboxDue(state.storage.sql, nextAttempt);
       await state.storage.deleteAlarm();
     });
     expect(await runInDurableObject(stub, (_o, state) => state.storage.getAlarm())).toBeNull();

@@ -1,16 +1,16 @@
 /**
  * Fault injection for tests, without any seam in production code: the bindings a UserMemory instance
  * sees (`this.env`, the DurableObject base class's field) are swapped for wrappers inside
- * `runInDurableObject`, and the outbox is made due ("time passes") with the outbox module's own
- * `makeAllDue`. Only the test isolate ever runs this module.
+ * `runInDurableObject`, and the outbox is made due ("time passes") with test/objects.ts
+ * `makeOutboxDue`. Only the test isolate ever runs this module.
  */
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { Env } from "../src/lib/env";
 import { items, type OutboxItemState } from "../src/objects/shared/outbox";
-import { makeAllDue } from "./outbox-seam";
 import type { UserMemory } from "../src/objects/user-memory/user-memory";
 import type { ConversationLedger } from "../src/objects/conversation-ledger/conversation-ledger";
+import { makeOutboxDue } from "./objects";
 
 type Stub = DurableObjectStub<UserMemory> | DurableObjectStub<ConversationLedger>;
 
@@ -91,7 +91,7 @@ export function outboxItems(stub: Stub): Promise<OutboxItemState[]> {
 export async function retryNow(stub: Stub): Promise<number> {
   return runInDurableObject(stub, async (instance, state) => {
     const at = Date.now();
-    makeAllDue(state.storage.sql);
+    makeOutboxDue(state.storage.sql);
     await (instance as unknown as UserMemory).flush();
     return at;
   });
@@ -104,7 +104,7 @@ export async function drainWithAlarm(stub: Stub, rounds = 5): Promise<number> {
       // Counted and made due in one step of the object (no I/O between them). An object that never
       // stored anything has no outbox at all: nothing to make due.
       const { pending } = await (instance as unknown as UserMemory).outboxStatus();
-      if (pending > 0) makeAllDue(state.storage.sql);
+      if (pending > 0) makeOutboxDue(state.storage.sql);
       return pending;
     });
     if (pending === 0) return i;

@@ -4,14 +4,14 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { LIMITS } from "../src/objects/shared/limits";
 import { userMemory } from "./objects";
-import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
+import { normaliseForMemory, parseEnvelope } from "../src/records/payload";
 import { context, nowSeconds, transcription, uid } from "./helpers";
 
 const enc = new TextEncoder();
 
 function record(event: object) {
   const raw = enc.encode(JSON.stringify(event));
-  return { record: normaliseTranscription(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() }), raw, receivedAt: nowSeconds() };
+  return { record: normaliseForMemory(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() }), raw, receivedAt: nowSeconds() };
 }
 
 describe("UserMemory", () => {

@@ -45,3 +45,17 @@ export async function restartObject(stub: DurableObjectStub): Promise<void> {
   }
   throw new Error("restartObject: the object did not abort");
 }
+
+/**
+ * Seam (docs/contract-tests.md "Test seams"): moves the next attempt of every pending outbox item, or
+ * of one conversation's, to `atMs` (ms since the epoch), with the SQL the outbox's own table answers
+ * to. A time far ahead parks items as if a delivery had failed and were waiting to be retried; 0
+ * makes them all due ("time passes"). For use on `state.storage.sql` inside `runInDurableObject`.
+ */
+export function setOutboxDue(sql: SqlStorage, atMs: number, conversationId?: string): void {
+  if (conversationId === undefined) sql.exec("UPDATE outbox SET next_attempt_at = ?", atMs);
+  else sql.exec("UPDATE outbox SET next_attempt_at = ? WHERE conversation_id = ?", atMs, conversationId);
+}
+
+/** "Time passes": every pending outbox item is due now (`setOutboxDue(sql, 0)`). */
+export const makeOutboxDue = (sql: SqlStorage): void => setOutboxDue(sql, 0);

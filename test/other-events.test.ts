@@ -54,7 +54,12 @@ describe("post_call_transcription_otel", () => {
       expect(await res.json()).toMatchObject({ status: "stored", conversation_id: null });
     }
     expect((await r2Keys("otel/")).length).toBe(before.length + 4);
-    expect((await postWebhook(JSON.stringify(otelEvent("c")), { header: "t=1,v0=00" })).status).toBe(401);
+    // Verified first all the same: a fresh header signed with another secret is refused for its MAC,
+    // and keeps nothing under otel/.
+    const forged = await postWebhook(JSON.stringify(otelEvent(undefined)), { secret: "whsec_wrong" });
+    expect(forged.status).toBe(401);
+    expect(await forged.json()).toMatchObject({ error: { code: "signature_mismatch" } });
+    expect((await r2Keys("otel/")).length).toBe(before.length + 4);
   });
 });
 

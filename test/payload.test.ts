@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { normaliseCallFailure, normaliseForMemory, normaliseTranscription, normaliseTurns, parseEnvelope, firstSentence } from "../src/records/payload";
+import { conversationRecord, identityOf, normaliseCallFailure, normaliseForMemory, normaliseTurns, ownerOfRecord, parseEnvelope, firstSentence, type Envelope } from "../src/records/payload";
 import { normalisePhone, resolveUser } from "../src/records/identity";
 import { ApiError } from "../src/lib/errors";
 import fixture from "./fixtures/transcription.json";
@@ -7,6 +7,12 @@ import fixture from "./fixtures/transcription.json";
 const enc = new TextEncoder();
 const opts = { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: 1_800_000_000 };
 const envelopeOf = (v: unknown) => parseEnvelope(enc.encode(JSON.stringify(v)));
+/**
+ * The whole record as the Worker makes it: the memory's share on arrival (src/memory/arrival.ts; here
+ * with the claim as the owner, no token check), its owner kept in the outbox item, and the record
+ * rebuilt from the envelope and that owner at delivery (src/memory/deliveries.ts).
+ */
+const wholeRecord = (envelope: Envelope, o: typeof opts) => conversationRecord(envelope, ownerOfRecord(normaliseForMemory(envelope, o)), o.nowSeconds);
 
 describe("parseEnvelope", () => {
   it("accepts event_timestamp as a number or a numeric string", () => {
@@ -25,9 +31,9 @@ describe("parseEnvelope", () => {
   });
 });
 
-describe("normaliseTranscription", () => {
+describe("the whole record", () => {
   it("normalises the realistic fixture and ignores unknown keys", () => {
-    const r = normaliseTranscription(envelopeOf(fixture), opts);
+    const r = wholeRecord(envelopeOf(fixture), opts);
     expect(r).toMatchObject({
       conversationId: fixture.data.conversation_id,
       agentId: fixture.data.agent_id,
@@ -50,7 +56,7 @@ describe("normaliseTranscription", () => {
   });
 
   it("survives missing analysis, missing metadata and odd types", () => {
-    const r = normaliseTranscription(
+    const r = wholeRecord(
       envelopeOf({ type: "post_call_transcription", data: { conversation_id: "c", agent_id: "a", analysis: null, metadata: "x", transcript: {} } }),
       opts,
     );
@@ -74,13 +80,13 @@ describe("normaliseTranscription", () => {
   it("rejects a user id that cannot name anything", () => {
     const e = structuredClone(fixture) as any;
     e.data.user_id = "x".repeat(300);
-    expect(() => normaliseTranscription(envelopeOf(e), opts)).toThrow(expect.objectContaining({ code: "invalid_user_id" }) as ApiError);
+    expect(() => wholeRecord(envelopeOf(e), opts)).toThrow(expect.objectContaining({ code: "invalid_user_id" }) as ApiError);
   });
 
   it("uses a configurable dynamic variable for the user id", () => {
     const e = structuredClone(fixture) as any;
     e.data.conversation_initiation_client_data.dynamic_variables.customer_ref = 1234;
-    expect(normaliseTranscription(envelopeOf(e), { ...opts, userIdVariable: "customer_ref" }).userId).toBe("1234");
+    expect(wholeRecord(envelopeOf(e), { ...opts, userIdVariable: "customer_ref" }).userId).toBe("1234");
   });
 });
 
@@ -88,7 +94,7 @@ describe("normaliseForMemory", () => {
   it("is the whole record without the transcript and the evaluation, which only D1 needs", () => {
     const envelope = parseEnvelope(new TextEncoder().encode(JSON.stringify(fixture)));
     const opts = { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: 1_700_000_000 };
-    const whole = normaliseTranscription(envelope, opts);
+    const whole = conversationRecord(envelope, identityOf(envelope, opts), opts.nowSeconds);
     const memory = normaliseForMemory(envelope, opts);
     expect(whole.turns.length).toBeGreaterThan(0);
     expect(Object.keys(whole.evaluation).length).toBeGreaterThan(0);

@@ -10,7 +10,7 @@ import { apiGet, uid } from "./helpers";
 import { userMemory } from "./objects";
 import { conversationWith, recallFor, record, type TurnSpec } from "./recall-helpers";
 import { metered } from "./metered";
-import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
+import { normaliseForMemory, parseEnvelope } from "../src/records/payload";
 import { nowSeconds } from "./helpers";
 
 const turn = (i: number): TurnSpec => [i % 2 === 0 ? "agent" : "user", `Turn ${i}: a sentence of ordinary length about the order, the delivery date and the refund policy.`];
@@ -38,7 +38,7 @@ describe("recall index cost", () => {
     const before = await footprint(user);
     const event = conversationWith(Array.from({ length: 50 }, (_, i) => turn(i)), { userId: user });
     const raw = new TextEncoder().encode(JSON.stringify(event));
-    const r = normaliseTranscription(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() });
+    const r = normaliseForMemory(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() });
     // Every statement of the call metered: rows written as SQLite counts them (indexes and FTS shadow tables included).
     const rows = await runInDurableObject(userMemory(env, user), (instance, state) =>
       metered(instance, state, (memory) => memory.recordConversation({ record: r, raw, receivedAt: nowSeconds() })),

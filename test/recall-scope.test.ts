@@ -47,6 +47,7 @@ describe("MEMORY_SCOPE=agent", () => {
     const forB = await recallAs(user, "violin", b);
     expect(forA.results.length).toBeGreaterThan(0);
     expect(forA.results.every((r) => r.conversation_id === ea["data"].conversation_id)).toBe(true);
+    expect(forB.results.length).toBeGreaterThan(0);
     expect(forB.results.every((r) => r.conversation_id === eb["data"].conversation_id)).toBe(true);
     expect((await recallAs(user, "trombone", a)).results).toEqual([]);
     // Without an agent id no agent's memory is read.

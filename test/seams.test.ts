@@ -6,9 +6,8 @@ import { createExecutionContext, createScheduledController, runDurableObjectAlar
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
-import { conversationMemory, ownerOf, userMemory } from "./objects";
-import { delayAll } from "./outbox-seam";
 import type { ConversationLedger } from "../src/objects/conversation-ledger/conversation-ledger";
+import { conversationMemory, ownerOf, setOutboxDue, userMemory } from "./objects";
 import type { UserMemory } from "../src/objects/user-memory/user-memory";
 import audioFixture from "./fixtures/audio.json";
 import { d1AudioRow } from "./audio-helpers";
@@ -86,7 +85,7 @@ describe("erasure x audio", () => {
     await env.AUDIO.put(key, new Uint8Array([0x49, 0x44, 0x33]));
     await runInDurableObject(ownerOf(env, null, conversationId), async (memory, state) => {
       await (memory as ConversationLedger).recordAudio({ conversationId, agentId: null, key, bytes: 3, sha256: "0".repeat(64), receivedAt: nowSeconds() });
-      delayAll(state.storage.sql, Date.now() + 365 * 86_400_000);
+      setOutboxDue(state.storage.sql, Date.now() + 365 * 86_400_000);
       await state.storage.deleteAlarm();
     });
     expect((await apiGet(`/v1/conversations/${u(conversationId)}/audio`)).status).toBe(200);

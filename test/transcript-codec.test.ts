@@ -115,6 +115,7 @@ describe("transcript codec", () => {
     const turns = Array.from({ length: 40 }, (_, i) => turn(i, "short", { tools: JSON.stringify({ calls: [noise(MAX_TEXT_CHARS - 40, i)], results: [] }) }));
     const bounded = boundTurns(turns);
     expect(bounded.degraded).toBe("tools");
+    expect(bounded.turns).toHaveLength(40);
     expect(bounded.turns.every((t) => t.tools === TOOLS_DROPPED && t.message === "short")).toBe(true);
   });
 

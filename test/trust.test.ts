@@ -4,7 +4,7 @@
  * Every event here is signed with the real webhook secret: the attacker controls only what a client
  * controls (ELEVENLABS.md section 5), i.e. the user ids and dynamic variables of their own session.
  */
-import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
@@ -30,6 +30,7 @@ import {
 } from "./helpers";
 import { userMemory } from "./objects";
 import { CONTEXT_MAX_BYTES } from "../src/memory/variables";
+import { LIMITS } from "../src/objects/shared/limits";
 
 type Json = Record<string, any>;
 
@@ -262,10 +263,14 @@ describe("attack 4: erasure that lasts", () => {
   it("a call recorded while an erasure is under way is remembered after it, an older one is dropped", async () => {
     const userId = uid("erasing");
     await post(transcription({ userId, startedAt: nowSeconds() - 7200, title: "Before" }));
-    const began = nowSeconds() - 100;
-    await runInDurableObject(userMemory(env, userId), (_m, state) => {
-      state.storage.sql.exec("UPDATE upkeep SET erasing_since = ? WHERE id = 1", began);
-    });
+    // An erasure left under way, as when the Worker dies after its first step: one step undoes at most
+    // LIMITS.unlinkBatch phone links, so a user with that many is still being erased after it.
+    const linked = await Promise.all(Array.from({ length: LIMITS.unlinkBatch }, () => api("PUT", `/v1/users/${u(userId)}/phones/${u(phoneNumber())}`)));
+    expect(linked.map((r) => r.status)).toEqual(linked.map(() => 200));
+    expect((await userMemory(env, userId).erase(userId)).done).toBe(false);
+    const erasingSince = (await apiJson("GET", `/v1/users/${u(userId)}/memory`))["erasing_since"];
+    expect(erasingSince).not.toBeNull();
+    const began = Date.parse(erasingSince) / 1000;
     const old = transcription({ userId, startedAt: began - 50, title: "Started before the erasure" });
     expect((await post(old))["status"]).toBe("dropped");
     const fresh = transcription({ userId, startedAt: began + 10, title: "Started during the erasure" });

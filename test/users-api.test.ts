@@ -2,7 +2,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { userMemory } from "./objects";
-import { normaliseTranscription, parseEnvelope } from "../src/records/payload";
+import { normaliseForMemory, parseEnvelope } from "../src/records/payload";
 import { conversationPrefix } from "../src/records/keys";
 import audioFixture from "./fixtures/audio.json";
 import { d1Count, flush, nowSeconds, postWebhook, r2Keys, storedTurns, transcription, uid } from "./helpers";
@@ -14,7 +14,7 @@ const enc = new TextEncoder();
 async function record(userId: string, startedAt: number, conversationId = uid("c")) {
   const event = transcription({ userId, conversationId, startedAt, title: `T ${conversationId}` });
   const raw = enc.encode(JSON.stringify(event));
-  const r = normaliseTranscription(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() });
+  const r = normaliseForMemory(parseEnvelope(raw), { userIdVariable: "user_id", defaultCountryCode: "", nowSeconds: nowSeconds() });
   await userMemory(env, userId).recordConversation({ record: r, raw, receivedAt: nowSeconds() });
   return conversationId;
 }

@@ -99,8 +99,6 @@ export async function flushNow(env: Env): Promise<void> {
   if (batch) await send(env, batch);
 }
 
-/** This isolate's unflushed tallies (tests). */
-export const pendingEvents = () => events;
 
 /**
  * A webhook's 200: `stored` counts as accepted, `duplicate`, `ignored` and `dropped` (an event of an

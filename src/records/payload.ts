@@ -232,11 +232,6 @@ export function startedAtOf(envelope: Envelope, nowSeconds: number): number {
   return unixSeconds(obj(envelope.data["metadata"])["start_time_unix_secs"]) ?? envelope.eventTimestamp ?? nowSeconds;
 }
 
-/** The whole record of a transcription, with its owner resolved. */
-export function normaliseTranscription(envelope: Envelope, opts: NormaliseOptions): ConversationRecord {
-  return conversationRecord(envelope, ownerOfEvent(envelope, opts), opts.nowSeconds);
-}
-
 function ownerOfEvent(envelope: Envelope, opts: NormaliseOptions): ResolvedUser {
   // Ids are checked before the user, so a payload with neither is refused for its ids.
   conversationIdOf(envelope.data);
