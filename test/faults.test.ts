@@ -383,7 +383,7 @@ describe("a Durable Object call that throws", () => {
     await runInDurableObject(stub, async (instance) => {
       // Let any background run started by the delivery finish, then make the next one fail whole.
       await (instance as unknown as UserMemory).flush();
-      (instance as unknown as { flush: () => Promise<never> }).flush = async () => {
+      (instance as unknown as { deliverDue: () => Promise<never> }).deliverDue = async () => {
         throw new Error("simulated failure of the whole run");
       };
     });
@@ -397,7 +397,7 @@ describe("a Durable Object call that throws", () => {
     expect(alarm!).toBeGreaterThanOrEqual(before + 60_000);
     expect(alarm!).toBeLessThanOrEqual(after + 60_000);
     await runInDurableObject(stub, (instance) => {
-      delete (instance as unknown as { flush?: unknown }).flush;
+      delete (instance as unknown as { deliverDue?: unknown }).deliverDue;
     });
   });
 });

@@ -110,8 +110,8 @@ describe("each source may fail alone", () => {
   });
 
   it("the stats object unreachable: D1's figures still answer", async () => {
-    const ns = { idFromName: (n: string) => env.USER_MEMORY.idFromName(n), get: () => failing("stats object") };
-    const h = await healthWithEnv({ USER_MEMORY: ns as unknown as typeof env.USER_MEMORY });
+    const ns = { idFromName: (n: string) => env.HEALTH_STATS.idFromName(n), get: () => failing("stats object") };
+    const h = await healthWithEnv({ HEALTH_STATS: ns as unknown as typeof env.HEALTH_STATS });
     expect(codes(h)).toEqual(["stats_unavailable"]);
     expect(h.webhooks).toBeNull();
     expect(h.outbox).toBeNull();

@@ -9,7 +9,8 @@ import { describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { count, flushNow, FLUSH_EVENTS, FLUSH_INTERVAL_MS, maybeFlush } from "../src/memory/health-counts";
 import { statsObject } from "../src/memory/objects";
-import { hourOf, MAX_KEYS, RETAIN_HOURS } from "../src/objects/health-stats/stats";
+import { MAX_KEYS, RETAIN_HOURS } from "../src/objects/health-stats/stats";
+import { hourOf } from "../src/lib/time";
 import { codes, health, sum } from "./health-helpers";
 import { apiGet, BASE, d1Count, nowSeconds, postWebhook, signatureHeader, transcription } from "./helpers";
 
@@ -158,7 +159,7 @@ describe("the stats object", () => {
 describe("a stats object that cannot be reached", () => {
   it("changes no webhook's answer, and the tallies wait for the next flush", async () => {
     await flushNow(env);
-    const statsId = env.USER_MEMORY.idFromName("stats:global");
+    const statsId = env.HEALTH_STATS.idFromName("stats:global");
     // Failing synchronously, the harder case: nothing may escape into the webhook's answer.
     let attempts = 0;
     const broken = new Proxy({}, {
@@ -168,10 +169,10 @@ describe("a stats object that cannot be reached", () => {
       },
     });
     const ns = {
-      idFromName: (n: string) => env.USER_MEMORY.idFromName(n),
-      get: (id: DurableObjectId) => (id.equals(statsId) ? broken : env.USER_MEMORY.get(id)),
+      idFromName: (n: string) => env.HEALTH_STATS.idFromName(n),
+      get: (id: DurableObjectId) => (id.equals(statsId) ? broken : env.HEALTH_STATS.get(id)),
     };
-    const patched = { ...env, USER_MEMORY: ns as unknown as typeof env.USER_MEMORY };
+    const patched = { ...env, HEALTH_STATS: ns as unknown as typeof env.HEALTH_STATS };
     for (let i = 0; i < FLUSH_EVENTS; i++) count("refused", "invalid_json", nowSeconds());
     const before = (await statsObject(env).readStats(nowSeconds())).window24h.find((r) => r.key === "invalid_json")?.n ?? 0;
 

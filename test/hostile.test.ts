@@ -299,7 +299,8 @@ async function snapshot(): Promise<Snapshot> {
   // The health counters' object (src/memory/stats.ts) is where refusals are counted, by design: a
   // flush of this isolate's tallies may create it at any moment. Every other object must stay as it was.
   const stats = env.USER_MEMORY.idFromName(STATS_OBJECT_NAME);
-  const objects = (await listDurableObjectIds(env.USER_MEMORY)).filter((id) => !id.equals(stats)).map((id) => id.toString()).sort();
+  const ledgers = (await listDurableObjectIds(env.CONVERSATION_LEDGER)).map((id) => `ledger:${id.toString()}`);
+  const objects = [...(await listDurableObjectIds(env.USER_MEMORY)).filter((id) => !id.equals(stats)).map((id) => id.toString()), ...ledgers].sort();
   return { d1, r2: (await r2Keys()).sort(), objects };
 }
 
@@ -307,8 +308,8 @@ async function snapshot(): Promise<Snapshot> {
  * User-table names in a Durable Object (a read that found nothing leaves none). A table check on
  * purpose: the point is that a rejected request leaves no table behind, which no method can say.
  */
-async function tablesOf(id: DurableObjectId): Promise<string[]> {
-  return runInDurableObject(env.USER_MEMORY.get(id), (_o, state) =>
+async function tablesOf(id: DurableObjectId, ns: DurableObjectNamespace = env.USER_MEMORY as unknown as DurableObjectNamespace): Promise<string[]> {
+  return runInDurableObject(ns.get(id), (_o, state) =>
     state.storage.sql
       .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\'")
       .toArray()
@@ -372,7 +373,7 @@ describe("hostile-input corpus", () => {
     for (const name of ["hostile-user", "../../etc/passwd", "x'; DROP TABLE conversations; --"]) {
       expect(await tablesOf(env.USER_MEMORY.idFromName(`user:${name}`))).toEqual([]);
     }
-    expect(await tablesOf(env.USER_MEMORY.idFromName("conversation:hostile-conversation"))).toEqual([]);
+    expect(await tablesOf(env.CONVERSATION_LEDGER.idFromName("conversation:hostile-conversation"), env.CONVERSATION_LEDGER as unknown as DurableObjectNamespace)).toEqual([]);
   });
 
   afterAll(async () => {

@@ -1,7 +1,7 @@
 /** The transcript codec (src/storage/transcript-codec.ts) and the snippet builder (src/storage/snippet.ts): pure units. */
 import { describe, expect, it } from "vitest";
 import { MAX_TEXT_CHARS } from "../src/records/limits";
-import { bestTurn, fold, MATCH_END, MATCH_START, queryTerms, queryTokens, snippetOf } from "../src/lib/snippet";
+import { bestTurn, fold, MATCH_END, MATCH_START, queryTerms, queryTokens, snippetOf } from "../src/records/snippet";
 import {
   boundTurns,
   decodeTranscript,

@@ -16,7 +16,7 @@ import { json } from "../lib/errors";
 import { iso } from "../lib/time";
 import { flushNow } from "../memory/health-counts";
 import { statsObject } from "../memory/objects";
-import { STUCK_ATTEMPTS } from "../objects/shared/outbox";
+import { STUCK_ATTEMPTS } from "../records/limits";
 import type { StatsView } from "../memory/rpc";
 import { failureSummary, type FailureSummary } from "../storage/forwarding";
 import { callsPerDay, durationBuckets, DURATION_BOUNDS, missingAudio, projectionLag, type MissingAudio, type ProjectionLag } from "../storage/health";

@@ -15,7 +15,8 @@ import { readAtMost } from "../lib/http/body";
 import { iso } from "../lib/time";
 import { TOKEN_CLOCK_SKEW_SECONDS, verifyUserToken, type TokenCheck, type UserTokenClaims } from "../lib/user-token";
 import { memoryName, memoryObject } from "../memory/objects";
-import { RECALL_MAX_LIMIT, type RecallHit } from "../objects/user-memory/recall";
+import { RECALL_MAX_LIMIT } from "../records/limits";
+import type { RecallHit } from "../memory/rpc";
 
 export const RECALL_MAX_BODY_BYTES = 16 * 1024;
 export const RECALL_MAX_QUERY_CHARS = 500;

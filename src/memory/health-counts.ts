@@ -18,7 +18,7 @@ import type { Env } from "../lib/env";
 import { ApiError } from "../lib/errors";
 import { statsObject } from "./objects";
 import type { CountBatch } from "./rpc";
-import { hourOf } from "../objects/health-stats/stats";
+import { hourOf } from "../lib/time";
 
 export const FLUSH_INTERVAL_MS = 10_000;
 export const FLUSH_EVENTS = 1_000;

@@ -7,7 +7,6 @@
 import type { CallFailureRecord, MemoryRecord } from "../records/payload";
 import type { AudioLink } from "../storage/audio";
 import type { EraseCounts } from "../storage/erase";
-import type { RecallHit } from "../objects/user-memory/recall";
 import type { MemorySnapshot } from "./variables";
 
 export interface RecordResult {
@@ -237,4 +236,17 @@ export interface LegacyImport {
   job: Record<string, string | number | null>;
   queue: { position: number; conversation_id: string; attempts: number }[];
   failures: { conversation_id: string; reason: string; at: number }[];
+}
+
+/** Who said a recalled text (src/objects/user-memory/recall-index.ts). */
+export type Speaker = "user" | "agent" | "summary" | "fact";
+
+/** One recall result (POST /tools/recall). */
+export interface RecallHit {
+  conversation_id: string | null;
+  at: number;
+  title: string | null;
+  speaker: Speaker;
+  text: string;
+  score: number;
 }

@@ -18,3 +18,9 @@ export function jsonOrNull(value: unknown, max = MAX_TEXT_CHARS): string | null 
   const s = JSON.stringify(value);
   return s.length <= max ? s : null;
 }
+
+/** Results one recall may return (POST /tools/recall `limit`). */
+export const RECALL_MAX_LIMIT = 20;
+
+/** From this many failed attempts (about 17 minutes of trying) an outbox item is reported as stuck. */
+export const STUCK_ATTEMPTS = 10;

@@ -8,7 +8,7 @@
  * MAX_HITS hits, SEARCH_BUDGET.blobBytes of transcripts fetched and SEARCH_BUDGET.scanChars of
  * messages scanned; hits past a budget are left out (the best ranked are kept).
  */
-import { bestTurn, MATCH_END, MATCH_START, queryTerms, queryTokens, snippetOf, type Budget } from "../lib/snippet";
+import { bestTurn, MATCH_END, MATCH_START, queryTerms, queryTokens, snippetOf, type Budget } from "../records/snippet";
 import { decodeTranscript, type StoredValue } from "./transcript-codec";
 
 export { MATCH_END, MATCH_START };

@@ -28,16 +28,8 @@ export const TRANSCRIPT_LIMITS = {
   minMessageChars: 64,
 } as const;
 
-/** One turn as D1 keeps it and `readConversation` returns it. */
-export interface StoredTurn {
-  index: number;
-  role: string;
-  message: string | null;
-  time_in_call_secs: number;
-  /** JSON text `{calls, results}`, or null. */
-  tools: string | null;
-  feedback: string | null;
-}
+export type { StoredTurn } from "../records/stored-turn";
+import type { StoredTurn } from "../records/stored-turn";
 
 /** What encoding had to give up to keep the transcript within TRANSCRIPT_LIMITS (null: nothing). */
 export type Degraded = null | "tools" | "messages" | "turns";

@@ -12,6 +12,7 @@
  * Bounded: buckets older than RETAIN_HOURS are deleted on every flush; at most MAX_KEYS keys per
  * (hour, metric) (the rest add to `other`), MAX_TYPES event types, MAX_BACKLOG reporting objects.
  */
+import { hourOf } from "../../lib/time";
 import type { BacklogReport, CountBatch, StatsView } from "../../memory/rpc";
 
 
@@ -54,7 +55,6 @@ CREATE TABLE IF NOT EXISTS meta (
 INSERT OR IGNORE INTO meta (id, flushes, rows_written, backlog_dropped) VALUES (1, 0, 0, 0);
 `;
 
-export const hourOf = (seconds: number) => seconds - (seconds % 3600);
 
 function ensure(sql: SqlStorage): void {
   sql.exec(SCHEMA);

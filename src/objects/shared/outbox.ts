@@ -67,8 +67,8 @@ export type OutboxKind = OutboxItem["kind"];
 
 /** First retry after about a second, doubling to a ceiling of 10 minutes (each ±10% jitter). */
 export const MAX_BACKOFF_MS = 10 * 60 * 1000;
-/** From this many failed attempts (about 17 minutes of trying) an item is reported as stuck. */
-export const STUCK_ATTEMPTS = 10;
+export { STUCK_ATTEMPTS } from "../../records/limits";
+import { STUCK_ATTEMPTS } from "../../records/limits";
 
 export function backoffMs(attempts: number): number {
   const base = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(attempts, 20));

@@ -29,7 +29,8 @@ export interface IndexableConversation {
 }
 
 /** Who said an indexed text, as recall reports it. */
-export type Speaker = "user" | "agent" | "summary" | "fact";
+import type { Speaker } from "../../memory/rpc";
+export type { Speaker };
 
 const clipDoc = (text: string) => (text.length <= LIMITS.recallDocChars ? text : text.slice(0, LIMITS.recallDocChars));
 

@@ -18,10 +18,12 @@
  * letting a recent weak match beat an old strong one. The score reported is -rank / (1 - rank),
  * in (0, 1), higher is better.
  */
-import { MAX_QUERY_WORDS, queryTokens, snippetOf, queryTerms, MATCH_END, MATCH_START } from "../../lib/snippet";
-import type { Speaker } from "./recall-index";
+import { MAX_QUERY_WORDS, queryTokens, snippetOf, queryTerms, MATCH_END, MATCH_START } from "../../records/snippet";
+import type { RecallHit, Speaker } from "../../memory/rpc";
+import { RECALL_MAX_LIMIT } from "../../records/limits";
 
-export const RECALL_MAX_LIMIT = 20;
+export type { RecallHit };
+
 export const RECENCY_WEIGHT = 0.5;
 export const RECENCY_DAYS = 90;
 /** A turn shorter than this is shown after the turn before it ("agent: Which dentist? | user: Dr. Patel"). */
@@ -39,14 +41,6 @@ const STOPWORDS = new Set(
   ).split(" "),
 );
 
-export interface RecallHit {
-  conversation_id: string | null;
-  at: number;
-  title: string | null;
-  speaker: Speaker;
-  text: string;
-  score: number;
-}
 
 export interface RecallOptions {
   limit: number;

@@ -12,7 +12,7 @@
  * Work is bounded by the caller's `budget` (characters of messages scanned), shared by the hits of
  * one request: a transcript written by a caller can hold any text, so no hit may scan without limit.
  */
-import type { StoredTurn } from "../storage/transcript-codec";
+import type { StoredTurn } from "./stored-turn";
 
 export const MATCH_START = "\u0002";
 export const MATCH_END = "\u0003";
