@@ -7,7 +7,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { Env } from "../src/lib/env";
-import { items, type OutboxItemState } from "../src/objects/shared/outbox";
+import { items, type OutboxItemState } from "../src/objects/shared/outbox-status";
 import type { UserMemory } from "../src/objects/user-memory/user-memory";
 import type { ConversationLedger } from "../src/objects/conversation-ledger/conversation-ledger";
 import { makeOutboxDue } from "./objects";

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { conversationRecord, identityOf, normaliseCallFailure, normaliseForMemory, normaliseTurns, ownerOfRecord, parseEnvelope, firstSentence, type Envelope } from "../src/records/payload";
+import { conversationRecord, identityOf, normaliseForMemory, normaliseTurns, ownerOfRecord, parseEnvelope, firstSentence, type Envelope } from "../src/records/payload";
+import { normaliseCallFailure } from "../src/records/call-failure";
 import { normalisePhone, resolveUser } from "../src/records/identity";
 import { ApiError } from "../src/lib/errors";
 import fixture from "./fixtures/transcription.json";

@@ -6,18 +6,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../src/lib/errors";
 import { isValidId, normalisePhone } from "../src/records/identity";
-import {
-  RECORD_LIMITS,
-  conversationRecord,
-  jsonDepth,
-  normaliseCallFailure,
-  normaliseForMemory,
-  ownerOfRecord,
-  parseEnvelope,
-  type ConversationRecord,
-  type MemoryRecord,
-  type ResolvedUser,
-} from "../src/records/payload";
+import { RECORD_LIMITS, conversationRecord, jsonDepth, normaliseForMemory, ownerOfRecord, parseEnvelope, type ConversationRecord, type MemoryRecord, type ResolvedUser } from "../src/records/payload";
+import { normaliseCallFailure } from "../src/records/call-failure";
 import { bytesToHex } from "../src/lib/bytes";
 import { checkHeader, parseSignatureHeader, sign, verifySignature } from "../src/webhooks/signature";
 import { Base64Decoder, Base64Error } from "../src/webhooks/base64";

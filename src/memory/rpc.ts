@@ -4,10 +4,7 @@
  * generates), so a method of one class cannot be asked of another; these are the shapes they carry.
  * Types only: importing this file runs no object code.
  */
-import type { CallFailureRecord, MemoryRecord } from "../records/payload";
-import type { AudioLink } from "../storage/audio";
 import type { EraseCounts } from "../storage/erase";
-import type { MemorySnapshot } from "./variables";
 
 export interface RecordResult {
   duplicate: boolean;

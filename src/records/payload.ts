@@ -8,7 +8,7 @@
 import { badRequest } from "../lib/errors";
 import { isValidId } from "../lib/ids";
 import { USER_TOKEN_VARIABLE, verifyUserToken } from "../lib/user-token";
-import { normalisePhone, resolveUser, vouch, type IdentityTrust, type ResolvedUser, type UnverifiedReason, type UserIdSource, type VouchedBy } from "./identity";
+import { resolveUser, vouch, type IdentityTrust, type ResolvedUser, type UnverifiedReason, type UserIdSource, type VouchedBy } from "./identity";
 
 export type { IdentityTrust, ResolvedUser };
 import { arr, boundedJson, int, isObj, nonEmpty, obj, RECORD_LIMITS, str, unixSeconds, type Json, type Obj } from "./bounds";
@@ -68,18 +68,6 @@ export interface ConversationRecord {
   eventTimestamp: number | null;
 }
 
-export interface CallFailureRecord {
-  conversationId: string;
-  agentId: string;
-  failureReason: string;
-  provider: string | null;
-  fromNumber: string | null;
-  toNumber: string | null;
-  sipStatusCode: number | null;
-  callSid: string | null;
-  metadata: Json;
-  eventTimestamp: number | null;
-}
 
 // Stateless for whole-buffer decoding, so one instance serves every request.
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
@@ -113,7 +101,7 @@ export function conversationIdOf(data: Obj): string {
   return id;
 }
 
-function agentIdOf(data: Obj): string {
+export function agentIdOf(data: Obj): string {
   const id = data["agent_id"];
   if (typeof id !== "string" || !isValidId(id)) {
     throw badRequest("invalid_payload", "`data.agent_id` must be a string of 1 to 256 characters.");
@@ -301,25 +289,3 @@ function memoryRecord(envelope: Envelope, user: ResolvedUser, nowSeconds: number
   };
 }
 
-export function normaliseCallFailure(envelope: Envelope, defaultCountryCode: string): CallFailureRecord {
-  const data = envelope.data;
-  const conversationId = conversationIdOf(data);
-  const agentId = agentIdOf(data);
-  const metadata = obj(data["metadata"]);
-  const body = obj(metadata["body"]);
-  const provider = nonEmpty(metadata["type"]);
-  const twilio = provider === "twilio";
-  return {
-    conversationId,
-    agentId,
-    failureReason: clip(nonEmpty(data["failure_reason"]), 256) ?? "unknown",
-    provider: clip(provider, 64),
-    fromNumber: normalisePhone(twilio ? body["From"] : body["from_number"], defaultCountryCode),
-    toNumber: normalisePhone(twilio ? body["To"] : body["to_number"], defaultCountryCode),
-    sipStatusCode: int(body["sip_status_code"]),
-    callSid: clip(nonEmpty(twilio ? body["CallSid"] : body["call_sid"]), 256),
-    // No raw copy of a call failure is kept, so its metadata is the record's own: bounded like any value.
-    metadata: (isObj(data["metadata"]) ? boundedJson(data["metadata"]) : null) as Json,
-    eventTimestamp: envelope.eventTimestamp,
-  };
-}

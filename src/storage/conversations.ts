@@ -7,8 +7,9 @@
  * R2 (D1 stops at 10 GB).
  */
 import { clip, jsonOrNull } from "../records/limits";
-import type { CallFailureRecord, ConversationRecord } from "../records/payload";
-import { decodeTranscript, ftsDocument, packTranscript, TOOLS_DROPPED, type StoredTurn, type StoredValue } from "./transcript-codec";
+import type { ConversationRecord } from "../records/payload";
+import type { CallFailureRecord } from "../records/call-failure";
+import { ftsDocument, packTranscript, TOOLS_DROPPED, type StoredTurn } from "./transcript-codec";
 
 export type { StoredTurn };
 
@@ -156,142 +157,6 @@ export async function storeCallFailure(db: D1Database, f: CallFailureRecord, rec
   await db.batch([callFailureStatement(db, f, receivedAt)]);
 }
 
-/** The columns of a conversation row as the API reads them. */
-export interface ConversationRow {
-  conversation_id: string;
-  user_id: string | null;
-  user_id_source: string | null;
-  agent_id: string;
-  agent_name: string | null;
-  status: string | null;
-  started_at: number;
-  duration_secs: number;
-  title: string | null;
-  summary: string | null;
-  call_successful: string | null;
-  termination_reason: string | null;
-  main_language: string | null;
-  phone_number: string | null;
-  phone_direction: string | null;
-  phone_provider: string | null;
-  turn_count: number;
-  /** JSON text: evaluation results and data collection (null when it was too large to keep here). */
-  analysis: string | null;
-  event_timestamp: number | null;
-  received_at: number;
-  /** How the owner was vouched for: token, telephony, operator, claimed (null: no owner, or stored before migration 0005). */
-  vouched_by: string | null;
-  claimed_user_id: string | null;
-  unverified_reason: string | null;
-}
-
-export interface StoredConversation {
-  row: ConversationRow;
-  transcript: StoredTurn[];
-  audio: { bytes: number; sha256: string; stored_at: number } | null;
-}
-
-/** JSON text as a value, or null when absent or unreadable (stored JSON columns). */
-export function parseStoredJson(text: string | null): unknown {
-  if (text === null) return null;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return null;
-  }
-}
-
-/** A transcript's turns as the API and forwarded events show them. */
-export function turnsView(transcript: StoredTurn[]) {
-  return transcript.map((t) => ({
-    index: t.index,
-    role: t.role,
-    message: t.message,
-    time_in_call_secs: t.time_in_call_secs,
-    tools: parseStoredJson(t.tools),
-    feedback: t.feedback,
-  }));
-}
-
-/** One conversation with its transcript and audio row, or null when D1 has none. */
-export async function readConversation(
-  db: D1Database,
-  conversationId: string,
-  opts: { transcript: boolean } = { transcript: true },
-): Promise<StoredConversation | null> {
-  // Without the transcript (a forwarded event that only links to it) neither the blob is read nor decoded.
-  const [conv, audio] = await db.batch<unknown>([
-    db.prepare(
-      `SELECT conversation_id, user_id, user_id_source, agent_id, agent_name, status, started_at, duration_secs, title,
-         summary, call_successful, termination_reason, main_language, phone_number, phone_direction, phone_provider,
-         turn_count, analysis, event_timestamp, received_at, vouched_by, claimed_user_id, unverified_reason${opts.transcript ? ", transcript" : ""}
-       FROM conversations WHERE conversation_id = ?`,
-    ).bind(conversationId),
-    db.prepare("SELECT bytes, sha256, stored_at FROM audio WHERE conversation_id = ?").bind(conversationId),
-  ]);
-  const found = conv!.results[0] as (ConversationRow & { transcript: StoredValue | null }) | undefined;
-  if (!found) return null;
-  const { transcript, ...row } = found;
-  return {
-    row,
-    // Throws TranscriptDecodeError (a 500) for a value it cannot read: never a silently empty transcript.
-    transcript: opts.transcript ? await decodeTranscript(transcript) : [],
-    audio: (audio!.results[0] as StoredConversation["audio"] | undefined) ?? null,
-  };
-}
-
-/** A row of a user's conversation list: the summary columns and whether it has audio. */
-export type ConversationSummary = Pick<
-  ConversationRow,
-  | "conversation_id"
-  | "agent_id"
-  | "agent_name"
-  | "status"
-  | "started_at"
-  | "duration_secs"
-  | "title"
-  | "summary"
-  | "call_successful"
-  | "user_id_source"
-  | "phone_number"
-  | "phone_direction"
-  | "turn_count"
-> & { has_audio: number };
-
-const SUMMARY_COLUMNS = `c.conversation_id, c.agent_id, c.agent_name, c.status, c.started_at, c.duration_secs, c.title, c.summary,
-  c.call_successful, c.user_id_source, c.phone_number, c.phone_direction, c.turn_count,
-  (a.conversation_id IS NOT NULL) AS has_audio`;
-
-/**
- * A page of a user's conversations, newest first (index conversations_by_user), strictly after the
- * keyset position `after`. Returns up to `limit` rows.
- */
-export async function listConversationsOfUser(
-  db: D1Database,
-  userId: string,
-  page: { limit: number; after: { startedAt: number; conversationId: string } | null },
-): Promise<ConversationSummary[]> {
-  const { limit, after } = page;
-  const stmt =
-    after === null
-      ? db.prepare(
-          `SELECT ${SUMMARY_COLUMNS} FROM conversations c LEFT JOIN audio a ON a.conversation_id = c.conversation_id
-           WHERE c.user_id = ? ORDER BY c.started_at DESC, c.conversation_id DESC LIMIT ?`,
-        ).bind(userId, limit)
-      : db.prepare(
-          `SELECT ${SUMMARY_COLUMNS} FROM conversations c LEFT JOIN audio a ON a.conversation_id = c.conversation_id
-           WHERE c.user_id = ? AND (c.started_at < ? OR (c.started_at = ? AND c.conversation_id < ?))
-           ORDER BY c.started_at DESC, c.conversation_id DESC LIMIT ?`,
-        ).bind(userId, after.startedAt, after.startedAt, after.conversationId, limit);
-  return (await stmt.all<ConversationSummary>()).results;
-}
-
-/** Who D1 says owns a conversation (null: no one), or undefined when D1 has no row for it. */
-export async function conversationOwner(db: D1Database, conversationId: string): Promise<string | null | undefined> {
-  const row = await db.prepare("SELECT user_id FROM conversations WHERE conversation_id = ?").bind(conversationId).first<{ user_id: string | null }>();
-  return row === null ? undefined : row.user_id;
-}
-
 /**
  * An operator attributes an unattributed conversation to `userId` (POST /v1/conversations/:id/attribute).
  * Only a row with no owner changes (or one already theirs); returns the owner after the call, or
@@ -309,56 +174,5 @@ export async function attributeConversation(db: D1Database, conversationId: stri
   return row === undefined ? undefined : row.user_id;
 }
 
-export type UnattributedSummary = ConversationSummary & { received_at: number; claimed_user_id: string | null; unverified_reason: string | null };
-
-/**
- * Conversations no one owns (unverified claims and conversations that named no one), newest
- * received first, strictly after the keyset position `after` (index conversations_unattributed).
- */
-export async function listUnattributed(
-  db: D1Database,
-  page: { limit: number; after: { receivedAt: number; conversationId: string } | null },
-): Promise<UnattributedSummary[]> {
-  const cols = `${SUMMARY_COLUMNS}, c.received_at, c.claimed_user_id, c.unverified_reason`;
-  const from = "FROM conversations c LEFT JOIN audio a ON a.conversation_id = c.conversation_id WHERE c.user_id IS NULL";
-  const stmt =
-    page.after === null
-      ? db.prepare(`SELECT ${cols} ${from} ORDER BY c.received_at DESC, c.conversation_id DESC LIMIT ?`).bind(page.limit)
-      : db
-          .prepare(
-            `SELECT ${cols} ${from} AND (c.received_at < ? OR (c.received_at = ? AND c.conversation_id < ?))
-             ORDER BY c.received_at DESC, c.conversation_id DESC LIMIT ?`,
-          )
-          .bind(page.after.receivedAt, page.after.receivedAt, page.after.conversationId, page.limit);
-  return (await stmt.all<UnattributedSummary>()).results;
-}
-
-/** A `call_failures` row as D1 returns it (the export and forwarding read it). */
-export interface CallFailureRow {
-  conversation_id: string;
-  agent_id: string;
-  failure_reason: string;
-  provider: string | null;
-  from_number: string | null;
-  to_number: string | null;
-  sip_status_code: number | null;
-  call_sid: string | null;
-  metadata: string | null;
-  event_timestamp: number | null;
-  received_at: number;
-}
-
-/** A call failure as the API shows it (an export's `call_failure` record, a forwarded `call.failed`'s data). */
-export function callFailureView(f: CallFailureRow) {
-  return {
-    conversation_id: f.conversation_id,
-    agent_id: f.agent_id,
-    failure_reason: f.failure_reason,
-    provider: f.provider,
-    from_number: f.from_number,
-    to_number: f.to_number,
-    sip_status_code: f.sip_status_code,
-    call_sid: f.call_sid,
-    metadata: parseStoredJson(f.metadata),
-  };
-}
+// The reads, split out for size; callers import them from here.
+export * from "./conversation-reads";

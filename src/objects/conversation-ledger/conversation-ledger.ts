@@ -8,7 +8,8 @@
  */
 import type { Env } from "../../lib/env";
 import type { ObjectKind } from "../../records/object-names";
-import type { CallFailureRecord, MemoryRecord } from "../../records/payload";
+import type { MemoryRecord } from "../../records/payload";
+import type { CallFailureRecord } from "../../records/call-failure";
 import { deleteAudioObjects, type AudioLink } from "../../storage/audio";
 import { ElevenLabsApiError } from "../../elevenlabs/api";
 import type { BackfillOutcome, RecordResult } from "../../memory/rpc";

@@ -16,7 +16,7 @@ import { legacyObject } from "../../memory/objects";
 import type { LegacyConversation } from "../../memory/rpc";
 import { conversationObjectName } from "../../records/object-names";
 import type { Env } from "../../lib/env";
-import { linkWaitingForwards } from "../shared/outbox";
+import { restoreItems } from "../shared/outbox";
 import type { Schema } from "../shared/tables";
 import { TOMBSTONE_SECONDS, type Tombstones } from "../shared/tombstone";
 
@@ -32,14 +32,7 @@ function write(storage: DurableObjectStorage, schema: Schema, tombstones: Tombst
         a.conversation_id, a.agent_id, a.r2_key, a.bytes, a.sha256, a.received_at,
       );
     }
-    for (const o of state.outbox) {
-      sql.exec(
-        "INSERT INTO outbox (seq, kind, conversation_id, body, attempts, next_attempt_at, last_error, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        o.seq, o.kind, o.conversation_id, o.body, o.attempts, o.next_attempt_at, o.last_error, o.created_at,
-      );
-    }
-    for (const b of state.blobs) sql.exec("INSERT INTO outbox_blobs (seq, part, data) VALUES (?, ?, ?)", b.seq, b.part, b.data);
-    if (state.outbox.length > 0) linkWaitingForwards(sql);
+    restoreItems(sql, state.outbox, state.blobs);
     if (state.retentionAnchor !== null) sql.exec("UPDATE upkeep SET retention_anchor = ? WHERE id = 1", state.retentionAnchor);
     if (state.tombstone !== null) {
       const { erasedAt, unlinkedAt } = state.tombstone;

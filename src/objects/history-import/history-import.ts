@@ -14,6 +14,7 @@ import { importObjectName, kindOfName } from "../../records/object-names";
 import { legacyObject } from "../../memory/objects";
 import type { ImportSpec, ImportStatus } from "../../memory/rpc";
 import { ALARM_RETRY_MS, WrongObjectError } from "../shared/outbox-object";
+import { importStep } from "./import-step";
 import * as imports from "./imports";
 
 export class HistoryImport extends DurableObject<Env> {
@@ -56,7 +57,7 @@ export class HistoryImport extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     try {
       await this.open("alarm");
-      const next = await imports.importStep(this.ctx.storage, this.env);
+      const next = await importStep(this.ctx.storage, this.env);
       if (next !== null) await this.ctx.storage.setAlarm(next);
     } catch (err) {
       console.error("import step failed; retrying in 60 s", err instanceof Error ? (err.stack ?? err.message) : String(err));

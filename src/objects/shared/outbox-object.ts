@@ -15,6 +15,7 @@ import type { FlushReport, OutboxStatus, RetentionReport } from "../../memory/rp
 import { BacklogReporter } from "./backlog-report";
 import { deliverWith, type Handlers } from "./deliveries";
 import * as outbox from "./outbox";
+import { EMPTY_OUTBOX, outboxStatus } from "./outbox-status";
 import { applyRetention, retentionFromAlarm, type ObjectRetention } from "./retention";
 import { erasingSince, Schema, type SchemaSpec } from "./tables";
 import { Tombstones } from "./tombstone";
@@ -65,7 +66,7 @@ export abstract class OutboxObject<I extends outbox.OutboxItem> extends DurableO
 
   async outboxStatus(): Promise<OutboxStatus> {
     this.expect("outboxStatus");
-    return this.schema.exists() ? outbox.outboxStatus(this.sql) : outbox.EMPTY_OUTBOX;
+    return this.schema.exists() ? outboxStatus(this.sql) : EMPTY_OUTBOX;
   }
 
   /** Delivers due outbox items. Safe at any time: a call waits for a run under way, then runs. Nothing leaves during an erasure. */

@@ -20,10 +20,12 @@
  */
 import { concatBytes } from "../../lib/bytes";
 import type { ForwardEvent } from "../../records/forward-events";
-import { normaliseForMemory, parseEnvelope, type CallFailureRecord, type MemoryRecord, type ResolvedUser } from "../../records/payload";
+import { normaliseForMemory, parseEnvelope, type MemoryRecord, type ResolvedUser } from "../../records/payload";
+import { type CallFailureRecord } from "../../records/call-failure";
 import type { AudioLink } from "../../storage/audio";
-import type { FlushReport, OutboxStatus } from "../../memory/rpc";
+import type { FlushReport } from "../../memory/rpc";
 import { LIMITS } from "./limits";
+import { READY } from "./tables";
 
 /**
  * What an outbox row holds. A conversation item keeps only who owns it: the record is rebuilt from
@@ -137,8 +139,25 @@ export function linkWaitingForwards(sql: SqlStorage): void {
   );
 }
 
-/** An item is ready when it follows nothing, or what it follows has been delivered. */
-const READY = "(after_seq IS NULL OR NOT EXISTS (SELECT 1 FROM outbox s WHERE s.seq = outbox.after_seq))";
+/**
+ * Writes items taken over from another object (a pre-Core v3 conversation object: ledger/legacy.ts)
+ * as they were, same seq, attempts and due time, then names what each forward item waits for.
+ */
+export function restoreItems(
+  sql: SqlStorage,
+  rows: { seq: number; kind: string; conversation_id: string; body: string; attempts: number; next_attempt_at: number; last_error: string | null; created_at: number }[],
+  blobs: { seq: number; part: number; data: ArrayBuffer }[],
+): void {
+  for (const o of rows) {
+    sql.exec(
+      "INSERT INTO outbox (seq, kind, conversation_id, body, attempts, next_attempt_at, last_error, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      o.seq, o.kind, o.conversation_id, o.body, o.attempts, o.next_attempt_at, o.last_error, o.created_at,
+    );
+  }
+  for (const b of blobs) sql.exec("INSERT INTO outbox_blobs (seq, part, data) VALUES (?, ?, ?)", b.seq, b.part, b.data);
+  if (rows.length > 0) linkWaitingForwards(sql);
+}
+
 
 /** Keeps an item's raw payload, in parts (Durable Object SQLite refuses values over 2 MB). */
 export function attachPayload(sql: SqlStorage, seq: number, raw: Uint8Array): void {
@@ -267,43 +286,3 @@ export function dropConversations(storage: DurableObjectStorage): void {
   });
 }
 
-/** The outbox at a glance, for operators and tests. */
-export function outboxStatus(sql: SqlStorage): OutboxStatus {
-  const agg = sql
-    .exec<{ pending: number; due: number; max_attempts: number | null; oldest: number | null }>(
-      `SELECT count(*) AS pending, count(CASE WHEN next_attempt_at <= ? AND ${READY} THEN 1 END) AS due,
-         max(attempts) AS max_attempts, min(created_at) AS oldest FROM outbox`,
-      Date.now(),
-    )
-    .one();
-  const byKind = Object.fromEntries(
-    sql.exec<{ kind: string; n: number }>("SELECT kind, count(*) AS n FROM outbox GROUP BY kind").toArray().map((r) => [r.kind, r.n]),
-  );
-  return { pending: agg.pending, due: agg.due, maxAttempts: agg.max_attempts ?? 0, oldestCreatedAt: agg.oldest, byKind, stuck: items(sql, STUCK_ATTEMPTS) };
-}
-
-export type OutboxItemState = OutboxStatus["stuck"][number];
-
-/**
- * Pending items in order, with their delivery state: those failed at least `minAttempts` times, at
- * most `limit` (outboxStatus lists the stuck ones; tests read every item's attempts and backoff).
- */
-export function items(sql: SqlStorage, minAttempts = 0, limit = 100): OutboxItemState[] {
-  return sql
-    .exec<{ seq: number; kind: string; conversation_id: string; attempts: number; next_attempt_at: number; last_error: string | null }>(
-      "SELECT seq, kind, conversation_id, attempts, next_attempt_at, last_error FROM outbox WHERE attempts >= ? ORDER BY seq LIMIT ?",
-      minAttempts,
-      limit,
-    )
-    .toArray()
-    .map((r) => ({
-      seq: r.seq,
-      kind: r.kind,
-      conversationId: r.conversation_id,
-      attempts: r.attempts,
-      nextAttemptAt: r.next_attempt_at,
-      lastError: r.last_error,
-    }));
-}
-
-export const EMPTY_OUTBOX: OutboxStatus = { pending: 0, due: 0, maxAttempts: 0, oldestCreatedAt: null, byKind: {}, stuck: [] };

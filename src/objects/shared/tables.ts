@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS upkeep (
 );
 `;
 
+/** An outbox item is ready when it follows nothing, or what it follows has been delivered. */
+export const READY = "(after_seq IS NULL OR NOT EXISTS (SELECT 1 FROM outbox s WHERE s.seq = outbox.after_seq))";
+
 export interface SchemaSpec {
   /** The table whose row 1 holds `schema_version` (its presence means the object has tables). */
   versionTable: string;

@@ -17,16 +17,15 @@ import { isDuplicate } from "../shared/dedupe";
 import * as outbox from "../shared/outbox";
 import { OutboxObject } from "../shared/outbox-object";
 import { commitTranscription } from "../shared/recording";
-import { countRows, erasingSince, retentionAnchor } from "../shared/tables";
+import { countRows, erasingSince } from "../shared/tables";
 import { MEMORY_DELIVERIES } from "./deliveries";
 import { eraseStep, recordDuringErasure } from "./erasure";
 import { exportConversation, exportImport } from "./legacy";
 import * as phones from "./phone-links";
 import * as profile from "./profile";
 import { recall, type RecallHit } from "./recall";
-import { backfillPending, backfillProgress, backfillRun } from "./recall-backfill";
-import * as recallIndex from "./recall-index";
-import { rememberConversation } from "./remember";
+import { backfillPending, backfillRun } from "./recall-backfill";
+import { describeMemory, rememberConversation } from "./remember";
 import { MEMORY_TABLES } from "./schema";
 import { config } from "../../lib/config";
 import { EMPTY_SNAPSHOT, type MemorySnapshot } from "../../memory/variables";
@@ -142,16 +141,7 @@ export class UserMemory extends OutboxObject<outbox.UserOutboxItem> {
     this.expect("describe");
     if (!this.schema.exists()) return null;
     this.armBackfill();
-    return {
-      ...profile.readMemory(this.sql),
-      phones: phones.listPhones(this.sql),
-      owner: phones.ownerRow(this.sql),
-      pendingDeliveries: outbox.pendingCount(this.sql),
-      erasingSince: erasingSince(this.sql),
-      retentionAnchor: retentionAnchor(this.sql),
-      recallIndex: { ...recallIndex.indexStats(this.sql), backfillIndexed: backfillProgress(this.sql) },
-      scopes: this.sql.exec<{ agent_id: string }>("SELECT agent_id FROM memory_scopes ORDER BY agent_id LIMIT 1000").toArray().map((r) => r.agent_id),
-    };
+    return describeMemory(this.sql);
   }
 
   /**
