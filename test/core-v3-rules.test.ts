@@ -9,7 +9,10 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { api, u } from "./api-helpers";
-import { sha256Hex } from "./audio-helpers";
+import { audioEvent, postChunked, sha256Hex } from "./audio-helpers";
+import { injectBindings } from "./faults";
+import { conversationMemory } from "./objects";
+import { scopedObjectName } from "../src/records/object-names";
 import { audioOf } from "./fake-api/data";
 import { API_KEY, BASE, expectTokenFor, flush, postWebhook, signatureHeader, transcription, uid } from "./helpers";
 
@@ -40,13 +43,12 @@ describe("an erased recording does not come back", () => {
     await gone.arrayBuffer();
 
     // The same backfill again: ElevenLabs still has the audio, but the conversation was erased.
-    // Expected: an answer like the webhook's for erased audio, e.g. 200 {"status":"dropped","reason":"erased"}
-    // (the exact answer is the implementer's choice); never 201 "stored".
+    // Refused as such (the webhook's audio for it is acknowledged and dropped: test/erase.test.ts).
     const again = await api("POST", `/v1/conversations/${u(conversationId)}/audio/backfill`);
-    const againBody = await again.json<{ status?: string }>().catch(() => ({}) as { status?: string });
+    const againBody = await again.json<{ error?: { code: string } }>().catch(() => ({}) as { error?: { code: string } });
     // Soft, so that the audio route's answer below is checked (and reported) too.
-    expect.soft(again.status, JSON.stringify(againBody)).not.toBe(201);
-    expect.soft(againBody.status).not.toBe("stored");
+    expect.soft(again.status, JSON.stringify(againBody)).toBe(410);
+    expect.soft(againBody.error?.code).toBe("conversation_erased");
     await flush(null, conversationId);
     // Nothing was put back in R2 for it: the audio route still finds none.
     const after = await api("GET", `/v1/conversations/${u(conversationId)}/audio`);
@@ -118,5 +120,41 @@ describe("MEMORY_SCOPE=agent with CONTEXT_CACHE_SECONDS=30", () => {
     expect(await contextOf(lookalike, null)).toMatchObject({ call_count: 0, is_returning_user: false });
 
     expect(await contextOf(bob, agent)).toMatchObject({ call_count: 1, is_returning_user: true, previous_topics: "Bob's own call" });
+  });
+});
+
+describe("MEMORY_SCOPE=agent: a recording marks the memory its conversation is in", () => {
+  // Rule: scope at every entry point (the audio's delivery tells the agent's memory, not the user's own).
+  it("has_audio shows in the user's memory with that agent", async () => {
+    const userId = uid("scoped_audio");
+    const agent = uid("agent_s");
+    const event = transcription({ userId, title: "With audio" });
+    event["data"].agent_id = agent;
+    const conversationId = event["data"].conversation_id as string;
+    await webhook(event);
+    const scoped = env.USER_MEMORY.get(env.USER_MEMORY.idFromName(scopedObjectName(agent, userId)));
+    expect(await scoped.flush()).toMatchObject({ failed: 0, pending: 0 }); // the transcript is in D1
+    // The ledger delivers the audio with the deployment's settings: agent scope, as the Worker's here.
+    const restore = await injectBindings(conversationMemory(env, conversationId), { MEMORY_SCOPE: "agent" });
+    const audio = audioEvent(new Uint8Array([0x49, 0x44, 0x33, 4, 5, 6]), { conversationId, agentId: agent });
+    expect((await postChunked(audio.body)).status).toBe(200);
+    // The transcript reached D1 first; the audio's delivery now finds its owner and agent there.
+    expect(await flush(null, conversationId)).toMatchObject({ failed: 0, pending: 0 });
+    await restore();
+    const memory = await scoped.describe();
+    expect(memory?.conversations.find((c) => c.conversation_id === conversationId)).toMatchObject({ has_audio: true });
+  });
+});
+
+describe("an erased conversation's call failure", () => {
+  // Rule: tombstone at every entry point of a conversation's ledger (call failures too).
+  it("is acknowledged and dropped, not stored again", async () => {
+    const conversationId = uid("erased_failure");
+    await conversationMemory(env, conversationId).forgetConversation({ erased: true });
+    const event = { type: "call_initiation_failure", event_timestamp: Math.floor(Date.now() / 1000), data: { conversation_id: conversationId, agent_id: "agent_x", failure_reason: "busy", metadata: { type: "sip", body: {} } } };
+    const res = await postWebhook(event);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: "dropped", reason: "erased", conversation_id: conversationId });
+    expect(await conversationMemory(env, conversationId).outboxStatus()).toMatchObject({ pending: 0 });
   });
 });

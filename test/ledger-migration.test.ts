@@ -13,6 +13,7 @@ import type { ImportStatus } from "../src/memory/rpc";
 import { api, u } from "./api-helpers";
 import { apiGet, uid } from "./helpers";
 import { conversationMemory, legacyConversationObject } from "./objects";
+import { fault, faultyD1, injectBindings, outboxItems, retryNow } from "./faults";
 
 /** The tables a pre-Core v3 `conversation:<id>` UserMemory held (schema version 3, as it created them). */
 const OLD_TABLES = `
@@ -80,21 +81,36 @@ describe("conversations recorded before Core v3", () => {
     const key = `audio/${crypto.randomUUID()}.mp3`;
     await env.AUDIO.put(key, new Uint8Array([7, 7, 7]));
     const link = { conversationId, agentId: null, key, bytes: 3, sha256: "c".repeat(64), receivedAt: now() };
+    const event = { type: "audio.stored", conversationId, occurredAt: now() };
     await oldConversation(conversationId, (sql) => {
       sql.exec("INSERT INTO seen VALUES ('post_call_audio', ?, ?)", conversationId, now());
       sql.exec("INSERT INTO audio VALUES (?, NULL, ?, 3, ?, ?)", conversationId, key, "c".repeat(64), now());
-      // Written by the old class: the D1 item, and a forward item that waited by failing (no after_seq column).
+      // Written by the old class: the D1 item, and a forward item that waited by failing (there was no after_seq).
       sql.exec("INSERT INTO outbox (kind, conversation_id, body, next_attempt_at, created_at) VALUES ('audio', ?, ?, 0, ?)", conversationId, JSON.stringify({ kind: "audio", link }), now());
+      sql.exec(
+        "INSERT INTO outbox (kind, conversation_id, body, attempts, next_attempt_at, last_error, created_at) VALUES ('forward', ?, ?, 2, 0, 'audio.stored waits until its audio item is stored', ?)",
+        conversationId, JSON.stringify({ kind: "forward", event, destination: "crm" }), now(),
+      );
     });
     await runInDurableObject(legacyConversationObject(env, conversationId), (_o, state) => state.storage.setAlarm(Date.now() + 3_600_000));
+    // D1 is down for the ledger: the audio item fails, and the forward item, now waiting for it, is not even tried.
+    const ledger = conversationMemory(env, conversationId);
+    const outage = fault("down");
+    const restore = await injectBindings(ledger, { DB: faultyD1(outage) });
     // The old object's alarm hands over; the ledger's delivers.
     expect(await runDurableObjectAlarm(legacyConversationObject(env, conversationId))).toBe(true);
     expect(await legacyTables(conversationId)).toEqual([]);
-    for (let i = 0; i < 50 && (await env.DB.prepare("SELECT count(*) AS n FROM audio WHERE conversation_id = ?").bind(conversationId).first<{ n: number }>())!.n === 0; i++) {
-      await runDurableObjectAlarm(conversationMemory(env, conversationId));
-    }
+    await retryNow(ledger);
+    const waiting = await outboxItems(ledger);
+    expect(waiting.map((i) => i.kind)).toEqual(["audio", "forward"]);
+    expect(waiting[0]!.attempts).toBeGreaterThan(0);
+    // Taken over as it was (2 failed attempts by the old class's rule), and not tried since.
+    expect(waiting[1]).toMatchObject({ attempts: 2 });
+    expect(outage.failures).toBeGreaterThan(0);
+    await restore();
+    expect(await retryNow(ledger)).toBeGreaterThan(0);
     expect(await env.DB.prepare("SELECT r2_key FROM audio WHERE conversation_id = ?").bind(conversationId).first()).toEqual({ r2_key: key });
-    expect(await conversationMemory(env, conversationId).outboxStatus()).toMatchObject({ pending: 0 });
+    expect(await ledger.outboxStatus()).toMatchObject({ pending: 0 });
   });
 
   it("erases an old object's recording through the ledger", async () => {

@@ -4,7 +4,7 @@
  *
  * A `q` that is a whole phone number (any common format) also finds the app user the number is linked
  * to, first on the first page, with `matched_phone_number`. Links live in the number's Durable Object
- * (src/memory/phone-links.ts: the truth initiation and ingest use), not in D1, so the lookup asks it:
+ * (src/objects/user-memory/phone-links.ts: the truth initiation and ingest use), not in D1, so the lookup asks it:
  * one Durable Object call per such search, none for other queries. A number's own memory (calls
  * before any link) is the user whose id is the number, found by the substring filter as before.
  */

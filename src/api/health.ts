@@ -2,7 +2,7 @@
  * GET /v1/health/details (Bearer API_KEY): is postcall healthy, and if not, which part? Three
  * sources, read in parallel, each allowed to fail alone (its part then says so):
  *
- * - the stats object (src/memory/stats.ts): webhooks accepted / refused / failed per hour, the last
+ * - the stats object (src/objects/health-stats/stats.ts): webhooks accepted / refused / failed per hour, the last
  *   accepted event of each type, and the outboxes that are failing to deliver;
  * - D1 (src/storage/health.ts): calls per day, durations, the projection's lag, missing audio;
  * - forwarding: how many destinations, and the dead letters waiting (src/storage/forwarding.ts).

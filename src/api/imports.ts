@@ -1,6 +1,6 @@
 /**
  * History imports and audio backfill on demand: postcall asking ElevenLabs' API for what it already
- * holds (src/memory/imports.ts, src/memory/audio-backfill.ts). Both need ELEVENLABS_API_KEY: without
+ * holds (src/objects/history-import/imports.ts, src/objects/conversation-ledger/audio-backfill.ts). Both need ELEVENLABS_API_KEY: without
  * it they answer 500 `misconfigured` naming it, and nothing is fetched.
  */
 import type { Env } from "../lib/env";

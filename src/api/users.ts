@@ -58,7 +58,7 @@ export function memoryJson(userId: string, m: MemoryView) {
       conversation_id: f.conversation_id,
       collected_at: iso(f.collected_at),
       updated_at: iso(f.updated_at),
-      // Fact history (src/memory/facts.ts): earlier values, newest first, with when each was true.
+      // Fact history (src/objects/user-memory/facts.ts): earlier values, newest first, with when each was true.
       valid_from: iso(f.valid_from ?? f.collected_at),
       history: f.history.map((h) => ({ value: parseFact(h.value), conversation_id: h.conversation_id, valid_from: iso(h.valid_from), valid_to: iso(h.valid_to) })),
     })),

@@ -43,11 +43,11 @@ export interface Config {
   forwardTimeoutSeconds: number;
   /** MEMORY_SCOPE: one memory per user ("user"), or per agent and user ("agent"); src/memory/objects.ts `memoryObject`. */
   memoryScope: "user" | "agent";
-  /** ELEVENLABS_API_BASE, without a trailing slash (src/storage/elevenlabs-api.ts). */
+  /** ELEVENLABS_API_BASE, without a trailing slash (src/elevenlabs/api.ts). */
   elevenLabsApiBase: string;
   /**
    * AUDIO_BACKFILL_AFTER_SECONDS: how long an expected audio webhook is waited for before the API is
-   * asked (src/memory/audio-backfill.ts); past it, the health page counts the audio as missing.
+   * asked (src/objects/conversation-ledger/audio-backfill.ts); past it, the health page counts the audio as missing.
    */
   audioBackfillAfterSeconds: number;
   /** AUDIO_BACKFILL: `auto` (when the transcription says `has_audio`), `always` (audio webhooks are on), `off`. */

@@ -44,7 +44,7 @@ export interface Arrival {
 
 export interface Arrived {
   duplicate: boolean;
-  /** An event of an erased conversation (src/memory/tombstone.ts): acknowledged, kept nowhere. */
+  /** An event of an erased conversation (src/objects/shared/tombstone.ts): acknowledged, kept nowhere. */
   dropped?: "erased";
   /** The record as normalised with its vouched owner (the claim, if not believed, in `claimedUserId`). */
   normalised: MemoryRecord;

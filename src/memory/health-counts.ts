@@ -1,6 +1,6 @@
 /**
  * Webhook outcomes counted in this isolate's memory and flushed to the stats object
- * (src/memory/stats.ts) at most every FLUSH_INTERVAL_MS or every FLUSH_EVENTS events, in the
+ * (src/objects/health-stats/stats.ts) at most every FLUSH_INTERVAL_MS or every FLUSH_EVENTS events, in the
  * background (ctx.waitUntil), one flush at a time. Counting never writes storage per request: a
  * flood of unsigned requests costs one small write per flush, not one per request.
  *
@@ -102,7 +102,7 @@ export async function flushNow(env: Env): Promise<void> {
 
 /**
  * A webhook's 200: `stored` counts as accepted, `duplicate`, `ignored` and `dropped` (an event of an
- * erased conversation, src/memory/tombstone.ts) under their own names.
+ * erased conversation, src/objects/shared/tombstone.ts) under their own names.
  */
 export function countAnswer(status: "stored" | "duplicate" | "ignored" | "dropped", type: string, at: number, conversationId: string | null = null): void {
   count(status === "stored" ? "accepted" : status, type, at, conversationId);

@@ -13,7 +13,7 @@ export interface RecordResult {
    * number's object and that number is linked to an app user: record it there instead.
    */
   linkedTo?: string;
-  /** Acknowledged and dropped: the event belongs to an erasure (src/memory/tombstone.ts). */
+  /** Acknowledged and dropped: the event belongs to an erasure (src/objects/shared/tombstone.ts). */
   dropped?: "erased";
 }
 
@@ -88,7 +88,7 @@ export interface MemoryView {
     updated_at: number;
     /** When this value was first collected (it has been true since). */
     valid_from: number | null;
-    /** Earlier values, newest first, with the time range each was true (src/memory/facts.ts). */
+    /** Earlier values, newest first, with the time range each was true (src/objects/user-memory/facts.ts). */
     history: { value: string; conversation_id: string | null; valid_from: number; valid_to: number }[];
   }[];
   phones: { phone_number: string; linked_at: number; via: string; conversation_id: string | null }[];
@@ -97,7 +97,7 @@ export interface MemoryView {
   erasingSince: number | null;
   /** Unix seconds of the oldest conversation retention may still have to remove, or null. */
   retentionAnchor: number | null;
-  /** The recall index (src/memory/recall-index.ts); `backfillIndexed`: null when no backfill is pending. */
+  /** The recall index (src/objects/user-memory/recall-index.ts); `backfillIndexed`: null when no backfill is pending. */
   recallIndex: { conversations: number; documents: number; bytes: number; backfillIndexed: number | null };
 }
 
@@ -162,7 +162,7 @@ export interface StatsView {
   writes: { flushes: number; rowsWritten: number };
 }
 
-/** What an audio backfill did (src/memory/audio-backfill.ts). */
+/** What an audio backfill did (src/objects/conversation-ledger/audio-backfill.ts). */
 export type BackfillOutcome =
   /** The audio was fetched, stored and linked. */
   | { status: "stored"; bytes: number; sha256: string }
@@ -177,7 +177,7 @@ export type BackfillOutcome =
   /** The API failed (after its retries) or the stream broke off: nothing was kept (on demand only; the outbox retries). */
   | { status: "failed"; reason: string };
 
-/** A history import (src/memory/imports.ts). */
+/** A history import (src/objects/history-import/imports.ts). */
 export interface ImportSpec {
   importId: string;
   agentId: string;

@@ -21,7 +21,7 @@ export interface AudioLink {
  * transcript's deliveries, the later one always sees the earlier one's row. `userId` is null when
  * the transcript is not in D1 yet (its own delivery will see this row) or has no user.
  */
-export async function storeAudioRow(db: D1Database, link: AudioLink): Promise<{ userId: string | null }> {
+export async function storeAudioRow(db: D1Database, link: AudioLink): Promise<{ userId: string | null; agentId: string | null }> {
   const [, owner] = await db.batch([
     db
       .prepare(
@@ -29,9 +29,10 @@ export async function storeAudioRow(db: D1Database, link: AudioLink): Promise<{ 
          ON CONFLICT (conversation_id) DO NOTHING`,
       )
       .bind(link.conversationId, link.agentId, link.key, link.bytes, link.sha256, link.receivedAt),
-    db.prepare("SELECT user_id FROM conversations WHERE conversation_id = ?").bind(link.conversationId),
+    db.prepare("SELECT user_id, agent_id FROM conversations WHERE conversation_id = ?").bind(link.conversationId),
   ]);
-  return { userId: (owner?.results[0] as { user_id: string | null } | undefined)?.user_id ?? null };
+  const row = owner?.results[0] as { user_id: string | null; agent_id: string | null } | undefined;
+  return { userId: row?.user_id ?? null, agentId: row?.agent_id ?? null };
 }
 
 export async function findAudioLink(db: D1Database, conversationId: string): Promise<AudioLink | null> {

@@ -1,5 +1,5 @@
 /**
- * The D1 read behind the recall backfill (src/memory/recall-backfill.ts): a user's stored
+ * The D1 read behind the recall backfill (src/objects/user-memory/recall-backfill.ts): a user's stored
  * conversations in a stable order (started_at, conversation_id), strictly after a keyset cursor,
  * with their transcripts decoded. Bounded by `limit`.
  */

@@ -139,7 +139,7 @@ function callFailureStatement(db: D1Database, f: CallFailureRecord, receivedAt: 
 /**
  * Writes a conversation (row, search document, directory) in one batch, and reads in the same transaction
  * whether its audio row is already there: of the audio's and the transcript's deliveries, the later
- * one always sees the earlier one's row (src/memory/deliveries.ts).
+ * one always sees the earlier one's row (src/objects/shared/deliveries.ts).
  */
 export async function storeConversation(
   db: D1Database,

@@ -4,7 +4,7 @@
  *
  * The index (`conversations_fts`) is contentless, one document per conversation (its messages): D1
  * ranks the conversations (bm25), and the Worker decodes each hit's transcript to find the turn that
- * matches best and cut the snippet (src/storage/snippet.ts). The work per request is bounded: at most
+ * matches best and cut the snippet (src/records/snippet.ts). The work per request is bounded: at most
  * MAX_HITS hits, SEARCH_BUDGET.blobBytes of transcripts fetched and SEARCH_BUDGET.scanChars of
  * messages scanned; hits past a budget are left out (the best ranked are kept).
  */

@@ -2,7 +2,7 @@
  * R2 `conversations/<id>/transcript.json`: the `post_call_transcription` body, byte for byte as it
  * was signed (docs/storage.md). D1 keeps what queries need; this is the complete record. Its
  * `user_id` metadata names the conversation's owner: the first writer of the key owns it
- * (src/memory/deliveries.ts), so the first write is create-only.
+ * (src/objects/shared/deliveries.ts), so the first write is create-only.
  */
 import { transcriptKey } from "../records/keys";
 

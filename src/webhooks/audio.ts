@@ -50,7 +50,7 @@ export async function storeAudio(
   let duplicate: boolean;
   let dropped: string | undefined;
   try {
-    // An erased conversation's object deletes the bytes itself and answers `dropped` (src/memory/tombstone.ts).
+    // An erased conversation's object deletes the bytes itself and answers `dropped` (src/objects/shared/tombstone.ts).
     ({ duplicate, dropped } = await ledgerObject(env, conversationId).recordAudio({
       conversationId,
       agentId,

@@ -136,9 +136,10 @@ async function dispatch(env: Env, cfg: Config, envelope: Envelope, raw: Uint8Arr
     }
     case "call_initiation_failure": {
       const record = normaliseCallFailure(envelope, cfg.defaultCountryCode);
-      const { duplicate } = await ledgerObject(env, record.conversationId).recordCallFailure({ record, receivedAt });
-      countAnswer(duplicate ? "duplicate" : "stored", envelope.type, receivedAt, record.conversationId);
-      return json({ status: duplicate ? "duplicate" : "stored", type: envelope.type, conversation_id: record.conversationId });
+      const { duplicate, dropped } = await ledgerObject(env, record.conversationId).recordCallFailure({ record, receivedAt });
+      const status = dropped ? "dropped" : duplicate ? "duplicate" : "stored";
+      countAnswer(status, envelope.type, receivedAt, record.conversationId);
+      return json({ status, type: envelope.type, conversation_id: record.conversationId, ...(dropped ? { reason: dropped } : {}) });
     }
     default:
       // The OpenTelemetry transcript and the unredacted events: kept raw in R2 (src/webhooks/other-events.ts).

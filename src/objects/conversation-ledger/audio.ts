@@ -48,10 +48,11 @@ export function commitAudio(sql: SqlStorage, env: Env, tombstones: Tombstones, l
   return { status: "stored", link };
 }
 
-/** Whether a backfill may fetch this conversation's audio: not erased, and none linked yet. */
+/**
+ * Whether a backfill may fetch this conversation's audio: not erased, and none linked yet. (A
+ * recording committed in the meantime makes the fetched copy a duplicate: commitAudio discards it.)
+ */
 export function mayFetch(sql: SqlStorage | null, tombstones: Tombstones, conversationId: string): "erased" | AudioLink | "fetch" {
   if (isErased(tombstones)) return "erased";
-  const linked = sql === null ? null : audioLinks.readLink(sql, conversationId);
-  if (linked !== null) return linked;
-  return sql !== null && isDuplicate(sql, "post_call_audio", conversationId) ? "erased" : "fetch";
+  return (sql === null ? null : audioLinks.readLink(sql, conversationId)) ?? "fetch";
 }

@@ -19,7 +19,7 @@ import * as outbox from "../shared/outbox";
 import { OutboxObject } from "../shared/outbox-object";
 import { commitTranscription } from "../shared/recording";
 import { countRows } from "../shared/tables";
-import { commitAudio, mayFetch } from "./audio";
+import { commitAudio, isErased, mayFetch } from "./audio";
 import * as audioLinks from "./audio-links";
 import { expectAudio, fetchAudio } from "./audio-backfill";
 import { ledgerDeliveries } from "./deliveries";
@@ -36,8 +36,19 @@ export class ConversationLedger extends OutboxObject<outbox.LedgerOutboxItem> {
     super(ctx, env, LEDGER_TABLES, ledgerDeliveries((_c, _id, agentId) => this.backfill(agentId).then(() => undefined)));
   }
 
+  /** From the name; an alarm may run without it (then from the `ledger` row, written with the tables). */
   private get conversationId(): string {
-    return this.name!.slice("conversation:".length);
+    if (this.name !== null) return this.name.slice("conversation:".length);
+    const row = this.schema.exists() ? this.sql.exec<{ id: string | null }>("SELECT conversation_id AS id FROM ledger WHERE id = 1").toArray()[0] : undefined;
+    if (!row?.id) throw new Error("a conversation ledger with neither a name nor tables");
+    return row.id;
+  }
+
+  /** Creates the tables on a first write, with the ledger's own id. */
+  private ensure(now: number): void {
+    if (this.schema.exists()) return;
+    this.schema.ensure(now);
+    this.sql.exec("UPDATE ledger SET conversation_id = ? WHERE id = 1", this.conversationId);
   }
 
   /** Every method starts here: the name check, then (once per instance) the take-over of older state. */
@@ -73,7 +84,7 @@ export class ConversationLedger extends OutboxObject<outbox.LedgerOutboxItem> {
     await this.open("recordConversation");
     const { record: r, raw, receivedAt } = input;
     if (this.tombstones.erases(r.startedAt)) return { duplicate: false, dropped: "erased" };
-    this.schema.ensure(receivedAt);
+    this.ensure(receivedAt);
     if (isDuplicate(this.sql, "post_call_transcription", r.conversationId)) return this.duplicate();
     this.ctx.storage.transactionSync(() => commitTranscription(this.sql, this.env, r, raw, receivedAt, null));
     await outbox.scheduleAlarm(this.ctx.storage, Date.now());
@@ -83,7 +94,9 @@ export class ConversationLedger extends OutboxObject<outbox.LedgerOutboxItem> {
   async recordCallFailure(input: { record: CallFailureRecord; receivedAt: number }): Promise<RecordResult> {
     await this.open("recordCallFailure");
     const { record, receivedAt } = input;
-    this.schema.ensure(receivedAt);
+    // An erased conversation is never recorded again, whatever event brings it back.
+    if (isErased(this.tombstones)) return { duplicate: false, dropped: "erased" };
+    this.ensure(receivedAt);
     if (isDuplicate(this.sql, "call_initiation_failure", record.conversationId)) return this.duplicate();
     this.ctx.storage.transactionSync(() => {
       markSeen(this.sql, "call_initiation_failure", record.conversationId, receivedAt);
@@ -109,7 +122,7 @@ export class ConversationLedger extends OutboxObject<outbox.LedgerOutboxItem> {
   }
 
   private async commit(link: AudioLink): Promise<"stored" | "duplicate" | "erased"> {
-    if (!this.tombstones.get()?.erasedAt) this.schema.ensure(link.receivedAt);
+    if (!this.tombstones.get()?.erasedAt) this.ensure(link.receivedAt);
     const done = this.ctx.storage.transactionSync(() => commitAudio(this.sql, this.env, this.tombstones, link));
     if (done.status === "erased") {
       await deleteAudioObjects(this.env.AUDIO, link.key);
@@ -129,7 +142,7 @@ export class ConversationLedger extends OutboxObject<outbox.LedgerOutboxItem> {
   async expectAudio(input: { agentId: string | null; dueAtMs: number }): Promise<void> {
     await this.open("expectAudio");
     if (mayFetch(null, this.tombstones, this.conversationId) === "erased") return;
-    this.schema.ensure(nowSeconds());
+    this.ensure(nowSeconds());
     const at = expectAudio(this.sql, { conversationId: this.conversationId, ...input }, nowSeconds());
     if (at !== null) await outbox.scheduleAlarm(this.ctx.storage, at);
   }

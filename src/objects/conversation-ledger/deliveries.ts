@@ -1,5 +1,5 @@
 /** What a conversation's ledger delivers (the kinds of src/objects/shared/outbox.ts `LedgerOutboxItem`). */
-import { userObject } from "../../memory/objects";
+import { memoryName, memoryObject } from "../../memory/objects";
 import { deleteAudioObjects, storeAudioRow } from "../../storage/audio";
 import { storeCallFailure } from "../../storage/conversations";
 import { deliverConversation, forward, type DeliveryContext, type Handlers } from "../shared/deliveries";
@@ -22,8 +22,9 @@ export function ledgerDeliveries(backfill: (ctx: DeliveryContext, conversationId
     async audio({ env }, item) {
       // Audio and transcript meet in D1, whichever came first: the memory learns of the audio either
       // here or in the transcript's delivery (user-memory/deliveries.ts).
-      const { userId } = await storeAudioRow(env.DB, item.link);
-      if (userId) await userObject(env, userId).markAudio(item.link.conversationId);
+      // The memory is the one the conversation was recorded in: its agent's, under MEMORY_SCOPE="agent".
+      const { userId, agentId } = await storeAudioRow(env.DB, item.link);
+      if (userId) await memoryObject(env, memoryName(env, userId, agentId)).markAudio(item.link.conversationId);
     },
 
     async audio_discard({ env }, item) {

@@ -8,11 +8,12 @@
  * waits for a webhook that may never come. Tested on state written by the old class
  * (test/ledger-migration.test.ts).
  *
- * Each step is idempotent: the old object keeps its state until the ledger has committed it, and a
- * ledger that already holds tables never asks again, so a crash between the two only means asking
- * (and skipping) once more.
+ * Each step is idempotent: the old object keeps its state until the ledger has committed it (with
+ * `ledger.legacy = 'copied'` in the same transaction), and the ledger tells it to forget until that
+ * mark is cleared, so a crash between the two only means telling it once more: the old copy (which
+ * may hold a raw payload) never outlives the take-over.
  */
-import { legacyObject } from "../../memory/objects";
+import { legacyObject, type LegacyStub } from "../../memory/objects";
 import type { LegacyConversation } from "../../memory/rpc";
 import { conversationObjectName } from "../../records/object-names";
 import type { Env } from "../../lib/env";
@@ -21,9 +22,12 @@ import type { Schema } from "../shared/tables";
 import { TOMBSTONE_SECONDS, type Tombstones } from "../shared/tombstone";
 
 /** Writes what the old object held into this ledger's tables. */
-function write(storage: DurableObjectStorage, schema: Schema, tombstones: Tombstones, state: LegacyConversation, now: number): void {
+function write(storage: DurableObjectStorage, schema: Schema, tombstones: Tombstones, state: LegacyConversation, conversationId: string, now: number): void {
   const sql = storage.sql;
-  if (state.rows > 0) schema.ensure(now);
+  if (state.rows > 0) {
+    schema.ensure(now);
+    sql.exec("UPDATE ledger SET conversation_id = ? WHERE id = 1", conversationId);
+  }
   storage.transactionSync(() => {
     for (const r of state.seen) sql.exec("INSERT OR IGNORE INTO seen (kind, conversation_id, received_at) VALUES (?, ?, ?)", r.kind, r.conversation_id, r.received_at);
     for (const a of state.audio) {
@@ -33,6 +37,7 @@ function write(storage: DurableObjectStorage, schema: Schema, tombstones: Tombst
       );
     }
     restoreItems(sql, state.outbox, state.blobs);
+    if (state.rows > 0) sql.exec("UPDATE ledger SET legacy = 'copied' WHERE id = 1");
     if (state.retentionAnchor !== null) sql.exec("UPDATE upkeep SET retention_anchor = ? WHERE id = 1", state.retentionAnchor);
     if (state.tombstone !== null) {
       const { erasedAt, unlinkedAt } = state.tombstone;
@@ -47,13 +52,22 @@ function write(storage: DurableObjectStorage, schema: Schema, tombstones: Tombst
  * what it took over, or null.
  */
 export async function adoptLegacy(env: Env, storage: DurableObjectStorage, schema: Schema, tombstones: Tombstones, conversationId: string): Promise<number | null> {
-  if (schema.exists()) return null;
   const old = legacyObject(env, conversationObjectName(conversationId));
+  if (schema.exists()) {
+    // Copied before, but the old object may not have heard that it can forget.
+    if (storage.sql.exec("SELECT 1 FROM ledger WHERE id = 1 AND legacy = 'copied'").toArray().length > 0) await forget(storage, old);
+    return null;
+  }
   const state = await old.handOverConversation();
   if (state === null) return null;
   const now = Math.floor(Date.now() / 1000);
-  write(storage, schema, tombstones, state, now);
-  await old.forgetLegacy();
+  write(storage, schema, tombstones, state, conversationId, now);
+  await forget(storage, old);
   const due = [state.tombstone ? state.tombstone.expiresAt * 1000 : null, state.outbox.length > 0 ? Date.now() : null].filter((x): x is number => x !== null);
   return due.length > 0 ? Math.min(...due) : null;
+}
+
+async function forget(storage: DurableObjectStorage, old: LegacyStub): Promise<void> {
+  await old.forgetLegacy();
+  if (storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'ledger'").toArray().length > 0) storage.sql.exec("UPDATE ledger SET legacy = NULL WHERE id = 1");
 }

@@ -14,6 +14,10 @@ const LEDGER_SCHEMA =
 CREATE TABLE IF NOT EXISTS ledger (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   schema_version INTEGER NOT NULL,
+  -- The ledger's own conversation id (its name), for an alarm that runs without the name.
+  conversation_id TEXT,
+  -- 'copied' while the pre-Core v3 object this ledger took over still holds its copy (legacy.ts).
+  legacy TEXT,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL
 );

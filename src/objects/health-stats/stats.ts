@@ -1,6 +1,6 @@
 /**
- * The health counters' one home: the `stats:global` object (src/memory/roles.ts `StatsObject`), on
- * the same USER_MEMORY binding. It holds what no single user's object can answer:
+ * The health counters' one home: the `stats:global` object (HealthStats, binding HEALTH_STATS,
+ * health-stats.ts). It holds what no single user's object can answer:
  *
  * - `counts`: webhook outcomes in hourly buckets, `(hour, metric, key) -> n`, added to by the
  *   per-isolate tallies (src/memory/health-counts.ts), which flush at most every few seconds, so a

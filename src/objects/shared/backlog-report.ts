@@ -1,6 +1,6 @@
 /**
  * How a failing outbox becomes visible on the health page without costing a healthy one anything:
- * an object tells the stats object (src/memory/stats.ts) about its outbox only after a delivery run
+ * an object tells the stats object (src/objects/health-stats/stats.ts) about its outbox only after a delivery run
  * in which an item failed, or in which items that had failed before were delivered (so the report
  * can be withdrawn); a failing one refreshes it only when its backlog doubles, halves or becomes
  * stuck, or every REPORT_EVERY_SECONDS. A healthy outbox, whose items all go through at the first

@@ -26,7 +26,7 @@ export const LIMITS = {
   eraseBatchesPerCall: 2,
   /** Phone links undone per Durable Object call during an erasure (each is one call to another object). */
   unlinkBatch: 50,
-  /** Recall index (src/memory/recall-index.ts): turns indexed per conversation (the first ones). */
+  /** Recall index (src/objects/user-memory/recall-index.ts): turns indexed per conversation (the first ones). */
   recallTurnsPerConversation: 200,
   /** Characters of one turn, title or summary kept in the index. */
   recallDocChars: 2000,

@@ -6,7 +6,7 @@
  * conversations. The last call's summary goes once the last call itself has expired.
  *
  * The object's alarm is armed for (oldest conversation's start + RETENTION_DAYS); the daily sweep
- * (src/memory/sweep.ts) catches objects whose alarm was never armed.
+ * (src/cron/sweep.ts) catches objects whose alarm was never armed.
  */
 import { config } from "../../lib/config";
 import type { Env } from "../../lib/env";
@@ -29,7 +29,7 @@ export interface RetentionContext {
   /** Drops what the object itself keeps of conversations that started before `cutoff` (a memory's detail). */
   forgetBefore?(cutoff: number): void;
   /**
-   * Tells the object that what it holds changed (src/memory/user-memory.ts `served`): called right
+   * Tells the object that what it holds changed (src/objects/user-memory/user-memory.ts `served`): called right
    * after the local write, before the next await, so a read arriving meanwhile never sees the old copy.
    */
   changed(): void;

@@ -16,7 +16,7 @@
  *   7. wipe            this object last: until then it is what names the links, scopes and pending
  *                      conversations (the recall index, fact history and every other table go with it;
  *                      from step 1 on, recall answers nothing)
- *   8. tombstone       what outlasts the wipe (src/memory/tombstone.ts): the time the erasure began, so
+ *   8. tombstone       what outlasts the wipe (src/objects/shared/tombstone.ts): the time the erasure began, so
  *                      a late event for an earlier conversation is dropped; then the calls made since
  *                      the erasure began (kept aside meanwhile) are remembered anew
  *
@@ -50,7 +50,7 @@ export interface ErasureContext {
   wipe(): Promise<number>;
   /** After the wipe: the tombstone as of `erasedAt`, then the deferred calls remembered anew. */
   tombstone(erasure: { erasedAt: number; deferred: DeferredConversation[] }): Promise<void>;
-  /** Tells the object that what a read serves changed (src/memory/user-memory.ts `served`); called before the next await. */
+  /** Tells the object that what a read serves changed (src/objects/user-memory/user-memory.ts `served`); called before the next await. */
   changed(): void;
 }
 

@@ -6,7 +6,7 @@
  * overwritten silently. Latest wins by when the conversation happened, not by when its webhook
  * arrived: a late webhook of an older call with another value becomes history, not the current value.
  *
- * Every value, current or old, is also a document of the recall index (src/memory/recall-index.ts),
+ * Every value, current or old, is also a document of the recall index (src/objects/user-memory/recall-index.ts),
  * so recall finds "dentist: Dr. Patel (until 2026-05-01)"; a document names the conversation that
  * collected its value first (a later call confirming the same value changes nothing there). Erasure wipes all of it with the object.
  * Writers run inside the caller's transaction.

@@ -4,7 +4,7 @@
  * class that now owns their kind, on its first touch (conversation-ledger/legacy.ts,
  * history-import/history-import.ts), and their own alarm starts that take-over if nothing else
  * does. `stats:global` held only 31 days of counters: it is left as it is and never read again.
- * Nothing here writes but `forget`.
+ * Nothing here writes: the old object is wiped by `UserMemory.forgetLegacy` once its new owner has committed.
  */
 import type { LegacyConversation, LegacyImport } from "../../memory/rpc";
 import type { Tombstones } from "../shared/tombstone";
@@ -31,6 +31,23 @@ export function exportConversation(sql: SqlStorage, tombstones: Tombstones): Leg
     retentionAnchor: hasMemory && hasTable(sql, "upkeep") ? retentionAnchor(sql) : null,
     tombstone: t === null ? null : { erasedAt: t.erasedAt, unlinkedAt: t.unlinkedAt, expiresAt: t.expiresAt },
   };
+}
+
+/**
+ * Which old object this is, read from its tables, for an alarm that runs without the object's name:
+ * an import holds `import_job`; a conversation's object holds no user but a delivery record or an
+ * audio link naming its conversation. Null when neither (a memory, or only a tombstone).
+ */
+export function legacyIdentity(sql: SqlStorage): { kind: "conversation" | "import"; id: string } | null {
+  if (hasTable(sql, "import_job")) {
+    const row = sql.exec<{ import_id: string }>("SELECT import_id FROM import_job WHERE id = 1").toArray()[0];
+    return row ? { kind: "import", id: row.import_id } : null;
+  }
+  if (!hasTable(sql, "seen") || !hasTable(sql, "profile")) return null;
+  if (sql.exec("SELECT 1 FROM profile WHERE id = 1 AND user_id IS NOT NULL").toArray().length > 0) return null;
+  const own = hasTable(sql, "audio") ? sql.exec<{ id: string }>("SELECT conversation_id AS id FROM audio LIMIT 1").toArray()[0] : undefined;
+  const seen = own ?? sql.exec<{ id: string }>("SELECT conversation_id AS id FROM seen LIMIT 1").toArray()[0];
+  return seen ? { kind: "conversation", id: seen.id } : null;
 }
 
 /** An old import object's job, queue and failures, or null (tables: history-import/imports.ts). */

@@ -1,6 +1,6 @@
 /**
  * The recall backfill: an object that already held memory before the recall index existed
- * (upgraded to schema version 3, src/memory/schema.ts) has its stored conversations indexed from D1,
+ * (upgraded to schema version 3, src/objects/user-memory/schema.ts) has its stored conversations indexed from D1,
  * in bounded batches by its alarm, never on a webhook's path. The `recall_backfill` row is the
  * cursor (the last conversation indexed, in (started_at, conversation_id) order); it is deleted when
  * the backfill is done. A conversation a webhook indexed meanwhile is not indexed twice

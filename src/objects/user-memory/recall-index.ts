@@ -1,7 +1,7 @@
 /**
  * The recall index: a per-memory full-text index (SQLite FTS5, in this Durable Object) of every turn
  * of the user's stored conversations, their titles and summaries, and facts (current values and old
- * ones, src/memory/facts.ts). POST /tools/recall searches it (src/memory/recall.ts).
+ * ones, src/objects/user-memory/facts.ts). POST /tools/recall searches it (src/objects/user-memory/recall.ts).
  *
  * Tables (docs/storage.md): `recall_docs` holds one row per indexed text (a turn, a title, a
  * summary, a fact value); `recall_index` is an external-content FTS5 table over `recall_docs.body`,

@@ -1,5 +1,5 @@
 /**
- * Searching the recall index (src/memory/recall-index.ts) for POST /tools/recall, inside the user's
+ * Searching the recall index (src/objects/user-memory/recall-index.ts) for POST /tools/recall, inside the user's
  * Durable Object: one round trip from the Worker, no D1. The work per call is bounded: a query of
  * at most MAX_QUERY_WORDS words, at most RECALL_MAX_LIMIT results, each result's text cut to a
  * window around its match.

@@ -116,7 +116,7 @@ CREATE TABLE IF NOT EXISTS memory_scopes (
  * order inside the upgrade's transaction. Version 3: facts gain `valid_from` (a value's first
  * sighting, for fact history), upkeep `recall_bytes` (the recall index's size, kept as a running
  * total so bounding it reads one row), and an object that already holds memory is queued for the recall
- * backfill (its stored conversations are in D1: src/memory/recall-backfill.ts indexes them by alarm).
+ * backfill (its stored conversations are in D1: src/objects/user-memory/recall-backfill.ts indexes them by alarm).
  */
 const UPGRADE_STEPS: SchemaSpec["upgrades"] = [
   {

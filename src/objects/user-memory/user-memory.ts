@@ -20,7 +20,7 @@ import { commitTranscription } from "../shared/recording";
 import { countRows, erasingSince } from "../shared/tables";
 import { MEMORY_DELIVERIES } from "./deliveries";
 import { eraseStep, recordDuringErasure } from "./erasure";
-import { exportConversation, exportImport } from "./legacy";
+import { exportConversation, exportImport, legacyIdentity } from "./legacy";
 import * as phones from "./phone-links";
 import * as profile from "./profile";
 import { recall, type RecallHit } from "./recall";
@@ -279,12 +279,12 @@ export class UserMemory extends OutboxObject<outbox.UserOutboxItem> {
   }
 
   override async alarm(): Promise<void> {
-    if (this.kind !== null && LEGACY.includes(this.kind)) {
-      // An old object with something due: its new owner takes it over now (which calls back here).
-      const id = this.name!.slice(this.name!.indexOf(":") + 1);
+    // An old object with something due: its new owner takes it over now (which calls back here).
+    const legacy = this.kind !== null && LEGACY.includes(this.kind) ? { kind: this.kind, id: this.name!.slice(this.name!.indexOf(":") + 1) } : this.name === null ? legacyIdentity(this.sql) : null;
+    if (legacy !== null) {
       try {
-        if (this.kind === "conversation") await ledgerObject(this.env, id).takeOver();
-        else await importObject(this.env, id).importStatus();
+        if (legacy.kind === "conversation") await ledgerObject(this.env, legacy.id).takeOver();
+        else await importObject(this.env, legacy.id).importStatus();
       } catch (err) {
         console.error(`hand-over of ${this.name} failed; retrying in 60 s`, err instanceof Error ? err.message : String(err));
         await this.ctx.storage.setAlarm(Date.now() + 60_000);
