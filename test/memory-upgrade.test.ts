@@ -39,6 +39,36 @@ describe("UserMemory schema upgrade", () => {
   });
 });
 
+describe("UserMemory schema version 4 (Core v3)", () => {
+  it("names, for a forward item a version 3 object queued, the item it waits for", async () => {
+    const userId = uid("v3");
+    const { id: conversationId } = await pendingConversation(userId, undefined, { title: "Queued by version three" });
+    // What version 3 wrote: no after_seq column, and a forward item that waited by failing.
+    const seqs = await runInDurableObject(userMemory(env, userId), (_m, state) => {
+      const sql = state.storage.sql;
+      sql.exec("ALTER TABLE outbox DROP COLUMN after_seq");
+      const event = { type: "conversation.stored", conversationId, occurredAt: nowSeconds() };
+      sql.exec(
+        "INSERT INTO outbox (kind, conversation_id, body, attempts, next_attempt_at, last_error, created_at) VALUES ('forward', ?, ?, 3, ?, 'conversation.stored waits until its conversation item is stored', ?)",
+        conversationId, JSON.stringify({ kind: "forward", event, destination: "crm" }), Date.now() + 365 * 86_400_000, nowSeconds(),
+      );
+      sql.exec("UPDATE profile SET schema_version = 3");
+      return sql.exec<{ seq: number; kind: string }>("SELECT seq, kind FROM outbox ORDER BY seq").toArray();
+    });
+    expect(seqs.map((r) => r.kind)).toEqual(["conversation", "forward"]);
+    await restartObject(userMemory(env, userId));
+    // The first use upgrades it (this test is about the tables, so it reads them).
+    expect((await userMemory(env, userId).outboxStatus()).pending).toBe(2);
+    const after = await runInDurableObject(userMemory(env, userId), (_m, state) =>
+      state.storage.sql.exec<{ kind: string; after_seq: number | null }>("SELECT kind, after_seq FROM outbox ORDER BY seq").toArray(),
+    );
+    expect(after).toEqual([
+      { kind: "conversation", after_seq: null },
+      { kind: "forward", after_seq: seqs[0]!.seq },
+    ]);
+  });
+});
+
 describe("routing of the new paths", () => {
   it.each([
     ["POST", "/v1/users/x/memory"],
