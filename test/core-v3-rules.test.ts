@@ -4,17 +4,16 @@
  *   - tombstone at every audio entry point: an erased conversation's audio is never fetched back.
  *   - a memory is read only by its owner: the context cache never serves one memory for another.
  */
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import worker from "../src/index";
+import { sendWith, webhookWith } from "./worker-with";
 import { api, u } from "./api-helpers";
 import { audioEvent, postChunked, sha256Hex } from "./audio-helpers";
 import { injectBindings } from "./faults";
 import { conversationMemory } from "./objects";
 import { scopedObjectName } from "../src/records/object-names";
 import { audioOf } from "./fake-api/data";
-import { API_KEY, BASE, expectTokenFor, flush, postWebhook, signatureHeader, transcription, uid } from "./helpers";
+import { API_KEY, BASE, expectTokenFor, flush, postWebhook, transcription, uid } from "./helpers";
 
 describe("an erased recording does not come back", () => {
   // Rule: tombstone at every audio entry point (the on-demand audio backfill too).
@@ -61,20 +60,8 @@ describe("an erased recording does not come back", () => {
 // those settings (as test/recall-scope.test.ts switches MEMORY_SCOPE).
 const SCOPED_AND_CACHED = { MEMORY_SCOPE: "agent", CONTEXT_CACHE_SECONDS: "30" };
 
-async function send(req: Request): Promise<Response> {
-  const ctx = createExecutionContext();
-  const res = await worker.fetch(req as Request<unknown, IncomingRequestCfProperties>, { ...env, ...SCOPED_AND_CACHED } as typeof env, ctx);
-  await waitOnExecutionContext(ctx);
-  return res;
-}
-
-async function webhook(event: object): Promise<void> {
-  const body = JSON.stringify(event);
-  const res = await send(
-    new Request(`${BASE}/webhooks/elevenlabs`, { method: "POST", headers: { "Content-Type": "application/json", "ElevenLabs-Signature": await signatureHeader(body) }, body }),
-  );
-  expect(res.status, await res.clone().text()).toBe(200);
-}
+const send = (req: Request) => sendWith(SCOPED_AND_CACHED, req);
+const webhook = (event: object) => webhookWith(SCOPED_AND_CACHED, event);
 
 /** GET /v1/users/:id/context (with `agent_id` when given): the variables, after checking the token names that user. */
 async function contextOf(userId: string, agentId: string | null): Promise<Record<string, unknown>> {

@@ -1,28 +1,15 @@
 /** MEMORY_SCOPE="agent": one memory per agent and user, for every read, write, recall and erasure. */
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import worker from "../src/index";
+import { sendWith, webhookWith } from "./worker-with";
 import { scopedObjectName } from "../src/records/object-names";
-import { API_KEY, BASE, d1Count, signatureHeader, uid } from "./helpers";
+import { API_KEY, BASE, d1Count, uid } from "./helpers";
 import { conversationWith, recallRequest, tokenFor, type RecallAnswer } from "./recall-helpers";
 
 const AGENT_SCOPE = { MEMORY_SCOPE: "agent" };
 
-async function send(req: Request, patch: Record<string, string> = AGENT_SCOPE): Promise<Response> {
-  const ctx = createExecutionContext();
-  const res = await worker.fetch(req as Request<unknown, IncomingRequestCfProperties>, { ...env, ...patch } as typeof env, ctx);
-  await waitOnExecutionContext(ctx);
-  return res;
-}
-
-async function webhook(event: object): Promise<void> {
-  const body = JSON.stringify(event);
-  const res = await send(
-    new Request(`${BASE}/webhooks/elevenlabs`, { method: "POST", headers: { "Content-Type": "application/json", "ElevenLabs-Signature": await signatureHeader(body) }, body }),
-  );
-  expect(res.status, await res.clone().text()).toBe(200);
-}
+const send = (req: Request, patch: Record<string, string> = AGENT_SCOPE) => sendWith(patch, req);
+const webhook = (event: object) => webhookWith(AGENT_SCOPE, event);
 
 async function recallAs(userId: string, query: string, agentId: string | null, patch?: Record<string, string>): Promise<RecallAnswer> {
   const res = await send(recallRequest({ query, user_token: await tokenFor(userId), limit: 20, ...(agentId !== null ? { agent_id: agentId } : {}) }), patch);
