@@ -52,7 +52,7 @@ export class ConversationLedger extends OutboxObject<outbox.LedgerOutboxItem> {
   }
 
   /** Every method starts here: the name check, then (once per instance) the take-over of older state. */
-  private async open(method: string): Promise<void> {
+  protected override async enter(method: string): Promise<void> {
     this.expect(method);
     this.adopted ??= adoptLegacy(this.env, this.ctx.storage, this.schema, this.tombstones, this.conversationId).then(async (at) => {
       if (at !== null) await outbox.scheduleAlarm(this.ctx.storage, at);
@@ -67,7 +67,7 @@ export class ConversationLedger extends OutboxObject<outbox.LedgerOutboxItem> {
 
   /** A legacy object's alarm asks this for the take-over (legacy.ts); nothing else to do. */
   async takeOver(): Promise<void> {
-    await this.open("takeOver");
+    await this.enter("takeOver");
   }
 
   protected retentionOwner(): string | null {
@@ -81,7 +81,7 @@ export class ConversationLedger extends OutboxObject<outbox.LedgerOutboxItem> {
   // ---- a conversation no one owns, a call failure ---------------------------------------------------
 
   async recordConversation(input: { record: MemoryRecord; raw: Uint8Array; receivedAt: number }): Promise<RecordResult> {
-    await this.open("recordConversation");
+    await this.enter("recordConversation");
     const { record: r, raw, receivedAt } = input;
     if (this.tombstones.erases(r.startedAt)) return { duplicate: false, dropped: "erased" };
     this.ensure(receivedAt);
@@ -92,7 +92,7 @@ export class ConversationLedger extends OutboxObject<outbox.LedgerOutboxItem> {
   }
 
   async recordCallFailure(input: { record: CallFailureRecord; receivedAt: number }): Promise<RecordResult> {
-    await this.open("recordCallFailure");
+    await this.enter("recordCallFailure");
     const { record, receivedAt } = input;
     // An erased conversation is never recorded again, whatever event brings it back.
     if (isErased(this.tombstones)) return { duplicate: false, dropped: "erased" };
@@ -116,7 +116,7 @@ export class ConversationLedger extends OutboxObject<outbox.LedgerOutboxItem> {
 
   /** A post_call_audio event whose MP3 is already in R2. An erased conversation's bytes are deleted before the answer. */
   async recordAudio(link: AudioLink): Promise<RecordResult> {
-    await this.open("recordAudio");
+    await this.enter("recordAudio");
     const commit = await this.commit(link);
     return commit === "erased" ? { duplicate: false, dropped: "erased" } : { duplicate: commit === "duplicate" };
   }
@@ -134,13 +134,13 @@ export class ConversationLedger extends OutboxObject<outbox.LedgerOutboxItem> {
 
   /** The audio link this ledger holds, before or after D1 has it. Never writes. */
   async audioLink(): Promise<AudioLink | null> {
-    await this.open("audioLink");
+    await this.enter("audioLink");
     return this.schema.exists() ? audioLinks.readLink(this.sql, this.conversationId) : null;
   }
 
   /** Queues (or brings forward) the audio backfill, unless the audio is linked or the conversation erased. */
   async expectAudio(input: { agentId: string | null; dueAtMs: number }): Promise<void> {
-    await this.open("expectAudio");
+    await this.enter("expectAudio");
     if (mayFetch(null, this.tombstones, this.conversationId) === "erased") return;
     this.ensure(nowSeconds());
     const at = expectAudio(this.sql, { conversationId: this.conversationId, ...input }, nowSeconds());
@@ -149,7 +149,7 @@ export class ConversationLedger extends OutboxObject<outbox.LedgerOutboxItem> {
 
   /** POST /v1/conversations/:id/audio/backfill: fetches the audio from ElevenLabs now, unless it is linked (or erased). */
   async backfillAudio(): Promise<BackfillOutcome> {
-    await this.open("backfillAudio");
+    await this.enter("backfillAudio");
     try {
       return await this.backfill(null);
     } catch (err) {
@@ -184,7 +184,7 @@ export class ConversationLedger extends OutboxObject<outbox.LedgerOutboxItem> {
    * erasure (`erased`) leaves a tombstone, so audio, a backfill or a redelivery arriving later is dropped.
    */
   async forgetConversation(opts: { erased?: boolean } = {}): Promise<number> {
-    await this.open("forgetConversation");
+    await this.enter("forgetConversation");
     let keys: string[] = [];
     if (this.schema.exists()) {
       keys = audioLinks.linkedKeys(this.sql, this.conversationId);
@@ -197,7 +197,7 @@ export class ConversationLedger extends OutboxObject<outbox.LedgerOutboxItem> {
 
   override async alarm(): Promise<void> {
     // The take-over first: an alarm can be the first thing an instance does.
-    if (this.kind === "conversation") await this.open("alarm").catch((err) => console.error("ledger take-over failed", err));
+    if (this.kind === "conversation") await this.enter("alarm").catch((err) => console.error("ledger take-over failed", err));
     return super.alarm();
   }
 }

@@ -56,6 +56,11 @@ export abstract class OutboxObject<I extends outbox.OutboxItem> extends DurableO
     }
   }
 
+  /** Where every public method starts: the name check (a class may add to it: the ledger's take-over). */
+  protected async enter(method: string): Promise<void> {
+    this.expect(method);
+  }
+
   /** Tells the class that what a read serves changed (UserMemory keeps a copy); called once a write has committed. */
   protected changed(): void {}
 
@@ -65,13 +70,13 @@ export abstract class OutboxObject<I extends outbox.OutboxItem> extends DurableO
   // ---- delivery -------------------------------------------------------------------------------------
 
   async outboxStatus(): Promise<OutboxStatus> {
-    this.expect("outboxStatus");
+    await this.enter("outboxStatus");
     return this.schema.exists() ? outboxStatus(this.sql) : EMPTY_OUTBOX;
   }
 
   /** Delivers due outbox items. Safe at any time: a call waits for a run under way, then runs. Nothing leaves during an erasure. */
   async flush(): Promise<FlushReport> {
-    this.expect("flush");
+    await this.enter("flush");
     return this.deliverDue();
   }
 
@@ -158,7 +163,7 @@ export abstract class OutboxObject<I extends outbox.OutboxItem> extends DurableO
 
   /** Applies retention now, whatever the anchor says (the daily sweep). Continues by alarm when there is more. */
   async applyRetention(): Promise<RetentionReport> {
-    this.expect("applyRetention");
+    await this.enter("applyRetention");
     return applyRetention(this.retention(), Date.now(), true);
   }
 
