@@ -2,7 +2,15 @@
 // `npm run bench:ab -- <git-ref>`: the working tree's postcall against the same service built from
 // <git-ref> (its src/ only), in alternating rounds in one run, for the ingest, context and initiation scenarios.
 // Shows whether a change made the service faster when absolute numbers drift too much to compare
-// two separate runs. Settings: AB_ROUNDS (5), AB_REQUESTS (1500 per ingest run, 5x that for context).
+// two separate runs. Settings: AB_ROUNDS (5), AB_REQUESTS (1500 per ingest run, 5x that for context),
+// AB_USERS (500: new users per ingest run).
+//
+// Every object of a variant lives in that variant's one workerd process, and workerd caps the SQLite
+// heap of a whole process at 512 MiB: each live user object holds about 0.45 MB of it with a few calls
+// (more as its history grows: about 1 MB at 50 calls, 4.6 MB at its bounds), and objects stay live
+// until about 10 s after their last request. With 1,000 new users per run plus the 200 context and 200
+// phone objects, a run came close enough to the cap for SQLITE_NOMEM (bench/object-memory.mjs,
+// docs/cost-and-capacity.md "Memory per object"); keep AB_USERS x (memory per user) well under it.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -20,6 +28,7 @@ if (!ref) {
 }
 const ROUNDS = Number(process.env.AB_ROUNDS ?? 5);
 const REQUESTS = Number(process.env.AB_REQUESTS ?? 1500);
+const USERS = Number(process.env.AB_USERS ?? 500);
 const SECRET = "whsec_bench_secret";
 const API_KEY = "bench-api-key";
 
@@ -51,7 +60,7 @@ async function measured(v, amount, next, ingest) {
 
 let seq = 0;
 function ingestRun() {
-  const pool = signedTranscriptions({ secret: SECRET, count: REQUESTS + 200, users: 1000, minBytes: 20_000, prefix: `ab${++seq}` });
+  const pool = signedTranscriptions({ secret: SECRET, count: REQUESTS + 200, users: USERS, minBytes: 20_000, prefix: `ab${++seq}` });
   let i = 0;
   return () => {
     const { body, signature } = pool.request(i++);
@@ -59,7 +68,7 @@ function ingestRun() {
   };
 }
 // Context users get a history from the first (warm-up) ingest pool, which every variant receives.
-const users = signedTranscriptions({ secret: SECRET, count: 1, users: 1000, minBytes: 20_000, prefix: "ab1" });
+const users = signedTranscriptions({ secret: SECRET, count: 1, users: USERS, minBytes: 20_000, prefix: "ab1" });
 let c = 0;
 const contextNext = () => ({ method: "GET", path: `/v1/users/${users.userId(c++ % 200)}/context`, headers: { authorization: `Bearer ${API_KEY}` } });
 // Rings from 200 numbers (no memory of their own: the first-time answer after one read each).

@@ -110,9 +110,10 @@ export function cpuSeconds(pid) {
 
 /**
  * Starts one Worker on 127.0.0.1 and a free port, with its own empty storage directory (deleted by
- * `dispose()`), so every run starts empty.
+ * `dispose()`), so every run starts empty. `miniflareOptions` are passed on to Miniflare as they are
+ * (e.g. `handleRuntimeStdio`, to read workerd's output).
  */
-export async function startWorker({ name, entry, bindings = {}, storage = true, durableObjects, inspectorPort }) {
+export async function startWorker({ name, entry, bindings = {}, storage = true, durableObjects, inspectorPort, miniflareOptions = {} }) {
   const base = wranglerOptions();
   const script = await bundle(entry);
   const before = process.platform === "linux" ? workerdChildren() : new Set();
@@ -133,6 +134,7 @@ export async function startWorker({ name, entry, bindings = {}, storage = true, 
     ...(storage
       ? { d1Databases: base.d1Databases, r2Buckets: base.r2Buckets, durableObjects: durableObjects ?? base.durableObjects }
       : {}),
+    ...miniflareOptions,
   });
   const url = await mf.ready;
   const started = process.platform === "linux" ? [...workerdChildren()].filter((p) => !before.has(p)) : [];
