@@ -150,3 +150,9 @@ CREATE TABLE imports (
 );
 
 CREATE INDEX imports_by_created ON imports (created_at DESC, import_id DESC);
+
+-- Upgrades that need a window of care (migrations/0010_core_v3.sql): Core v3's take-over of pre-v3 objects.
+CREATE TABLE upgrades (
+  name TEXT PRIMARY KEY,
+  at INTEGER NOT NULL
+);

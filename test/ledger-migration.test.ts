@@ -7,7 +7,8 @@
  */
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
+import { forgetLegacyWindow, LEGACY_WINDOW_SECONDS } from "../src/objects/conversation-ledger/legacy";
 import { importObjectName } from "../src/records/object-names";
 import type { ImportStatus } from "../src/memory/rpc";
 import { api, u } from "./api-helpers";
@@ -45,7 +46,16 @@ async function legacyTables(conversationId: string): Promise<string[]> {
   );
 }
 
+/** What migration 0010 records on a deployment that held calls before Core v3 (`at` in Unix seconds). */
+async function upgradedAt(at: number | null): Promise<void> {
+  if (at === null) await env.DB.prepare("DELETE FROM upgrades WHERE name = 'core_v3'").run();
+  else await env.DB.prepare("INSERT OR REPLACE INTO upgrades (name, at) VALUES ('core_v3', ?)").bind(at).run();
+  forgetLegacyWindow();
+}
+
 describe("conversations recorded before Core v3", () => {
+  beforeEach(() => upgradedAt(now() - 3600));
+
   it("serves an old object's audio link, then answers for it from the ledger alone", async () => {
     const conversationId = uid("old-audio");
     const key = `audio/${crypto.randomUUID()}.mp3`;
@@ -123,6 +133,32 @@ describe("conversations recorded before Core v3", () => {
     expect(await conversationMemory(env, conversationId).forgetConversation({ erased: true })).toBe(1);
     expect(await env.AUDIO.head(key)).toBeNull();
     expect(await legacyTables(conversationId)).toEqual([]);
+  });
+});
+
+describe("the window in which ledgers ask the old class", () => {
+  const plantLink = async (conversationId: string) => {
+    const key = `audio/${crypto.randomUUID()}.mp3`;
+    await oldConversation(conversationId, (sql) => sql.exec("INSERT INTO audio VALUES (?, NULL, ?, 1, ?, ?)", conversationId, key, "e".repeat(64), now()));
+  };
+
+  it("is never open on a deployment created on Core v3: a new conversation's ledger asks no old object", async () => {
+    await upgradedAt(null);
+    const conversationId = uid("fresh");
+    await plantLink(conversationId); // (state no fresh deployment has: it shows the ledger did not ask)
+    expect(await conversationMemory(env, conversationId).audioLink()).toBeNull();
+    expect(await legacyTables(conversationId)).toContain("audio");
+  });
+
+  it("closes LEGACY_WINDOW_SECONDS after the upgrade; an old object's own alarm still hands over", async () => {
+    await upgradedAt(now() - LEGACY_WINDOW_SECONDS - 60);
+    const conversationId = uid("late");
+    await plantLink(conversationId);
+    expect(await conversationMemory(env, conversationId).audioLink()).toBeNull();
+    await runInDurableObject(legacyConversationObject(env, conversationId), (_o, state) => state.storage.setAlarm(Date.now() + 3_600_000));
+    expect(await runDurableObjectAlarm(legacyConversationObject(env, conversationId))).toBe(true);
+    expect(await legacyTables(conversationId)).toEqual([]);
+    expect(await conversationMemory(env, conversationId).audioLink()).toMatchObject({ conversationId, bytes: 1 });
   });
 });
 

@@ -52,9 +52,9 @@ export class ConversationLedger extends OutboxObject<outbox.LedgerOutboxItem> {
   }
 
   /** Every method starts here: the name check, then (once per instance) the take-over of older state. */
-  protected override async enter(method: string): Promise<void> {
+  protected override async enter(method: string, force = false): Promise<void> {
     this.expect(method);
-    this.adopted ??= adoptLegacy(this.env, this.ctx.storage, this.schema, this.tombstones, this.conversationId).then(async (at) => {
+    this.adopted ??= adoptLegacy(this.env, this.ctx.storage, this.schema, this.tombstones, this.conversationId, force).then(async (at) => {
       if (at !== null) await outbox.scheduleAlarm(this.ctx.storage, at);
     });
     try {
@@ -65,9 +65,10 @@ export class ConversationLedger extends OutboxObject<outbox.LedgerOutboxItem> {
     }
   }
 
-  /** A legacy object's alarm asks this for the take-over (legacy.ts); nothing else to do. */
+  /** A legacy object's alarm asks this for the take-over (legacy.ts), whatever the window says: that object exists. */
   async takeOver(): Promise<void> {
-    await this.enter("takeOver");
+    if (this.adopted !== null && !this.schema.exists()) this.adopted = null; // asked without force before: ask again
+    await this.enter("takeOver", true);
   }
 
   protected retentionOwner(): string | null {

@@ -8,6 +8,12 @@
  * waits for a webhook that may never come. Tested on state written by the old class
  * (test/ledger-migration.test.ts).
  *
+ * Only for a while, and only where there can be anything: a deployment created on Core v3 has no old
+ * objects, and an upgraded one records when it was upgraded (D1 `upgrades`, migration 0010); ledgers
+ * ask for LEGACY_WINDOW_SECONDS after that (a tombstone's lifetime, and then some), read once per
+ * isolate, so a new conversation's ledger costs no extra request. An old object with an alarm (a
+ * pending item, a tombstone, retention) hands over from its alarm whenever it fires (`force`).
+ *
  * Each step is idempotent: the old object keeps its state until the ledger has committed it (with
  * `ledger.legacy = 'copied'` in the same transaction), and the ledger tells it to forget until that
  * mark is cleared, so a crash between the two only means telling it once more: the old copy (which
@@ -19,6 +25,7 @@ import { conversationObjectName } from "../../records/object-names";
 import type { Env } from "../../lib/env";
 import { restoreItems } from "../shared/outbox";
 import type { Schema } from "../shared/tables";
+import { upgradedAt } from "../../storage/upgrades";
 import { TOMBSTONE_SECONDS, type Tombstones } from "../shared/tombstone";
 
 /** Writes what the old object held into this ledger's tables. */
@@ -51,7 +58,15 @@ function write(storage: DurableObjectStorage, schema: Schema, tombstones: Tombst
  * Takes over the old object's state, once. Returns when this ledger's alarm must fire (ms) for
  * what it took over, or null.
  */
-export async function adoptLegacy(env: Env, storage: DurableObjectStorage, schema: Schema, tombstones: Tombstones, conversationId: string): Promise<number | null> {
+export async function adoptLegacy(
+  env: Env,
+  storage: DurableObjectStorage,
+  schema: Schema,
+  tombstones: Tombstones,
+  conversationId: string,
+  force = false,
+): Promise<number | null> {
+  if (!force && !(await legacyWindowOpen(env))) return null;
   const old = legacyObject(env, conversationObjectName(conversationId));
   if (schema.exists()) {
     // Copied before, but the old object may not have heard that it can forget.
@@ -70,4 +85,32 @@ export async function adoptLegacy(env: Env, storage: DurableObjectStorage, schem
 async function forget(storage: DurableObjectStorage, old: LegacyStub): Promise<void> {
   await old.forgetLegacy();
   if (storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'ledger'").toArray().length > 0) storage.sql.exec("UPDATE ledger SET legacy = NULL WHERE id = 1");
+}
+
+/** How long after the upgrade a ledger asks the old object of its name (a tombstone lasts 30 days). */
+export const LEGACY_WINDOW_SECONDS = TOMBSTONE_SECONDS + 86_400;
+
+let window: { end: number | null; readAt: number } | null = null;
+/** Re-read at most this often (an isolate can live for days; the window closes on its own). */
+const WINDOW_REREAD_MS = 3_600_000;
+
+/** Whether old objects may still hold something: upgraded less than LEGACY_WINDOW_SECONDS ago. */
+async function legacyWindowOpen(env: Env): Promise<boolean> {
+  const now = Date.now();
+  if (window === null || now - window.readAt > WINDOW_REREAD_MS) {
+    try {
+      const at = await upgradedAt(env.DB, "core_v3");
+      window = { end: at === null ? null : (at + LEGACY_WINDOW_SECONDS) * 1000, readAt: now };
+    } catch (err) {
+      // Unknown: ask the old object (one request) rather than miss a tombstone.
+      console.warn(`could not read the Core v3 upgrade window: ${err instanceof Error ? err.message : String(err)}`);
+      return true;
+    }
+  }
+  return window.end !== null && now < window.end;
+}
+
+/** Tests: forget the window read by this isolate. */
+export function forgetLegacyWindow(): void {
+  window = null;
 }
