@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm run bench:ab -- <git-ref>`: the working tree's postcall against the same service built from
-// <git-ref> (its src/ only), in alternating rounds in one run, for the ingest, context and initiation scenarios.
+// <git-ref> (its src/ and wrangler.toml), in alternating rounds in one run, for the ingest, context and initiation scenarios.
 // Shows whether a change made the service faster when absolute numbers drift too much to compare
 // two separate runs. Settings: AB_ROUNDS (5), AB_REQUESTS (1500 per ingest run, 5x that for context).
 import { execFileSync } from "node:child_process";
@@ -27,11 +27,14 @@ const sha = execFileSync("git", ["rev-parse", "--short", ref], { cwd: ROOT, enco
 const dir = join(ROOT, "bench", ".build", `ab-${sha}`);
 rmSync(dir, { recursive: true, force: true });
 mkdirSync(dir, { recursive: true });
-execFileSync("sh", ["-c", `git archive ${sha} src | tar -x -C ${JSON.stringify(dir)}`], { cwd: ROOT });
+execFileSync("sh", ["-c", `git archive ${sha} src wrangler.toml | tar -x -C ${JSON.stringify(dir)}`], { cwd: ROOT });
+// wrangler checks that [assets] directory exists; the bench serves no assets (bench/lib/workers.mjs).
+mkdirSync(join(dir, "public"), { recursive: true });
 
 const bindings = { ELEVENLABS_WEBHOOK_SECRET: SECRET, API_KEY };
 const variants = {
-  [sha]: await startWorker({ name: `before-${sha}`, entry: join("bench", ".build", `ab-${sha}`, "src", "index.ts"), bindings }),
+  // With its own wrangler.toml: its Durable Object classes and bindings (before Core v3, UserMemory alone).
+  [sha]: await startWorker({ name: `before-${sha}`, entry: join("bench", ".build", `ab-${sha}`, "src", "index.ts"), config: join("bench", ".build", `ab-${sha}`, "wrangler.toml"), bindings }),
   working: await startWorker({ name: "working-tree", entry: "src/index.ts", bindings }),
 };
 for (const v of Object.values(variants)) {

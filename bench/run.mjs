@@ -66,6 +66,7 @@ for (const [name, content] of [["floor", "trivial"], ["floorBytes", "same"]]) {
   services[name] = await startWorker({
     name,
     entry: "bench/workers/floor.ts",
+    durableObjects: ["USER_MEMORY"],
     bindings: {
       FLOOR_USERS: String(INGEST_USERS),
       FLOOR_CONTENT: content,
@@ -78,6 +79,7 @@ for (const [name, content] of [["floor", "trivial"], ["floorBytes", "same"]]) {
 services.readFloor = await startWorker({
   name: "read-floor",
   entry: "bench/workers/read-floor.ts",
+  durableObjects: ["USER_MEMORY"],
   bindings: { READ_FLOOR_DOC_BYTES: String(READ_FLOOR_DOC_BYTES) },
 });
 services.postcall = await startWorker({
