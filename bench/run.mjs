@@ -464,6 +464,9 @@ if (cost) {
     doRowsReadPerTranscription: perEvent(m.doRowsRead),
     doRowsWrittenPerTranscription: perEvent(m.doRowsWritten),
     doSetAlarmPerTranscription: perEvent(m.doSetAlarm),
+    doSqlByClassPerTranscription: Object.fromEntries(
+      Object.entries(m.doSqlByClass).map(([cls, c]) => [cls, { statements: perEvent(c.statements), rowsRead: perEvent(c.rowsRead), rowsWritten: perEvent(c.rowsWritten) }]),
+    ),
     doHeavyUserPerTranscription: m.heavyUserPerEvent,
     doBytesTypicalUser: m.doBytesTypicalUser,
     doGrowth: m.doGrowth,
@@ -473,6 +476,19 @@ if (cost) {
     r2BytesWrittenPerTranscription: perEvent(m.r2BytesPut),
     r2BytesPerConversation: m.r2BytesPerConversation,
     contextRead: Object.fromEntries(Object.entries(m.context).map(([k, v]) => [k, perEvent(v)])),
+    audioEvent: {
+      events: m.audio.events,
+      audioBytes: m.audio.audioBytes,
+      doRequestsByMethod: Object.fromEntries(Object.entries(m.audio.doRequestsByMethod).map(([k, v]) => [k, perEvent(v)])),
+      doSqlByClass: Object.fromEntries(
+        Object.entries(m.audio.doSqlByClass).map(([cls, c]) => [cls, { statements: perEvent(c.statements), rowsRead: perEvent(c.rowsRead), rowsWritten: perEvent(c.rowsWritten) }]),
+      ),
+      doSetAlarm: perEvent(m.audio.doSetAlarm),
+      d1RowsWritten: perEvent(m.audio.d1RowsWritten),
+      r2ClassA: perEvent(m.audio.r2ClassA),
+    },
+    ledgerBytesWithOneAudioLink: m.audio.ledgerBytesWithOneAudioLink,
+    emptyObjectBytes: m.audio.emptyObjectBytes,
   };
   for (const [key, limit, what, unit] of [
     ["d1RowsWrittenPerTranscription", COST_TARGETS.d1RowsWrittenPerTranscription, "D1 rows written per transcription", "rows"],
