@@ -46,7 +46,7 @@ for (const v of Object.values(variants)) {
 async function measured(v, amount, next, ingest) {
   const cpu0 = cpuSeconds(v.pid);
   const r = await load({ url: v.url, connections: 32, amount, next });
-  if (r.failed) throw new Error(`${r.failed} requests failed`);
+  if (r.failed) throw new Error(`${v.name}: ${r.failed} of ${amount} ${ingest ? "ingest" : "read"} requests failed (non-2xx ${r.non2xx}, errors ${r.errors}, timeouts ${r.timeouts})`);
   // As in run.mjs: an ingest run lasts until its deliveries are in D1.
   const drained = ingest ? await drain(v.db, "conversations", (v.delivered += r.ok), v.name) : 0;
   return { ...r, rps: r.ok / (r.seconds + drained), cpuMs: ((cpuSeconds(v.pid) - cpu0) * 1000) / r.ok };
