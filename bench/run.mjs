@@ -334,7 +334,7 @@ async function runOnce(s, amount) {
   const drainSeconds = (await s.after?.(r.ok)) ?? 0;
   // workerd CPU per request, including the background deliveries the requests caused.
   const cpuMs = ((cpuSeconds(service.pid) - cpu0) * 1000) / r.ok;
-  if (r.failed > 0) throw new Error(`${s.id}: ${r.failed} of ${r.ok + r.failed} requests failed (non-2xx, errors or timeouts)`);
+  if (r.failed > 0) throw new Error(`${s.id}: ${r.failed} of ${r.ok + r.failed} requests failed (non-2xx ${r.non2xx}, errors ${r.errors}, timeouts ${r.timeouts})`);
   // A webhook scenario's rate counts until its deliveries have caught up: a short run could
   // otherwise leave its alarms' work behind and look faster than it can sustain.
   return { ...r, loadRps: r.rps, rps: r.ok / (r.seconds + drainSeconds), drainSeconds, cpuMs };
