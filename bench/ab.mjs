@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm run bench:ab -- <git-ref>`: the working tree's postcall against the same service built from
-// <git-ref> (its src/ only), in alternating rounds in one run, for the ingest, context and initiation scenarios.
+// <git-ref> (its src/ and wrangler.toml), in alternating rounds in one run, for the ingest, context and initiation scenarios.
 // Shows whether a change made the service faster when absolute numbers drift too much to compare
 // two separate runs. Settings: AB_ROUNDS (5), AB_REQUESTS (1500 per ingest run, 5x that for context),
 // AB_USERS (500: new users per ingest run).
@@ -36,11 +36,14 @@ const sha = execFileSync("git", ["rev-parse", "--short", ref], { cwd: ROOT, enco
 const dir = join(ROOT, "bench", ".build", `ab-${sha}`);
 rmSync(dir, { recursive: true, force: true });
 mkdirSync(dir, { recursive: true });
-execFileSync("sh", ["-c", `git archive ${sha} src | tar -x -C ${JSON.stringify(dir)}`], { cwd: ROOT });
+execFileSync("sh", ["-c", `git archive ${sha} src wrangler.toml | tar -x -C ${JSON.stringify(dir)}`], { cwd: ROOT });
+// wrangler checks that [assets] directory exists; the bench serves no assets (bench/lib/workers.mjs).
+mkdirSync(join(dir, "public"), { recursive: true });
 
 const bindings = { ELEVENLABS_WEBHOOK_SECRET: SECRET, API_KEY };
 const variants = {
-  [sha]: await startWorker({ name: `before-${sha}`, entry: join("bench", ".build", `ab-${sha}`, "src", "index.ts"), bindings }),
+  // With its own wrangler.toml: its Durable Object classes and bindings (before Core v3, UserMemory alone).
+  [sha]: await startWorker({ name: `before-${sha}`, entry: join("bench", ".build", `ab-${sha}`, "src", "index.ts"), config: join("bench", ".build", `ab-${sha}`, "wrangler.toml"), bindings }),
   working: await startWorker({ name: "working-tree", entry: "src/index.ts", bindings }),
 };
 for (const v of Object.values(variants)) {
@@ -52,7 +55,7 @@ for (const v of Object.values(variants)) {
 async function measured(v, amount, next, ingest) {
   const cpu0 = cpuSeconds(v.pid);
   const r = await load({ url: v.url, connections: 32, amount, next });
-  if (r.failed) throw new Error(`${r.failed} requests failed`);
+  if (r.failed) throw new Error(`${v.name}: ${r.failed} of ${amount} ${ingest ? "ingest" : "read"} requests failed (non-2xx ${r.non2xx}, errors ${r.errors}, timeouts ${r.timeouts})`);
   // As in run.mjs: an ingest run lasts until its deliveries are in D1.
   const drained = ingest ? await drain(v.db, "conversations", (v.delivered += r.ok), v.name) : 0;
   return { ...r, rps: r.ok / (r.seconds + drained), cpuMs: ((cpuSeconds(v.pid) - cpu0) * 1000) / r.ok };

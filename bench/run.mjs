@@ -66,6 +66,7 @@ for (const [name, content] of [["floor", "trivial"], ["floorBytes", "same"]]) {
   services[name] = await startWorker({
     name,
     entry: "bench/workers/floor.ts",
+    durableObjects: ["USER_MEMORY"],
     bindings: {
       FLOOR_USERS: String(INGEST_USERS),
       FLOOR_CONTENT: content,
@@ -78,6 +79,7 @@ for (const [name, content] of [["floor", "trivial"], ["floorBytes", "same"]]) {
 services.readFloor = await startWorker({
   name: "read-floor",
   entry: "bench/workers/read-floor.ts",
+  durableObjects: ["USER_MEMORY"],
   bindings: { READ_FLOOR_DOC_BYTES: String(READ_FLOOR_DOC_BYTES) },
 });
 services.postcall = await startWorker({
@@ -332,7 +334,7 @@ async function runOnce(s, amount) {
   const drainSeconds = (await s.after?.(r.ok)) ?? 0;
   // workerd CPU per request, including the background deliveries the requests caused.
   const cpuMs = ((cpuSeconds(service.pid) - cpu0) * 1000) / r.ok;
-  if (r.failed > 0) throw new Error(`${s.id}: ${r.failed} of ${r.ok + r.failed} requests failed (non-2xx, errors or timeouts)`);
+  if (r.failed > 0) throw new Error(`${s.id}: ${r.failed} of ${r.ok + r.failed} requests failed (non-2xx ${r.non2xx}, errors ${r.errors}, timeouts ${r.timeouts})`);
   // A webhook scenario's rate counts until its deliveries have caught up: a short run could
   // otherwise leave its alarms' work behind and look faster than it can sustain.
   return { ...r, loadRps: r.rps, rps: r.ok / (r.seconds + drainSeconds), drainSeconds, cpuMs };
@@ -462,6 +464,9 @@ if (cost) {
     doRowsReadPerTranscription: perEvent(m.doRowsRead),
     doRowsWrittenPerTranscription: perEvent(m.doRowsWritten),
     doSetAlarmPerTranscription: perEvent(m.doSetAlarm),
+    doSqlByClassPerTranscription: Object.fromEntries(
+      Object.entries(m.doSqlByClass).map(([cls, c]) => [cls, { statements: perEvent(c.statements), rowsRead: perEvent(c.rowsRead), rowsWritten: perEvent(c.rowsWritten) }]),
+    ),
     doHeavyUserPerTranscription: m.heavyUserPerEvent,
     doBytesTypicalUser: m.doBytesTypicalUser,
     doGrowth: m.doGrowth,
@@ -471,6 +476,19 @@ if (cost) {
     r2BytesWrittenPerTranscription: perEvent(m.r2BytesPut),
     r2BytesPerConversation: m.r2BytesPerConversation,
     contextRead: Object.fromEntries(Object.entries(m.context).map(([k, v]) => [k, perEvent(v)])),
+    audioEvent: {
+      events: m.audio.events,
+      audioBytes: m.audio.audioBytes,
+      doRequestsByMethod: Object.fromEntries(Object.entries(m.audio.doRequestsByMethod).map(([k, v]) => [k, perEvent(v)])),
+      doSqlByClass: Object.fromEntries(
+        Object.entries(m.audio.doSqlByClass).map(([cls, c]) => [cls, { statements: perEvent(c.statements), rowsRead: perEvent(c.rowsRead), rowsWritten: perEvent(c.rowsWritten) }]),
+      ),
+      doSetAlarm: perEvent(m.audio.doSetAlarm),
+      d1RowsWritten: perEvent(m.audio.d1RowsWritten),
+      r2ClassA: perEvent(m.audio.r2ClassA),
+    },
+    ledgerBytesWithOneAudioLink: m.audio.ledgerBytesWithOneAudioLink,
+    emptyObjectBytes: m.audio.emptyObjectBytes,
   };
   for (const [key, limit, what, unit] of [
     ["d1RowsWrittenPerTranscription", COST_TARGETS.d1RowsWrittenPerTranscription, "D1 rows written per transcription", "rows"],

@@ -1,9 +1,10 @@
 // The counts behind docs/cost-and-capacity.md: postcall run with meters on every storage call
 // (bench/workers/instrumented.ts), fed real signed webhooks, then sizes read back from D1, R2 and
-// the Durable Objects. Transcription events and context reads are measured; audio events are not
-// built in this tree and are modelled from their design (see docs/cost-and-capacity.md).
+// the Durable Objects. Transcription events, context reads and (small) audio events are measured;
+// the audio events also give the size of a ConversationLedger holding one audio link.
+import { randomBytes } from "node:crypto";
 import { applyMigrations, startWorker } from "./workers.mjs";
-import { signedTranscriptions } from "./payloads.mjs";
+import { signatureHeader, signedTranscriptions } from "./payloads.mjs";
 import { drain } from "./drain.mjs";
 import { fmt } from "./stats.mjs";
 
@@ -21,6 +22,24 @@ async function settle(read) {
 }
 
 const sum = (o) => Object.values(o).reduce((a, b) => a + b, 0);
+
+/** Audio events measured (each a `post_call_audio` for one of the stored conversations) and their MP3 size. */
+const AUDIO_CALLS = 20;
+const AUDIO_BYTES = 64 * 1024;
+
+/** A signed post_call_audio event for `conversationId`: random bytes as the MP3 (nothing checks it is one). */
+function audioEvent(secret, conversationId) {
+  const body = JSON.stringify({
+    type: "post_call_audio",
+    event_timestamp: Math.floor(Date.now() / 1000),
+    data: { agent_id: "agent_bench", conversation_id: conversationId, full_audio: randomBytes(AUDIO_BYTES).toString("base64") },
+  });
+  return { body, signature: signatureHeader(secret, body) };
+}
+
+/** Per-class DO SQL meters (instrumented.ts `doSqlByClass`), per 1,000 of `n`. */
+const perClass = (byClass, n) =>
+  Object.fromEntries(Object.entries(byClass).map(([cls, c]) => [cls, { statements: (c.statements / n) * 1000, rowsRead: (c.rowsRead / n) * 1000, rowsWritten: (c.rowsWritten / n) * 1000 }]));
 
 export async function runCostModel({ log, secret, minBytes, calls = 400, users = 100 }) {
   const w = await startWorker({ name: "instrumented", entry: "bench/workers/instrumented.ts", bindings: { ELEVENLABS_WEBHOOK_SECRET: secret, API_KEY } });
@@ -66,6 +85,22 @@ export async function runCostModel({ log, secret, minBytes, calls = 400, users =
     }
     const context = await settle(() => get("/__bench/counters"));
 
+    // 2b. Audio events for conversations stored above (their users' memories are marked; the link is
+    // the ledger's, conversation:<id>), then the size of a ledger that holds one audio link.
+    await get("/__bench/reset");
+    for (let i = 0; i < AUDIO_CALLS; i++) {
+      const ev = audioEvent(secret, pool.conversationId(i));
+      const res = await fetch(`${w.url}/webhooks/elevenlabs`, { method: "POST", headers: { "content-type": "application/json", "elevenlabs-signature": ev.signature }, body: ev.body });
+      const text = await res.text();
+      if (res.status !== 200 || JSON.parse(text).status !== "stored") throw new Error(`cost run: audio ${res.status} ${text}`);
+    }
+    await drain(db, "audio", AUDIO_CALLS, "cost run (audio)");
+    const audio = await settle(() => get("/__bench/counters"));
+    const ledgerName = `conversation:${pool.conversationId(0)}`;
+    const ledgerBytes = (await get(`/__bench/do-size?name=${encodeURIComponent(ledgerName)}`)).bytes;
+    // What an object holds before any of postcall's tables (the runtime's own, and locally miniflare's name table).
+    const emptyObjectBytes = (await get(`/__bench/do-size?name=${encodeURIComponent("conversation:cost_never_written")}`)).bytes;
+
     // 3. One user's Durable Object as it grows (its tables are bounded: docs/storage.md).
     const heavy = signedTranscriptions({ secret, count: 120, users: 1, minBytes, prefix: "heavy" });
     const doSize = async () => (await get(`/__bench/do-size?name=${encodeURIComponent(`user:${heavy.userId(0)}`)}`)).bytes;
@@ -102,6 +137,7 @@ export async function runCostModel({ log, secret, minBytes, calls = 400, users =
       doRowsRead: per(ingest.doSqlRowsRead),
       doRowsWritten: per(ingest.doSqlRowsWritten),
       doSetAlarm: per(ingest.doSetAlarm),
+      doSqlByClass: perClass(ingest.doSqlByClass, calls),
       d1Batches: per(ingest.d1Batches),
       d1Statements: per(ingest.d1Statements),
       d1RowsRead: per(ingest.d1RowsRead),
@@ -117,6 +153,17 @@ export async function runCostModel({ log, secret, minBytes, calls = 400, users =
       callsPerTypicalUser: calls / users,
       doGrowth: growth,
       heavyUserPerEvent: { doRowsRead: heavyTail.doSqlRowsRead / 20, doRowsWritten: heavyTail.doSqlRowsWritten / 20, doSqlStatements: heavyTail.doSqlStatements / 20 },
+      audio: {
+        events: AUDIO_CALLS,
+        audioBytes: AUDIO_BYTES,
+        doRequestsByMethod: Object.fromEntries(Object.entries(audio.doRequests).map(([k, v]) => [k, (v / AUDIO_CALLS) * 1000])),
+        doSqlByClass: perClass(audio.doSqlByClass, AUDIO_CALLS),
+        doSetAlarm: (audio.doSetAlarm / AUDIO_CALLS) * 1000,
+        d1RowsWritten: (audio.d1RowsWritten / AUDIO_CALLS) * 1000,
+        r2ClassA: (sum(audio.r2ClassA) / AUDIO_CALLS) * 1000,
+        ledgerBytesWithOneAudioLink: ledgerBytes,
+        emptyObjectBytes,
+      },
       context: {
         workerRequests: per(context.workerRequests),
         doRequests: per(sum(context.doRequests)),
@@ -135,6 +182,9 @@ export async function runCostModel({ log, secret, minBytes, calls = 400, users =
       `| Durable Object requests (${Object.keys(ingest.doRequests).join(", ")}) | ${fmt(measured.doRequests, 0)} | ${fmt(measured.context.doRequests, 0)} |`,
       `| Durable Object SQL statements | ${fmt(measured.doSqlStatements, 0)} | ${fmt(per(context.doSqlStatements), 0)} |`,
       `| Durable Object SQL rows read / written | ${fmt(measured.doRowsRead, 0)} / ${fmt(measured.doRowsWritten, 0)} | ${fmt(measured.context.doRowsRead, 0)} / ${fmt(measured.context.doRowsWritten, 0)} |`,
+      ...Object.entries(measured.doSqlByClass).map(
+        ([cls, c]) => `| ... of which in ${cls} objects (statements; rows read / written) | ${fmt(c.statements, 0)}; ${fmt(c.rowsRead, 0)} / ${fmt(c.rowsWritten, 0)} | |`,
+      ),
       `| ... for a user past every bound (their 101st-120th calls) | ${fmt(measured.heavyUserPerEvent.doRowsRead * 1000, 0)} / ${fmt(measured.heavyUserPerEvent.doRowsWritten * 1000, 0)} | |`,
       `| Durable Object \`setAlarm\` calls (billed as a row written each) | ${fmt(measured.doSetAlarm, 0)} | ${fmt(per(context.doSetAlarm), 0)} |`,
       `| Durable Object wall time in handlers, local (ms) | ${fmt(measured.doWallMs, 0)} | ${fmt(per(context.doWallMs), 0)} |`,
@@ -150,12 +200,18 @@ export async function runCostModel({ log, secret, minBytes, calls = 400, users =
       `| R2 per conversation (transcript.json) | ${fmt(measured.r2BytesPerConversation, 0)} |`,
       `| Durable Object of a user with ${calls / users} calls (sql.databaseSize) | ${fmt(typicalUser, 0)} |`,
       ...growth.map((g) => `| Durable Object of a user with ${g.conversations} calls | ${fmt(g.bytes, 0)} |`),
+      `| ConversationLedger holding one audio link (sql.databaseSize) | ${fmt(ledgerBytes, 0)} |`,
+      `| ... a Durable Object never written to (the runtime's own tables) | ${fmt(emptyObjectBytes, 0)} |`,
+      "",
+      `Per 1,000 audio events (${AUDIO_CALLS} measured, ${AUDIO_BYTES / 1024} KiB MP3 each, for conversations stored above): Durable Object requests ${Object.entries(measured.audio.doRequestsByMethod).map(([k, v]) => `${k} ${fmt(v, 0)}`).join(", ")}; ` +
+        `SQL ${Object.entries(measured.audio.doSqlByClass).map(([cls, c]) => `${cls} ${fmt(c.statements, 0)} statements, ${fmt(c.rowsRead, 0)} / ${fmt(c.rowsWritten, 0)} rows read / written`).join("; ")}; ` +
+        `\`setAlarm\` ${fmt(measured.audio.doSetAlarm, 0)}; D1 rows written ${fmt(measured.audio.d1RowsWritten, 0)}; R2 class A ${fmt(measured.audio.r2ClassA, 0)}.`,
     ].join("\n");
     const notes =
       "Counted by bench/workers/instrumented.ts, which runs the service's code unchanged with meters on its bindings: D1 rows from each result's `meta`, " +
       "Durable Object rows from each cursor's `rowsRead`/`rowsWritten`, R2 operations by class, requests per Durable Object method and alarm. " +
       "Local D1 is SQLite in workerd, so `meta` counts what SQLite did; Cloudflare documents that it bills index writes as extra rows written, as counted here when SQLite reports them.";
-    log(`cost: per transcription ${fmt(measured.d1RowsWritten / 1000, 1)} D1 rows written, ${fmt(measured.doRowsWritten / 1000, 1)} DO rows written, D1 ${fmt(measured.d1BytesPerConversation, 0)} B/conversation`);
+    log(`cost: per transcription ${fmt(measured.d1RowsWritten / 1000, 1)} D1 rows written, ${fmt(measured.doRowsWritten / 1000, 1)} DO rows written, D1 ${fmt(measured.d1BytesPerConversation, 0)} B/conversation; DO by class ${JSON.stringify(measured.doSqlByClass)}; ledger with one audio link ${fmt(ledgerBytes, 0)} B`);
     return { measured, table, notes };
   } finally {
     await w.dispose();

@@ -31,6 +31,9 @@ export function load({ url, connections, amount, next }) {
           p99: result.latency.p99,
           ok: result["2xx"],
           failed: result.non2xx + result.errors + result.timeouts,
+          non2xx: result.non2xx,
+          errors: result.errors,
+          timeouts: result.timeouts,
           seconds: (last - t0) / 1000,
         });
       },

@@ -51,10 +51,27 @@ export async function bundle(entry) {
   return result.outputFiles[0].text;
 }
 
-/** Compatibility settings and bindings from wrangler.toml, as the vitest pool reads them. */
-export function wranglerOptions() {
-  const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml"));
+/** Compatibility settings and bindings from wrangler.toml (or `config`, relative to the repo), as the vitest pool reads them. */
+export function wranglerOptions(config = "wrangler.toml") {
+  const { workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, config));
   return workerOptions;
+}
+
+/**
+ * The Durable Object bindings a Worker gets: `undefined`, every one in wrangler.toml (the service,
+ * which exports every class they name: UserMemory, ConversationLedger, HealthStats, HistoryImport);
+ * an array of binding names, only those (a baseline that exports only some of the classes; workerd
+ * warns about a binding to a class the Worker does not export); an object, as given.
+ */
+function durableObjectsFor(base, durableObjects) {
+  if (durableObjects === undefined) return base.durableObjects;
+  if (!Array.isArray(durableObjects)) return durableObjects;
+  return Object.fromEntries(
+    durableObjects.map((b) => {
+      if (!base.durableObjects?.[b]) throw new Error(`no Durable Object binding ${b} in wrangler.toml`);
+      return [b, base.durableObjects[b]];
+    }),
+  );
 }
 
 /**
@@ -110,11 +127,12 @@ export function cpuSeconds(pid) {
 
 /**
  * Starts one Worker on 127.0.0.1 and a free port, with its own empty storage directory (deleted by
- * `dispose()`), so every run starts empty. `miniflareOptions` are passed on to Miniflare as they are
+ * `dispose()`), so every run starts empty. `config`: another wrangler.toml (bench:ab's older tree's);
+ * `durableObjects`: see durableObjectsFor. `miniflareOptions` are passed on to Miniflare as they are
  * (e.g. `handleRuntimeStdio`, to read workerd's output).
  */
-export async function startWorker({ name, entry, bindings = {}, storage = true, durableObjects, inspectorPort, miniflareOptions = {} }) {
-  const base = wranglerOptions();
+export async function startWorker({ name, entry, config, bindings = {}, storage = true, durableObjects, inspectorPort, miniflareOptions = {} }) {
+  const base = wranglerOptions(config);
   const script = await bundle(entry);
   const before = process.platform === "linux" ? workerdChildren() : new Set();
   const persistRoot = mkdtempSync(join(storageRoot(), `postcall-bench-${name}-`));
@@ -132,7 +150,7 @@ export async function startWorker({ name, entry, bindings = {}, storage = true, 
     compatibilityFlags: base.compatibilityFlags,
     bindings: { ...(storage ? base.bindings : {}), ...bindings },
     ...(storage
-      ? { d1Databases: base.d1Databases, r2Buckets: base.r2Buckets, durableObjects: durableObjects ?? base.durableObjects }
+      ? { d1Databases: base.d1Databases, r2Buckets: base.r2Buckets, durableObjects: durableObjectsFor(base, durableObjects) }
       : {}),
     ...miniflareOptions,
   });

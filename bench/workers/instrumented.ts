@@ -4,7 +4,12 @@
  * is given (and the Durable Object's storage) and counts what passes through. Bench only: never
  * deployed, and the counters are readable at /__bench/counters.
  */
-import worker, { UserMemory as Base } from "../../src/index";
+import worker, {
+  ConversationLedger as BaseLedger,
+  HealthStats as BaseStats,
+  HistoryImport as BaseImport,
+  UserMemory as BaseMemory,
+} from "../../src/index";
 import type { Env } from "../../src/lib/env";
 
 interface Counters {
@@ -15,6 +20,8 @@ interface Counters {
   doSqlRowsWritten: number;
   doSqlStatements: number;
   doSetAlarm: number;
+  /** The same SQL meters by Durable Object class (UserMemory, ConversationLedger, HealthStats, HistoryImport). */
+  doSqlByClass: Record<string, { statements: number; rowsRead: number; rowsWritten: number }>;
   d1Batches: number;
   d1Statements: number;
   d1RowsRead: number;
@@ -34,6 +41,7 @@ const fresh = (): Counters => ({
   doSqlRowsWritten: 0,
   doSqlStatements: 0,
   doSetAlarm: 0,
+  doSqlByClass: {},
   d1Batches: 0,
   d1Statements: 0,
   d1RowsRead: 0,
@@ -169,14 +177,15 @@ function meteredR2(bucket: R2Bucket): R2Bucket {
 
 // ---- Durable Object storage: SQL rows as Durable Objects bill them (cursor.rowsRead/rowsWritten) ----
 
-function meteredSql(sql: SqlStorage, pending: SqlStorageCursor<Record<string, SqlStorageValue>>[]): SqlStorage {
+function meteredSql(sql: SqlStorage, pending: PendingCursor[], cls: string): SqlStorage {
   return new Proxy(sql, {
     get(target, prop) {
       if (prop === "exec") {
         return (query: string, ...bindings: unknown[]) => {
           counters.doSqlStatements++;
+          (counters.doSqlByClass[cls] ??= { statements: 0, rowsRead: 0, rowsWritten: 0 }).statements++;
           const cursor = target.exec(query, ...bindings);
-          pending.push(cursor);
+          pending.push({ cursor, cls });
           return cursor;
         };
       }
@@ -186,10 +195,12 @@ function meteredSql(sql: SqlStorage, pending: SqlStorageCursor<Record<string, Sq
   });
 }
 
-function meteredState(ctx: DurableObjectState, pending: SqlStorageCursor<Record<string, SqlStorageValue>>[]): DurableObjectState {
+function meteredState(ctx: DurableObjectState, pending: PendingCursor[], cls: string): DurableObjectState {
+  // One metered handle per object, so a field swapped for it is the same handle as ctx.storage.sql.
+  const sql = meteredSql(ctx.storage.sql, pending, cls);
   const storage = new Proxy(ctx.storage, {
     get(target, prop) {
-      if (prop === "sql") return meteredSql(target.sql, pending);
+      if (prop === "sql") return sql;
       if (prop === "setAlarm") counters.doSetAlarm++;
       const v = Reflect.get(target, prop, target);
       return typeof v === "function" ? v.bind(target) : v;
@@ -204,59 +215,151 @@ function meteredState(ctx: DurableObjectState, pending: SqlStorageCursor<Record<
   });
 }
 
+/** Each Durable Object binding, metered where its stubs are made, and the label its requests are counted under. */
+const NAMESPACES = {
+  USER_MEMORY: "", // as before Core v3: UserMemory's methods are counted by name alone
+  CONVERSATION_LEDGER: "ledger.",
+  HEALTH_STATS: "stats.",
+  HISTORY_IMPORT: "import.",
+} as const;
+type Binding = keyof typeof NAMESPACES;
+
+const meteredEnvs = new WeakMap<object, Env>();
+/** One metered copy per env, so every holder of it (the Worker, each object, their helpers) shares the same meters. */
 function meteredEnv(env: Env): Env {
-  return { ...env, DB: meteredD1(env.DB), AUDIO: meteredR2(env.AUDIO), USER_MEMORY: meteredNamespace(env.USER_MEMORY) };
+  let m = meteredEnvs.get(env);
+  if (!m) {
+    m = { ...env, DB: meteredD1(env.DB), AUDIO: meteredR2(env.AUDIO) };
+    for (const [binding, label] of Object.entries(NAMESPACES) as [Binding, string][]) {
+      (m as unknown as Record<Binding, unknown>)[binding] = meteredNamespace(env[binding] as unknown as DurableObjectNamespace, label);
+    }
+    meteredEnvs.set(env, m);
+    meteredEnvs.set(m, m);
+  }
+  return m;
 }
 
-const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
+type PendingCursor = { cursor: SqlStorageCursor<Record<string, SqlStorageValue>>; cls: string };
+const cursors: PendingCursor[] = [];
 /** Rows are final once a cursor is consumed: they are added up when the counters are read. */
 function settleCursors() {
-  for (const c of cursors.splice(0)) {
-    counters.doSqlRowsRead += c.rowsRead;
-    counters.doSqlRowsWritten += c.rowsWritten;
+  for (const { cursor, cls } of cursors.splice(0)) {
+    counters.doSqlRowsRead += cursor.rowsRead;
+    counters.doSqlRowsWritten += cursor.rowsWritten;
+    const by = (counters.doSqlByClass[cls] ??= { statements: 0, rowsRead: 0, rowsWritten: 0 });
+    by.rowsRead += cursor.rowsRead;
+    by.rowsWritten += cursor.rowsWritten;
   }
 }
 
-// A Durable Object bills one request per RPC call on a stub and one per alarm invocation. RPC calls
-// are counted where they are made (the stubs the Worker gets from USER_MEMORY), alarms here.
-export class UserMemory extends Base {
-  constructor(ctx: DurableObjectState, env: Env) {
-    // The runtime's base class insists on the real state object, so the meters go in afterwards:
-    // ctx and env are shadowed, and any field that kept ctx.storage.sql gets the metered handle.
-    super(ctx, env);
-    Object.defineProperty(this, "ctx", { value: meteredState(ctx, cursors) });
-    Object.defineProperty(this, "env", { value: meteredEnv(env) });
-    const self = this as unknown as Record<string, unknown>;
-    const handles = Object.keys(self).filter((k) => self[k] === ctx.storage.sql);
-    if (handles.length === 0) throw new Error("instrumented: UserMemory keeps no ctx.storage.sql handle to meter");
-    for (const k of handles) self[k] = meteredSql(ctx.storage.sql, cursors);
-  }
-
-  override async alarm(...args: Parameters<Base["alarm"]>): Promise<void> {
-    bump(counters.doRequests, "alarm");
-    const t0 = Date.now();
-    try {
-      await super.alarm(...args);
-    } finally {
-      // workerd's clock moves only across I/O, so this is time spent waiting on storage, which is
-      // what Durable Object duration bills.
-      counters.doWallMs += Date.now() - t0;
+/**
+ * Puts the meters into an object of class `cls`. The runtime's base class insists on the real state
+ * object, so they go in after `super()`: ctx and env are shadowed, and every field that kept
+ * ctx.storage.sql, ctx.storage or env (on the object itself, or one level down, in the helpers it
+ * holds: its Schema, Tombstones, BacklogReporter) gets the metered handle. Returns how many
+ * SQL handles it replaced.
+ */
+function instrument(self: object, ctx: DurableObjectState, env: Env, cls: string): number {
+  const state = meteredState(ctx, cursors, cls);
+  const menv = meteredEnv(env);
+  Object.defineProperty(self, "ctx", { value: state });
+  Object.defineProperty(self, "env", { value: menv });
+  let sqlHandles = 0;
+  const swap = (holder: Record<string, unknown>) => {
+    for (const k of Object.keys(holder)) {
+      const v = holder[k];
+      if (v === ctx.storage.sql) {
+        holder[k] = state.storage.sql;
+        sqlHandles++;
+      } else if (v === ctx.storage) holder[k] = state.storage;
+      else if (v === env) holder[k] = menv;
     }
+  };
+  const fields = self as Record<string, unknown>;
+  swap(fields);
+  for (const k of Object.keys(fields)) {
+    const v = fields[k];
+    if (v !== null && typeof v === "object" && k !== "ctx" && k !== "env" && !ArrayBuffer.isView(v)) swap(v as Record<string, unknown>);
   }
+  return sqlHandles;
+}
 
-  /** Bench probe (not metered): this object's SQLite size in bytes. */
-  benchDatabaseSize(): number {
-    return (this.ctx.storage.sql as SqlStorage).databaseSize;
+/** A Durable Object bills one request per alarm invocation (RPC calls are counted on the stubs). */
+async function meteredAlarm(label: string, run: () => Promise<void>): Promise<void> {
+  bump(counters.doRequests, `${label}alarm`);
+  const t0 = Date.now();
+  try {
+    await run();
+  } finally {
+    // workerd's clock moves only across I/O, so this is time spent waiting on storage, which is
+    // what Durable Object duration bills.
+    counters.doWallMs += Date.now() - t0;
   }
 }
 
-function meteredStub<T extends object>(stub: T): T {
+/** Bench probe (not metered): an object's SQLite size in bytes. */
+const databaseSize = (ctx: DurableObjectState): number => ctx.storage.sql.databaseSize;
+
+// One metered subclass per class in wrangler.toml (Miniflare loads every class a binding names).
+// A Durable Object bills one request per RPC call on a stub and one per alarm invocation: RPC calls
+// are counted where they are made (the stubs from the metered env), alarms here.
+
+export class UserMemory extends BaseMemory {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    if (instrument(this, ctx, env, "UserMemory") === 0) throw new Error("instrumented: UserMemory keeps no ctx.storage.sql handle to meter");
+  }
+  override alarm(): Promise<void> {
+    return meteredAlarm(NAMESPACES.USER_MEMORY, () => super.alarm());
+  }
+  benchDatabaseSize(): number {
+    return databaseSize(this.ctx);
+  }
+}
+
+export class ConversationLedger extends BaseLedger {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    if (instrument(this, ctx, env, "ConversationLedger") === 0) throw new Error("instrumented: ConversationLedger keeps no ctx.storage.sql handle to meter");
+  }
+  override alarm(): Promise<void> {
+    return meteredAlarm(NAMESPACES.CONVERSATION_LEDGER, () => super.alarm());
+  }
+  benchDatabaseSize(): number {
+    return databaseSize(this.ctx);
+  }
+}
+
+export class HealthStats extends BaseStats {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    instrument(this, ctx, env, "HealthStats"); // holds no handle of its own: it reads this.ctx.storage
+  }
+  benchDatabaseSize(): number {
+    return databaseSize(this.ctx);
+  }
+}
+
+export class HistoryImport extends BaseImport {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    instrument(this, ctx, env, "HistoryImport");
+  }
+  override alarm(): Promise<void> {
+    return meteredAlarm(NAMESPACES.HISTORY_IMPORT, () => super.alarm());
+  }
+  benchDatabaseSize(): number {
+    return databaseSize(this.ctx);
+  }
+}
+
+function meteredStub<T extends object>(stub: T, label: string): T {
   return new Proxy(stub, {
     get(target, prop) {
       const v = Reflect.get(target, prop, target);
       if (typeof v !== "function" || typeof prop !== "string" || prop === "then" || prop === "benchDatabaseSize") return v;
       return async (...args: unknown[]) => {
-        bump(counters.doRequests, prop);
+        bump(counters.doRequests, `${label}${prop}`);
         const t0 = Date.now();
         try {
           // Called as a method of the stub itself: an RPC stub's functions are not plain functions.
@@ -269,17 +372,23 @@ function meteredStub<T extends object>(stub: T): T {
   });
 }
 
-function meteredNamespace(ns: DurableObjectNamespace<Base>): DurableObjectNamespace<Base> {
+function meteredNamespace(ns: DurableObjectNamespace, label: string): DurableObjectNamespace {
   return new Proxy(ns, {
     get(target, prop) {
       const v = Reflect.get(target, prop, target);
-      if (prop === "get") return (...args: Parameters<typeof ns.get>) => meteredStub(target.get(...args));
+      if (prop === "get") return (...args: Parameters<typeof ns.get>) => meteredStub(target.get(...args), label);
       return typeof v === "function" ? v.bind(target) : v;
     },
   });
 }
 
-const envs = new WeakMap<object, Env>();
+/** The binding an object name lives on (src/records/object-names.ts); `?binding=USER_MEMORY` reads a pre-Core v3 object. */
+function bindingOf(name: string): Binding {
+  if (name.startsWith("conversation:")) return "CONVERSATION_LEDGER";
+  if (name.startsWith("stats:")) return "HEALTH_STATS";
+  if (name.startsWith("import:")) return "HISTORY_IMPORT";
+  return "USER_MEMORY";
+}
 
 export default {
   async fetch(request, env, ctx) {
@@ -295,16 +404,12 @@ export default {
     }
     if (url.pathname === "/__bench/do-size") {
       const name = url.searchParams.get("name") ?? "";
-      const ns = env.USER_MEMORY as unknown as DurableObjectNamespace;
+      const binding = (url.searchParams.get("binding") as Binding | null) ?? bindingOf(name);
+      const ns = env[binding] as unknown as DurableObjectNamespace;
       const stub = ns.get(ns.idFromName(name)) as unknown as { benchDatabaseSize(): Promise<number> };
       return Response.json({ bytes: await stub.benchDatabaseSize() });
     }
     counters.workerRequests++;
-    let wrapped = envs.get(env);
-    if (!wrapped) {
-      wrapped = meteredEnv(env);
-      envs.set(env, wrapped);
-    }
-    return worker.fetch(request, wrapped, ctx);
+    return worker.fetch(request, meteredEnv(env), ctx);
   },
 } satisfies ExportedHandler<Env>;
