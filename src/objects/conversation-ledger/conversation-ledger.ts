@@ -67,7 +67,10 @@ export class ConversationLedger extends OutboxObject<outbox.LedgerOutboxItem> {
 
   /** A legacy object's alarm asks this for the take-over (legacy.ts), whatever the window says: that object exists. */
   async takeOver(): Promise<void> {
-    if (this.adopted !== null && !this.schema.exists()) this.adopted = null; // asked without force before: ask again
+    // An earlier (unforced) take-over may be under way: let it finish, so two never write at once;
+    // if it asked nothing (the window was closed), ask again, forced.
+    if (this.adopted !== null) await this.adopted.catch(() => {});
+    if (!this.schema.exists()) this.adopted = null;
     await this.enter("takeOver", true);
   }
 
