@@ -43,40 +43,41 @@ describe("ERASE_AT_ELEVENLABS", () => {
     const userId = "del-u0";
     const imported = [0, 1, 2].map((j) => conversationIdOf("agent_deleted", j));
     expect(await waitForImport(await startImport({ agent_id: "agent_deleted" }))).toMatchObject({ status: "done", imported: 3 });
-    // Two more by webhook: one ElevenLabs answers normally, one it refuses for good (422).
-    const [plain, refused] = [transcription({ userId }), transcription({ userId })];
-    for (const e of [plain, refused]) expect((await postWebhook(e)).status).toBe(200);
+    // Three more by webhook: one ElevenLabs answers normally, one it refuses for good (422), one it no longer has (404: done).
+    const [plain, refused, gone] = [transcription({ userId }), transcription({ userId }), transcription({ userId })];
+    for (const e of [plain, refused, gone]) expect((await postWebhook(e)).status).toBe(200);
     await flush(userId, "");
     const [c0, c1, c2] = imported as [string, string, string];
-    const [w1, w2] = [plain["data"].conversation_id as string, refused["data"].conversation_id as string];
+    const [w1, w2, w3] = [plain["data"].conversation_id as string, refused["data"].conversation_id as string, gone["data"].conversation_id as string];
     await scriptDeletes(c0, [429]);
     await scriptDeletes(c1, [500]);
     // More 5xx than the client's own five attempts: the ledger's outbox retries it later.
     await scriptDeletes(c2, [500, 502, 503, 500, 504]);
     await scriptDeletes(w2, [422]);
+    await scriptDeletes(w3, [404]);
 
     const res = await deleteUser(userId, { ERASE_AT_ELEVENLABS: "true" });
     expect(res.status, await res.clone().text()).toBe(200);
     const { erasure_id: erasureId, deleted } = await res.json<any>();
-    expect(deleted.conversations).toBe(5);
+    expect(deleted.conversations).toBe(6);
 
     // postcall's copies are gone at once; ElevenLabs' go as each ledger's outbox gets through (c2 takes seconds of backoff).
     expect(await apiJson("GET", `/v1/erasures/${erasureId}`)).toMatchObject({ state: "deleting_at_elevenlabs", elevenlabs: { requested: true } });
     const record = await recordWhen(erasureId, (r) => r.elevenlabs.pending === 0);
     expect(record).toMatchObject({
       state: "done_with_failures",
-      conversations_erased: 5,
-      elevenlabs: { requested: true, done: 4, failed: 1, pending: 0, last_status: 422 },
+      conversations_erased: 6,
+      elevenlabs: { requested: true, done: 5, failed: 1, pending: 0, last_status: 422 },
     });
-    const expected = { [c0]: [429, 200], [c1]: [500, 200], [c2]: [500, 502, 503, 500, 504, 200], [w1]: [200], [w2]: [422] };
+    const expected = { [c0]: [429, 200], [c1]: [500, 200], [c2]: [500, 502, 503, 500, 504, 200], [w1]: [200], [w2]: [422], [w3]: [404] };
     const seen = async () => Object.fromEntries(await Promise.all(Object.keys(expected).map(async (id) => [id, await deletesOf(id)])));
     expect(await seen()).toEqual(expected);
 
     // Nothing more is asked: each ledger's outbox is empty, and a repeated DELETE finds nothing to delete.
-    for (const id of [...imported, w1, w2]) expect(await drainWithAlarm(conversationMemory(env, id))).toBe(0);
+    for (const id of [...imported, w1, w2, w3]) expect(await drainWithAlarm(conversationMemory(env, id))).toBe(0);
     const again = await deleteUser(userId, { ERASE_AT_ELEVENLABS: "true" });
     expect((await again.json<any>()).deleted.conversations).toBe(0);
-    for (const id of [...imported, w1, w2]) expect(await drainWithAlarm(conversationMemory(env, id))).toBe(0);
+    for (const id of [...imported, w1, w2, w3]) expect(await drainWithAlarm(conversationMemory(env, id))).toBe(0);
     expect(await seen()).toEqual(expected);
     // At the source they are gone: the stand-in no longer serves them.
     expect((await fetch(`${base}/v1/convai/conversations/${c0}`, { headers: { "xi-api-key": "xi-test-key-never-logged" } })).status).toBe(404);
