@@ -117,6 +117,29 @@ describe("the erasure ledger", () => {
     expect((await context(userId))["call_count"]).toBe(1);
   });
 
+  it("answers a webhook without reading the D1 ledger: with its tables gone, an erased conversation's redelivery is still dropped (after the tombstone) and a new call stored", async () => {
+    const userId = uid("hot_path");
+    const held = transcription({ userId, startedAt: nowSeconds() - 60 });
+    expect(await posted(held)).toMatchObject({ status: "stored" });
+    const conversationId = held["data"].conversation_id as string;
+    await flush(userId, conversationId);
+    await apiJson("DELETE", `/v1/users/${u(userId)}`);
+    for (const stub of [userMemory(env, userId), conversationMemory(env, conversationId)]) await tombstoneExpires(stub);
+
+    // Storage is this file's own: the ledger's D1 tables are renamed away while the webhooks arrive, so
+    // any D1 read of them on the way to the 200 would fail the request.
+    const tables = ["erased_conversations", "erasure_keys", "erasures"];
+    await env.DB.batch(tables.map((t) => env.DB.prepare(`ALTER TABLE ${t} RENAME TO hidden_${t}`)));
+    try {
+      expect(await posted(held)).toMatchObject({ status: "dropped", reason: "erased" });
+      expect(await posted(withToken(held))).toMatchObject({ status: "dropped", reason: "erased" });
+      expect(await posted(transcription({ userId, startedAt: nowSeconds() + 1 }))).toMatchObject({ status: "stored" });
+    } finally {
+      await env.DB.batch(tables.map((t) => env.DB.prepare(`ALTER TABLE hidden_${t} RENAME TO ${t}`)));
+    }
+    expect((await context(userId))["call_count"]).toBe(1);
+  });
+
   it("drops a redelivery of a conversation the object held when the erasure began, even one that started in or after that second", async () => {
     const userId = uid("same_second");
     // ElevenLabs' clock a few seconds ahead of ours, or a call that began in the very second: the start-time rule alone lets it back in.
