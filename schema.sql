@@ -156,3 +156,46 @@ CREATE TABLE upgrades (
   name TEXT PRIMARY KEY,
   at INTEGER NOT NULL
 );
+
+-- 0011: the erasure ledger (docs/storage.md "The erasure ledger"): keyed hashes only, never an id in clear.
+CREATE TABLE erasure_keys (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  key TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+
+-- One row per erasure: when, whose (hashed), what it removed where; at_source: ERASE_AT_ELEVENLABS was on.
+CREATE TABLE erasures (
+  erasure_id TEXT PRIMARY KEY,
+  subject_hash TEXT NOT NULL,
+  began_at INTEGER NOT NULL,
+  finished_at INTEGER,
+  memory_rows INTEGER NOT NULL DEFAULT 0,
+  conversations INTEGER NOT NULL DEFAULT 0,
+  turns INTEGER NOT NULL DEFAULT 0,
+  audio INTEGER NOT NULL DEFAULT 0,
+  call_failures INTEGER NOT NULL DEFAULT 0,
+  r2_objects INTEGER NOT NULL DEFAULT 0,
+  phone_links INTEGER NOT NULL DEFAULT 0,
+  scopes INTEGER NOT NULL DEFAULT 0,
+  forwarded INTEGER NOT NULL DEFAULT 0,
+  at_source INTEGER NOT NULL DEFAULT 0,
+  updated_at INTEGER NOT NULL
+);
+
+CREATE INDEX erasures_by_time ON erasures (began_at DESC, erasure_id DESC);
+CREATE INDEX erasures_by_subject ON erasures (subject_hash, began_at DESC);
+
+-- Every conversation an erasure removed, by keyed hash, and how its deletion at ElevenLabs went
+-- (source_state null: not asked; pending, done, failed; source_status: the last HTTP status, 0 = unreachable).
+CREATE TABLE erased_conversations (
+  conversation_hash TEXT PRIMARY KEY,
+  erasure_id TEXT NOT NULL,
+  erased_at INTEGER NOT NULL,
+  source_state TEXT,
+  source_attempts INTEGER NOT NULL DEFAULT 0,
+  source_status INTEGER,
+  source_done_at INTEGER
+);
+
+CREATE INDEX erased_conversations_by_erasure ON erased_conversations (erasure_id, source_state);

@@ -21,6 +21,7 @@ import { handlePostCall } from "./webhooks/handler";
 import { handleInitiation } from "./webhooks/initiation";
 import { sweepRetention } from "./cron/sweep";
 import { listForwardFailures, retryForwardFailure } from "./api/forwarding";
+import { getErasure, listErasures } from "./api/erasures";
 import { handleQueue } from "./forwarding/consumer";
 
 // One Durable Object class per kind of object (docs/architecture.md).
@@ -70,6 +71,8 @@ router
   .get("/v1/imports", (_req, env) => listImports(env))
   .get("/v1/imports/:importId", (req, env) => getImport(env, idParam(req.params["importId"], "import_id")))
   .get("/v1/conversations/:conversationId", (req, env) => getConversation(env, idParam(req.params["conversationId"], "conversation_id")))
+  .get("/v1/erasures", (req, env) => listErasures(env, new URL(req.url)))
+  .get("/v1/erasures/:erasureId", (req, env) => getErasure(env, idParam(req.params["erasureId"], "erasure_id")))
   .get("/v1/forwarding/failures", (req, env) => listForwardFailures(env, new URL(req.url)))
   .post("/v1/forwarding/failures/:failureId/retry", (req, env) => retryForwardFailure(env, idParam(req.params["failureId"], "failure_id")))
   .get("/v1/conversations", (req, env) => listConversationsOwnedByNoOne(env, new URL(req.url)))
@@ -110,6 +113,7 @@ const KNOWN_PATHS = [
   /^\/v1\/conversations\/[^/]+\/attribute$/,
   /^\/v1\/conversations\/[^/]+\/audio\/backfill$/,
   /^\/v1\/imports(\/[^/]+)?$/,
+  /^\/v1\/erasures(\/[^/]+)?$/,
 ];
 
 export default {

@@ -335,6 +335,11 @@ try {
     await page.getByRole("button", { name: "Delete this user…" }).click();
     await page.getByRole("button", { name: "Delete everything" }).click();
     await page.getByRole("heading", { name: `${USER} was deleted` }).waitFor();
+    // The erasure's record, right on the page: its state and counts, and the user only as a keyed hash.
+    const card = page.getByRole("region", { name: /^Erasure era_/ });
+    await card.getByRole("heading", { name: "Done" }).waitFor();
+    assert.match(await card.getByRole("row", { name: /D1 conversations/ }).innerText(), /[1-9]/);
+    assert.equal((await card.innerText()).includes(USER), false, "the record names the user in clear");
     const res = await fetch(`${base}/v1/users/${USER}/context`, { headers: { Authorization: `Bearer ${API_KEY}` } });
     assert.equal((await res.json()).dynamic_variables.call_count, 0);
     const audio = await fetch(`${base}/v1/conversations/${CONVERSATION}/audio`, { headers: { Authorization: `Bearer ${API_KEY}` } });
@@ -342,6 +347,23 @@ try {
     await page.getByRole("link", { name: "Back to users" }).click();
     await page.getByRole("link", { name: /e2e-other-user/ }).waitFor();
     assert.equal(await page.getByRole("link", { name: new RegExp(USER) }).count(), 0);
+  });
+
+  await step("the erasures page lists the deletion, finds it by the typed user id, and opens its record", async () => {
+    await page.goto(`${base}/console/#/erasures`);
+    await page.getByRole("heading", { name: "Erasures" }).waitFor();
+    const list = page.getByRole("list", { name: "Erasures" });
+    await list.getByRole("link").first().waitFor();
+    await page.getByLabel("Find a user's erasures by their id").fill("e2e-nobody-was-erased");
+    await page.getByRole("button", { name: "Find" }).click();
+    await page.getByText("No erasure of this user id.").waitFor();
+    await page.getByLabel("Find a user's erasures by their id").fill(USER);
+    await page.getByRole("button", { name: "Find" }).click();
+    await list.getByRole("link").first().waitFor();
+    assert.equal(await list.getByRole("link").count(), 1);
+    await list.getByRole("link").first().click();
+    await page.getByRole("region", { name: /^Erasure era_/ }).getByRole("heading", { name: "Done" }).waitFor();
+    await shot(page, "erasure-record");
   });
 
   await step("an expired key signs the browser out with a message", async () => {

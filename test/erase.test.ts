@@ -80,6 +80,7 @@ describe("DELETE /v1/users/:userId", () => {
     expect(res).toEqual({
       user_id: userId,
       status: "erased",
+      erasure_id: expect.stringMatching(/^era_/),
       deleted: {
         conversations: before.conversations,
         turns: before.turns,
@@ -98,13 +99,15 @@ describe("DELETE /v1/users/:userId", () => {
     expect(await d1Count("call_failures", "from_number = ? OR to_number = ?", number, number)).toBe(0);
     expect(await d1Count("conversations", "user_id = ?", userId)).toBe(0);
     expect(await d1Count("users", "user_id = ?", userId)).toBe(0);
-    // Only the erasure's tombstone is left (src/memory/tombstone.ts), and the alarm that removes it.
-    expect(await doTables(userId)).toEqual({ tombstone: 1 });
+    // Only the erasure's tombstone is left (src/objects/shared/tombstone.ts), and the alarm that removes it,
+    // and the erasure mark, which stays for good: one row, no personal data but what its name says.
+    expect(await doTables(userId)).toEqual({ tombstone: 1, erasure_mark: 1 });
     expect(Math.abs(((await alarmOf(userId)) ?? 0) / 1000 - (nowSeconds() + TOMBSTONE_SECONDS))).toBeLessThan(600);
-    // The number's object held nothing but the link: it is gone too, but for the unlink's tombstone.
-    expect(await doTables(number)).toEqual({ tombstone: 1 });
+    // The number's object held nothing but the link: it is gone too, but for the unlink's tombstone and the
+    // mark that a user it was linked to was erased.
+    expect(await doTables(number)).toEqual({ tombstone: 1, erasure_mark: 1 });
     // So is the audio's durable link in the conversation's own object (late audio is dropped).
-    expect(await doTables(linked, "conversation")).toEqual({ tombstone: 1 });
+    expect(await doTables(linked, "conversation")).toEqual({ tombstone: 1, erasure_mark: 1 });
 
     expect(await context(userId)).toEqual(FIRST_TIME_CONTEXT);
     expect((await api("GET", `/v1/users/${u(userId)}/memory`)).status).toBe(404);
@@ -125,10 +128,11 @@ describe("DELETE /v1/users/:userId", () => {
     expect(await apiJson("DELETE", `/v1/users/${u(userId)}`)).toEqual({
       user_id: userId,
       status: "erased",
+      erasure_id: expect.stringMatching(/^era_/),
       deleted: { conversations: 0, turns: 0, audio: 0, call_failures: 0, r2_objects: 0, phone_links: 0, memory_rows: 0 },
       unlinked_phone_numbers: [],
     });
-    expect(await doTables(userId)).toEqual({ tombstone: 1 });
+    expect(await doTables(userId)).toEqual({ tombstone: 1, erasure_mark: 1 });
   });
 
   it("resumes an erasure that stopped midway, and delivers nothing while it is unfinished", async () => {
@@ -171,7 +175,13 @@ describe("DELETE /v1/users/:userId", () => {
       expect(res.deleted.phone_links + step.phoneLinks).toBe(2);
       expect([...res.unlinked_phone_numbers, ...step.unlinkedPhoneNumbers].sort()).toEqual([...numbers].sort());
       expect(await footprint([...ids, late["data"].conversation_id])).toEqual({ conversations: 0, turns: 0, audio: 0, r2: 0 });
-      expect(await doTables(userId)).toEqual({ tombstone: 1 });
+      // One erasure, continued: its record adds up what every step, in either request, removed.
+      expect(res.erasure_id).toBe(step.erasureId);
+      expect(await apiJson("GET", `/v1/erasures/${res.erasure_id}`)).toMatchObject({
+        state: "done",
+        deleted: { d1: { conversations: 5, turns: 25 }, r2_objects: 5, phone_links: 2 },
+      });
+      expect(await doTables(userId)).toEqual({ tombstone: 1, erasure_mark: 1 });
       for (const n of numbers) expect((await (await initiation({ caller_id: n })).json<any>()).user_id).toBeUndefined();
     } finally {
       Object.assign(LIMITS, saved);
@@ -191,7 +201,7 @@ describe("DELETE /v1/users/:userId", () => {
 
     const res: any = await apiJson("DELETE", `/v1/users/${u(number)}`);
     expect(res.deleted).toMatchObject({ conversations: 1, turns: 5, call_failures: 1, r2_objects: 1, phone_links: 1 });
-    expect(await doTables(number)).toEqual({ tombstone: 1 });
+    expect(await doTables(number)).toEqual({ tombstone: 1, erasure_mark: 1 });
     expect(await r2Keys(conversationPrefix(own))).toEqual([]);
     const m: any = await apiJson("GET", `/v1/users/${u(userId)}/memory`);
     expect(m.phone_numbers).toEqual([]);

@@ -5,45 +5,21 @@
  */
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { importObjectName } from "../src/records/object-names";
-import type { ImportStatus, MemoryView } from "../src/memory/rpc";
+import type { MemoryView } from "../src/memory/rpc";
 import { api } from "./api-helpers";
 import { FAKE_API_KEY, audioOf, conversationIdOf } from "./fake-api/data";
 import { d1Count, postWebhook, withToken } from "./helpers";
 import { restartObject, userMemory } from "./objects";
-
-const base = inject("elevenLabsApiBase");
+import { base, fakeConversation, sleep, startImport, waitForImport } from "./import-helpers";
 
 function importStub(importId: string) {
   return env.HISTORY_IMPORT.get(env.HISTORY_IMPORT.idFromName(importObjectName(importId)));
 }
 
-async function start(body: object): Promise<string> {
-  const res = await api("POST", "/v1/imports", undefined, JSON.stringify(body));
-  expect(res.status).toBe(202);
-  const { import_id } = await res.json<{ import_id: string }>();
-  expect(import_id).toMatch(/^imp_/);
-  return import_id;
-}
-
-async function status(importId: string): Promise<ImportStatus> {
-  const res = await api("GET", `/v1/imports/${importId}`);
-  expect(res.status).toBe(200);
-  return res.json<ImportStatus>();
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls until `until` holds (the import runs by its own alarm). A hang guard, not a timing assertion. */
-async function waitFor(importId: string, until: (s: ImportStatus) => boolean): Promise<ImportStatus> {
-  for (let i = 0; i < 3000; i++) {
-    const s = await status(importId);
-    if (until(s)) return s;
-    await sleep(100);
-  }
-  throw new Error(`import ${importId} did not get there: ${JSON.stringify(await status(importId))}`);
-}
+const start = startImport;
+const waitFor = waitForImport;
 
 /** A memory with one prefix's ids in another's, without the times that depend on when it arrived. */
 function comparable(view: MemoryView | null, from: string, to: string): unknown {
@@ -56,7 +32,7 @@ async function postTwinWebhooks(count: number): Promise<void> {
   for (let i = 0; i < ids.length; i += 10) {
     await Promise.all(
       ids.slice(i, i + 10).map(async (id) => {
-        const data = await (await fetch(`${base}/v1/convai/conversations/${id}`, { headers: { "xi-api-key": FAKE_API_KEY } })).json<Record<string, any>>();
+        const data = await fakeConversation(id);
         // Integrated the way the README says: the session carried the user's postcall_user_token.
         const event = withToken({ type: "post_call_transcription", event_timestamp: data.metadata.start_time_unix_secs + data.metadata.call_duration_secs, data });
         const res = await postWebhook(event);
@@ -117,7 +93,7 @@ describe("POST /v1/imports", () => {
   );
 
   it("imports each conversation once when the same conversation also arrives by webhook", async () => {
-    const data = await (await fetch(`${base}/v1/convai/conversations/small-c4`, { headers: { "xi-api-key": FAKE_API_KEY } })).json<Record<string, any>>();
+    const data = await fakeConversation("small-c4");
     const res = await postWebhook(withToken({ type: "post_call_transcription", event_timestamp: 1, data }));
     expect(res.status, await res.text()).toBe(200);
     const importId = await start({ agent_id: "agent_small" });

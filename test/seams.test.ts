@@ -96,7 +96,7 @@ describe("erasure x audio", () => {
     expect(await env.AUDIO.head(key)).toBeNull();
     // The conversation's object was wiped with its pending delivery: nothing is left to write D1 later
     // (a table check on purpose: only the erasure's tombstone is left behind).
-    expect(await doTables(conversationId, "conversation")).toEqual({ tombstone: 1 });
+    expect(await doTables(conversationId, "conversation")).toEqual({ tombstone: 1, erasure_mark: 1 });
     expect(await flush(null, conversationId)).toEqual({ delivered: 0, failed: 0, pending: 0 });
     expect(await footprint([conversationId], [key])).toEqual({ conversations: 0, turns: 0, audio: 0, r2: 0 });
   });

@@ -7,6 +7,7 @@
  */
 
 import { renderHealth } from "./health.js";
+import { erasureCard, renderErasure, renderErasures } from "./erasures.js";
 
 const KEY_STORAGE = "postcall.apiKey";
 const main = /** @type {HTMLElement} */ (document.getElementById("main"));
@@ -406,7 +407,14 @@ async function renderUser(userId) {
       const res = await api(`/v1/users/${encodeURIComponent(userId)}`, { method: "DELETE" });
       const d = res.deleted ?? {};
       const total = Object.values(d).reduce((/** @type {number} */ n, /** @type {any} */ v) => n + (typeof v === "number" ? v : 0), 0);
-      show(h("h1", {}, `${userId} was deleted`), h("p", { class: "card", role: "status" }, `${total} stored items were erased.`), h("p", {}, h("a", { href: "#/" }, "Back to users")));
+      // The erasure's record (GET /v1/erasures/:id): what was removed where, and its state at ElevenLabs.
+      const record = res.erasure_id ? await api(`/v1/erasures/${encodeURIComponent(res.erasure_id)}`).catch(() => null) : null;
+      show(
+        h("h1", {}, `${userId} was deleted`),
+        h("p", { class: "card", role: "status" }, `${total} stored items were erased.`),
+        record ? erasureCard({ h, show, api, loading, when }, record) : null,
+        h("p", {}, record ? h("a", { href: `#/erasures/${encodeURIComponent(record.erasure_id)}` }, "This erasure's record") : null, " ", h("a", { href: "#/erasures" }, "All erasures"), " ", h("a", { href: "#/" }, "Back to users")),
+      );
       main.focus();
     } catch (err) {
       deleteStatus.replaceChildren(errorBox(err));
@@ -817,6 +825,8 @@ async function route() {
     else if (parts[0] === "users" && parts[1]) await renderUser(parts[1]);
     else if (parts[0] === "conversations" && parts[1]) await renderConversation(parts[1], params);
     else if (parts[0] === "health") await renderHealth({ h, show, api, loading, when });
+    else if (parts[0] === "erasures" && parts[1]) await renderErasure({ h, show, api, loading, when }, parts[1]);
+    else if (parts[0] === "erasures") await renderErasures({ h, show, api, loading, when }, params);
     else show(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/" }, "Back to users")));
   } catch (err) {
     if (err instanceof ApiFailure && err.status === 401) return;

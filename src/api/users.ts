@@ -2,7 +2,8 @@
  * The user data API: what a user's memory holds, erasing a user everywhere, and phone links (the
  * rule and the two-object protocol are in src/memory/phone-links.ts).
  */
-import { config } from "../lib/config";
+import { config, ConfigError } from "../lib/config";
+import { apiKeyOf } from "../elevenlabs/api";
 import type { Env } from "../lib/env";
 import { ApiError, badRequest, json, notFound } from "../lib/errors";
 import { normalisePhone } from "../records/identity";
@@ -90,10 +91,14 @@ export function memoryJson(userId: string, m: MemoryView) {
  * conversations, their call failures (by their phone numbers) and their phone links
  * (src/memory/erasure.ts). Safe to repeat: a second call finds nothing and reports zeros. If it
  * stops midway (5xx), calling it again finishes the job; until then the user's object delivers
- * nothing more to D1 or R2.
+ * nothing more to D1 or R2. Every erasure leaves a record (src/api/erasures.ts) and its entries in
+ * the erasure ledger, which keep what it removed from coming back.
  */
 export async function deleteUser(env: Env, userId: string): Promise<Response> {
-  const report = await eraseUser(env, userId);
+  const atSource = config(env).eraseAtElevenLabs;
+  // Refused before anything is erased: an erasure that silently left everything at ElevenLabs would be worse.
+  if (atSource && apiKeyOf(env) === null) throw new ConfigError("ERASE_AT_ELEVENLABS", "is true, but ELEVENLABS_API_KEY is not set: nothing could be deleted at ElevenLabs");
+  const report = await eraseUser(env, userId, { atSource });
   if (report === null) {
     throw new ApiError(503, "erasure_incomplete", "The erasure is large and was not finished in one request; repeat the DELETE to continue.", {
       "Retry-After": "1",
@@ -102,6 +107,8 @@ export async function deleteUser(env: Env, userId: string): Promise<Response> {
   return json({
     user_id: userId,
     status: "erased",
+    // Its record (counts per store, and with ERASE_AT_ELEVENLABS the deletions there): GET /v1/erasures/:id.
+    erasure_id: report.erasureId,
     deleted: { ...report.counts, phone_links: report.phoneLinks, memory_rows: report.memoryRows },
     // Memory recorded under these numbers before they were linked is the number's own: erase it
     // with DELETE /v1/users/<number> when the request covers it.

@@ -1,7 +1,7 @@
 /**
  * ElevenLabs' own records of our conversations, read through its API with our key: the list of an
  * agent's conversations (cursor pages), one conversation (the same model as the transcription
- * webhook's `data`), and its audio (an MP3 stream). Fetch-based: the official SDK's types
+ * webhook's `data`), and its audio (an MP3 stream); and their deletion (an erasure that reaches the source). Fetch-based: the official SDK's types
  * (`@elevenlabs/elevenlabs-js`: GetConversationsPageResponseModel, GetConversationResponseModel)
  * describe the wire shapes, but the SDK itself is not bundled into the Worker.
  *
@@ -144,13 +144,24 @@ export class ElevenLabsApi {
     return res.body;
   }
 
-  private async request(path: string, allow404 = false): Promise<Response> {
+  /**
+   * DELETE /v1/convai/conversations/{id} (the SDK's `conversationalAi.conversations.delete`: a JSON body
+   * on success, 422 for a malformed id). "not_found" when ElevenLabs has no such conversation (404):
+   * already deleted, or never there, which for an erasure is as good as deleted.
+   */
+  async deleteConversation(conversationId: string): Promise<"deleted" | "not_found"> {
+    const res = await this.request(`/v1/convai/conversations/${encodeURIComponent(conversationId)}`, true, "DELETE");
+    await res.body?.cancel();
+    return res.status === 404 ? "not_found" : "deleted";
+  }
+
+  private async request(path: string, allow404 = false, method: "GET" | "DELETE" = "GET"): Promise<Response> {
     let last: ElevenLabsApiError | null = null;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       if (attempt > 0 && last !== null && last.status !== 429) await this.sleep(this.backoffBaseMs * 2 ** (attempt - 1));
       let res: Response;
       try {
-        res = await fetch(`${this.base}${path}`, { headers: { "xi-api-key": this.key, Accept: "application/json, audio/mpeg" } });
+        res = await fetch(`${this.base}${path}`, { method, headers: { "xi-api-key": this.key, Accept: "application/json, audio/mpeg" } });
       } catch (err) {
         last = new ElevenLabsApiError(502, `ElevenLabs could not be reached: ${this.scrub(err instanceof Error ? err.message : String(err))}`);
         continue;

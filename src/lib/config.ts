@@ -52,6 +52,10 @@ export interface Config {
   audioBackfillAfterSeconds: number;
   /** AUDIO_BACKFILL: `auto` (when the transcription says `has_audio`), `always` (audio webhooks are on), `off`. */
   audioBackfill: "auto" | "always" | "off";
+  /** ERASE_AT_ELEVENLABS: an erasure also deletes each of the user's stored conversations at ElevenLabs (needs ELEVENLABS_API_KEY). */
+  eraseAtElevenLabs: boolean;
+  /** ERASURE_LEDGER_KEY: keys of the erasure ledger's hashes, the first hashes new entries (src/storage/erasures.ts). */
+  erasureLedgerKeys: string[];
 }
 
 export class ConfigError extends ApiError {
@@ -174,6 +178,8 @@ export function parseConfig(env: Env): Config {
     elevenLabsApiBase: apiBase(env.ELEVENLABS_API_BASE),
     audioBackfillAfterSeconds: integer(env, "AUDIO_BACKFILL_AFTER_SECONDS", 900, 0, 7 * 24 * 3600),
     audioBackfill: oneOf(env, "AUDIO_BACKFILL", ["auto", "always", "off"] as const, "auto"),
+    eraseAtElevenLabs: oneOf(env, "ERASE_AT_ELEVENLABS", ["true", "false"] as const, "false") === "true",
+    erasureLedgerKeys: list(env.ERASURE_LEDGER_KEY),
   };
 }
 

@@ -22,6 +22,11 @@ export interface Env extends Bindings {
   ELEVENLABS_API_KEY?: string;
   /** Standard Webhooks secrets (`whsec_<base64>`), comma-separated, that sign forwarded events. */
   FORWARD_SIGNING_SECRET?: string;
+  /**
+   * Keys of the erasure ledger's hashes, comma-separated: the first hashes new entries, all match
+   * (optional: without it postcall uses a random key it keeps in D1; src/storage/erasures.ts).
+   */
+  ERASURE_LEDGER_KEY?: string;
 
   USER_ID_VARIABLE?: string;
   DEFAULT_DYNAMIC_VARIABLES?: string;
@@ -47,6 +52,8 @@ export interface Env extends Bindings {
   AUDIO_BACKFILL_AFTER_SECONDS?: string;
   /** `auto` (default: backfill when a transcription says `has_audio`), `always` (audio webhooks are on), `off`. */
   AUDIO_BACKFILL?: string;
+  /** `true`: an erasure also deletes the user's stored conversations at ElevenLabs (default `false`; needs ELEVENLABS_API_KEY). */
+  ERASE_AT_ELEVENLABS?: string;
   /** JSON array of forwarding destinations: `[{ "url", "events": [...], "name"? }]`. */
   FORWARD_DESTINATIONS?: string;
   /** Seconds before the first retry of a failed forward (doubling, with jitter; default 5). */

@@ -13,6 +13,10 @@
  *    operator's API key by an import the operator started: trust `operator`, as the README says.
  *  - "attribution": the operator (API_KEY) said whose it is: trust `operator`, for that user only.
  * The rule itself is `vouch` (src/records/identity.ts), reached through `vouchedOwner`.
+ *
+ * What an erasure removed never comes back by any of them (docs/guarantees.md "Erasure lasts"): the
+ * owner's object drops it (its tombstone and erasure mark), and an operator's path first asks the
+ * erasure ledger (`wasErased`), which also spares an import the fetch.
  */
 import { config } from "../lib/config";
 import type { Env } from "../lib/env";
@@ -22,7 +26,10 @@ import { normaliseForMemory, vouchedOwner, type Envelope, type MemoryRecord } fr
 import { apiKeyOf } from "../elevenlabs/api";
 import { audioExpected } from "../records/audio-expected";
 import { contextCache } from "./context-cache";
+import { wasErased } from "./erasure-ledger";
 import { ledgerObject, memoryToWrite, phoneObject, type UserStub } from "./objects";
+
+export { wasErased };
 
 export type Origin = "webhook" | "import" | "attribution";
 
@@ -65,6 +72,12 @@ export async function transcriptionArrived(env: Env, envelope: Envelope, raw: Ui
     lifetimeSeconds: cfg.userTokenLifetimeSeconds,
   });
   const record = normaliseForMemory(envelope, opts, owner);
+  // The erasure ledger: an operator's path (an import next quarter, an attribution) never brings back
+  // a conversation an erasure removed, whoever it names now. A webhook's objects carry their own entry
+  // (the erasure mark): no D1 round trip before its 200.
+  if (arrival.origin !== "webhook" && (await wasErased(env, record.conversationId))) {
+    return { duplicate: false, dropped: "erased", normalised: record, record, identity };
+  }
   const stored = await recordTranscription(env, record, raw, arrival.receivedAt);
   // An erased conversation's audio is not fetched back.
   if (!stored.dropped) await expectAudioOf(env, envelope, record, arrival);

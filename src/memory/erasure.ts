@@ -9,6 +9,8 @@ import { contextCache } from "./context-cache";
 import { userObject } from "./objects";
 
 export interface ErasureReport {
+  /** The erasure's record: GET /v1/erasures/:id. */
+  erasureId: string;
   counts: EraseCounts;
   phoneLinks: number;
   memoryRows: number;
@@ -20,14 +22,16 @@ const MAX_ERASE_STEPS = 50;
 
 /**
  * Erases a user: steps until done, or null when it did not finish in MAX_ERASE_STEPS (the caller
- * answers "repeat the request"; until then the user's object delivers nothing more).
+ * answers "repeat the request"; until then the user's object delivers nothing more). With `atSource`
+ * (ERASE_AT_ELEVENLABS) each erased conversation is also queued for deletion at ElevenLabs.
  */
-export async function eraseUser(env: Env, userId: string): Promise<ErasureReport | null> {
+export async function eraseUser(env: Env, userId: string, opts: { atSource: boolean }): Promise<ErasureReport | null> {
   const stub = userObject(env, userId);
-  const report: ErasureReport = { counts: zeroCounts(), phoneLinks: 0, memoryRows: 0, unlinkedPhoneNumbers: [] };
+  const report: ErasureReport = { erasureId: "", counts: zeroCounts(), phoneLinks: 0, memoryRows: 0, unlinkedPhoneNumbers: [] };
   try {
     for (let i = 0; i < MAX_ERASE_STEPS; i++) {
-      const step = await stub.erase(userId);
+      const step = await stub.erase(userId, { atSource: opts.atSource });
+      report.erasureId = step.erasureId;
       report.counts = addCounts(report.counts, step.counts);
       report.phoneLinks += step.phoneLinks;
       report.memoryRows += step.memoryRows;

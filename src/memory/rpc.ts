@@ -36,6 +36,23 @@ export interface EraseStep {
   unlinkedPhoneNumbers: string[];
   /** Rows the object held when it was wiped (0 until the last step). */
   memoryRows: number;
+  /** The erasure this step belongs to (its record: GET /v1/erasures/:id). */
+  erasureId: string;
+  /** The user's memories with agents (MEMORY_SCOPE="agent") erased to completion in this step. */
+  scopes: number;
+  /** user.erased events handed to FORWARD_QUEUE in this step (one per subscribed destination, once per erasure). */
+  forwarded: number;
+}
+
+export interface EraseOptions {
+  /** ERASE_AT_ELEVENLABS, as the DELETE found it: every erased conversation is also deleted at ElevenLabs. */
+  atSource: boolean;
+  /**
+   * Set when this object is erased as part of another's erasure (a user's memory with one agent, by
+   * the user's own object): that erasure's id. Such a step keeps no record and announces nothing:
+   * the user's own object does both, once.
+   */
+  partOf?: string;
 }
 
 export interface RetentionReport {

@@ -67,11 +67,13 @@ export async function eraseConversations(
   /** Wipes what a conversation's own `conversation:<id>` object holds of its audio (the durable link). */
   forgetAudio?: (conversationId: string) => Promise<unknown>,
   /**
-   * Ask every conversation's object, not only those D1 knows to have audio (erasure): audio whose D1
-   * write is still pending is linked only there, and would otherwise be served, then written, after
-   * the erasure. Retention does not need it: by then every audio delivery is long done.
+   * Set by an erasure (retention passes nothing). Every conversation's object is asked, not only those
+   * D1 knows to have audio: audio whose D1 write is still pending is linked only there, and would
+   * otherwise be served, then written, after the erasure (retention does not need it: by then every
+   * audio delivery is long done). And `record` enters the conversations in the erasure ledger before
+   * anything of them is deleted, so a retry that finds them gone has not missed one.
    */
-  forgetEveryAudio = false,
+  erasure?: { record: (conversationIds: string[]) => Promise<void> },
 ): Promise<EraseCounts> {
   const counts = zeroCounts();
   for (const batch of chunks([...new Set(ids)], IDS_PER_STATEMENT)) {
@@ -86,6 +88,7 @@ export async function eraseConversations(
     );
     const mine = batch.filter((id) => !foreign.has(id));
     if (mine.length === 0) continue;
+    await erasure?.record(mine);
 
     // Every R2 object of the conversation: its prefix, plus keys recorded in D1 that may live elsewhere
     // (the audio writer records its own key rather than promising the derived one).
@@ -111,7 +114,7 @@ export async function eraseConversations(
     // 200). It goes before the D1 row, which is what leads a retry back here.
     if (forgetAudio) {
       const withAudio = new Set(audioRows!.results.map((r) => r.conversation_id));
-      for (const id of mine) if (forgetEveryAudio || withAudio.has(id)) await forgetAudio(id);
+      for (const id of mine) if (erasure !== undefined || withAudio.has(id)) await forgetAudio(id);
     }
 
     const list = placeholders(mine.length);

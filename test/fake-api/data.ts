@@ -48,6 +48,10 @@ export const AGENTS: Record<string, { prefix: string; count: number; users: numb
   agent_twin: { prefix: "twin", count: 500, users: 50 },
   agent_small: { prefix: "small", count: 12, users: 3 },
   agent_media: { prefix: "aud-250000-media", count: 3, users: 1, hasAudio: true },
+  // test/erasure-ledger.test.ts: one user's calls, imported, erased, imported again.
+  agent_erased: { prefix: "aud-1200-era", count: 3, users: 1, hasAudio: true },
+  // test/erase-at-source.test.ts: one user's calls, deleted at the stand-in by an erasure.
+  agent_deleted: { prefix: "del", count: 3, users: 1 },
 };
 
 export const BASE_START = 1_767_225_600; // 2026-01-01T00:00:00Z

@@ -11,6 +11,12 @@
  * other than FAKE_API_KEY gets a 401 whose body quotes the key (as careless APIs do), and so does
  * agent_forbidden with the right key: the Worker must not repeat it anywhere.
  * `GET /__stats` reports what it saw.
+ *
+ * Deleting: `DELETE /v1/convai/conversations/{id}` answers 200 (`{}`) the first time for any id and 404
+ * after (a deleted conversation is gone, also for GET), unless a test scripted failures for that id
+ * first: `POST /__delete-script {"conversation_id", "statuses": [429, 500, ...]}` makes its next
+ * DELETEs answer those statuses in turn (a 429 with `retry-after: 1`). `GET /__deletes?conversation_id=`
+ * lists the status of every DELETE the id received, in order.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { TestProject } from "vitest/node";
@@ -19,6 +25,43 @@ import { AGENTS, FAKE_API_KEY, audioOf, conversationIdOf, conversationOf, summar
 
 const stats = { requests: 0, byPath: {} as Record<string, number>, rateLimited: 0, errors500: 0, died: 0, wrongKey: 0 };
 const onceDone = new Set<string>();
+/** Conversation ids deleted (then 404), the statuses each DELETE got, and failures scripted per id. */
+const deleted = new Set<string>();
+const deletes = new Map<string, number[]>();
+const deleteScript = new Map<string, number[]>();
+
+function handleDelete(id: string, res: ServerResponse): void {
+  const statuses = deletes.get(id) ?? [];
+  deletes.set(id, statuses);
+  const scripted = deleteScript.get(id)?.shift();
+  if (scripted !== undefined) {
+    statuses.push(scripted);
+    return send(res, scripted, { detail: scripted === 429 ? "rate limited" : "internal error" }, scripted === 429 ? { "retry-after": "1" } : {});
+  }
+  if (deleted.has(id)) {
+    statuses.push(404);
+    return send(res, 404, { detail: { status: "conversation_not_found", message: "Conversation not found" } });
+  }
+  deleted.add(id);
+  statuses.push(200);
+  send(res, 200, {});
+}
+
+async function control(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+  if (url.pathname === "/__deletes") {
+    send(res, 200, { statuses: deletes.get(url.searchParams.get("conversation_id") ?? "") ?? [] });
+    return true;
+  }
+  if (url.pathname === "/__delete-script" && req.method === "POST") {
+    let text = "";
+    for await (const chunk of req) text += String(chunk);
+    const body = JSON.parse(text) as { conversation_id: string; statuses: number[] };
+    deleteScript.set(body.conversation_id, [...body.statuses]);
+    send(res, 200, { ok: true });
+    return true;
+  }
+  return false;
+}
 
 function once(tag: string): boolean {
   if (onceDone.has(tag)) return false;
@@ -35,6 +78,10 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
 function handle(req: IncomingMessage, res: ServerResponse): void {
   const url = new URL(req.url ?? "/", "http://127.0.0.1");
   const path = url.pathname;
+  if (path.startsWith("/__") && path !== "/__stats") {
+    void control(req, res, url).then((done) => done || send(res, 404, { detail: "no such control" }));
+    return;
+  }
   stats.requests++;
   stats.byPath[path] = (stats.byPath[path] ?? 0) + 1;
   if (path === "/__stats") return send(res, 200, stats);
@@ -82,8 +129,10 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
     return;
   }
   const one = /^\/v1\/convai\/conversations\/([^/]+)$/.exec(path);
+  if (one && req.method === "DELETE") return handleDelete(decodeURIComponent(one[1]!), res);
   if (one) {
     const asked = decodeURIComponent(one[1]!);
+    if (deleted.has(asked)) return send(res, 404, { detail: "not found" });
     // `<id>~500`: that conversation, after one 500.
     const id = asked.replace(/~500$/, "");
     if ((id === "bulk-c7" || asked !== id) && once(`500:${asked}`)) {

@@ -29,8 +29,9 @@ export type AudioCommit =
   /** The conversation was erased: this recording must be deleted, and nothing was written. */
   | { status: "erased" };
 
+/** Whether the conversation was erased (its tombstone, or after 30 days its permanent mark): then nothing of it is kept again. */
 export function isErased(tombstones: Tombstones): boolean {
-  return tombstones.get()?.erasedAt != null;
+  return tombstones.erasedAt() !== null;
 }
 
 /** Call inside a transaction, with the ledger's tables created (unless erased). */

@@ -87,7 +87,9 @@ export class ConversationLedger extends OutboxObject<outbox.LedgerOutboxItem> {
   async recordConversation(input: { record: MemoryRecord; raw: Uint8Array; receivedAt: number }): Promise<RecordResult> {
     await this.enter("recordConversation");
     const { record: r, raw, receivedAt } = input;
-    if (this.tombstones.erases(r.startedAt)) return { duplicate: false, dropped: "erased" };
+    // The ledger is the conversation's own: once erased, any event of it is dropped, whatever its start
+    // time (a call that began in the very second of its erasure included).
+    if (isErased(this.tombstones)) return { duplicate: false, dropped: "erased" };
     this.ensure(receivedAt);
     if (isDuplicate(this.sql, "post_call_transcription", r.conversationId)) return this.duplicate();
     this.ctx.storage.transactionSync(() => commitTranscription(this.sql, this.env, r, raw, receivedAt, null));
@@ -126,7 +128,7 @@ export class ConversationLedger extends OutboxObject<outbox.LedgerOutboxItem> {
   }
 
   private async commit(link: AudioLink): Promise<"stored" | "duplicate" | "erased"> {
-    if (!this.tombstones.get()?.erasedAt) this.ensure(link.receivedAt);
+    if (!isErased(this.tombstones)) this.ensure(link.receivedAt);
     const done = this.ctx.storage.transactionSync(() => commitAudio(this.sql, this.env, this.tombstones, link));
     if (done.status === "erased") {
       await deleteAudioObjects(this.env.AUDIO, link.key);
@@ -185,18 +187,37 @@ export class ConversationLedger extends OutboxObject<outbox.LedgerOutboxItem> {
 
   /**
    * Erasure or retention of the conversation: deletes its audio objects, then wipes the ledger. An
-   * erasure (`erased`) leaves a tombstone, so audio, a backfill or a redelivery arriving later is dropped.
+   * erasure (`erased`) leaves a tombstone and the permanent erasure mark, so audio, a backfill or a
+   * redelivery arriving later, even years later, is dropped; with `atSource` (ERASE_AT_ELEVENLABS) it
+   * also queues the conversation's deletion at ElevenLabs (source-delete.ts), retried by the outbox.
+   * A conversation erased before holds nothing (everything since was dropped) and its deletion is
+   * already queued: a repeated erasure changes nothing, and asks ElevenLabs nothing again.
    */
-  async forgetConversation(opts: { erased?: boolean } = {}): Promise<number> {
+  async forgetConversation(opts: { erased?: boolean; atSource?: boolean } = {}): Promise<number> {
     await this.enter("forgetConversation");
+    if (opts.erased && isErased(this.tombstones)) return 0;
     let keys: string[] = [];
     if (this.schema.exists()) {
       keys = audioLinks.linkedKeys(this.sql, this.conversationId);
       await deleteAudioObjects(this.env.AUDIO, keys);
       await this.wipe(() => countRows(this.sql));
     }
-    if (opts.erased) await this.ctx.storage.setAlarm(this.tombstones.write({ erasedAt: nowSeconds() }, nowSeconds()));
+    if (opts.erased) {
+      let alarmAt = this.tombstones.write({ erasedAt: nowSeconds() }, nowSeconds());
+      if (opts.atSource) {
+        this.ensure(nowSeconds());
+        outbox.enqueue(this.sql, { kind: "source_delete", conversationId: this.conversationId }, this.conversationId, nowSeconds());
+        alarmAt = Date.now();
+      }
+      await this.ctx.storage.setAlarm(alarmAt);
+    }
     return keys.length;
+  }
+
+  /** Whether this conversation was ever erased (a number's object asks before it records a call an erasure may have taken). */
+  async wasErased(): Promise<boolean> {
+    await this.enter("wasErased");
+    return isErased(this.tombstones);
   }
 
   override async alarm(): Promise<void> {

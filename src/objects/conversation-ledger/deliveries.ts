@@ -4,6 +4,7 @@ import { deleteAudioObjects, storeAudioRow } from "../../storage/audio";
 import { storeCallFailure } from "../../storage/conversations";
 import { deliverConversation, forward, type DeliveryContext, type Handlers } from "../shared/deliveries";
 import type { LedgerOutboxItem } from "../shared/outbox";
+import { deleteAtSource } from "./source-delete";
 
 /**
  * The scheduled audio backfill is the ledger's own work (it fetches, then commits through the one
@@ -33,6 +34,10 @@ export function ledgerDeliveries(backfill: (ctx: DeliveryContext, conversationId
 
     async audio_backfill(ctx, item) {
       await backfill(ctx, item.conversationId, item.agentId);
+    },
+
+    async source_delete({ env }, item) {
+      await deleteAtSource(env, item.conversationId);
     },
 
     forward,

@@ -8,7 +8,7 @@ import type { Env } from "../../lib/env";
 import { parseEnvelope } from "../../records/payload";
 import { ElevenLabsApi, ElevenLabsApiError } from "../../elevenlabs/api";
 import { conversationStored } from "../../storage/imports";
-import { transcriptionArrived } from "../../memory/arrival";
+import { transcriptionArrived, wasErased } from "../../memory/arrival";
 import { ledgerObject } from "../../memory/objects";
 import type { ImportState } from "../../memory/rpc";
 import { FINISHED, IMPORT_BATCH, IMPORT_MAX_ATTEMPTS, IMPORT_PAGE_SIZE, IMPORT_PARALLEL, job, nowSeconds, publish, type JobRow } from "./imports";
@@ -28,6 +28,8 @@ function retryDelayMs(attempts: number): number {
 type Outcome = "imported" | "skipped" | "unfinished";
 
 async function importOne(env: Env, api: ElevenLabsApi, conversationId: string, includeAudio: boolean): Promise<Outcome> {
+  // Erased once, never fetched again (nor its audio): the erasure ledger (src/memory/arrival.ts).
+  if (await wasErased(env, conversationId)) return "skipped";
   if (await conversationStored(env.DB, conversationId)) {
     // Already here (an earlier import, or its webhook): only its audio may still be missing.
     if (includeAudio) await ledgerObject(env, conversationId).expectAudio({ agentId: null, dueAtMs: Date.now() });
@@ -44,7 +46,7 @@ async function importOne(env: Env, api: ElevenLabsApi, conversationId: string, i
   // The API's body goes in byte for byte as `data`: R2 keeps exactly what ElevenLabs answered.
   const raw = wrap(eventTimestamp, fetched.raw);
   const arrived = await transcriptionArrived(env, parseEnvelope(raw), raw, { origin: "import", receivedAt: nowSeconds(), audioNow: includeAudio });
-  return arrived.duplicate ? "skipped" : "imported";
+  return arrived.duplicate || arrived.dropped ? "skipped" : "imported";
 }
 
 const encoder = new TextEncoder();

@@ -124,11 +124,14 @@ export abstract class OutboxObject<I extends outbox.OutboxItem> extends DurableO
 
   protected async afterDelivery(): Promise<void> {}
 
-  /** A tombstone past its time goes (with the whole object if it holds nothing else); one still due keeps the alarm armed. */
+  /**
+   * A tombstone past its time goes (with the whole object if it holds nothing else: an object with an
+   * erasure mark keeps the mark forever); one still due keeps the alarm armed.
+   */
   private async expireTombstone(): Promise<void> {
     const now = Math.floor(Date.now() / 1000);
     if (this.tombstones.expire(now)) {
-      if (!this.schema.exists()) await this.ctx.storage.deleteAll();
+      if (!this.schema.exists() && !this.tombstones.marked()) await this.ctx.storage.deleteAll();
       return;
     }
     const t = this.tombstones.get();

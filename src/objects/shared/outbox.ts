@@ -63,7 +63,9 @@ export type LedgerOutboxItem =
   /** Deletes the R2 object of an audio event that turned out to be a redelivery. */
   | { kind: "audio_discard"; key: string }
   /** Fetches the audio from ElevenLabs' API unless an audio webhook brought it first (conversation-ledger/audio.ts). */
-  | { kind: "audio_backfill"; conversationId: string; agentId: string | null };
+  | { kind: "audio_backfill"; conversationId: string; agentId: string | null }
+  /** Deletes the erased conversation at ElevenLabs (ERASE_AT_ELEVENLABS; conversation-ledger/source-delete.ts). */
+  | { kind: "source_delete"; conversationId: string };
 
 export type OutboxKind = OutboxItem["kind"];
 

@@ -19,7 +19,7 @@ import { OutboxObject } from "../shared/outbox-object";
 import { commitTranscription } from "../shared/recording";
 import { countRows, erasingSince } from "../shared/tables";
 import { MEMORY_DELIVERIES } from "./deliveries";
-import { eraseStep, recordDuringErasure } from "./erasure";
+import { eraseStep, recordDuringErasure, takenByAnErasure } from "./erasure";
 import { exportConversation, exportImport, legacyIdentity } from "./legacy";
 import * as phones from "./phone-links";
 import * as profile from "./profile";
@@ -70,8 +70,8 @@ export class UserMemory extends OutboxObject<outbox.UserOutboxItem> {
   async recordConversation(input: { record: MemoryRecord; raw: Uint8Array; receivedAt: number }): Promise<rpc.RecordResult> {
     this.expect("recordConversation");
     const { record: r, raw, receivedAt } = input;
-    // Erasure that lasts: a conversation that started before this object was erased is dropped (../shared/tombstone.ts).
-    if (this.tombstones.erases(r.startedAt)) return { duplicate: false, dropped: "erased" };
+    // Erasure that lasts (../shared/tombstone.ts): what an erasure of this object, or of a user this number was linked to, took.
+    if (await takenByAnErasure(this.env, this.tombstones, this.schema.exists() ? this.sql : null, r)) return { duplicate: false, dropped: "erased" };
     const during = this.schema.exists() ? recordDuringErasure(this.ctx.storage, input) : null;
     if (during !== null) return during;
     if (r.userIdSource === "phone_number" && this.schema.exists()) {
@@ -191,7 +191,7 @@ export class UserMemory extends OutboxObject<outbox.UserOutboxItem> {
     return { owner: res.owner, applied: res.applied };
   }
 
-  /** No-op unless the number belongs to `userId`. An erasure wipes a number's object that holds nothing but the link. */
+  /** No-op unless the number belongs to `userId`. An erasure wipes a number's object holding only the link, and marks it (erasure.ts `takenByAnErasure`). */
   async clearOwner(userId: string, at: number, via: rpc.LinkVia): Promise<{ removed: boolean }> {
     this.expect("clearOwner", PHONE);
     if (!this.schema.exists() || phones.ownerRow(this.sql)?.user_id !== userId) return { removed: false };
@@ -202,6 +202,7 @@ export class UserMemory extends OutboxObject<outbox.UserOutboxItem> {
       await this.wipe(() => countRows(this.sql));
       await this.ctx.storage.setAlarm(this.tombstones.write({ unlinkedAt }, nowSeconds()));
     } else phones.clearOwner(this.sql, at, via, nowSeconds());
+    if (via === "erasure") this.tombstones.markLinkedErasure(at);
     this.changed();
     return { removed: true };
   }
@@ -220,7 +221,7 @@ export class UserMemory extends OutboxObject<outbox.UserOutboxItem> {
   // ---- erasure (erasure.ts) --------------------------------------------------------------------------------
 
   /** One step of erasing this user everywhere (DELETE /v1/users/:userId). Call until `done`. */
-  async erase(userId: string): Promise<rpc.EraseStep> {
+  async erase(userId: string, opts: rpc.EraseOptions = { atSource: false }): Promise<rpc.EraseStep> {
     this.expect("erase");
     try {
       return await eraseStep(
@@ -229,11 +230,13 @@ export class UserMemory extends OutboxObject<outbox.UserOutboxItem> {
           storage: this.ctx.storage,
           hasSchema: () => this.schema.exists(),
           settle: () => this.settle(),
+          rows: () => (this.schema.exists() ? countRows(this.sql) : 0),
           wipe: () => this.wipe(() => countRows(this.sql)),
           tombstone: (erasedAt) => this.leaveTombstone(erasedAt),
           changed: () => this.changed(),
         },
         userId,
+        opts,
       );
     } finally {
       // Also cleared where each step writes (releaseNumber); this covers a step that threw midway.
@@ -245,8 +248,9 @@ export class UserMemory extends OutboxObject<outbox.UserOutboxItem> {
    * The end of an erasure, after the wipe: the tombstone (as of when the erasure began), then the
    * calls made since the erasure began, which were kept aside (`deferred`) and are remembered now.
    */
-  private async leaveTombstone(erasure: { erasedAt: number; deferred: outbox.DeferredConversation[] }): Promise<void> {
+  private async leaveTombstone(erasure: { erasedAt: number; held: string[]; deferred: outbox.DeferredConversation[] }): Promise<void> {
     let alarmAt = this.tombstones.write({ erasedAt: erasure.erasedAt }, nowSeconds());
+    await this.tombstones.markHeld(erasure.held);
     for (const d of erasure.deferred) {
       this.schema.ensure(d.receivedAt);
       if (isDuplicate(this.sql, "post_call_transcription", d.record.conversationId)) continue;
