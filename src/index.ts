@@ -14,7 +14,7 @@ import { backfillAudio, getImport, listImports, startImport } from "./api/import
 import { searchTranscripts } from "./api/search";
 import { requireApiKey } from "./lib/http/auth";
 import { idParam, optionalIdQuery } from "./lib/http/params";
-import { deletePhoneLink, deleteUser, getMemory, putPhoneLink } from "./api/users";
+import { deletePhoneLink, deleteUser, getInitiationPreview, getMemory, putPhoneLink } from "./api/users";
 import type { Env } from "./lib/env";
 import { ApiError, errorResponse, json, notFound } from "./lib/errors";
 import { handlePostCall } from "./webhooks/handler";
@@ -60,6 +60,7 @@ router
   .put("/v1/users/:userId/phones/:phoneNumber", (req, env) => putPhoneLink(env, userId(req), req.params["phoneNumber"]))
   .delete("/v1/users/:userId/phones/:phoneNumber", (req, env) => deletePhoneLink(env, userId(req), req.params["phoneNumber"]))
   .delete("/v1/users/:userId", (req, env) => deleteUser(env, userId(req)))
+  .get("/v1/phones/:phoneNumber/initiation", (req, env) => getInitiationPreview(env, req.params["phoneNumber"], agentIdQuery(req)))
   .get("/v1/conversations/:conversationId/audio", (req, env) =>
     getAudio(req, env, idParam(req.params["conversationId"], "conversation_id")),
   )
@@ -102,6 +103,7 @@ const KNOWN_PATHS = [
   /^\/v1\/users\/[^/]+$/,
   /^\/v1\/users\/[^/]+\/(context|memory|conversations|export)$/,
   /^\/v1\/users\/[^/]+\/phones\/[^/]+$/,
+  /^\/v1\/phones\/[^/]+\/initiation$/,
   /^\/v1\/conversations\/[^/]+$/,
   /^\/v1\/conversations\/[^/]+\/audio$/,
   /^\/v1\/forwarding\/failures$/,

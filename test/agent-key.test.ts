@@ -18,6 +18,7 @@ const FULL_ONLY: [string, string][] = [
   ["DELETE", "/v1/users/u1"],
   ["PUT", "/v1/users/u1/phones/%2B14155550123"],
   ["DELETE", "/v1/users/u1/phones/%2B14155550123"],
+  ["GET", "/v1/phones/%2B14155550123/initiation"],
   ["GET", "/v1/conversations/c1"],
   ["GET", "/v1/conversations/c1/audio"],
   ["GET", "/v1/conversations?unattributed=true"],

@@ -299,26 +299,46 @@ const typeName = (v) => (typeof v === "string" ? "string" : typeof v === "number
 /** @param {unknown} v */
 const display = (v) => (typeof v === "string" ? (v === "" ? "(empty)" : v) : JSON.stringify(v));
 
+/** A user id that is itself a phone number (E.164): the memory of calls from that number. */
+const isPhoneNumber = (/** @type {string} */ id) => /^\+[1-9]\d{6,14}$/.test(id);
+
+/**
+ * What ElevenLabs receives for this id's next conversation. For an app user: their context. For a
+ * phone number: the initiation webhook's answer (GET /v1/phones/:n/initiation), which is the linked
+ * app user's memory when the number is linked, not the number's own.
+ * @param {string} userId
+ */
+function nextCallVariables(userId) {
+  return isPhoneNumber(userId)
+    ? api(`/v1/phones/${encodeURIComponent(userId)}/initiation`)
+    : api(`/v1/users/${encodeURIComponent(userId)}/context`);
+}
+
 /** @param {string} userId */
 async function renderUser(userId) {
   show(h("h1", {}, userId), loading());
+  const phone = isPhoneNumber(userId);
   const [context, memory] = await Promise.all([
-    api(`/v1/users/${encodeURIComponent(userId)}/context`),
+    nextCallVariables(userId),
     api(`/v1/users/${encodeURIComponent(userId)}/memory`).catch((err) => {
       if (err instanceof ApiFailure && err.status === 404) return null;
       throw err;
     }),
   ]);
 
+  const linkedTo = memory?.linked_to?.user_id ?? (phone ? (context.user_id ?? null) : null);
   const vars = Object.entries(context.dynamic_variables);
   const variables = h(
     "section",
-    { class: "card", "aria-labelledby": "vars-h" },
-    h("h2", { id: "vars-h" }, "Next call: dynamic variables"),
-    h("p", { class: "muted" }, "Exactly what ElevenLabs receives for this user's next conversation."),
+    { class: "card", "aria-labelledby": "vars-h", id: "next-call" },
+    h("h2", { id: "vars-h" }, phone ? "When this number calls: dynamic variables" : "Next call: dynamic variables"),
+    !phone
+      ? h("p", { class: "muted" }, "Exactly what ElevenLabs receives for this user's next conversation.")
+      : linkedTo
+        ? h("p", { class: "muted" }, "Exactly what ElevenLabs receives while this number rings (the initiation webhook's answer): the memory of ", h("a", { href: userHref(linkedTo) }, linkedTo), ", to whom the number is linked. The calls listed below stay with the number.")
+        : h("p", { class: "muted" }, "Exactly what ElevenLabs receives while this number rings (the initiation webhook's answer): this number's own memory, as it is linked to no app user."),
     h("dl", { class: "vars" }, ...vars.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, display(v), h("span", { class: "type" }, typeName(v)))])),
   );
-
   const facts = h(
     "section",
     { class: "card", "aria-labelledby": "facts-h" },
@@ -335,16 +355,29 @@ async function renderUser(userId) {
       : h("p", { class: "muted" }, "No facts collected yet."),
   );
 
-  const phones = h("section", { class: "card", "aria-labelledby": "phones-h" }, h("h2", { id: "phones-h" }, "Phone numbers"));
-  if (memory?.linked_to) {
-    phones.append(h("p", {}, "This number belongs to ", h("a", { href: userHref(memory.linked_to.user_id) }, memory.linked_to.user_id), "."));
+  const phones = h("section", { class: "card", "aria-labelledby": "phones-h" }, h("h2", { id: "phones-h" }, phone ? "Link" : "Phone numbers"));
+  if (phone) {
+    const link = memory?.linked_to;
+    phones.append(
+      linkedTo
+        ? h(
+            "p",
+            { id: "phone-link" },
+            "Linked to ",
+            h("a", { href: userHref(linkedTo) }, linkedTo),
+            link ? ` since ${when(link.linked_at)} (${link.via === "api" ? "through the API" : "by a call"})` : "",
+            ": calls from this number are remembered for them.",
+          )
+        : h("p", { class: "muted", id: "phone-link" }, "Linked to no app user: calls from this number are remembered under the number."),
+    );
+  } else {
+    const phoneList = memory?.phone_numbers ?? [];
+    phones.append(
+      phoneList.length > 0
+        ? h("ul", {}, ...phoneList.map((/** @type {any} */ p) => h("li", {}, h("a", { href: userHref(p.phone_number), class: "mono" }, p.phone_number), h("span", { class: "meta" }, ` linked ${when(p.linked_at)} ${p.via === "api" ? "through the API" : "by a call"}`))))
+        : h("p", { class: "muted" }, "No phone numbers linked."),
+    );
   }
-  const phoneList = memory?.phone_numbers ?? [];
-  phones.append(
-    phoneList.length > 0
-      ? h("ul", {}, ...phoneList.map((/** @type {any} */ p) => h("li", {}, h("span", { class: "mono" }, p.phone_number), h("span", { class: "meta" }, ` linked ${when(p.linked_at)} via ${p.via}`))))
-      : h("p", { class: "muted" }, "No phone numbers linked."),
-  );
 
   const timeline = h("ol", { class: "list", "aria-label": "Conversations" });
   const more = h("div");
@@ -413,9 +446,14 @@ async function renderUser(userId) {
     }
   });
 
-  const summary = memory
-    ? `${memory.profile.call_count} call${memory.profile.call_count === 1 ? "" : "s"} · last ${when(memory.profile.last_call_at)}`
-    : "No memory yet: this user has not had a conversation postcall received.";
+  const calls = memory ? `${memory.profile.call_count} call${memory.profile.call_count === 1 ? "" : "s"} · last ${when(memory.profile.last_call_at)}` : "";
+  const summary = !memory
+    ? phone
+      ? "No memory of its own: no call from this number was remembered under the number."
+      : "No memory yet: this user has not had a conversation postcall received."
+    : phone
+      ? `This number's own memory: ${calls}`
+      : calls;
   show(
     h("h1", {}, userId),
     h("p", { class: "muted" }, summary),
