@@ -6,7 +6,7 @@
 //   npm run send-sample                              # a transcription for user "demo-user", then its context
 //   npm run send-sample -- transcription --user alice
 //   npm run send-sample -- audio --conversation conv_123   # the sample recording (test/fixtures/sample-call.mp3)
-//   npm run send-sample -- audio --conversation conv_123 --audio-mb 20   # 20 MB of bytes, the size of a long call
+//   npm run send-sample -- audio --conversation conv_123 --audio-mb 20   # a 20 MB MP3 (hours of the sample call, playable)
 //   npm run send-sample -- audio --conversation conv_123 --audio-file call.mp3
 //   npm run send-sample -- transcription --user bob --started-ago 86400   # a call that happened a day ago
 //   npm run send-sample -- transcription --user mallory --token none      # a claim without the token: stored unattributed
@@ -17,8 +17,9 @@
 //   npm run send-sample -- recall --user alice --query "cracked screen replacement"   # what the agent's recall tool gets
 //   npm run send-sample -- all --url https://postcall.example.workers.dev --secret "$SECRET" --api-key "$KEY"
 //   npm run send-sample -- forward-receiver [--port 8799]   # a local receiver for forwarded events (docs/forwarding.md)
-import { createHmac, hkdfSync, randomBytes, randomUUID } from "node:crypto";
+import { createHmac, hkdfSync, randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
+import { longMp3, size } from "./lib/sample-audio.mjs";
 
 const fixtures = new URL("../test/fixtures/", import.meta.url);
 const load = (name) => JSON.parse(readFileSync(new URL(name, fixtures), "utf8"));
@@ -152,8 +153,9 @@ function audioEvent() {
 /**
  * A post_call_audio event as ElevenLabs sends it: chunked, no Content-Length. The audio is the sample
  * recording (a 19-second spoken support call, scripts/make-sample-audio.sh), or --audio-file, or with
- * --audio-mb that many MB of random bytes behind an ID3 header (the size of a real call, not a
- * playable one), streamed in 64 KiB pieces so that any size can be sent without holding the JSON.
+ * --audio-mb an MP3 of that many MB made of the sample call played again and again (hours of audio
+ * that plays and seeks like a real long call), streamed in 64 KiB pieces so that any size can be
+ * sent without holding the JSON.
  */
 async function postAudio(label) {
   const e = audioEvent();
@@ -161,8 +163,7 @@ async function postAudio(label) {
   if (opts.audioFile) {
     audio = readFileSync(opts.audioFile);
   } else if (opts.audioMb) {
-    audio = randomBytes(Math.round(Number(opts.audioMb) * 1024 * 1024));
-    audio.write("ID3", 0, "latin1");
+    audio = longMp3(audio, Math.round(Number(opts.audioMb) * 1024 * 1024));
   }
   const b64 = Buffer.from(audio.toString("base64"), "latin1");
   delete e.data.full_audio;
@@ -192,8 +193,8 @@ async function postAudio(label) {
     body,
     duplex: "half",
   });
-  const size = prefix.length + b64.length + suffix.length;
-  console.log(`${label}: HTTP ${res.status} ${await res.text()} (${(size / 1e6).toFixed(1)} MB chunked in ${Date.now() - started} ms)`);
+  const sent = prefix.length + b64.length + suffix.length;
+  console.log(`${label}: HTTP ${res.status} ${await res.text()} (${size(audio.length)} of audio, sent as ${size(sent)} of base64 JSON, chunked, in ${Date.now() - started} ms)`);
   if (!res.ok) return (process.exitCode = 1);
   if (apiKey) console.log(`  listen: curl -H 'Authorization: Bearer ${apiKey}' ${base}/v1/conversations/${conversationId}/audio -o ${conversationId}.mp3`);
   console.log(`  or in the console: ${base}/console/#/conversations/${encodeURIComponent(conversationId)}`);

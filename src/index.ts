@@ -2,7 +2,7 @@
  * postcall: per-user memory for ElevenLabs voice agents. This file only wires routes to handlers.
  */
 import { Router, type IRequest } from "itty-router";
-import { getAudio } from "./api/audio";
+import { audioLinkAuthorises, createAudioLink, getAudio } from "./api/audio";
 import { getContext } from "./api/context";
 import { getHealthDetails } from "./api/health";
 import { getConversation, listConversations } from "./api/conversations";
@@ -48,6 +48,8 @@ router
     return recallTool(req, env);
   })
   .all("/v1/*", async (req, env) => {
+    // A signed audio link (src/lib/audio-link.ts) stands in for the key on that one GET.
+    if (await audioLinkAuthorises(req, env)) return;
     await requireApiKey(req, env, agentMayCall(req) ? "agent" : "full");
   })
   .get("/v1/users", (req, env) => listUsers(req, env))
@@ -63,6 +65,9 @@ router
   .get("/v1/phones/:phoneNumber/initiation", (req, env) => getInitiationPreview(env, req.params["phoneNumber"], agentIdQuery(req)))
   .get("/v1/conversations/:conversationId/audio", (req, env) =>
     getAudio(req, env, idParam(req.params["conversationId"], "conversation_id")),
+  )
+  .post("/v1/conversations/:conversationId/audio/link", (req, env) =>
+    createAudioLink(env, idParam(req.params["conversationId"], "conversation_id")),
   )
   .post("/v1/conversations/:conversationId/audio/backfill", (req, env) =>
     backfillAudio(env, idParam(req.params["conversationId"], "conversation_id")),
@@ -110,7 +115,7 @@ const KNOWN_PATHS = [
   /^\/v1\/forwarding\/failures\/[^/]+\/retry$/,
   /^\/v1\/conversations$/,
   /^\/v1\/conversations\/[^/]+\/attribute$/,
-  /^\/v1\/conversations\/[^/]+\/audio\/backfill$/,
+  /^\/v1\/conversations\/[^/]+\/audio\/(backfill|link)$/,
   /^\/v1\/imports(\/[^/]+)?$/,
 ];
 

@@ -24,6 +24,7 @@ const FULL_ONLY: [string, string][] = [
   ["GET", "/v1/conversations?unattributed=true"],
   ["POST", "/v1/conversations/c1/attribute"],
   ["POST", "/v1/conversations/c1/audio/backfill"],
+  ["POST", "/v1/conversations/c1/audio/link"],
   ["POST", "/v1/imports"],
   ["GET", "/v1/imports"],
   ["GET", "/v1/imports/i1"],

@@ -12,7 +12,7 @@ const KEY_STORAGE = "postcall.apiKey";
 const main = /** @type {HTMLElement} */ (document.getElementById("main"));
 const nav = /** @type {HTMLElement} */ (document.getElementById("nav"));
 
-/** @type {string[]} object URLs to revoke when the page changes */
+/** @type {string[]} object URLs to revoke when the page changes (the export's download) */
 let objectUrls = [];
 
 // ---- tiny DOM helper -------------------------------------------------------------------------
@@ -61,10 +61,11 @@ function when(iso) {
   return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
-/** @param {number} secs */
+/** "0:19", "3:32", "2:25:07": a time in a call or a call's length. @param {number} secs */
 function clock(secs) {
   const s = Math.max(0, Math.floor(secs));
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  const mmss = `${String(Math.floor(s / 60) % 60).padStart(s >= 3600 ? 2 : 1, "0")}:${String(s % 60).padStart(2, "0")}`;
+  return s >= 3600 ? `${Math.floor(s / 3600)}:${mmss}` : mmss;
 }
 
 const userHref = (/** @type {string} */ id) => `#/users/${encodeURIComponent(id)}`;
@@ -208,14 +209,24 @@ async function renderUsers(params) {
               "a",
               { href: userHref(u.user_id) },
               h("span", { class: "title" }, u.user_id),
-              h("div", { class: "meta" }, `${u.conversation_count} conversation${u.conversation_count === 1 ? "" : "s"} · last call ${when(u.last_call_at)}`),
+              h(
+                "div",
+                { class: "meta" },
+                `${u.conversation_count} conversation${u.conversation_count === 1 ? "" : "s"} · last call ${when(u.last_call_at)}`,
+                u.matched_phone_number && u.matched_phone_number !== u.user_id ? ` · linked to ${u.matched_phone_number}` : "",
+                u.matched_phone_number === u.user_id ? " · this number's own memory" : "",
+              ),
             ),
           ),
         );
       }
       if (list.children.length === 0) {
         more.replaceChildren(
-          h("p", { class: "card muted" }, q ? `No user id or linked phone number matches “${q}”.` : "No users yet. Conversations appear here once ElevenLabs sends their post-call webhooks (try npm run send-sample)."),
+          h("p", { class: "card muted" }, q
+            ? /\d{7}/.test(q.replace(/\D/g, "")) && !/^\s*(\+|00)/.test(q)
+              ? `No user id or phone number matches “${q}”. Typed without its country code, a number finds only numbers that have called on their own; type it with + and the country code (+1 415 555 0123) to find the user it is linked to.`
+              : `No user id or phone number matches “${q}”.`
+            : "No users yet. Conversations appear here once ElevenLabs sends their post-call webhooks (try npm run send-sample)."),
         );
       } else if (body.next_cursor) {
         more.replaceChildren(h("button", { type: "button", class: "secondary", onclick: () => page(body.next_cursor) }, "Show more users"));
@@ -541,9 +552,34 @@ function turnView(turn, target) {
   );
 }
 
+/** @param {number} bytes */
+function size(bytes) {
+  return bytes < 1024 * 1024 ? `${Math.max(1, Math.round(bytes / 1024))} KB` : `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+}
+
 /**
- * The recording card. `<audio>` cannot send an Authorization header: fetch it with the key, play it
- * from a blob URL (seekable, and the key never appears in a URL).
+ * Whether the recording at `url` starts like an MP3: an MPEG audio frame (11 set sync bits), at
+ * once or after a well-formed ID3v2 tag. Two small Range reads.
+ * @param {string} url
+ * @returns {Promise<boolean>}
+ */
+async function startsLikeMp3(url) {
+  /** @param {number} from @param {number} n */
+  const read = async (from, n) => new Uint8Array(await (await fetch(url, { headers: { Range: `bytes=${from}-${from + n - 1}` } })).arrayBuffer());
+  const sync = (/** @type {Uint8Array} */ b) => b[0] === 0xff && ((b[1] ?? 0) & 0xe0) === 0xe0;
+  const head = await read(0, 10);
+  if (sync(head)) return true;
+  const id3 = head[0] === 0x49 && head[1] === 0x44 && head[2] === 0x33 && head.slice(6, 10).every((x) => x < 0x80);
+  if (!id3) return false;
+  const tag = 10 + (head[6] << 21) + (head[7] << 14) + (head[8] << 7) + head[9];
+  return sync(await read(tag, 2));
+}
+
+/**
+ * The recording card. `<audio>` cannot send an Authorization header, so the console asks for a signed
+ * link (POST .../audio/link, good for one conversation for 15 minutes) and gives the player that URL:
+ * it streams and seeks with Range requests, and nothing is held in memory. When a seek fails because
+ * the link has expired, a new one is fetched and playback resumes where it was.
  * @param {string} conversationId @param {boolean} hasAudio
  */
 function recordingCard(conversationId, hasAudio) {
@@ -554,20 +590,48 @@ function recordingCard(conversationId, hasAudio) {
   }
   const audio = /** @type {HTMLAudioElement} */ (h("audio", { controls: true, preload: "metadata", id: "player" }));
   const status = h("p", { class: "meta", role: "status", id: "audio-status" }, "Loading the recording…");
-  player.append(audio, status);
-  apiFetch(`/v1/conversations/${encodeURIComponent(conversationId)}/audio`)
-    .then((res) => res.blob())
-    .then((blob) => {
-      const url = URL.createObjectURL(blob);
-      objectUrls.push(url);
-      audio.src = url;
-      const kb = `${Math.max(1, Math.round(blob.size / 1024))} KB MP3`;
-      status.textContent = kb;
-      audio.addEventListener("loadedmetadata", () => {
-        if (Number.isFinite(audio.duration)) status.textContent = `${clock(audio.duration)} · ${kb}`;
-      });
-    })
-    .catch((err) => player.append(errorBox(err)));
+  const download = /** @type {HTMLAnchorElement} */ (h("a", { id: "audio-download", download: `${conversationId}.mp3`, hidden: true }, "Download the file"));
+  player.append(audio, status, download);
+  let stored = "";
+  let bytes = "";
+  let renewals = 0;
+
+  /** @param {number} [resumeAt] */
+  async function load(resumeAt) {
+    const link = await api(`/v1/conversations/${encodeURIComponent(conversationId)}/audio/link`, { method: "POST" });
+    bytes = size(link.bytes);
+    stored = `${bytes} MP3`;
+    if (resumeAt) audio.addEventListener("loadedmetadata", () => (audio.currentTime = resumeAt), { once: true });
+    audio.src = link.url;
+    download.href = link.url;
+    download.hidden = false;
+    status.textContent = stored;
+  }
+
+  audio.addEventListener("loadedmetadata", () => {
+    if (Number.isFinite(audio.duration)) status.textContent = `${clock(audio.duration)} · ${stored}`;
+  });
+  audio.addEventListener("error", async () => {
+    // Ask the server what went wrong: an expired link (401) is renewed; bytes that are not MP3 are said to be.
+    const at = audio.currentTime;
+    try {
+      const res = await fetch(audio.src, { headers: { Range: "bytes=0-0" } });
+      if (res.status === 401 && renewals < 3) {
+        renewals++;
+        return await load(at);
+      }
+      if (!res.ok) throw new ApiFailure(res.status, "http_error", res.status === 404 ? "The recording is no longer stored (it was erased, or expired under RETENTION_DAYS)." : `The recording could not be read (HTTP ${res.status}).`);
+      await res.body?.cancel();
+      status.textContent = (await startsLikeMp3(audio.src))
+        ? `This browser could not play the recording (${stored}). Download the file to play it elsewhere.`
+        : `This recording is not a playable MP3 (${bytes} stored; it does not start like an MP3 file). Download the file to look at it.`;
+      status.classList.add("error-text");
+      audio.hidden = true;
+    } catch (err) {
+      player.append(errorBox(err));
+    }
+  });
+  load().catch((err) => player.append(errorBox(err)));
   return player;
 }
 
