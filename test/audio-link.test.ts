@@ -123,7 +123,9 @@ describe("signed audio links", () => {
     expect((await postChunked(e.body)).status).toBe(200);
     await flush(userId, conversationId);
     const link = await linkOf(conversationId);
-    expect((await play(link.url)).status).toBe(200);
+    const before = await play(link.url);
+    expect(before.status).toBe(200);
+    expect((await before.arrayBuffer()).byteLength).toBe(3_000);
 
     expect((await apiGet(`/v1/users/${encodeURIComponent(userId)}`, API_KEY, { method: "DELETE" })).status).toBe(200);
     const after = await play(link.url);
