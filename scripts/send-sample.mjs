@@ -5,6 +5,7 @@
 //
 //   npm run send-sample                              # a transcription for user "demo-user", then its context
 //   npm run send-sample -- transcription --user alice
+//   npm run send-sample -- transcription --user alice --title "Upgrading to the Pro plan"   # each title its own call
 //   npm run send-sample -- audio --conversation conv_123   # the sample recording (test/fixtures/sample-call.mp3)
 //   npm run send-sample -- audio --conversation conv_123 --audio-mb 20   # a 20 MB MP3 (hours of the sample call, playable)
 //   npm run send-sample -- audio --conversation conv_123 --audio-file call.mp3
@@ -20,6 +21,7 @@
 import { createHmac, hkdfSync, randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { longMp3, size } from "./lib/sample-audio.mjs";
+import { applySampleCall, callerName, sampleCall } from "./lib/sample-calls.mjs";
 
 const fixtures = new URL("../test/fixtures/", import.meta.url);
 const load = (name) => JSON.parse(readFileSync(new URL(name, fixtures), "utf8"));
@@ -118,14 +120,15 @@ async function transcriptionEvent() {
   const e = load("transcription.json");
   e.event_timestamp = now;
   e.data.conversation_id = conversationId;
-  e.data.metadata.start_time_unix_secs = startedAt - e.data.metadata.call_duration_secs;
   const client = e.data.conversation_initiation_client_data;
   client.dynamic_variables = { ...client.dynamic_variables, ...(await sessionVariables()) };
   const vars = client.dynamic_variables;
   if (userId !== null) vars.user_id = userId;
   else delete vars.user_id;
   vars.system__conversation_id = conversationId;
-  if (opts.title) e.data.analysis.call_summary_title = opts.title;
+  // Each title its own call (transcript, summary, facts, length: scripts/lib/sample-calls.mjs); the
+  // caller's name follows the user. A caller known only by number asks to change a delivery address.
+  applySampleCall(e, sampleCall(opts.title ?? (userId === null ? "Delivery address change" : undefined)), callerName(userId));
   if (opts.phone) {
     // What a Twilio inbound call looks like: the caller is the external number.
     e.data.metadata.phone_call = {
@@ -140,6 +143,7 @@ async function transcriptionEvent() {
     vars.system__caller_id = opts.phone;
     vars.system__called_number = "+14155550000";
   }
+  e.data.metadata.start_time_unix_secs = startedAt - e.data.metadata.call_duration_secs;
   return e;
 }
 
