@@ -186,7 +186,12 @@ try {
     const text = await vars.innerText();
     assert.match(text, /previous_topics\s*Cracked screen replacement; Billing question/);
     assert.match(text, /is_returning_user\s*true/);
-    assert.match(await page.getByRole("region", { name: "Facts" }).innerText(), /preferred_name\s*Dana/);
+    const facts = await page.getByRole("region", { name: "Facts" }).innerText();
+    assert.match(facts, /preferred_name\s*Dana/);
+    // Values in words: a list as its items, yes/no, never JSON.
+    assert.match(facts, /mentioned_products\s*Phone X/);
+    assert.match(facts, /wants_sms_updates\s*yes/);
+    assert.doesNotMatch(facts, /[[\]{}"]/);
     await page.getByRole("list", { name: "Conversations" }).getByRole("listitem").nth(1).waitFor();
     await shot(page, "user", { fullPage: true });
   });
@@ -254,7 +259,15 @@ try {
     await page.getByRole("link", { name: /Cracked screen replacement/ }).click();
     await page.getByRole("heading", { name: "Cracked screen replacement" }).waitFor();
     assert.equal(await page.getByRole("list", { name: "Transcript" }).getByRole("listitem").count(), 5);
-    assert.match(await page.getByRole("region", { name: "Analysis" }).innerText(), /resolved\s*success/);
+    const analysis = await page.getByRole("region", { name: "Analysis" }).innerText();
+    assert.match(analysis, /resolved\s*success/);
+    assert.match(analysis, /mentioned_products\s*Phone X/);
+    // The sample call is its own: its summary is the cracked screen's, not another call's.
+    assert.match(analysis, /cracked screen on order 4471/);
+    const turns = await page.getByRole("list", { name: "Transcript" }).innerText();
+    assert.match(turns, /the caller liked this reply/);
+    assert.match(turns, /Nothing transcribed: the speaker was cut off or said nothing\./);
+    assert.doesNotMatch(turns, /\(no text\)|\bliked\b(?! this reply)/);
     const audio = page.locator("audio#player");
     await waitFor(() => audio.evaluate((a) => a.readyState >= 1 && a.duration > 10), "audio metadata", 20_000);
     // It really plays: the sample call is about 19 s, and time advances once it is started.
@@ -334,7 +347,15 @@ try {
     await waitFor(() => receiver.received().some((d) => d.path === "/pager" && d.status === 200 && d.verified), "the retried delivery");
     await waitFor(async () => (await (await fetch(`${base}/v1/forwarding/failures`, auth)).json()).failures.length === 0, "the dead letter removed");
     await page.reload();
-    await page.getByText("No failed deliveries.").waitFor();
+    // Forwarding is on (one destination): the empty list means nothing failed, and says so.
+    await page.getByText("No failed deliveries: every event forwarded to the 1 destination in FORWARD_DESTINATIONS was accepted, or is still being retried.").waitFor();
+  });
+
+  await step("empty pages say why: no ELEVENLABS_API_KEY on Imports", async () => {
+    await page.getByRole("link", { name: "Imports" }).click();
+    await page.locator("#imports-no-key").waitFor();
+    assert.match(await page.locator("#imports-no-key").innerText(), /^ELEVENLABS_API_KEY is not set: an import cannot fetch anything/);
+    assert.equal(await page.locator("#imports-empty").innerText(), "No imports yet.");
   });
 
   await step("a recording whose transcript has not come yet: the page shows what is known", async () => {
@@ -400,7 +421,7 @@ try {
     await page.goto(`${base}/console/#/unattributed`);
     await page.getByRole("heading", { name: "Unattributed conversations" }).waitFor();
     await page.getByRole("link", { name: /Claimed without a token/ }).click();
-    await page.getByText("Claimed user id e2e-claimer, not believed: token_missing.").waitFor();
+    await page.getByText("Claimed user id e2e-claimer, not believed: no postcall_user_token came with the call.").waitFor();
     await shot(page, "unattributed-conversation", { fullPage: true });
     await page.getByLabel("Attribute to user").fill("e2e-claimer");
     await page.getByRole("button", { name: "Attribute" }).click();

@@ -307,8 +307,44 @@ async function renderSearch(params) {
 /** @param {unknown} v */
 const typeName = (v) => (typeof v === "string" ? "string" : typeof v === "number" ? "number" : typeof v === "boolean" ? "boolean" : "json");
 
-/** @param {unknown} v */
+/** A dynamic variable exactly as ElevenLabs receives it (a string as is, anything else as JSON). @param {unknown} v */
 const display = (v) => (typeof v === "string" ? (v === "" ? "(empty)" : v) : JSON.stringify(v));
+
+/**
+ * A collected fact's value in words: a list as its items, true/false as yes/no, null as not given
+ * (["Phone X"] reads "Phone X"). Nested objects stay JSON: there are no words for them.
+ * @param {unknown} v @returns {string}
+ */
+function words(v) {
+  if (v === null || v === undefined) return "not given";
+  if (typeof v === "boolean") return v ? "yes" : "no";
+  if (typeof v === "string") return v === "" ? "(empty)" : v;
+  if (typeof v !== "object") return String(v);
+  const part = (/** @type {unknown} */ x) => (x !== null && typeof x === "object" ? JSON.stringify(x) : words(x));
+  if (Array.isArray(v)) return v.length === 0 ? "none" : v.map(part).join(", ");
+  return Object.entries(v).map(([k, x]) => `${k}: ${part(x)}`).join("; ");
+}
+
+/** Why a claimed user id was not believed (src/records/identity.ts UnverifiedReason), in words. */
+const UNVERIFIED = /** @type {Record<string, string>} */ ({
+  token_missing: "no postcall_user_token came with the call",
+  token_malformed: "its postcall_user_token is malformed",
+  token_bad_signature: "its postcall_user_token's signature does not match (forged, or signed with a secret no longer configured)",
+  token_no_key: "no secret is configured to check its postcall_user_token",
+  token_other_user: "its postcall_user_token was issued for another user",
+  token_expired: "its postcall_user_token had expired when the call started",
+  reserved_user_id: "the id is reserved",
+  phone_number_claim: "a phone number claimed as a user id needs a postcall_user_token or telephony to vouch for it",
+});
+const unverifiedWords = (/** @type {string} */ code) => UNVERIFIED[code] ?? code;
+
+/** Who vouched for a conversation's owner (VouchedBy), in words. */
+const VOUCHED = /** @type {Record<string, string>} */ ({
+  token: "a valid postcall_user_token",
+  telephony: "the phone call itself (caller id)",
+  operator: "an operator (an attribution or an import)",
+  claimed: "its claim alone (USER_ID_TRUST=claimed)",
+});
 
 /** A user id that is itself a phone number (E.164): the memory of calls from that number. */
 const isPhoneNumber = (/** @type {string} */ id) => /^\+[1-9]\d{6,14}$/.test(id);
@@ -360,7 +396,7 @@ async function renderUser(userId) {
           { class: "vars" },
           ...memory.facts.flatMap((/** @type {any} */ f) => [
             h("dt", {}, f.id),
-            h("dd", {}, display(f.value), h("div", { class: "meta" }, "from ", h("a", { href: conversationHref(f.conversation_id) }, when(f.collected_at)))),
+            h("dd", {}, words(f.value), h("div", { class: "meta" }, "from ", h("a", { href: conversationHref(f.conversation_id) }, when(f.collected_at)))),
           ]),
         )
       : h("p", { class: "muted" }, "No facts collected yet."),
@@ -539,8 +575,8 @@ function turnView(turn, target) {
   return h(
     "li",
     { class: `turn ${turn.role === "user" ? "user" : "agent"}${target ? " target" : ""}`, id: `turn-${turn.index}`, tabindex: target ? "-1" : undefined },
-    h("div", { class: "who" }, h("strong", {}, turn.role), h("span", {}, clock(turn.time_in_call_secs)), turn.feedback ? h("span", {}, turn.feedback === "like" ? "liked" : "disliked") : null),
-    turn.message !== null ? h("p", {}, turn.message) : h("p", { class: "muted" }, "(no text)"),
+    h("div", { class: "who" }, h("strong", {}, turn.role), h("span", {}, clock(turn.time_in_call_secs)), turn.feedback ? h("span", { class: "feedback" }, turn.feedback === "like" ? "the caller liked this reply" : "the caller disliked this reply") : null),
+    turn.message !== null ? h("p", {}, turn.message) : h("p", { class: "muted" }, "Nothing transcribed: the speaker was cut off or said nothing."),
     tools
       ? h(
           "details",
@@ -691,7 +727,7 @@ async function renderConversation(conversationId, params) {
       h("dt", {}, "outcome"),
       h("dd", {}, c.call_successful ?? "unknown"),
       ...evaluation.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, /** @type {any} */ (v)?.result ?? "", h("div", { class: "meta" }, /** @type {any} */ (v)?.rationale ?? ""))]),
-      ...collected.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, display(v))]),
+      ...collected.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, words(v))]),
     ),
   );
 
@@ -779,7 +815,12 @@ async function renderForwardingFailures() {
       if (cursor) qs.set("cursor", cursor);
       const body = await api(`/v1/forwarding/failures?${qs}`);
       for (const f of body.failures) list.append(item(f));
-      if (list.children.length === 0) more.replaceChildren(h("p", { class: "card muted" }, "No failed deliveries."));
+      if (list.children.length === 0)
+        more.replaceChildren(
+          h("p", { class: "card muted", id: "forwarding-empty" }, body.destinations === 0
+            ? "Forwarding is off: FORWARD_DESTINATIONS names no destination, so nothing is forwarded and nothing can fail (docs/forwarding.md in the repository says how to turn it on)."
+            : `No failed deliveries: every event forwarded to the ${body.destinations} destination${body.destinations === 1 ? "" : "s"} in FORWARD_DESTINATIONS was accepted, or is still being retried.`),
+        );
       else if (body.next_cursor) more.replaceChildren(h("button", { type: "button", class: "secondary", onclick: () => page(body.next_cursor) }, "Show more"));
       else more.replaceChildren();
     } catch (err) {
@@ -811,7 +852,7 @@ async function renderUnattributed(_params) {
       if (cursor) qs.set("cursor", cursor);
       const body = await api(`/v1/conversations?${qs}`);
       for (const c of body.conversations) {
-        const claim = c.claimed_user_id ? `claims ${c.claimed_user_id} (${c.unverified_reason})` : "no user claimed";
+        const claim = c.claimed_user_id ? `claims ${c.claimed_user_id}, not believed: ${unverifiedWords(c.unverified_reason)}` : "no user claimed";
         list.append(
           h(
             "li",
@@ -838,9 +879,9 @@ async function renderUnattributed(_params) {
 function ownershipView(c) {
   const section = h("section", { class: "card owner", "aria-labelledby": "owner-h" }, h("h2", { id: "owner-h" }, "Owner"));
   section.append(
-    h("p", {}, c.user_id ? `${c.user_id}, vouched for by ${c.vouched_by ?? "(recorded before verification)"}` : "No one: this conversation is in no one's memory."),
+    h("p", {}, c.user_id ? `${c.user_id}, vouched for by ${c.vouched_by ? (VOUCHED[c.vouched_by] ?? c.vouched_by) : "nothing: it was recorded before postcall checked owners"}.` : "No one: this conversation is in no one's memory."),
   );
-  if (c.claimed_user_id) section.append(h("p", { class: "meta" }, `Claimed user id ${c.claimed_user_id}, not believed: ${c.unverified_reason}.`));
+  if (c.claimed_user_id) section.append(h("p", { class: "meta" }, `Claimed user id ${c.claimed_user_id}, not believed: ${unverifiedWords(c.unverified_reason)}.`));
   if (c.conflicts?.count > 0) section.append(h("p", { class: "meta" }, `${c.conflicts.count} later event(s) for this id under another owner were kept aside.`));
   if (c.user_id) return section;
   const input = /** @type {HTMLInputElement} */ (h("input", { id: "attribute-user", name: "user_id", value: c.claimed_user_id ?? "", required: true }));
@@ -883,7 +924,11 @@ async function renderImports() {
     list,
   );
   const body = await api("/v1/imports");
-  if (body.imports.length === 0) list.replaceWith(h("p", { class: "card muted" }, "No imports yet."));
+  const noKey = body.elevenlabs_api_key_set === false
+    ? h("p", { class: "card error", role: "status", id: "imports-no-key" }, "ELEVENLABS_API_KEY is not set: an import cannot fetch anything from ElevenLabs, and recordings that never arrived cannot be fetched either. Set it with npx wrangler secret put ELEVENLABS_API_KEY (locally: in .dev.vars).")
+    : null;
+  if (noKey) list.before(noKey);
+  if (body.imports.length === 0) list.replaceWith(h("p", { class: "card muted", id: "imports-empty" }, noKey ? "No imports yet." : "No imports yet. Start one with POST /v1/imports (README, History import)."));
   for (const i of body.imports) {
     list.append(
       h(

@@ -232,7 +232,7 @@ export async function renderHealth(kit) {
 
   show(
     h("div", { class: "row spread" }, h("h1", {}, "Health"), h("button", { type: "button", class: "secondary", onclick: () => renderHealth(kit) }, "Refresh")),
-    h("p", { class: "muted" }, `As of ${when(d.generated_at)}. Counts are approximate (docs/health.md); D1 figures are exact.`),
+    h("p", { class: "muted" }, `As of ${when(d.generated_at)}. Webhook counts are approximate (each Worker instance tallies in memory and sends its counts every 10 s, so the last seconds may be missing; docs/health.md in the repository has the details); D1 figures are exact.`),
     banner,
     h("div", { class: "grid2 charts" }, calls.card, refusals.card, durations.card),
     h("div", { class: "grid2" }, webhooks, h("div", { class: "stack" }, outbox, projection, audio, forwarding)),
