@@ -22,6 +22,7 @@ import { createHmac, hkdfSync, randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { longMp3, size } from "./lib/sample-audio.mjs";
 import { applySampleCall, callerName, sampleCall } from "./lib/sample-calls.mjs";
+import { noSecretMessage, unreachableMessage } from "./lib/sample-cli.mjs";
 
 const fixtures = new URL("../test/fixtures/", import.meta.url);
 const load = (name) => JSON.parse(readFileSync(new URL(name, fixtures), "utf8"));
@@ -58,7 +59,7 @@ const conversationId = opts.conversation ?? `conv_sample_${randomUUID().replace(
 const now = Math.floor(Date.now() / 1000);
 
 if (!secret && opts.kind !== "initiation" && opts.kind !== "forward-receiver" && opts.kind !== "recall") {
-  console.error("No webhook secret: pass --secret, set ELEVENLABS_WEBHOOK_SECRET, or create .dev.vars (npm start does).");
+  console.error(noSecretMessage(opts.secret));
   process.exit(2);
 }
 
@@ -286,6 +287,6 @@ try {
     console.error(err.message);
     process.exit(2);
   }
-  console.error(`Could not reach ${base}: ${err.cause?.message ?? err.message}. Is the service running (npm start)?`);
+  console.error(unreachableMessage(base, err.cause?.message ?? err.message));
   process.exit(1);
 }
