@@ -85,7 +85,7 @@ async function post(event, label) {
  * post-call event carries the token that proves the user id. A phone call needs none (the caller's
  * number comes from ElevenLabs' telephony).
  */
-async function sessionVariables() {
+async function sessionVariables(callStart) {
   if (userId === null) return {};
   // --token none: a client that skipped the integration (the claim is then stored unattributed).
   if (opts.token === "none") return {};
@@ -99,7 +99,7 @@ async function sessionVariables() {
   if (opts.startedAgo && vars.postcall_user_token) {
     // A call that "happened" earlier would have carried a token read back then. The token's key is
     // derived from the webhook secret (src/lib/user-token.ts), which this sender holds: make that one.
-    vars.postcall_user_token = userToken(userId, startedAt);
+    vars.postcall_user_token = userToken(userId, callStart);
   }
   return vars;
 }
@@ -121,15 +121,18 @@ async function transcriptionEvent() {
   const e = load("transcription.json");
   e.event_timestamp = now;
   e.data.conversation_id = conversationId;
+  // Each title its own call (transcript, summary, facts, length: scripts/lib/sample-calls.mjs); the
+  // caller's name follows the user. A caller known only by number asks to change a delivery address.
+  const call = sampleCall(opts.title ?? (userId === null ? "Delivery address change" : undefined));
+  // The call ended `startedAt` (30 s ago, or --started-ago earlier): it started its length before.
+  const callStart = startedAt - call.duration;
   const client = e.data.conversation_initiation_client_data;
-  client.dynamic_variables = { ...client.dynamic_variables, ...(await sessionVariables()) };
+  client.dynamic_variables = { ...client.dynamic_variables, ...(await sessionVariables(callStart)) };
   const vars = client.dynamic_variables;
   if (userId !== null) vars.user_id = userId;
   else delete vars.user_id;
   vars.system__conversation_id = conversationId;
-  // Each title its own call (transcript, summary, facts, length: scripts/lib/sample-calls.mjs); the
-  // caller's name follows the user. A caller known only by number asks to change a delivery address.
-  applySampleCall(e, sampleCall(opts.title ?? (userId === null ? "Delivery address change" : undefined)), callerName(userId));
+  applySampleCall(e, call, callerName(userId));
   if (opts.phone) {
     // What a Twilio inbound call looks like: the caller is the external number.
     e.data.metadata.phone_call = {
@@ -144,7 +147,7 @@ async function transcriptionEvent() {
     vars.system__caller_id = opts.phone;
     vars.system__called_number = "+14155550000";
   }
-  e.data.metadata.start_time_unix_secs = startedAt - e.data.metadata.call_duration_secs;
+  e.data.metadata.start_time_unix_secs = callStart;
   return e;
 }
 
