@@ -96,9 +96,10 @@ async function sessionVariables(callStart) {
   const res = await fetch(`${base}/v1/users/${encodeURIComponent(userId)}/context`, { headers: { Authorization: `Bearer ${apiKey}` } });
   if (!res.ok) throw new Error(`GET /v1/users/${userId}/context: HTTP ${res.status} ${await res.text()}`);
   const vars = (await res.json()).dynamic_variables;
-  if (opts.startedAgo && vars.postcall_user_token) {
-    // A call that "happened" earlier would have carried a token read back then. The token's key is
-    // derived from the webhook secret (src/lib/user-token.ts), which this sender holds: make that one.
+  if (vars.postcall_user_token && callStart < now - 60) {
+    // An app reads the context when the session starts: a call that started earlier (a long one, or
+    // --started-ago) would have carried a token read back then. The token's key is derived from the
+    // webhook secret (src/lib/user-token.ts), which this sender holds: make that one.
     vars.postcall_user_token = userToken(userId, callStart);
   }
   return vars;
