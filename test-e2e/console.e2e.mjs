@@ -192,6 +192,13 @@ try {
     assert.match(facts, /mentioned_products\s*Phone X/);
     assert.match(facts, /wants_sms_updates\s*yes/);
     assert.doesNotMatch(facts, /[[\]{}"]/);
+    // Fact history: the Billing question call declined text messages, the later one agreed.
+    await page.getByText("1 earlier value").click();
+    assert.match(await page.getByRole("list", { name: "Earlier values of wants_sms_updates" }).innerText(), /^no · /);
+    assert.match(await page.getByRole("region", { name: "Memory scopes" }).innerText(), /One memory for every agent/);
+    // The page is found under Users: that link is marked as the current page, and only that one.
+    const nav = page.getByRole("navigation", { name: "Main" });
+    assert.deepEqual(await nav.locator('[aria-current="page"]').allInnerTexts(), ["Users"]);
     await page.getByRole("list", { name: "Conversations" }).getByRole("listitem").nth(1).waitFor();
     await shot(page, "user", { fullPage: true });
   });
@@ -320,6 +327,9 @@ try {
 
   await step("full-text search links to the turn", async () => {
     await page.getByRole("link", { name: "Search transcripts" }).click();
+    assert.deepEqual(await page.getByRole("navigation", { name: "Main" }).locator('[aria-current="page"]').allInnerTexts(), ["Search transcripts"]);
+    // A placeholder reads as a hint, not as typed text.
+    assert.equal(await page.getByLabel("Words").evaluate((el) => getComputedStyle(el, "::placeholder").fontStyle), "italic");
     await page.getByLabel("Words").fill("cracked scr");
     await page.keyboard.press("Enter");
     const hits = page.getByRole("list", { name: "Matching turns" }).getByRole("listitem");
@@ -383,6 +393,13 @@ try {
     await p.keyboard.press("Enter");
     await p.getByRole("link", { name: new RegExp(USER) }).waitFor();
     await shot(p, "users-phone", { fullPage: true });
+    // The navigation is one line beside the brand (it scrolls sideways), not three.
+    const bar = await p.evaluate(() => {
+      const links = [...document.querySelectorAll("#nav a, #nav button")].map((e) => e.getBoundingClientRect().top);
+      return { header: document.querySelector("header.top").getBoundingClientRect().height, rows: new Set(links.map((t) => Math.round(t))).size };
+    });
+    assert.equal(bar.rows, 1, `navigation rows at 375 px: ${bar.rows}`);
+    assert.ok(bar.header < 64, `header height ${bar.header} px at 375 px`);
     const noOverflow = () => p.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1);
     assert.ok(await noOverflow(), "users page overflows at 375 px");
     await p.goto(`${base}/console/#/users/${USER}`);

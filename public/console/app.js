@@ -361,6 +361,28 @@ function nextCallVariables(userId) {
     : api(`/v1/users/${encodeURIComponent(userId)}/context`);
 }
 
+/**
+ * A fact's earlier values (GET /v1/users/:id/memory `history`, newest first), each with when it
+ * held and the call that set it; nothing when the value never changed.
+ * @param {any} f
+ */
+function factHistory(f) {
+  const history = f.history ?? [];
+  if (history.length === 0) return null;
+  return h(
+    "details",
+    { class: "history" },
+    h("summary", {}, `${history.length} earlier value${history.length === 1 ? "" : "s"}`),
+    h(
+      "ul",
+      { "aria-label": `Earlier values of ${f.id}` },
+      ...history.map((/** @type {any} */ x) =>
+        h("li", {}, words(x.value), h("span", { class: "meta" }, " · ", x.conversation_id ? h("a", { href: conversationHref(x.conversation_id) }, `${when(x.valid_from)} – ${when(x.valid_to)}`) : `${when(x.valid_from)} – ${when(x.valid_to)}`)),
+      ),
+    ),
+  );
+}
+
 /** @param {string} userId */
 async function renderUser(userId) {
   show(h("h1", {}, userId), loading());
@@ -396,10 +418,25 @@ async function renderUser(userId) {
           { class: "vars" },
           ...memory.facts.flatMap((/** @type {any} */ f) => [
             h("dt", {}, f.id),
-            h("dd", {}, words(f.value), h("div", { class: "meta" }, "from ", h("a", { href: conversationHref(f.conversation_id) }, when(f.collected_at)))),
+            h("dd", {}, words(f.value), h("div", { class: "meta" }, "from ", h("a", { href: conversationHref(f.conversation_id) }, when(f.collected_at))), factHistory(f)),
           ]),
         )
       : h("p", { class: "muted" }, "No facts collected yet."),
+  );
+
+  const scopes = memory?.scopes ?? [];
+  const scopesCard = h(
+    "section",
+    { class: "card", "aria-labelledby": "scopes-h" },
+    h("h2", { id: "scopes-h" }, "Memory scopes"),
+    scopes.length > 0
+      ? h(
+          "div",
+          {},
+          h("p", { class: "muted" }, `With MEMORY_SCOPE=agent each agent keeps its own memory of ${userId}: ${scopes.length} do. Read one with GET /v1/users/${userId}/memory?agent_id=…`),
+          h("ul", { "aria-label": "Agents with a memory of this user" }, ...scopes.map((/** @type {string} */ a) => h("li", { class: "mono" }, a))),
+        )
+      : h("p", { class: "muted" }, "One memory for every agent: no agent keeps a memory of its own for this id (MEMORY_SCOPE=user, or no agent-scoped call yet)."),
   );
 
   const phones = h("section", { class: "card", "aria-labelledby": "phones-h" }, h("h2", { id: "phones-h" }, phone ? "Link" : "Phone numbers"));
@@ -504,7 +541,7 @@ async function renderUser(userId) {
   show(
     h("h1", {}, userId),
     h("p", { class: "muted" }, summary),
-    h("div", { class: "grid2" }, variables, h("div", {}, facts, h("div", { class: "spacer" }), phones)),
+    h("div", { class: "grid2" }, variables, h("div", {}, facts, h("div", { class: "spacer" }), phones, h("div", { class: "spacer" }), scopesCard)),
     history,
     exportSection(userId),
     h("section", { "aria-labelledby": "danger-h" }, h("h2", { id: "danger-h" }, "Erase"), h("button", { type: "button", class: "danger", id: "delete-user", onclick: () => dialog.showModal() }, "Delete this user…"), deleteStatus),
@@ -948,6 +985,22 @@ async function renderImports() {
 
 // ---- router ----------------------------------------------------------------------------------
 
+/**
+ * Marks the navigation's link to the page shown (aria-current="page"): a user's or a conversation's
+ * page belongs to Users, as that is where they are found.
+ * @param {string[]} parts
+ */
+function markCurrent(parts) {
+  const section = parts[0] === "conversations" || parts[0] === "users" || parts.length === 0 ? "" : parts[0];
+  for (const a of nav.querySelectorAll("a")) {
+    const target = (a.getAttribute("href") ?? "").replace(/^#\/?/, "");
+    if (target === section) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  // On a phone the navigation scrolls sideways: keep the current page in view.
+  nav.querySelector('[aria-current="page"]')?.scrollIntoView({ block: "nearest", inline: "nearest" });
+}
+
 async function route() {
   if (!apiKey()) return renderSignIn();
   nav.hidden = false;
@@ -955,6 +1008,7 @@ async function route() {
   const [path = "/", query = ""] = hash.split("?");
   const params = new URLSearchParams(query);
   const parts = path.split("/").filter(Boolean).map((p) => decodeURIComponent(p));
+  markCurrent(parts);
   try {
     if (parts.length === 0 || (parts[0] === "users" && parts.length === 1)) await renderUsers(params);
     else if (parts[0] === "search") await renderSearch(params);

@@ -55,9 +55,10 @@ export const SAMPLE_CALLS = [
       turn("agent", 0, "Hi, this is Acme support. How can I help you today?"),
       turn("user", 5, "I was charged twice for November, invoice INV-2291."),
       turn("agent", 14, "I see both charges. I've refunded the second one; it shows on your card in three to five days."),
-      turn("user", 40, "Great, thank you."),
+      turn("agent", 40, "Would you like text messages about the refund?"),
+      turn("user", 46, "No thanks, email is fine."),
     ],
-    facts: { invoice_id: fact("INV-2291", "Invoice number mentioned."), refund_issued: fact(true, "The duplicate charge was refunded.") },
+    facts: { invoice_id: fact("INV-2291", "Invoice number mentioned."), refund_issued: fact(true, "The duplicate charge was refunded."), wants_sms_updates: fact(false, "Declined text messages.") },
   },
   {
     title: "Opening hours",

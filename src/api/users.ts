@@ -83,6 +83,8 @@ export function memoryJson(userId: string, m: MemoryView) {
       backfill: m.recallIndex.backfillIndexed === null ? "done" : "pending",
     },
     erasing_since: iso(m.erasingSince),
+    // MEMORY_SCOPE="agent": the agents that hold a memory of this user (read each with ?agent_id=).
+    scopes: m.scopes ?? [],
   };
 }
 
