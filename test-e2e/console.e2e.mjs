@@ -327,7 +327,8 @@ try {
 
   await step("full-text search links to the turn", async () => {
     await page.getByRole("link", { name: "Search transcripts" }).click();
-    assert.deepEqual(await page.getByRole("navigation", { name: "Main" }).locator('[aria-current="page"]').allInnerTexts(), ["Search transcripts"]);
+    const current = () => page.getByRole("navigation", { name: "Main" }).locator('[aria-current="page"]').allInnerTexts();
+    await waitFor(async () => JSON.stringify(await current()) === '["Search transcripts"]', "Search transcripts marked as the current page");
     // A placeholder reads as a hint, not as typed text.
     assert.equal(await page.getByLabel("Words").evaluate((el) => getComputedStyle(el, "::placeholder").fontStyle), "italic");
     await page.getByLabel("Words").fill("cracked scr");
