@@ -10,6 +10,7 @@
 import { spawnSync, spawn } from "node:child_process";
 import { copyFileSync, existsSync } from "node:fs";
 import { createServer } from "node:net";
+import { migrationSummary } from "./lib/migrations.mjs";
 
 const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" };
 const wrangler = ["node_modules/wrangler/bin/wrangler.js"];
@@ -53,10 +54,15 @@ if (!existsSync(".dev.vars")) {
 }
 
 // CI=true keeps wrangler from asking "continue?" in an interactive terminal: local migrations are safe to apply.
+// Its output redraws the migration table after each one: one line is printed instead, unless it failed
+// or says something not understood, when all of it is.
 const migrate = spawnSync(process.execPath, [...wrangler, "d1", "migrations", "apply", "DB", "--local"], {
   env: { ...env, CI: "true" },
-  stdio: "inherit",
+  encoding: "utf8",
 });
+const migrated = migrate.status === 0 ? migrationSummary(`${migrate.stdout}${migrate.stderr}`) : null;
+if (migrated !== null) console.log(migrated);
+else process.stdout.write(`${migrate.stdout ?? ""}${migrate.stderr ?? ""}`);
 if (migrate.status !== 0) process.exit(migrate.status ?? 1);
 
 const child = spawn(process.execPath, [...wrangler, "dev", "--port", String(port), ...args], { env, stdio: "inherit" });

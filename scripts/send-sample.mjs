@@ -5,8 +5,9 @@
 //
 //   npm run send-sample                              # a transcription for user "demo-user", then its context
 //   npm run send-sample -- transcription --user alice
+//   npm run send-sample -- transcription --user alice --title "Upgrading to the Pro plan"   # each title its own call
 //   npm run send-sample -- audio --conversation conv_123   # the sample recording (test/fixtures/sample-call.mp3)
-//   npm run send-sample -- audio --conversation conv_123 --audio-mb 20   # 20 MB of bytes, the size of a long call
+//   npm run send-sample -- audio --conversation conv_123 --audio-mb 20   # a 20 MB MP3 (hours of the sample call, playable)
 //   npm run send-sample -- audio --conversation conv_123 --audio-file call.mp3
 //   npm run send-sample -- transcription --user bob --started-ago 86400   # a call that happened a day ago
 //   npm run send-sample -- transcription --user mallory --token none      # a claim without the token: stored unattributed
@@ -17,8 +18,11 @@
 //   npm run send-sample -- recall --user alice --query "cracked screen replacement"   # what the agent's recall tool gets
 //   npm run send-sample -- all --url https://postcall.example.workers.dev --secret "$SECRET" --api-key "$KEY"
 //   npm run send-sample -- forward-receiver [--port 8799]   # a local receiver for forwarded events (docs/forwarding.md)
-import { createHmac, hkdfSync, randomBytes, randomUUID } from "node:crypto";
+import { createHmac, hkdfSync, randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
+import { longMp3, size } from "./lib/sample-audio.mjs";
+import { applySampleCall, callerName, sampleCall } from "./lib/sample-calls.mjs";
+import { noSecretMessage, unreachableMessage } from "./lib/sample-cli.mjs";
 
 const fixtures = new URL("../test/fixtures/", import.meta.url);
 const load = (name) => JSON.parse(readFileSync(new URL(name, fixtures), "utf8"));
@@ -55,7 +59,7 @@ const conversationId = opts.conversation ?? `conv_sample_${randomUUID().replace(
 const now = Math.floor(Date.now() / 1000);
 
 if (!secret && opts.kind !== "initiation" && opts.kind !== "forward-receiver" && opts.kind !== "recall") {
-  console.error("No webhook secret: pass --secret, set ELEVENLABS_WEBHOOK_SECRET, or create .dev.vars (npm start does).");
+  console.error(noSecretMessage(opts.secret));
   process.exit(2);
 }
 
@@ -81,7 +85,7 @@ async function post(event, label) {
  * post-call event carries the token that proves the user id. A phone call needs none (the caller's
  * number comes from ElevenLabs' telephony).
  */
-async function sessionVariables() {
+async function sessionVariables(callStart) {
   if (userId === null) return {};
   // --token none: a client that skipped the integration (the claim is then stored unattributed).
   if (opts.token === "none") return {};
@@ -92,10 +96,11 @@ async function sessionVariables() {
   const res = await fetch(`${base}/v1/users/${encodeURIComponent(userId)}/context`, { headers: { Authorization: `Bearer ${apiKey}` } });
   if (!res.ok) throw new Error(`GET /v1/users/${userId}/context: HTTP ${res.status} ${await res.text()}`);
   const vars = (await res.json()).dynamic_variables;
-  if (opts.startedAgo && vars.postcall_user_token) {
-    // A call that "happened" earlier would have carried a token read back then. The token's key is
-    // derived from the webhook secret (src/lib/user-token.ts), which this sender holds: make that one.
-    vars.postcall_user_token = userToken(userId, startedAt);
+  if (vars.postcall_user_token && callStart < now - 60) {
+    // An app reads the context when the session starts: a call that started earlier (a long one, or
+    // --started-ago) would have carried a token read back then. The token's key is derived from the
+    // webhook secret (src/lib/user-token.ts), which this sender holds: make that one.
+    vars.postcall_user_token = userToken(userId, callStart);
   }
   return vars;
 }
@@ -117,14 +122,18 @@ async function transcriptionEvent() {
   const e = load("transcription.json");
   e.event_timestamp = now;
   e.data.conversation_id = conversationId;
-  e.data.metadata.start_time_unix_secs = startedAt - e.data.metadata.call_duration_secs;
+  // Each title its own call (transcript, summary, facts, length: scripts/lib/sample-calls.mjs); the
+  // caller's name follows the user. A caller known only by number asks to change a delivery address.
+  const call = sampleCall(opts.title ?? (userId === null ? "Delivery address change" : undefined));
+  // The call ended `startedAt` (30 s ago, or --started-ago earlier): it started its length before.
+  const callStart = startedAt - call.duration;
   const client = e.data.conversation_initiation_client_data;
-  client.dynamic_variables = { ...client.dynamic_variables, ...(await sessionVariables()) };
+  client.dynamic_variables = { ...client.dynamic_variables, ...(await sessionVariables(callStart)) };
   const vars = client.dynamic_variables;
   if (userId !== null) vars.user_id = userId;
   else delete vars.user_id;
   vars.system__conversation_id = conversationId;
-  if (opts.title) e.data.analysis.call_summary_title = opts.title;
+  applySampleCall(e, call, callerName(userId));
   if (opts.phone) {
     // What a Twilio inbound call looks like: the caller is the external number.
     e.data.metadata.phone_call = {
@@ -139,6 +148,7 @@ async function transcriptionEvent() {
     vars.system__caller_id = opts.phone;
     vars.system__called_number = "+14155550000";
   }
+  e.data.metadata.start_time_unix_secs = callStart;
   return e;
 }
 
@@ -152,8 +162,9 @@ function audioEvent() {
 /**
  * A post_call_audio event as ElevenLabs sends it: chunked, no Content-Length. The audio is the sample
  * recording (a 19-second spoken support call, scripts/make-sample-audio.sh), or --audio-file, or with
- * --audio-mb that many MB of random bytes behind an ID3 header (the size of a real call, not a
- * playable one), streamed in 64 KiB pieces so that any size can be sent without holding the JSON.
+ * --audio-mb an MP3 of that many MB made of the sample call played again and again (hours of audio
+ * that plays and seeks like a real long call), streamed in 64 KiB pieces so that any size can be
+ * sent without holding the JSON.
  */
 async function postAudio(label) {
   const e = audioEvent();
@@ -161,8 +172,7 @@ async function postAudio(label) {
   if (opts.audioFile) {
     audio = readFileSync(opts.audioFile);
   } else if (opts.audioMb) {
-    audio = randomBytes(Math.round(Number(opts.audioMb) * 1024 * 1024));
-    audio.write("ID3", 0, "latin1");
+    audio = longMp3(audio, Math.round(Number(opts.audioMb) * 1024 * 1024));
   }
   const b64 = Buffer.from(audio.toString("base64"), "latin1");
   delete e.data.full_audio;
@@ -192,8 +202,8 @@ async function postAudio(label) {
     body,
     duplex: "half",
   });
-  const size = prefix.length + b64.length + suffix.length;
-  console.log(`${label}: HTTP ${res.status} ${await res.text()} (${(size / 1e6).toFixed(1)} MB chunked in ${Date.now() - started} ms)`);
+  const sent = prefix.length + b64.length + suffix.length;
+  console.log(`${label}: HTTP ${res.status} ${await res.text()} (${size(audio.length)} of audio, sent as ${size(sent)} of base64 JSON, chunked, in ${Date.now() - started} ms)`);
   if (!res.ok) return (process.exitCode = 1);
   if (apiKey) console.log(`  listen: curl -H 'Authorization: Bearer ${apiKey}' ${base}/v1/conversations/${conversationId}/audio -o ${conversationId}.mp3`);
   console.log(`  or in the console: ${base}/console/#/conversations/${encodeURIComponent(conversationId)}`);
@@ -281,6 +291,6 @@ try {
     console.error(err.message);
     process.exit(2);
   }
-  console.error(`Could not reach ${base}: ${err.cause?.message ?? err.message}. Is the service running (npm start)?`);
+  console.error(unreachableMessage(base, err.cause?.message ?? err.message));
   process.exit(1);
 }

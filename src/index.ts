@@ -2,7 +2,7 @@
  * postcall: per-user memory for ElevenLabs voice agents. This file only wires routes to handlers.
  */
 import { Router, type IRequest } from "itty-router";
-import { getAudio } from "./api/audio";
+import { audioLinkAuthorises, createAudioLink, getAudio } from "./api/audio";
 import { getContext } from "./api/context";
 import { getHealthDetails } from "./api/health";
 import { getConversation, listConversations } from "./api/conversations";
@@ -14,7 +14,7 @@ import { backfillAudio, getImport, listImports, startImport } from "./api/import
 import { searchTranscripts } from "./api/search";
 import { requireApiKey } from "./lib/http/auth";
 import { idParam, optionalIdQuery } from "./lib/http/params";
-import { deletePhoneLink, deleteUser, getMemory, putPhoneLink } from "./api/users";
+import { deletePhoneLink, deleteUser, getInitiationPreview, getMemory, putPhoneLink } from "./api/users";
 import type { Env } from "./lib/env";
 import { ApiError, errorResponse, json, notFound } from "./lib/errors";
 import { handlePostCall } from "./webhooks/handler";
@@ -49,6 +49,8 @@ router
     return recallTool(req, env);
   })
   .all("/v1/*", async (req, env) => {
+    // A signed audio link (src/lib/audio-link.ts) stands in for the key on that one GET.
+    if (await audioLinkAuthorises(req, env)) return;
     await requireApiKey(req, env, agentMayCall(req) ? "agent" : "full");
   })
   .get("/v1/users", (req, env) => listUsers(req, env))
@@ -61,8 +63,12 @@ router
   .put("/v1/users/:userId/phones/:phoneNumber", (req, env) => putPhoneLink(env, userId(req), req.params["phoneNumber"]))
   .delete("/v1/users/:userId/phones/:phoneNumber", (req, env) => deletePhoneLink(env, userId(req), req.params["phoneNumber"]))
   .delete("/v1/users/:userId", (req, env) => deleteUser(env, userId(req)))
+  .get("/v1/phones/:phoneNumber/initiation", (req, env) => getInitiationPreview(env, req.params["phoneNumber"], agentIdQuery(req)))
   .get("/v1/conversations/:conversationId/audio", (req, env) =>
     getAudio(req, env, idParam(req.params["conversationId"], "conversation_id")),
+  )
+  .post("/v1/conversations/:conversationId/audio/link", (req, env) =>
+    createAudioLink(env, idParam(req.params["conversationId"], "conversation_id")),
   )
   .post("/v1/conversations/:conversationId/audio/backfill", (req, env) =>
     backfillAudio(env, idParam(req.params["conversationId"], "conversation_id")),
@@ -105,13 +111,14 @@ const KNOWN_PATHS = [
   /^\/v1\/users\/[^/]+$/,
   /^\/v1\/users\/[^/]+\/(context|memory|conversations|export)$/,
   /^\/v1\/users\/[^/]+\/phones\/[^/]+$/,
+  /^\/v1\/phones\/[^/]+\/initiation$/,
   /^\/v1\/conversations\/[^/]+$/,
   /^\/v1\/conversations\/[^/]+\/audio$/,
   /^\/v1\/forwarding\/failures$/,
   /^\/v1\/forwarding\/failures\/[^/]+\/retry$/,
   /^\/v1\/conversations$/,
   /^\/v1\/conversations\/[^/]+\/attribute$/,
-  /^\/v1\/conversations\/[^/]+\/audio\/backfill$/,
+  /^\/v1\/conversations\/[^/]+\/audio\/(backfill|link)$/,
   /^\/v1\/imports(\/[^/]+)?$/,
   /^\/v1\/erasures(\/[^/]+)?$/,
 ];

@@ -8,7 +8,8 @@
 // docs/screenshots/ (only then, so a CI run leaves the tree clean).
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { freePort, stepper, waitFor } from "./lib.mjs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,6 +27,9 @@ const FORWARD_SECRET = `whsec_${Buffer.from("e2e-forwarding-signing-secret-32b")
 const WRITE_SHOTS = process.env.SCREENSHOTS === "1";
 const AUDIO_ONLY = "conv_e2e_audio_before_transcript";
 const PHONE = "+14155550142";
+/** An 8 MB recording (hours of the sample call, scripts/lib/sample-audio.mjs), and one that is not MP3 at all. */
+const LONG = "conv_e2e_long_call";
+const NOISE = "conv_e2e_not_mp3";
 /** The spoken sample call (scripts/make-sample-audio.sh): about 19 s. */
 const SAMPLE_MP3 = "test/fixtures/sample-call.mp3";
 const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", CI: "true" };
@@ -57,6 +61,17 @@ function sample(...args) {
 
 const { step, steps } = stepper();
 
+/** Seeks the player to `t` seconds and resolves with where it landed. */
+const seekTo = (audio, t) =>
+  audio.evaluate(
+    (a, to) =>
+      new Promise((resolve) => {
+        a.addEventListener("seeked", () => resolve(a.currentTime), { once: true });
+        a.currentTime = to;
+      }),
+    t,
+  );
+
 try {
   const migrate = spawnSync(process.execPath, [wrangler, "d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { env, encoding: "utf8" });
   if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}\n${migrate.stderr}`);
@@ -69,10 +84,17 @@ try {
   await waitFor(async () => (await fetch(`${base}/health`)).ok, "wrangler dev");
 
   await step("seed with the sample sender", async () => {
+    // The number calls on its own first (its own memory: one call), then its call as USER links it.
+    sample("transcription", "--phone", PHONE, "--title", "Delivery address change", "--started-ago", "172800");
     sample("transcription", "--user", USER, "--title", "Billing question", "--started-ago", "86400");
     sample("transcription", "--user", USER, "--conversation", CONVERSATION, "--title", "Cracked screen replacement", "--phone", PHONE);
     sample("audio", "--conversation", CONVERSATION); // the sample recording, as `npm run send-sample -- audio` sends it
     sample("audio", "--conversation", AUDIO_ONLY); // a recording whose transcript has not come (yet)
+    sample("transcription", "--user", "e2e-other-user", "--conversation", LONG, "--title", "A very long call");
+    sample("audio", "--conversation", LONG, "--audio-mb", "8");
+    const noise = join(state, "noise.bin");
+    writeFileSync(noise, randomBytes(200_000));
+    sample("audio", "--conversation", NOISE, "--audio-file", noise);
     sample("transcription", "--user", "e2e-other-user", "--title", "Opening hours");
     // A client that claims a user id without the token the context returned: stored, in no one's memory.
     sample("transcription", "--user", "e2e-claimer", "--title", "Claimed without a token", "--token", "none");
@@ -147,7 +169,8 @@ try {
     await page.getByLabel("Find a user").fill("+1 (415) 555-0142");
     await page.keyboard.press("Enter");
     await page.waitForURL(/q=%2B1/);
-    await waitFor(async () => (await users.count()) === 1 && (await users.first().innerText()).includes(USER), "the user found by phone number");
+    // The linked user first, then the number's own memory (its call before the link).
+    await waitFor(async () => (await users.count()) === 2 && (await users.first().innerText()).includes(USER) && (await users.nth(1).innerText()).includes(PHONE), "the user found by phone number");
     await page.getByLabel("Find a user").fill("dana");
     await page.keyboard.press("Enter");
     await page.waitForURL(/q=dana/);
@@ -163,9 +186,52 @@ try {
     const text = await vars.innerText();
     assert.match(text, /previous_topics\s*Cracked screen replacement; Billing question/);
     assert.match(text, /is_returning_user\s*true/);
-    assert.match(await page.getByRole("region", { name: "Facts" }).innerText(), /preferred_name\s*Dana/);
+    const facts = await page.getByRole("region", { name: "Facts" }).innerText();
+    assert.match(facts, /preferred_name\s*Dana/);
+    // Values in words: a list as its items, yes/no, never JSON.
+    assert.match(facts, /mentioned_products\s*Phone X/);
+    assert.match(facts, /wants_sms_updates\s*yes/);
+    assert.doesNotMatch(facts, /[[\]{}"]/);
+    // Fact history: the Billing question call declined text messages, the later one agreed.
+    await page.getByText("1 earlier value").click();
+    assert.match(await page.getByRole("list", { name: "Earlier values of wants_sms_updates" }).innerText(), /^no · /);
+    assert.match(await page.getByRole("region", { name: "Memory scopes" }).innerText(), /One memory for every agent/);
+    // The page is found under Users: that link is marked as the current page, and only that one.
+    const nav = page.getByRole("navigation", { name: "Main" });
+    assert.deepEqual(await nav.locator('[aria-current="page"]').allInnerTexts(), ["Users"]);
     await page.getByRole("list", { name: "Conversations" }).getByRole("listitem").nth(1).waitFor();
     await shot(page, "user", { fullPage: true });
+  });
+
+  await step("a linked number's page shows exactly the initiation webhook's answer: the linked user's memory", async () => {
+    const rung = await fetch(`${base}/webhooks/elevenlabs/initiation`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${API_KEY}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ caller_id: PHONE, agent_id: "agent_e2e", called_number: "+14155550000", call_sid: "CAe2e" }),
+    });
+    const answer = await rung.json();
+    assert.equal(answer.user_id, USER);
+    await page.goto(`${base}/console/#/users/${encodeURIComponent(PHONE)}`);
+    await page.getByRole("heading", { name: "When this number calls: dynamic variables" }).waitFor();
+    const shown = await page.locator("#next-call dl.vars").evaluate((dl) => {
+      const out = {};
+      for (const dt of dl.querySelectorAll("dt")) out[dt.textContent] = dt.nextElementSibling.firstChild.textContent;
+      return out;
+    });
+    const expected = Object.fromEntries(Object.entries(answer.dynamic_variables).map(([k, v]) => [k, typeof v === "string" ? (v === "" ? "(empty)" : v) : String(v)]));
+    // The token is minted per minute: present on both, compared apart.
+    assert.ok(shown.postcall_user_token?.startsWith("pu1."), "the card shows the token");
+    delete shown.postcall_user_token;
+    delete expected.postcall_user_token;
+    assert.deepEqual(shown, expected);
+    assert.equal(shown.call_count, "2", "the linked user's two calls, not the number's one");
+    assert.match(await page.locator("#next-call").innerText(), new RegExp(`the memory of ${USER}, to whom the number is linked`));
+    assert.match(await page.locator("#phone-link").innerText(), new RegExp(`^Linked to ${USER} since .* \\(by a call\\): calls from this number are remembered for them\\.$`));
+    assert.equal(await page.getByText("No phone numbers linked.").count(), 0);
+    await page.getByText("This number's own memory: 1 call").waitFor();
+    await shot(page, "phone-number", { fullPage: true });
+    await page.goto(`${base}/console/#/users/${USER}`);
+    await page.getByRole("heading", { name: "Next call: dynamic variables" }).waitFor();
   });
 
   await step("the user's export downloads as NDJSON, with the transcripts and the recording", async () => {
@@ -200,7 +266,15 @@ try {
     await page.getByRole("link", { name: /Cracked screen replacement/ }).click();
     await page.getByRole("heading", { name: "Cracked screen replacement" }).waitFor();
     assert.equal(await page.getByRole("list", { name: "Transcript" }).getByRole("listitem").count(), 5);
-    assert.match(await page.getByRole("region", { name: "Analysis" }).innerText(), /resolved\s*success/);
+    const analysis = await page.getByRole("region", { name: "Analysis" }).innerText();
+    assert.match(analysis, /resolved\s*success/);
+    assert.match(analysis, /mentioned_products\s*Phone X/);
+    // The sample call is its own: its summary is the cracked screen's, not another call's.
+    assert.match(analysis, /cracked screen on order 4471/);
+    const turns = await page.getByRole("list", { name: "Transcript" }).innerText();
+    assert.match(turns, /the caller liked this reply/);
+    assert.match(turns, /Nothing transcribed: the speaker was cut off or said nothing\./);
+    assert.doesNotMatch(turns, /\(no text\)|\bliked\b(?! this reply)/);
     const audio = page.locator("audio#player");
     await waitFor(() => audio.evaluate((a) => a.readyState >= 1 && a.duration > 10), "audio metadata", 20_000);
     // It really plays: the sample call is about 19 s, and time advances once it is started.
@@ -210,21 +284,53 @@ try {
     await audio.evaluate((a) => a.play());
     await waitFor(() => audio.evaluate((a) => a.currentTime > 0.5 && !a.paused), "playback to advance", 10_000);
     await audio.evaluate((a) => a.pause());
-    const seeked = await audio.evaluate(
-      (a) =>
-        new Promise((resolve) => {
-          a.addEventListener("seeked", () => resolve(a.currentTime), { once: true });
-          a.currentTime = 7.5;
-        }),
-    );
+    const seeked = await seekTo(audio, 7.5);
     assert.ok(Math.abs(seeked - 7.5) < 0.5, `seeked to ${seeked}`);
     await page.getByText("Tool calls (1): lookup_order").click();
     await page.getByText("lookup_order").first().waitFor();
     await shot(page, "conversation", { fullPage: true });
   });
 
+  await step("a long recording streams: the player seeks with Range requests through a signed link, nothing downloaded first", async () => {
+    const requests = [];
+    const onRequest = (r) => {
+      if (r.url().includes(`/v1/conversations/${LONG}/audio?`)) requests.push({ range: r.headers()["range"] ?? null, auth: r.headers()["authorization"] ?? null });
+    };
+    page.on("request", onRequest);
+    await page.goto(`${base}/console/#/conversations/${LONG}`);
+    await page.getByRole("heading", { name: "A very long call" }).waitFor();
+    const audio = page.locator("audio#player");
+    await waitFor(() => audio.evaluate((a) => a.readyState >= 1 && a.duration > 7200), "the long recording's metadata", 30_000);
+    assert.match(await audio.evaluate((a) => a.src), new RegExp(`/v1/conversations/${LONG}/audio\\?expires=\\d+&signature=[\\w-]+$`));
+    await page.getByText(/^2:\d\d:\d\d · 8\.0 MB MP3$/).waitFor();
+    const seeked = await seekTo(audio, 6000);
+    assert.ok(Math.abs(seeked - 6000) < 1, `seeked to ${seeked}`);
+    await audio.evaluate((a) => a.play());
+    await waitFor(() => audio.evaluate((a) => a.currentTime > 6000.5 && !a.paused), "playback after the seek", 10_000);
+    await audio.evaluate((a) => a.pause());
+    page.off("request", onRequest);
+    assert.ok(requests.length >= 2, `${requests.length} audio requests`);
+    assert.ok(requests.every((r) => r.auth === null), "the player sends no API key");
+    const starts = requests.map((r) => Number(/bytes=(\d+)-/.exec(r.range ?? "")?.[1] ?? -1));
+    assert.ok(starts.some((n) => n > 4 * 1024 * 1024), `a Range request into the seeked-to part: ${JSON.stringify(requests)}`);
+    // A link that no longer holds (as after 15 minutes) is renewed, and the recording plays on.
+    await audio.evaluate((a) => (a.src = a.src.replace(/signature=[\w-]+/, "signature=forged")));
+    await waitFor(() => audio.evaluate((a) => !a.src.includes("signature=forged") && a.readyState >= 1 && a.duration > 7200), "a renewed link", 20_000);
+  });
+
+  await step("a recording that is not MP3 says so, with a download link", async () => {
+    await page.goto(`${base}/console/#/conversations/${NOISE}`);
+    await page.getByText("This recording is not a playable MP3 (195 KB stored; it does not start like an MP3 file).", { exact: false }).waitFor();
+    assert.equal(await page.locator("#audio-download").isVisible(), true);
+    assert.equal(await page.locator("audio#player").isVisible(), false);
+  });
+
   await step("full-text search links to the turn", async () => {
     await page.getByRole("link", { name: "Search transcripts" }).click();
+    const current = () => page.getByRole("navigation", { name: "Main" }).locator('[aria-current="page"]').allInnerTexts();
+    await waitFor(async () => JSON.stringify(await current()) === '["Search transcripts"]', "Search transcripts marked as the current page");
+    // A placeholder reads as a hint, not as typed text.
+    assert.equal(await page.getByLabel("Words").evaluate((el) => getComputedStyle(el, "::placeholder").fontStyle), "italic");
     await page.getByLabel("Words").fill("cracked scr");
     await page.keyboard.press("Enter");
     const hits = page.getByRole("list", { name: "Matching turns" }).getByRole("listitem");
@@ -252,7 +358,15 @@ try {
     await waitFor(() => receiver.received().some((d) => d.path === "/pager" && d.status === 200 && d.verified), "the retried delivery");
     await waitFor(async () => (await (await fetch(`${base}/v1/forwarding/failures`, auth)).json()).failures.length === 0, "the dead letter removed");
     await page.reload();
-    await page.getByText("No failed deliveries.").waitFor();
+    // Forwarding is on (one destination): the empty list means nothing failed, and says so.
+    await page.getByText("No failed deliveries: every event forwarded to the 1 destination in FORWARD_DESTINATIONS was accepted, or is still being retried.").waitFor();
+  });
+
+  await step("empty pages say why: no ELEVENLABS_API_KEY on Imports", async () => {
+    await page.getByRole("link", { name: "Imports" }).click();
+    await page.locator("#imports-no-key").waitFor();
+    assert.match(await page.locator("#imports-no-key").innerText(), /^ELEVENLABS_API_KEY is not set: an import cannot fetch anything/);
+    assert.equal(await page.locator("#imports-empty").innerText(), "No imports yet.");
   });
 
   await step("a recording whose transcript has not come yet: the page shows what is known", async () => {
@@ -280,6 +394,13 @@ try {
     await p.keyboard.press("Enter");
     await p.getByRole("link", { name: new RegExp(USER) }).waitFor();
     await shot(p, "users-phone", { fullPage: true });
+    // The navigation is one line beside the brand (it scrolls sideways), not three.
+    const bar = await p.evaluate(() => {
+      const links = [...document.querySelectorAll("#nav a, #nav button")].map((e) => e.getBoundingClientRect().top);
+      return { header: document.querySelector("header.top").getBoundingClientRect().height, rows: new Set(links.map((t) => Math.round(t))).size };
+    });
+    assert.equal(bar.rows, 1, `navigation rows at 375 px: ${bar.rows}`);
+    assert.ok(bar.header < 64, `header height ${bar.header} px at 375 px`);
     const noOverflow = () => p.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1);
     assert.ok(await noOverflow(), "users page overflows at 375 px");
     await p.goto(`${base}/console/#/users/${USER}`);
@@ -318,7 +439,7 @@ try {
     await page.goto(`${base}/console/#/unattributed`);
     await page.getByRole("heading", { name: "Unattributed conversations" }).waitFor();
     await page.getByRole("link", { name: /Claimed without a token/ }).click();
-    await page.getByText("Claimed user id e2e-claimer, not believed: token_missing.").waitFor();
+    await page.getByText("Claimed user id e2e-claimer, not believed: no postcall_user_token came with the call.").waitFor();
     await shot(page, "unattributed-conversation", { fullPage: true });
     await page.getByLabel("Attribute to user").fill("e2e-claimer");
     await page.getByRole("button", { name: "Attribute" }).click();

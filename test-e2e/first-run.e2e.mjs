@@ -105,6 +105,9 @@ try {
       await new Promise((r) => setTimeout(r, 200));
     }
     assert.match(serverOutput, /Created \.dev\.vars from \.dev\.vars\.example/);
+    // The migrations in one line, not wrangler's table redrawn after each one.
+    assert.equal(serverOutput.match(/D1 \(local\): applied \d+ migrations \(0001_initial\.sql … \S+\)\./g)?.length, 1, serverOutput);
+    assert.doesNotMatch(serverOutput, /┌|0002_phone_links_retention\.sql/);
     assert.match(serverOutput, new RegExp(`postcall is running on ${base} \\(console: ${base}/console/\\)\\. In another terminal: PORT=${port} npm run send-sample`));
     assert.equal((await get(`${base}/health`)).status, 200);
     assert.equal((await get(`${base}/favicon.ico`)).status, 200);

@@ -87,7 +87,9 @@ const drawnCharts = (page) =>
       const img = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
       let painted = 0;
       for (let i = 3; i < img.length; i += 4) if (img[i] > 0) painted++;
-      return { sums, tallestBar: Math.max(0, ...barPixels), painted, width: canvas.getBoundingClientRect().width };
+      // The x axis's labels as drawn (Chart.js skips some when crowded, unless told not to).
+      const ticks = chart.scales.x.ticks.map((t) => chart.scales.x.getLabelForValue(t.value));
+      return { sums, tallestBar: Math.max(0, ...barPixels), painted, width: canvas.getBoundingClientRect().width, ticks, labels: chart.data.labels };
     }),
   );
 
@@ -122,6 +124,13 @@ try {
     for (let i = 0; i < STORM.mismatch; i++) assert.equal((await post(body, sign(body, "whsec_someone_else"))).status, 401);
     await waitFor(async () => sum((await details()).charts.call_durations.counts) === CALLS, "the calls in D1");
     await waitFor(async () => (await details()).audio.missing_24h === 1, "the missing audio");
+    // A call that never connected: a failure of calls per day too.
+    const failure = JSON.parse(readFileSync("test/fixtures/call-initiation-failure-sip.json", "utf8"));
+    failure.data.conversation_id = "conv_health_never_connected";
+    failure.event_timestamp = now();
+    const failed = JSON.stringify(failure);
+    assert.equal((await post(failed, sign(failed))).status, 200);
+    await waitFor(async () => sum((await details()).charts.calls_per_day.outcomes.not_connected) === 1, "the failed call in D1");
   });
 
   const api = await details();
@@ -151,7 +160,7 @@ try {
     await problems.first().waitFor();
     const shown = await problems.evaluateAll((items) => items.map((li) => li.getAttribute("data-code")).sort());
     assert.deepEqual(shown, ["audio_missing", "webhook_refusals"]);
-    assert.match(await problems.filter({ hasText: "refused" }).innerText(), /55 of 78 post-call webhook requests were refused.*signature_missing \(30\)/);
+    assert.match(await problems.filter({ hasText: "refused" }).innerText(), /55 of 79 post-call webhook requests were refused.*signature_missing \(30\)/);
     assert.match(await page.locator("#outbox-summary").innerText(), /Every acknowledged event has reached D1 and R2/);
     assert.match(await page.locator("#audio-summary").innerText(), /^1 in 24 h/);
     await page.getByRole("list", { name: "Calls without audio" }).getByRole("link", { name: MISSING }).waitFor();
@@ -161,8 +170,13 @@ try {
   await step("the three charts are drawn on their canvases with the API's numbers", async () => {
     await waitFor(async () => (await drawnCharts(page)).every((c) => c !== null), "the charts");
     const [calls, refusals, durations] = await drawnCharts(page);
-    assert.deepEqual(calls.sums, Object.fromEntries(Object.entries(api.charts.calls_per_day.outcomes).map(([k, v]) => [k, sum(v)])));
-    assert.equal(sum(Object.values(calls.sums)), CALLS);
+    const words = { success: "successful", failure: "unsuccessful", unknown: "not evaluated", not_connected: "never connected" };
+    assert.deepEqual(calls.sums, Object.fromEntries(Object.entries(api.charts.calls_per_day.outcomes).map(([k, v]) => [words[k] ?? k, sum(v)])));
+    assert.equal(sum(Object.values(calls.sums)), CALLS + 1);
+    assert.equal(calls.sums["never connected"], 1);
+    // Every duration bin carries its label, in the API's order.
+    assert.deepEqual(durations.ticks, api.charts.call_durations.buckets);
+    assert.deepEqual(durations.labels, ["< 30 s", "30–60 s", "1–2 min", "2–5 min", "5–10 min", "10–20 min", "≥ 20 min"]);
     assert.deepEqual(refusals.sums, { signature_missing: STORM.missing, signature_mismatch: STORM.mismatch });
     assert.deepEqual(durations.sums, { calls: CALLS });
     for (const c of [calls, refusals, durations]) {
@@ -198,6 +212,7 @@ try {
       assert.ok(c.width > 250 && c.width <= 375, `chart width ${c.width}`);
       assert.ok(c.tallestBar > 20, "a bar is drawn at phone width");
     }
+    assert.deepEqual(charts[2].ticks, charts[2].labels, "every duration bin is labelled at phone width");
     assert.ok(await p.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), "the health page overflows at 375 px");
     if (SCREENSHOTS) await p.screenshot({ path: `${SHOTS}/health-phone.png`, fullPage: true });
     await phone.close();

@@ -14,6 +14,7 @@ import { audioOf } from "./fake-api/data";
 import { outboxItems } from "./faults";
 import { nowSeconds, postWebhook, transcription, uid } from "./helpers";
 import { conversationMemory, makeOutboxDue, userMemory } from "./objects";
+import { expectLogs, outboxFailure } from "./logs";
 
 function withAudio(conversationId: string, userId = uid("user")) {
   const event = transcription({ conversationId, userId });
@@ -80,6 +81,7 @@ describe("audio backfill", () => {
   });
 
   it("retries a stream that dies midway, through R2 multipart parts, and stores it whole", async () => {
+    expectLogs(outboxFailure(/The audio stream from ElevenLabs broke off after \d+ bytes/));
     // 12 MB: more than two 5 MiB parts. The stand-in's first answer for a `die-` id ends halfway.
     const conversationId = uid("die-12000000");
     expect((await postWebhook(withAudio(conversationId))).status).toBe(200);
@@ -94,6 +96,7 @@ describe("audio backfill", () => {
   });
 
   it("POST /v1/conversations/:id/audio/backfill does it on demand", async () => {
+    expectLogs(/^audio backfill of \S+: ElevenLabs has no audio for it$/);
     const conversationId = uid("aud-120000");
     expect(audioOf(conversationId)?.byteLength).toBe(120_000);
     const first = await api("POST", `/v1/conversations/${conversationId}/audio/backfill`);

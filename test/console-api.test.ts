@@ -86,6 +86,28 @@ describe("GET /v1/users", () => {
     expect((await find(userId)).map((u) => u.user_id)).toEqual([userId]);
   });
 
+  it("finds a number's own memory and its linked user by the number typed as people type it, country code or not", async () => {
+    const userId = uid("dir-formats");
+    const area = String(200 + Math.floor(Math.random() * 700));
+    const local = String(Math.floor(Math.random() * 1e7)).padStart(7, "0");
+    const number = `+1${area}${local}`;
+    // The number calls alone first (its own memory), then as the app user (the link).
+    await ingest(transcription({ userId: null, externalNumber: number, title: "Before the link", startedAt: nowSeconds() - 7200 }));
+    await ingest(transcription({ userId, externalNumber: number, title: "The linking call", startedAt: nowSeconds() - 3600 }));
+    const find = async (q: string) =>
+      (await (await apiGet(`/v1/users?q=${encodeURIComponent(q)}`)).json<{ users: { user_id: string; matched_phone_number?: string }[] }>()).users;
+    const [a, b, c] = [area, local.slice(0, 3), local.slice(3)];
+    for (const q of [`(${a}) ${b}-${c}`, `${a}-${b}-${c}`, `${a}.${b}.${c}`, `${a}${b}${c}`, `+1 ${a} ${b} ${c}`, `+1-${a}-${b}-${c}`, `001${a}${b}${c}`, number]) {
+      const users = await find(q);
+      expect(users.map((u) => [u.user_id, u.matched_phone_number]), q).toEqual([
+        [userId, number],
+        [number, number],
+      ]);
+    }
+    // Too few digits to be a whole number: only the id filter answers (nothing here).
+    expect(await find(`${b}-${c}`)).toEqual([]);
+  });
+
   it("needs the API key", async () => {
     expect((await apiGet("/v1/users", null)).status).toBe(401);
     expect((await apiGet("/v1/search?q=x", "nope")).status).toBe(401);

@@ -17,6 +17,7 @@ import { transcriptKey } from "../src/records/keys";
 import sipFailure from "./fixtures/call-initiation-failure-sip.json";
 import { drainWithAlarm, fault, faultyD1, faultyR2, injectBindings, outboxItems, retryNow } from "./faults";
 import { BASE, context, d1Count, postWebhook, signatureHeader, storedTurns, transcription, uid, userIdOf } from "./helpers";
+import { expectLogs, outboxFailure } from "./logs";
 
 // Megabyte bodies, bursts and many outbox runs share 2 cores with other work: the default 5 s per test
 // is a ceiling against hangs that such a machine can reach. This raises the ceiling; nothing here is timed.
@@ -36,6 +37,7 @@ async function deliver(text: string, header?: string) {
 
 describe("D1 failing for a while, then recovering", () => {
   it("keeps every acknowledged event and writes each to D1 exactly once after recovery", async () => {
+    expectLogs(outboxFailure("D1_ERROR: simulated outage"));
     const userId = uid("outage");
     const stub = userMemory(env, userId);
     const d1 = fault("down");
@@ -84,6 +86,7 @@ describe("D1 failing for a while, then recovering", () => {
   });
 
   it("delivers events that belong to no user, and call failures, once D1 is back", async () => {
+    expectLogs(outboxFailure("D1_ERROR: simulated outage"));
     const conversationId = uid("nouser");
     const failure = structuredClone(sipFailure) as { data: { conversation_id: string } };
     failure.data.conversation_id = uid("fail");
@@ -105,6 +108,7 @@ describe("D1 failing for a while, then recovering", () => {
   });
 
   it("replays a D1 write whose answer was lost after it committed, without doubling anything", async () => {
+    expectLogs(outboxFailure("D1_ERROR: simulated lost response after commit"));
     const userId = uid("lostack");
     const stub = userMemory(env, userId);
     const d1 = fault("lost-ack");
@@ -142,6 +146,7 @@ describe("retry schedule", () => {
   });
 
   it("records attempts and the last error, grows next_attempt_at per failure and caps it", async () => {
+    expectLogs(outboxFailure("D1_ERROR: simulated outage"));
     const userId = uid("backoff");
     const stub = userMemory(env, userId);
     const d1 = fault("down");
@@ -176,6 +181,7 @@ describe("retry schedule", () => {
 
 describe("R2 failing", () => {
   it("keeps the item and its raw bytes while R2 puts fail, writes D1 only after R2, and retries", async () => {
+    expectLogs(outboxFailure("R2 put: simulated outage"));
     const userId = uid("r2down");
     const stub = userMemory(env, userId);
     const r2 = fault("down");
@@ -203,6 +209,7 @@ describe("R2 failing", () => {
   });
 
   it("rewrites the object whole when an upload's answer was lost after it was stored", async () => {
+    expectLogs(outboxFailure("R2 put: simulated lost response after commit"));
     const userId = uid("r2lost");
     const stub = userMemory(env, userId);
     const r2 = fault("lost-ack");
@@ -224,6 +231,7 @@ describe("R2 failing", () => {
 
 describe("an outbox item that can never be delivered", () => {
   it("does not hold back the items behind it, keeps being retried, and is reported as stuck", async () => {
+    expectLogs(outboxFailure(/Expected property name/), outboxFailure("R2 put: simulated outage"));
     const userId = uid("poison");
     const stub = userMemory(env, userId);
     const poisonId = uid("poisoned");
@@ -309,6 +317,7 @@ describe("a Durable Object call that throws", () => {
   }
 
   it("answers 503 internal_error with Retry-After and keeps nothing; the redelivery is then stored once", async () => {
+    expectLogs(/^unhandled error Error: Network connection lost\./);
     const event = transcription();
     const userId = userIdOf(event)!;
     const id = event["data"].conversation_id as string;
@@ -330,6 +339,7 @@ describe("a Durable Object call that throws", () => {
   });
 
   it("answers 503 when the call fails after the object committed; the redelivery is a duplicate, counted once", async () => {
+    expectLogs(/^unhandled error Error: Network connection lost\./);
     const event = transcription();
     const userId = userIdOf(event)!;
     const id = event["data"].conversation_id as string;
@@ -345,6 +355,7 @@ describe("a Durable Object call that throws", () => {
   });
 
   it("re-arms a missing alarm when a redelivery arrives", async () => {
+    expectLogs(outboxFailure("D1_ERROR: simulated outage"));
     const event = transcription();
     const userId = userIdOf(event)!;
     const stub = userMemory(env, userId);
@@ -377,6 +388,7 @@ describe("a Durable Object call that throws", () => {
   });
 
   it("re-arms the alarm itself when a whole outbox run fails", async () => {
+    expectLogs(/^outbox run failed; retrying in 60 s: simulated failure of the whole run$/);
     const userId = uid("alarmfail");
     const stub = userMemory(env, userId);
     expect((await deliver(JSON.stringify(transcription({ userId })))).status).toBe(200);

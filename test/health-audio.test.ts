@@ -10,6 +10,7 @@ import worker from "../src/index";
 import { audioBytes, audioEvent, postChunked } from "./audio-helpers";
 import { codes, health, type Health, sum } from "./health-helpers";
 import { API_KEY, BASE, flush, nowSeconds, postWebhook, transcription, uid } from "./helpers";
+import { expectLogs } from "./logs";
 
 /** The page as the Worker answers it with other settings (config is parsed per env object). */
 async function healthWith(patch: Record<string, string>): Promise<Health> {
@@ -101,6 +102,7 @@ describe("each source may fail alone", () => {
     });
 
   it("D1 down: the counters still answer, and the page says D1 could not be queried", async () => {
+    expectLogs(/^health: D1 [a-z ]+ unavailable D1: simulated outage$/);
     const h = await healthWithEnv({ DB: failing("D1") as D1Database });
     expect(codes(h)).toEqual(["d1_unavailable"]);
     expect(h.status).toBe("error");
@@ -110,6 +112,7 @@ describe("each source may fail alone", () => {
   });
 
   it("the stats object unreachable: D1's figures still answer", async () => {
+    expectLogs(/^health: stats object unavailable stats object: simulated outage$/);
     const ns = { idFromName: (n: string) => env.HEALTH_STATS.idFromName(n), get: () => failing("stats object") };
     const h = await healthWithEnv({ HEALTH_STATS: ns as unknown as typeof env.HEALTH_STATS });
     expect(codes(h)).toEqual(["stats_unavailable"]);

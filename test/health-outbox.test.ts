@@ -11,9 +11,11 @@ import { fault, faultyD1, injectBindings, retryNow } from "./faults";
 import { codes, health } from "./health-helpers";
 import { d1Count, nowSeconds, postWebhook, transcription, uid } from "./helpers";
 import { userMemory } from "./objects";
+import { expectLogs, outboxFailure } from "./logs";
 
 describe("a stalled outbox", () => {
   it("shows as a backlog with its age and last error, apart from refusals and missing audio, and clears on recovery", async () => {
+    expectLogs(outboxFailure("D1_ERROR: simulated outage"));
     const userId = uid("stalled");
     const stub = userMemory(env, userId);
     const d1 = fault("down");
@@ -50,6 +52,7 @@ describe("a stalled outbox", () => {
   });
 
   it("is an error once an item is stuck", async () => {
+    expectLogs(outboxFailure("D1_ERROR: simulated outage"));
     const userId = uid("stuck");
     const stub = userMemory(env, userId);
     const restore = await injectBindings(stub, { DB: faultyD1(fault("down")) });
@@ -65,6 +68,7 @@ describe("a stalled outbox", () => {
   });
 
   it("is withdrawn when the user is erased while it waits", async () => {
+    expectLogs(outboxFailure("D1_ERROR: simulated outage"));
     const userId = uid("erased");
     const stub = userMemory(env, userId);
     const restore = await injectBindings(stub, { DB: faultyD1(fault("down")) });

@@ -13,6 +13,7 @@ import { MAX_KEYS, RETAIN_HOURS } from "../src/objects/health-stats/stats";
 import { hourOf } from "../src/lib/time";
 import { codes, health, sum } from "./health-helpers";
 import { apiGet, BASE, d1Count, nowSeconds, postWebhook, signatureHeader, transcription } from "./helpers";
+import { expectLogs } from "./logs";
 
 const N = 300;
 
@@ -158,6 +159,7 @@ describe("the stats object", () => {
 
 describe("a stats object that cannot be reached", () => {
   it("changes no webhook's answer, and the tallies wait for the next flush", async () => {
+    const logs = expectLogs(/^health counters not flushed: stats object: simulated outage$/);
     await flushNow(env);
     const statsId = env.HEALTH_STATS.idFromName("stats:global");
     // Failing synchronously, the harder case: nothing may escape into the webhook's answer.
@@ -189,6 +191,7 @@ describe("a stats object that cannot be reached", () => {
     // The webhook's flush was tried and failed: the stats object got nothing of it, and the next
     // flush brings everything it held.
     expect(attempts).toBeGreaterThanOrEqual(1);
+    expect(logs.lines.length).toBeGreaterThanOrEqual(1);
     expect((await statsObject(env).readStats(nowSeconds())).window24h.find((r) => r.key === "invalid_json")?.n ?? 0).toBe(before);
     await flushNow(env);
     const after = (await statsObject(env).readStats(nowSeconds())).window24h.find((r) => r.key === "invalid_json")?.n ?? 0;

@@ -15,6 +15,7 @@ import { api, u } from "./api-helpers";
 import { apiGet, uid } from "./helpers";
 import { conversationMemory, legacyConversationObject } from "./objects";
 import { fault, faultyD1, injectBindings, outboxItems, retryNow } from "./faults";
+import { expectLogs, outboxFailure } from "./logs";
 
 /** The tables a pre-Core v3 `conversation:<id>` UserMemory held (schema version 3, as it created them). */
 const OLD_TABLES = `
@@ -87,6 +88,7 @@ describe("conversations recorded before Core v3", () => {
   });
 
   it("delivers an old object's pending items from the ledger, through the old object's own alarm", async () => {
+    expectLogs(outboxFailure("D1_ERROR: simulated outage"));
     const conversationId = uid("old-pending");
     const key = `audio/${crypto.randomUUID()}.mp3`;
     await env.AUDIO.put(key, new Uint8Array([7, 7, 7]));

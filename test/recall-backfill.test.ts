@@ -14,14 +14,17 @@ import { conversationWith, recallFor, record } from "./recall-helpers";
 
 /** Turns a user's object back into what version 2 wrote: no recall index, no fact history. */
 async function makeVersion2(userId: string): Promise<void> {
-  // This test exists to check the upgrade, so it rewrites the object's tables.
-  await runInDurableObject(userMemory(env, userId), (_m, state) => {
+  // This test exists to check the upgrade, so it rewrites the object's tables. The outbox is run
+  // to the end first and the alarm removed in the same step as the tables, so no run of the old
+  // instance (which knows its tables exist) can start between the drop and the restart.
+  await userMemory(env, userId).flush();
+  await runInDurableObject(userMemory(env, userId), async (_m, state) => {
+    await state.storage.deleteAlarm();
     state.storage.sql.exec(`
       DROP TABLE recall_docs; DROP TABLE recall_index; DROP TABLE recall_conversations; DROP TABLE recall_backfill;
       DROP TABLE fact_history; DROP TABLE memory_scopes; ALTER TABLE facts DROP COLUMN valid_from;
       UPDATE profile SET schema_version = 2`);
   });
-  await runInDurableObject(userMemory(env, userId), (_m, state) => state.storage.deleteAlarm());
   await restartObject(userMemory(env, userId));
 }
 

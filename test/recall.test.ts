@@ -45,7 +45,9 @@ describe("POST /tools/recall: what it finds", () => {
     expect(best.conversation_id).toBe(event["data"].conversation_id);
     expect(best.date).toBe(new Date(startedAt * 1000).toISOString());
     expect(best.title).toBe("Dentist recommendation");
-    expect(answer.results.some((r) => r.speaker === "agent" && r.text.includes("Dr. Patel"))).toBe(true);
+    // The agent's answer, alone or after the question it answers (an exchange: each turn prefixed with its speaker).
+    const said = (r: { speaker: string; text: string }) => (r.speaker === "agent" ? r.text : r.speaker === "exchange" ? (r.text.split(" | agent: ")[1] ?? "") : "");
+    expect(answer.results.some((r) => said(r).includes("Dr. Patel"))).toBe(true);
     expect(best.score).toBeGreaterThan(0);
     expect(best.score).toBeLessThan(1);
     expect(answer.summary).toMatch(/^Found \d+ earlier mention/);

@@ -13,6 +13,7 @@ import { conversationPrefix } from "../src/records/keys";
 import audioFixture from "./fixtures/audio.json";
 import { context, d1Count, flush, nowSeconds, postWebhook, r2Keys, uid } from "./helpers";
 import { alarmOf, apiJson, deliverParked, doTables, footprint, pendingConversation, u } from "./api-helpers";
+import { expectLogs } from "./logs";
 
 const DAYS = 3650;
 const DAY = 86_400;
@@ -143,6 +144,7 @@ describe("retention alarm", () => {
 
 describe("daily retention sweep (scheduled)", () => {
   it("reaches conversations no alarm is armed for, and unattributed ones", async () => {
+    expectLogs(/^retention sweep: \d+ users, /);
     const userId = uid("legacy");
     const stub = userMemory(env, userId);
     const old = await pendingConversation(userId, undefined, { startedAt: ancient(2), title: "Legacy" });
@@ -167,6 +169,7 @@ describe("daily retention sweep (scheduled)", () => {
   });
 
   it("erases expired rows of a user whose object holds no memory, instead of meeting them every day", async () => {
+    expectLogs(/^retention sweep: \d+ users, /);
     const userId = uid("memoryless");
     const old = await pendingConversation(userId, undefined, { startedAt: ancient(5) });
     await deliverParked(userId);

@@ -31,6 +31,7 @@ import {
 import { userMemory } from "./objects";
 import { CONTEXT_MAX_BYTES } from "../src/memory/variables";
 import { LIMITS } from "../src/objects/shared/limits";
+import { expectLogs } from "./logs";
 
 type Json = Record<string, any>;
 
@@ -180,6 +181,7 @@ describe("attack 2: a web session carries the victim's number as system__caller_
 
 describe("attack 3: a second event for an existing conversation id, under another owner", () => {
   it("leaves the first owner's row, transcript, raw payload, audio and search entries byte-identical", async () => {
+    expectLogs(/^\{"event":"conversation_conflict"/);
     const owner = uid("owner");
     const conversationId = uid("conv_owned");
     const first = transcription({ userId: owner, conversationId });
@@ -299,6 +301,7 @@ describe("attack 4: erasure that lasts", () => {
 
 describe("erasure covers what claimed the user", () => {
   it("DELETE removes conversations that claimed the user without proof, and events kept aside under their name", async () => {
+    expectLogs(/^\{"event":"conversation_conflict"/);
     const userId = uid("claimed-then-erased");
     const unverified = transcription({ userId, token: null });
     const uid1 = unverified["data"].conversation_id;

@@ -13,7 +13,7 @@ const KEY_STORAGE = "postcall.apiKey";
 const main = /** @type {HTMLElement} */ (document.getElementById("main"));
 const nav = /** @type {HTMLElement} */ (document.getElementById("nav"));
 
-/** @type {string[]} object URLs to revoke when the page changes */
+/** @type {string[]} object URLs to revoke when the page changes (the export's download) */
 let objectUrls = [];
 
 // ---- tiny DOM helper -------------------------------------------------------------------------
@@ -62,10 +62,11 @@ function when(iso) {
   return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
-/** @param {number} secs */
+/** "0:19", "3:32", "2:25:07": a time in a call or a call's length. @param {number} secs */
 function clock(secs) {
   const s = Math.max(0, Math.floor(secs));
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  const mmss = `${String(Math.floor(s / 60) % 60).padStart(s >= 3600 ? 2 : 1, "0")}:${String(s % 60).padStart(2, "0")}`;
+  return s >= 3600 ? `${Math.floor(s / 3600)}:${mmss}` : mmss;
 }
 
 const userHref = (/** @type {string} */ id) => `#/users/${encodeURIComponent(id)}`;
@@ -209,14 +210,24 @@ async function renderUsers(params) {
               "a",
               { href: userHref(u.user_id) },
               h("span", { class: "title" }, u.user_id),
-              h("div", { class: "meta" }, `${u.conversation_count} conversation${u.conversation_count === 1 ? "" : "s"} · last call ${when(u.last_call_at)}`),
+              h(
+                "div",
+                { class: "meta" },
+                `${u.conversation_count} conversation${u.conversation_count === 1 ? "" : "s"} · last call ${when(u.last_call_at)}`,
+                u.matched_phone_number && u.matched_phone_number !== u.user_id ? ` · linked to ${u.matched_phone_number}` : "",
+                u.matched_phone_number === u.user_id ? " · this number's own memory" : "",
+              ),
             ),
           ),
         );
       }
       if (list.children.length === 0) {
         more.replaceChildren(
-          h("p", { class: "card muted" }, q ? `No user id or linked phone number matches “${q}”.` : "No users yet. Conversations appear here once ElevenLabs sends their post-call webhooks (try npm run send-sample)."),
+          h("p", { class: "card muted" }, q
+            ? /\d{7}/.test(q.replace(/\D/g, "")) && !/^\s*(\+|00)/.test(q)
+              ? `No user id or phone number matches “${q}”. Typed without its country code, a number finds only numbers that have called on their own; type it with + and the country code (+1 415 555 0123) to find the user it is linked to.`
+              : `No user id or phone number matches “${q}”.`
+            : "No users yet. Conversations appear here once ElevenLabs sends their post-call webhooks (try npm run send-sample)."),
         );
       } else if (body.next_cursor) {
         more.replaceChildren(h("button", { type: "button", class: "secondary", onclick: () => page(body.next_cursor) }, "Show more users"));
@@ -297,29 +308,107 @@ async function renderSearch(params) {
 /** @param {unknown} v */
 const typeName = (v) => (typeof v === "string" ? "string" : typeof v === "number" ? "number" : typeof v === "boolean" ? "boolean" : "json");
 
-/** @param {unknown} v */
+/** A dynamic variable exactly as ElevenLabs receives it (a string as is, anything else as JSON). @param {unknown} v */
 const display = (v) => (typeof v === "string" ? (v === "" ? "(empty)" : v) : JSON.stringify(v));
+
+/**
+ * A collected fact's value in words: a list as its items, true/false as yes/no, null as not given
+ * (["Phone X"] reads "Phone X"). Nested objects stay JSON: there are no words for them.
+ * @param {unknown} v @returns {string}
+ */
+function words(v) {
+  if (v === null || v === undefined) return "not given";
+  if (typeof v === "boolean") return v ? "yes" : "no";
+  if (typeof v === "string") return v === "" ? "(empty)" : v;
+  if (typeof v !== "object") return String(v);
+  const part = (/** @type {unknown} */ x) => (x !== null && typeof x === "object" ? JSON.stringify(x) : words(x));
+  if (Array.isArray(v)) return v.length === 0 ? "none" : v.map(part).join(", ");
+  return Object.entries(v).map(([k, x]) => `${k}: ${part(x)}`).join("; ");
+}
+
+/** Why a claimed user id was not believed (src/records/identity.ts UnverifiedReason), in words. */
+const UNVERIFIED = /** @type {Record<string, string>} */ ({
+  token_missing: "no postcall_user_token came with the call",
+  token_malformed: "its postcall_user_token is malformed",
+  token_bad_signature: "its postcall_user_token's signature does not match (forged, or signed with a secret no longer configured)",
+  token_no_key: "no secret is configured to check its postcall_user_token",
+  token_other_user: "its postcall_user_token was issued for another user",
+  token_expired: "its postcall_user_token had expired when the call started",
+  reserved_user_id: "the id is reserved",
+  phone_number_claim: "a phone number claimed as a user id needs a postcall_user_token or telephony to vouch for it",
+});
+const unverifiedWords = (/** @type {string} */ code) => UNVERIFIED[code] ?? code;
+
+/** Who vouched for a conversation's owner (VouchedBy), in words. */
+const VOUCHED = /** @type {Record<string, string>} */ ({
+  token: "a valid postcall_user_token",
+  telephony: "the phone call itself (caller id)",
+  operator: "an operator (an attribution or an import)",
+  claimed: "its claim alone (USER_ID_TRUST=claimed)",
+});
+
+/** A user id that is itself a phone number (E.164): the memory of calls from that number. */
+const isPhoneNumber = (/** @type {string} */ id) => /^\+[1-9]\d{6,14}$/.test(id);
+
+/**
+ * What ElevenLabs receives for this id's next conversation. For an app user: their context. For a
+ * phone number: the initiation webhook's answer (GET /v1/phones/:n/initiation), which is the linked
+ * app user's memory when the number is linked, not the number's own.
+ * @param {string} userId
+ */
+function nextCallVariables(userId) {
+  return isPhoneNumber(userId)
+    ? api(`/v1/phones/${encodeURIComponent(userId)}/initiation`)
+    : api(`/v1/users/${encodeURIComponent(userId)}/context`);
+}
+
+/**
+ * A fact's earlier values (GET /v1/users/:id/memory `history`, newest first), each with when it
+ * held and the call that set it; nothing when the value never changed.
+ * @param {any} f
+ */
+function factHistory(f) {
+  const history = f.history ?? [];
+  if (history.length === 0) return null;
+  return h(
+    "details",
+    { class: "history" },
+    h("summary", {}, `${history.length} earlier value${history.length === 1 ? "" : "s"}`),
+    h(
+      "ul",
+      { "aria-label": `Earlier values of ${f.id}` },
+      ...history.map((/** @type {any} */ x) =>
+        h("li", {}, words(x.value), h("span", { class: "meta" }, " · ", x.conversation_id ? h("a", { href: conversationHref(x.conversation_id) }, `${when(x.valid_from)} – ${when(x.valid_to)}`) : `${when(x.valid_from)} – ${when(x.valid_to)}`)),
+      ),
+    ),
+  );
+}
 
 /** @param {string} userId */
 async function renderUser(userId) {
   show(h("h1", {}, userId), loading());
+  const phone = isPhoneNumber(userId);
   const [context, memory] = await Promise.all([
-    api(`/v1/users/${encodeURIComponent(userId)}/context`),
+    nextCallVariables(userId),
     api(`/v1/users/${encodeURIComponent(userId)}/memory`).catch((err) => {
       if (err instanceof ApiFailure && err.status === 404) return null;
       throw err;
     }),
   ]);
 
+  const linkedTo = memory?.linked_to?.user_id ?? (phone ? (context.user_id ?? null) : null);
   const vars = Object.entries(context.dynamic_variables);
   const variables = h(
     "section",
-    { class: "card", "aria-labelledby": "vars-h" },
-    h("h2", { id: "vars-h" }, "Next call: dynamic variables"),
-    h("p", { class: "muted" }, "Exactly what ElevenLabs receives for this user's next conversation."),
+    { class: "card", "aria-labelledby": "vars-h", id: "next-call" },
+    h("h2", { id: "vars-h" }, phone ? "When this number calls: dynamic variables" : "Next call: dynamic variables"),
+    !phone
+      ? h("p", { class: "muted" }, "Exactly what ElevenLabs receives for this user's next conversation.")
+      : linkedTo
+        ? h("p", { class: "muted" }, "Exactly what ElevenLabs receives while this number rings (the initiation webhook's answer): the memory of ", h("a", { href: userHref(linkedTo) }, linkedTo), ", to whom the number is linked. The calls listed below stay with the number.")
+        : h("p", { class: "muted" }, "Exactly what ElevenLabs receives while this number rings (the initiation webhook's answer): this number's own memory, as it is linked to no app user."),
     h("dl", { class: "vars" }, ...vars.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, display(v), h("span", { class: "type" }, typeName(v)))])),
   );
-
   const facts = h(
     "section",
     { class: "card", "aria-labelledby": "facts-h" },
@@ -330,22 +419,50 @@ async function renderUser(userId) {
           { class: "vars" },
           ...memory.facts.flatMap((/** @type {any} */ f) => [
             h("dt", {}, f.id),
-            h("dd", {}, display(f.value), h("div", { class: "meta" }, "from ", h("a", { href: conversationHref(f.conversation_id) }, when(f.collected_at)))),
+            h("dd", {}, words(f.value), h("div", { class: "meta" }, "from ", h("a", { href: conversationHref(f.conversation_id) }, when(f.collected_at))), factHistory(f)),
           ]),
         )
       : h("p", { class: "muted" }, "No facts collected yet."),
   );
 
-  const phones = h("section", { class: "card", "aria-labelledby": "phones-h" }, h("h2", { id: "phones-h" }, "Phone numbers"));
-  if (memory?.linked_to) {
-    phones.append(h("p", {}, "This number belongs to ", h("a", { href: userHref(memory.linked_to.user_id) }, memory.linked_to.user_id), "."));
-  }
-  const phoneList = memory?.phone_numbers ?? [];
-  phones.append(
-    phoneList.length > 0
-      ? h("ul", {}, ...phoneList.map((/** @type {any} */ p) => h("li", {}, h("span", { class: "mono" }, p.phone_number), h("span", { class: "meta" }, ` linked ${when(p.linked_at)} via ${p.via}`))))
-      : h("p", { class: "muted" }, "No phone numbers linked."),
+  const scopes = memory?.scopes ?? [];
+  const scopesCard = h(
+    "section",
+    { class: "card", "aria-labelledby": "scopes-h" },
+    h("h2", { id: "scopes-h" }, "Memory scopes"),
+    scopes.length > 0
+      ? h(
+          "div",
+          {},
+          h("p", { class: "muted" }, `With MEMORY_SCOPE=agent each agent keeps its own memory of ${userId}: ${scopes.length} do. Read one with GET /v1/users/${userId}/memory?agent_id=…`),
+          h("ul", { "aria-label": "Agents with a memory of this user" }, ...scopes.map((/** @type {string} */ a) => h("li", { class: "mono" }, a))),
+        )
+      : h("p", { class: "muted" }, "One memory for every agent: no agent keeps a memory of its own for this id (MEMORY_SCOPE=user, or no agent-scoped call yet)."),
   );
+
+  const phones = h("section", { class: "card", "aria-labelledby": "phones-h" }, h("h2", { id: "phones-h" }, phone ? "Link" : "Phone numbers"));
+  if (phone) {
+    const link = memory?.linked_to;
+    phones.append(
+      linkedTo
+        ? h(
+            "p",
+            { id: "phone-link" },
+            "Linked to ",
+            h("a", { href: userHref(linkedTo) }, linkedTo),
+            link ? ` since ${when(link.linked_at)} (${link.via === "api" ? "through the API" : "by a call"})` : "",
+            ": calls from this number are remembered for them.",
+          )
+        : h("p", { class: "muted", id: "phone-link" }, "Linked to no app user: calls from this number are remembered under the number."),
+    );
+  } else {
+    const phoneList = memory?.phone_numbers ?? [];
+    phones.append(
+      phoneList.length > 0
+        ? h("ul", {}, ...phoneList.map((/** @type {any} */ p) => h("li", {}, h("a", { href: userHref(p.phone_number), class: "mono" }, p.phone_number), h("span", { class: "meta" }, ` linked ${when(p.linked_at)} ${p.via === "api" ? "through the API" : "by a call"}`))))
+        : h("p", { class: "muted" }, "No phone numbers linked."),
+    );
+  }
 
   const timeline = h("ol", { class: "list", "aria-label": "Conversations" });
   const more = h("div");
@@ -421,13 +538,18 @@ async function renderUser(userId) {
     }
   });
 
-  const summary = memory
-    ? `${memory.profile.call_count} call${memory.profile.call_count === 1 ? "" : "s"} · last ${when(memory.profile.last_call_at)}`
-    : "No memory yet: this user has not had a conversation postcall received.";
+  const calls = memory ? `${memory.profile.call_count} call${memory.profile.call_count === 1 ? "" : "s"} · last ${when(memory.profile.last_call_at)}` : "";
+  const summary = !memory
+    ? phone
+      ? "No memory of its own: no call from this number was remembered under the number."
+      : "No memory yet: this user has not had a conversation postcall received."
+    : phone
+      ? `This number's own memory: ${calls}`
+      : calls;
   show(
     h("h1", {}, userId),
     h("p", { class: "muted" }, summary),
-    h("div", { class: "grid2" }, variables, h("div", {}, facts, h("div", { class: "spacer" }), phones)),
+    h("div", { class: "grid2" }, variables, h("div", {}, facts, h("div", { class: "spacer" }), phones, h("div", { class: "spacer" }), scopesCard)),
     history,
     exportSection(userId),
     h("section", { "aria-labelledby": "danger-h" }, h("h2", { id: "danger-h" }, "Erase"), h("button", { type: "button", class: "danger", id: "delete-user", onclick: () => dialog.showModal() }, "Delete this user…"), deleteStatus),
@@ -498,8 +620,8 @@ function turnView(turn, target) {
   return h(
     "li",
     { class: `turn ${turn.role === "user" ? "user" : "agent"}${target ? " target" : ""}`, id: `turn-${turn.index}`, tabindex: target ? "-1" : undefined },
-    h("div", { class: "who" }, h("strong", {}, turn.role), h("span", {}, clock(turn.time_in_call_secs)), turn.feedback ? h("span", {}, turn.feedback === "like" ? "liked" : "disliked") : null),
-    turn.message !== null ? h("p", {}, turn.message) : h("p", { class: "muted" }, "(no text)"),
+    h("div", { class: "who" }, h("strong", {}, turn.role), h("span", {}, clock(turn.time_in_call_secs)), turn.feedback ? h("span", { class: "feedback" }, turn.feedback === "like" ? "the caller liked this reply" : "the caller disliked this reply") : null),
+    turn.message !== null ? h("p", {}, turn.message) : h("p", { class: "muted" }, "Nothing transcribed: the speaker was cut off or said nothing."),
     tools
       ? h(
           "details",
@@ -511,9 +633,34 @@ function turnView(turn, target) {
   );
 }
 
+/** @param {number} bytes */
+function size(bytes) {
+  return bytes < 1024 * 1024 ? `${Math.max(1, Math.round(bytes / 1024))} KB` : `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+}
+
 /**
- * The recording card. `<audio>` cannot send an Authorization header: fetch it with the key, play it
- * from a blob URL (seekable, and the key never appears in a URL).
+ * Whether the recording at `url` starts like an MP3: an MPEG audio frame (11 set sync bits), at
+ * once or after a well-formed ID3v2 tag. Two small Range reads.
+ * @param {string} url
+ * @returns {Promise<boolean>}
+ */
+async function startsLikeMp3(url) {
+  /** @param {number} from @param {number} n */
+  const read = async (from, n) => new Uint8Array(await (await fetch(url, { headers: { Range: `bytes=${from}-${from + n - 1}` } })).arrayBuffer());
+  const sync = (/** @type {Uint8Array} */ b) => b[0] === 0xff && ((b[1] ?? 0) & 0xe0) === 0xe0;
+  const head = await read(0, 10);
+  if (sync(head)) return true;
+  const id3 = head[0] === 0x49 && head[1] === 0x44 && head[2] === 0x33 && head.slice(6, 10).every((x) => x < 0x80);
+  if (!id3) return false;
+  const tag = 10 + (head[6] << 21) + (head[7] << 14) + (head[8] << 7) + head[9];
+  return sync(await read(tag, 2));
+}
+
+/**
+ * The recording card. `<audio>` cannot send an Authorization header, so the console asks for a signed
+ * link (POST .../audio/link, good for one conversation for 15 minutes) and gives the player that URL:
+ * it streams and seeks with Range requests, and nothing is held in memory. When a seek fails because
+ * the link has expired, a new one is fetched and playback resumes where it was.
  * @param {string} conversationId @param {boolean} hasAudio
  */
 function recordingCard(conversationId, hasAudio) {
@@ -524,20 +671,48 @@ function recordingCard(conversationId, hasAudio) {
   }
   const audio = /** @type {HTMLAudioElement} */ (h("audio", { controls: true, preload: "metadata", id: "player" }));
   const status = h("p", { class: "meta", role: "status", id: "audio-status" }, "Loading the recording…");
-  player.append(audio, status);
-  apiFetch(`/v1/conversations/${encodeURIComponent(conversationId)}/audio`)
-    .then((res) => res.blob())
-    .then((blob) => {
-      const url = URL.createObjectURL(blob);
-      objectUrls.push(url);
-      audio.src = url;
-      const kb = `${Math.max(1, Math.round(blob.size / 1024))} KB MP3`;
-      status.textContent = kb;
-      audio.addEventListener("loadedmetadata", () => {
-        if (Number.isFinite(audio.duration)) status.textContent = `${clock(audio.duration)} · ${kb}`;
-      });
-    })
-    .catch((err) => player.append(errorBox(err)));
+  const download = /** @type {HTMLAnchorElement} */ (h("a", { id: "audio-download", download: `${conversationId}.mp3`, hidden: true }, "Download the file"));
+  player.append(audio, status, download);
+  let stored = "";
+  let bytes = "";
+  let renewals = 0;
+
+  /** @param {number} [resumeAt] */
+  async function load(resumeAt) {
+    const link = await api(`/v1/conversations/${encodeURIComponent(conversationId)}/audio/link`, { method: "POST" });
+    bytes = size(link.bytes);
+    stored = `${bytes} MP3`;
+    if (resumeAt) audio.addEventListener("loadedmetadata", () => (audio.currentTime = resumeAt), { once: true });
+    audio.src = link.url;
+    download.href = link.url;
+    download.hidden = false;
+    status.textContent = stored;
+  }
+
+  audio.addEventListener("loadedmetadata", () => {
+    if (Number.isFinite(audio.duration)) status.textContent = `${clock(audio.duration)} · ${stored}`;
+  });
+  audio.addEventListener("error", async () => {
+    // Ask the server what went wrong: an expired link (401) is renewed; bytes that are not MP3 are said to be.
+    const at = audio.currentTime;
+    try {
+      const res = await fetch(audio.src, { headers: { Range: "bytes=0-0" } });
+      if (res.status === 401 && renewals < 3) {
+        renewals++;
+        return await load(at);
+      }
+      if (!res.ok) throw new ApiFailure(res.status, "http_error", res.status === 404 ? "The recording is no longer stored (it was erased, or expired under RETENTION_DAYS)." : `The recording could not be read (HTTP ${res.status}).`);
+      await res.body?.cancel();
+      status.textContent = (await startsLikeMp3(audio.src))
+        ? `This browser could not play the recording (${stored}). Download the file to play it elsewhere.`
+        : `This recording is not a playable MP3 (${bytes} stored; it does not start like an MP3 file). Download the file to look at it.`;
+      status.classList.add("error-text");
+      audio.hidden = true;
+    } catch (err) {
+      player.append(errorBox(err));
+    }
+  });
+  load().catch((err) => player.append(errorBox(err)));
   return player;
 }
 
@@ -597,7 +772,7 @@ async function renderConversation(conversationId, params) {
       h("dt", {}, "outcome"),
       h("dd", {}, c.call_successful ?? "unknown"),
       ...evaluation.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, /** @type {any} */ (v)?.result ?? "", h("div", { class: "meta" }, /** @type {any} */ (v)?.rationale ?? ""))]),
-      ...collected.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, display(v))]),
+      ...collected.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, words(v))]),
     ),
   );
 
@@ -685,7 +860,12 @@ async function renderForwardingFailures() {
       if (cursor) qs.set("cursor", cursor);
       const body = await api(`/v1/forwarding/failures?${qs}`);
       for (const f of body.failures) list.append(item(f));
-      if (list.children.length === 0) more.replaceChildren(h("p", { class: "card muted" }, "No failed deliveries."));
+      if (list.children.length === 0)
+        more.replaceChildren(
+          h("p", { class: "card muted", id: "forwarding-empty" }, body.destinations === 0
+            ? "Forwarding is off: FORWARD_DESTINATIONS names no destination, so nothing is forwarded and nothing can fail (docs/forwarding.md in the repository says how to turn it on)."
+            : `No failed deliveries: every event forwarded to the ${body.destinations} destination${body.destinations === 1 ? "" : "s"} in FORWARD_DESTINATIONS was accepted, or is still being retried.`),
+        );
       else if (body.next_cursor) more.replaceChildren(h("button", { type: "button", class: "secondary", onclick: () => page(body.next_cursor) }, "Show more"));
       else more.replaceChildren();
     } catch (err) {
@@ -717,7 +897,7 @@ async function renderUnattributed(_params) {
       if (cursor) qs.set("cursor", cursor);
       const body = await api(`/v1/conversations?${qs}`);
       for (const c of body.conversations) {
-        const claim = c.claimed_user_id ? `claims ${c.claimed_user_id} (${c.unverified_reason})` : "no user claimed";
+        const claim = c.claimed_user_id ? `claims ${c.claimed_user_id}, not believed: ${unverifiedWords(c.unverified_reason)}` : "no user claimed";
         list.append(
           h(
             "li",
@@ -744,9 +924,9 @@ async function renderUnattributed(_params) {
 function ownershipView(c) {
   const section = h("section", { class: "card owner", "aria-labelledby": "owner-h" }, h("h2", { id: "owner-h" }, "Owner"));
   section.append(
-    h("p", {}, c.user_id ? `${c.user_id}, vouched for by ${c.vouched_by ?? "(recorded before verification)"}` : "No one: this conversation is in no one's memory."),
+    h("p", {}, c.user_id ? `${c.user_id}, vouched for by ${c.vouched_by ? (VOUCHED[c.vouched_by] ?? c.vouched_by) : "nothing: it was recorded before postcall checked owners"}.` : "No one: this conversation is in no one's memory."),
   );
-  if (c.claimed_user_id) section.append(h("p", { class: "meta" }, `Claimed user id ${c.claimed_user_id}, not believed: ${c.unverified_reason}.`));
+  if (c.claimed_user_id) section.append(h("p", { class: "meta" }, `Claimed user id ${c.claimed_user_id}, not believed: ${unverifiedWords(c.unverified_reason)}.`));
   if (c.conflicts?.count > 0) section.append(h("p", { class: "meta" }, `${c.conflicts.count} later event(s) for this id under another owner were kept aside.`));
   if (c.user_id) return section;
   const input = /** @type {HTMLInputElement} */ (h("input", { id: "attribute-user", name: "user_id", value: c.claimed_user_id ?? "", required: true }));
@@ -789,7 +969,11 @@ async function renderImports() {
     list,
   );
   const body = await api("/v1/imports");
-  if (body.imports.length === 0) list.replaceWith(h("p", { class: "card muted" }, "No imports yet."));
+  const noKey = body.elevenlabs_api_key_set === false
+    ? h("p", { class: "card error", role: "status", id: "imports-no-key" }, "ELEVENLABS_API_KEY is not set: an import cannot fetch anything from ElevenLabs, and recordings that never arrived cannot be fetched either. Set it with npx wrangler secret put ELEVENLABS_API_KEY (locally: in .dev.vars).")
+    : null;
+  if (noKey) list.before(noKey);
+  if (body.imports.length === 0) list.replaceWith(h("p", { class: "card muted", id: "imports-empty" }, noKey ? "No imports yet." : "No imports yet. Start one with POST /v1/imports (README, History import)."));
   for (const i of body.imports) {
     list.append(
       h(
@@ -809,6 +993,22 @@ async function renderImports() {
 
 // ---- router ----------------------------------------------------------------------------------
 
+/**
+ * Marks the navigation's link to the page shown (aria-current="page"): a user's or a conversation's
+ * page belongs to Users, as that is where they are found.
+ * @param {string[]} parts
+ */
+function markCurrent(parts) {
+  const section = parts[0] === "conversations" || parts[0] === "users" || parts.length === 0 ? "" : parts[0];
+  for (const a of nav.querySelectorAll("a")) {
+    const target = (a.getAttribute("href") ?? "").replace(/^#\/?/, "");
+    if (target === section) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  // On a phone the navigation scrolls sideways: keep the current page in view.
+  nav.querySelector('[aria-current="page"]')?.scrollIntoView({ block: "nearest", inline: "nearest" });
+}
+
 async function route() {
   if (!apiKey()) return renderSignIn();
   nav.hidden = false;
@@ -816,6 +1016,7 @@ async function route() {
   const [path = "/", query = ""] = hash.split("?");
   const params = new URLSearchParams(query);
   const parts = path.split("/").filter(Boolean).map((p) => decodeURIComponent(p));
+  markCurrent(parts);
   try {
     if (parts.length === 0 || (parts[0] === "users" && parts.length === 1)) await renderUsers(params);
     else if (parts[0] === "search") await renderSearch(params);

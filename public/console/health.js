@@ -40,7 +40,9 @@ function loadChart() {
   return chartLib;
 }
 
-const OUTCOME_COLOURS = /** @type {Record<string, string>} */ ({ success: "#2e7d32", failure: "#b3261e", unknown: "#8d8d86" });
+const OUTCOME_COLOURS = /** @type {Record<string, string>} */ ({ success: "#2e7d32", failure: "#b3261e", unknown: "#8d8d86", not_connected: "#6d1b16" });
+/** Calls per day's outcomes in words: ElevenLabs' call_successful, and calls that never connected (call_initiation_failure). */
+export const OUTCOME_WORDS = /** @type {Record<string, string>} */ ({ success: "successful", failure: "unsuccessful", unknown: "not evaluated", not_connected: "never connected" });
 const PALETTE = ["#0b57d0", "#b3261e", "#e8710a", "#7b1fa2", "#00897b", "#c2185b", "#5d4037", "#546e7a", "#9e9d24", "#3949ab"];
 
 /** @param {number | null | undefined} s */
@@ -85,8 +87,9 @@ function chartCard(kit, id, title, summary) {
 /**
  * @param {any} Chart @param {HTMLCanvasElement} canvas @param {string[]} labels
  * @param {{ label: string, data: number[], backgroundColor: string }[]} datasets @param {boolean} stacked
+ * @param {boolean} [everyLabel] show every label (turned if need be) instead of skipping some when crowded
  */
-function barChart(Chart, canvas, labels, datasets, stacked) {
+function barChart(Chart, canvas, labels, datasets, stacked, everyLabel = false) {
   const styles = getComputedStyle(document.documentElement);
   const fg = styles.getPropertyValue("--muted").trim() || "#66665f";
   const grid = styles.getPropertyValue("--line").trim() || "#deded8";
@@ -99,7 +102,7 @@ function barChart(Chart, canvas, labels, datasets, stacked) {
       animation: false,
       plugins: { legend: { display: datasets.length > 1, position: "bottom", labels: { color: fg, boxWidth: 12 } } },
       scales: {
-        x: { stacked, ticks: { color: fg, maxRotation: 0, autoSkip: true, autoSkipPadding: 8 }, grid: { display: false } },
+        x: { stacked, ticks: everyLabel ? { color: fg, autoSkip: false, maxRotation: 60 } : { color: fg, maxRotation: 0, autoSkip: true, autoSkipPadding: 8 }, grid: { display: false } },
         y: { stacked, beginAtZero: true, ticks: { color: fg, precision: 0 }, grid: { color: grid } },
       },
     },
@@ -223,16 +226,17 @@ export async function renderHealth(kit) {
   );
 
   const c = d.charts;
+  const notConnected = (c.calls_per_day.outcomes.not_connected ?? []).reduce((/** @type {number} */ a, /** @type {number} */ b) => a + b, 0);
   const callsTotal = Object.values(c.calls_per_day.outcomes).reduce((/** @type {number} */ n, /** @type {any} */ xs) => n + xs.reduce((/** @type {number} */ a, /** @type {number} */ b) => a + b, 0), 0);
   const refusalsTotal = Object.values(c.refusals_per_hour.reasons).reduce((/** @type {number} */ n, /** @type {any} */ xs) => n + xs.reduce((/** @type {number} */ a, /** @type {number} */ b) => a + b, 0), 0);
   const durationsTotal = c.call_durations.counts.reduce((/** @type {number} */ a, /** @type {number} */ b) => a + b, 0);
-  const calls = chartCard(kit, "chart-calls", "Calls per day", `${callsTotal} calls in 30 days, by outcome`);
+  const calls = chartCard(kit, "chart-calls", "Calls per day", `${callsTotal} calls in 30 days, by outcome${notConnected > 0 ? ` (${notConnected} never connected)` : ""}`);
   const refusals = chartCard(kit, "chart-refusals", "Refusals per hour", `${refusalsTotal} refused in 24 hours, by reason`);
   const durations = chartCard(kit, "chart-durations", "Call durations", `${durationsTotal} calls in 30 days`);
 
   show(
     h("div", { class: "row spread" }, h("h1", {}, "Health"), h("button", { type: "button", class: "secondary", onclick: () => renderHealth(kit) }, "Refresh")),
-    h("p", { class: "muted" }, `As of ${when(d.generated_at)}. Counts are approximate (docs/health.md); D1 figures are exact.`),
+    h("p", { class: "muted" }, `As of ${when(d.generated_at)}. Webhook counts are approximate (each Worker instance tallies in memory and sends its counts every 10 s, so the last seconds may be missing; docs/health.md in the repository has the details); D1 figures are exact.`),
     banner,
     h("div", { class: "grid2 charts" }, calls.card, refusals.card, durations.card),
     h("div", { class: "grid2" }, webhooks, h("div", { class: "stack" }, outbox, projection, audio, forwarding)),
@@ -250,7 +254,7 @@ export async function renderHealth(kit) {
     Chart,
     calls.canvas,
     c.calls_per_day.days.map(shortDay),
-    Object.entries(c.calls_per_day.outcomes).map(([k, data], i) => ({ label: k, data: /** @type {number[]} */ (data), backgroundColor: OUTCOME_COLOURS[k] ?? PALETTE[i % PALETTE.length] })),
+    Object.entries(c.calls_per_day.outcomes).map(([k, data], i) => ({ label: OUTCOME_WORDS[k] ?? k, data: /** @type {number[]} */ (data), backgroundColor: OUTCOME_COLOURS[k] ?? PALETTE[i % PALETTE.length] })),
     true,
   );
   const hourLabel = (/** @type {string} */ s) => `${new Date(s).getHours().toString().padStart(2, "0")}:00`;
@@ -264,7 +268,8 @@ export async function renderHealth(kit) {
       : [{ label: "refused", data: c.refusals_per_hour.hours.map(() => 0), backgroundColor: "#0b57d0" }],
     true,
   );
-  barChart(Chart, durations.canvas, c.call_durations.buckets, [{ label: "calls", data: c.call_durations.counts, backgroundColor: "#0b57d0" }], false);
+  // Every bin labelled: with every other label skipped, a bar seemed to belong to its neighbours' range.
+  barChart(Chart, durations.canvas, c.call_durations.buckets, [{ label: "calls", data: c.call_durations.counts, backgroundColor: "#0b57d0" }], false, true);
 }
 
 /** @param {Record<string, number> | undefined} t */

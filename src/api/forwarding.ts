@@ -3,6 +3,7 @@
  * delivered, newest first; POST /v1/forwarding/failures/:id/retry queues one again. The event is rebuilt
  * from D1 when it is sent, as on its first attempt; once delivered, its dead letter is removed.
  */
+import { config } from "../lib/config";
 import type { Env } from "../lib/env";
 import { ApiError, json, notFound } from "../lib/errors";
 import { iso } from "../lib/time";
@@ -33,7 +34,12 @@ export async function listForwardFailures(env: Env, url: URL): Promise<Response>
   const rows = await listFailures(env.DB, limit + 1, raw === null ? null : decodeKeyset(raw));
   const page = rows.slice(0, limit);
   const last = page[page.length - 1];
-  return json({ failures: page.map(view), next_cursor: rows.length > limit && last ? encodeKeyset(last.last_failed_at, last.failure_id) : null });
+  return json({
+    failures: page.map(view),
+    next_cursor: rows.length > limit && last ? encodeKeyset(last.last_failed_at, last.failure_id) : null,
+    // How many destinations FORWARD_DESTINATIONS names: 0 means forwarding is off, so an empty list says nothing failed only when it is not.
+    destinations: config(env).forwardDestinations.length,
+  });
 }
 
 export async function retryForwardFailure(env: Env, failureId: string): Promise<Response> {

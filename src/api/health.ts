@@ -19,7 +19,8 @@ import { statsObject } from "../memory/objects";
 import { STUCK_ATTEMPTS } from "../records/limits";
 import type { StatsView } from "../memory/rpc";
 import { failureSummary, type FailureSummary } from "../storage/forwarding";
-import { callsPerDay, durationBuckets, DURATION_BOUNDS, missingAudio, projectionLag, type MissingAudio, type ProjectionLag } from "../storage/health";
+import { callsPerDaySeries, durationLabels } from "../records/health-charts";
+import { callsPerDay, durationBuckets, failedCallsPerDay, missingAudio, projectionLag, type MissingAudio, type ProjectionLag } from "../storage/health";
 
 const DAY = 86_400;
 const HOUR = 3_600;
@@ -151,11 +152,6 @@ const settled = async <T>(read: () => Promise<T>, what: string): Promise<T | nul
 
 const dayLabel = (day: number) => new Date(day * DAY * 1000).toISOString().slice(0, 10);
 
-function durationLabels(): string[] {
-  const fmt = (s: number) => (s < 60 ? `${s} s` : `${s / 60} min`);
-  return [`< ${fmt(DURATION_BOUNDS[0]!)}`, ...DURATION_BOUNDS.slice(1).map((b, i) => `${fmt(DURATION_BOUNDS[i]!)}–${fmt(b)}`), `≥ ${fmt(DURATION_BOUNDS.at(-1)!)}`];
-}
-
 export async function getHealthDetails(env: Env, nowMs = Date.now()): Promise<Response> {
   const now = Math.floor(nowMs / 1000);
   const cfg = config(env);
@@ -164,9 +160,10 @@ export async function getHealthDetails(env: Env, nowMs = Date.now()): Promise<Re
   const today = Math.floor(now / DAY);
   // This isolate's own tallies first, so what it just counted shows (other isolates flush on their own).
   await settled(() => flushNow(env), "flush");
-  const [stats, perDay, durations, lag, audio, forwarding] = await Promise.all([
+  const [stats, perDay, failedPerDay, durations, lag, audio, forwarding] = await Promise.all([
     settled(() => statsObject(env).readStats(now), "stats object"),
     settled(() => callsPerDay(env.DB, (today - 29) * DAY), "D1 calls per day"),
+    settled(() => failedCallsPerDay(env.DB, (today - 29) * DAY), "D1 failed calls per day"),
     settled(() => durationBuckets(env.DB, since30d), "D1 durations"),
     settled(() => projectionLag(env.DB, since24h, since30d - DAY), "D1 projection lag"),
     settled(() => missingAudio(env.DB, { since30d, since24h, receivedBefore: now - cfg.audioBackfillAfterSeconds }), "D1 missing audio"),
@@ -176,12 +173,7 @@ export async function getHealthDetails(env: Env, nowMs = Date.now()): Promise<Re
   const problems = diagnose({ nowSeconds: now, day, backlog: stats?.backlog ?? null, lag, audio, forwarding });
 
   const days = Array.from({ length: 30 }, (_, i) => today - 29 + i);
-  const outcomes: Record<string, number[]> = { success: days.map(() => 0), failure: days.map(() => 0), unknown: days.map(() => 0) };
-  for (const r of perDay ?? []) {
-    const series = (outcomes[r.outcome] ??= days.map(() => 0));
-    const i = r.day - days[0]!;
-    if (i >= 0 && i < days.length) series[i]! += r.n;
-  }
+  const outcomes = callsPerDaySeries(days, [...(perDay ?? []), ...(failedPerDay ?? [])]);
   const hourNow = now - (now % HOUR);
   const hours = Array.from({ length: 24 }, (_, i) => hourNow - (23 - i) * HOUR);
   const reasons: Record<string, number[]> = {};

@@ -8,7 +8,7 @@ import { ApiError, badRequest, json, notFound } from "../lib/errors";
 import { isValidId } from "../lib/ids";
 import { iso } from "../lib/time";
 import { importObject, ledgerObject } from "../memory/objects";
-import { requireApi } from "../elevenlabs/api";
+import { apiKeyOf, requireApi } from "../elevenlabs/api";
 import { listImportRows } from "../storage/imports";
 
 const MAX_BODY_CHARS = 4096;
@@ -73,6 +73,8 @@ export async function listImports(env: Env): Promise<Response> {
       updated_at: iso(r.updated_at),
       finished_at: iso(r.finished_at),
     })),
+    // Without it no import can fetch anything (nor can a missing recording be fetched): the console says so.
+    elevenlabs_api_key_set: apiKeyOf(env) !== null,
   });
 }
 

@@ -7,6 +7,7 @@ import { apiKeyOf } from "../elevenlabs/api";
 import type { Env } from "../lib/env";
 import { ApiError, badRequest, json, notFound } from "../lib/errors";
 import { normalisePhone } from "../records/identity";
+import { initiationAnswer } from "../memory/context";
 import { eraseUser } from "../memory/erasure";
 import { memoryName, memoryObject } from "../memory/objects";
 import { linkPhone, unlinkPhone } from "../memory/phone-links";
@@ -83,6 +84,8 @@ export function memoryJson(userId: string, m: MemoryView) {
       backfill: m.recallIndex.backfillIndexed === null ? "done" : "pending",
     },
     erasing_since: iso(m.erasingSince),
+    // MEMORY_SCOPE="agent": the agents that hold a memory of this user (read each with ?agent_id=).
+    scopes: m.scopes ?? [],
   };
 }
 
@@ -140,4 +143,16 @@ export async function deletePhoneLink(env: Env, userId: string, rawPhone: string
   const phone = phoneParam(rawPhone, env);
   const removed = await unlinkPhone(env, userId, phone, Math.floor(Date.now() / 1000));
   return json({ user_id: userId, phone_number: phone, removed });
+}
+
+/**
+ * GET /v1/phones/:phoneNumber/initiation (`?agent_id=` in agent scope): the initiation webhook's
+ * answer for a caller from this number, computed the same way (src/memory/context.ts
+ * `initiationAnswer`) but not counted as a ring on the health page. For a linked number it is the
+ * app user's memory, which is what the console's page of a number must show.
+ */
+export async function getInitiationPreview(env: Env, rawPhone: string | undefined, agentId: string | null): Promise<Response> {
+  const phone = phoneParam(rawPhone, env);
+  const { body, degraded } = await initiationAnswer(env, phone, Date.now(), agentId);
+  return json(body, 200, degraded ? { "X-Postcall-Degraded": "memory_unavailable" } : {});
 }

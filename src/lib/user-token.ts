@@ -16,6 +16,9 @@
  * the old one later) rotates the token key with it, and dropping a secret retires its tokens.
  */
 
+import { base64urlToBytes, bytesToBase64url } from "./bytes";
+import { derivedMac } from "./derived-key";
+
 export const TOKEN_PREFIX = "pu1";
 /** The dynamic variable that carries the token, out (context, initiation) and back (the post-call event). */
 export const USER_TOKEN_VARIABLE = "postcall_user_token";
@@ -33,55 +36,14 @@ export type TokenCheck =
   | { ok: true; claims: UserTokenClaims }
   | { ok: false; reason: "missing" | "malformed" | "bad_signature" | "no_key" };
 
-const keys = new Map<string, Promise<CryptoKey>>();
-
-function keyFor(secret: string): Promise<CryptoKey> {
-  let k = keys.get(secret);
-  if (!k) {
-    k = (async () => {
-      const ikm = await crypto.subtle.importKey("raw", encoder.encode(secret), "HKDF", false, ["deriveKey"]);
-      return crypto.subtle.deriveKey(
-        { name: "HKDF", hash: "SHA-256", salt: encoder.encode("postcall"), info: encoder.encode("postcall user token v1") },
-        ikm,
-        { name: "HMAC", hash: "SHA-256", length: 256 },
-        false,
-        ["sign"],
-      );
-    })();
-    keys.set(secret, k);
-  }
-  return k;
-}
-
-function b64url(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-function fromB64url(text: string): Uint8Array | null {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) return null;
-  try {
-    const bin = atob(text.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((text.length + 3) % 4));
-    const out = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out;
-  } catch {
-    return null;
-  }
-}
-
-async function mac(secret: string, message: string): Promise<Uint8Array> {
-  const sig = await crypto.subtle.sign("HMAC", await keyFor(secret), encoder.encode(message));
-  return new Uint8Array(sig, 0, MAC_BYTES);
-}
+const mac = (secret: string, message: string): Promise<Uint8Array> => derivedMac(secret, "postcall user token v1", message, MAC_BYTES);
 
 /** A token for `userId`, issued at `issuedAt` (Unix seconds), signed with the first secret. */
 export async function mintUserToken(secrets: readonly string[], userId: string, issuedAt: number): Promise<string> {
   const secret = secrets[0];
   if (secret === undefined) throw new Error("mintUserToken needs at least one ELEVENLABS_WEBHOOK_SECRET");
-  const body = `${TOKEN_PREFIX}.${b64url(encoder.encode(userId))}.${Math.floor(issuedAt)}`;
-  return `${body}.${b64url(await mac(secret, body))}`;
+  const body = `${TOKEN_PREFIX}.${bytesToBase64url(encoder.encode(userId))}.${Math.floor(issuedAt)}`;
+  return `${body}.${bytesToBase64url(await mac(secret, body))}`;
 }
 
 /**
@@ -101,8 +63,8 @@ export async function verifyUserToken(secrets: readonly string[], token: unknown
   if (parts.length !== 4 || parts[0] !== TOKEN_PREFIX || !/^\d{1,12}$/.test(parts[2]!)) {
     return { ok: false, reason: "malformed" };
   }
-  const idBytes = fromB64url(parts[1]!);
-  const presented = fromB64url(parts[3]!);
+  const idBytes = base64urlToBytes(parts[1]!);
+  const presented = base64urlToBytes(parts[3]!);
   if (idBytes === null || presented === null || presented.length !== MAC_BYTES) return { ok: false, reason: "malformed" };
   let userId: string;
   try {

@@ -90,6 +90,46 @@ export async function callerVariables(
   return { userId: caller.linkedTo, variables };
 }
 
+/** The initiation webhook's answer (docs/elevenlabs.md#initiation), and whether memory was unreadable. */
+export interface InitiationAnswer {
+  body: { type: "conversation_initiation_client_data"; dynamic_variables: Record<string, VariableValue>; user_id?: string };
+  degraded: boolean;
+}
+
+/**
+ * What ElevenLabs receives while `phone` rings: the webhook answers with it, and the console shows it
+ * on a number's page (GET /v1/phones/:phoneNumber/initiation), so both say the same thing.
+ */
+export async function initiationAnswer(env: Env, phone: string | null, nowMs = Date.now(), agentId: string | null = null): Promise<InitiationAnswer> {
+  let userId: string | null = null;
+  let variables: Record<string, VariableValue>;
+  let degraded = false;
+  try {
+    ({ userId, variables } = await callerVariables(env, phone, nowMs, agentId));
+  } catch (err) {
+    // Memory is a nicety on a ringing phone; an error here would fail the call. Answer the
+    // defaults and say so in a header and the log, rather than dropping the caller.
+    console.error("initiation: memory unavailable", err instanceof Error ? err.message : String(err));
+    degraded = true;
+    userId = null;
+    variables = defaultVariables(env, nowMs);
+  }
+  // The user id variable is always defined, so an agent that uses it does not fail on a phone call:
+  // the linked app user's id, or "" when the caller has none. "" (not the number) leaves the
+  // post-call transcription to resolve the caller by number, which follows links made meanwhile.
+  variables[config(env).userIdVariable] = userId ?? "";
+  return {
+    body: {
+      type: "conversation_initiation_client_data",
+      dynamic_variables: variables,
+      // Only an app user's id is sent: ElevenLabs shows it as the conversation's user, and sends it
+      // back in the post-call webhook, where it is the strongest identity signal.
+      ...(userId !== null ? { user_id: userId } : {}),
+    },
+    degraded,
+  };
+}
+
 /**
  * The first-time defaults (every variable present, the token empty), for a caller with no number
  * or whose memory cannot be read.

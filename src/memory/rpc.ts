@@ -253,7 +253,8 @@ export interface LegacyImport {
 }
 
 /** Who said a recalled text (src/objects/user-memory/recall-index.ts). */
-export type Speaker = "user" | "agent" | "summary" | "fact";
+/** Who said a recall hit's text; `exchange`: a short turn with the other side's turn before it, each prefixed with its speaker. */
+export type Speaker = "user" | "agent" | "summary" | "fact" | "exchange";
 
 /** One recall result (POST /tools/recall). */
 export interface RecallHit {

@@ -10,6 +10,8 @@
  *   agent that did deliver audio for another conversation in the window (audio delivery is set per
  *   workspace or agent; `has_audio` in payloads is not relied on, docs/elevenlabs.md).
  */
+import { DURATION_BOUNDS } from "../records/health-charts";
+
 export interface DayOutcome {
   day: number;
   outcome: string;
@@ -28,8 +30,19 @@ export async function callsPerDay(db: D1Database, since: number): Promise<DayOut
   return results;
 }
 
-/** Upper bounds (seconds, exclusive) of the duration buckets; the last bucket is everything longer. */
-export const DURATION_BOUNDS = [30, 60, 120, 300, 600, 1200];
+/**
+ * Calls that never connected (call_initiation_failure) received since `since`, by UTC day: the
+ * `not_connected` outcome of calls per day (they have no conversation row).
+ */
+export async function failedCallsPerDay(db: D1Database, since: number): Promise<DayOutcome[]> {
+  const { results } = await db
+    .prepare(`SELECT received_at / 86400 AS day, 'not_connected' AS outcome, count(*) AS n FROM call_failures WHERE received_at >= ? GROUP BY day ORDER BY day`)
+    .bind(since)
+    .all<DayOutcome>();
+  return results;
+}
+
+/** Counts per duration bin (src/records/health-charts.ts, whose bounds the CASE is written from). */
 
 export async function durationBuckets(db: D1Database, since: number): Promise<number[]> {
   const cases = DURATION_BOUNDS.map((b, i) => `WHEN duration_secs < ${b} THEN ${i}`).join(" ");

@@ -45,3 +45,20 @@ export async function directoryRow(db: D1Database, userId: string): Promise<Dire
     .bind(userId)
     .first<DirectoryRow>();
 }
+
+/**
+ * Users whose id is a phone number (E.164, as a number's own memory is named) ending in `digits`,
+ * newest activity first: what a number typed without its country code ("(415) 555-0123") can mean.
+ * Reads only the phone-number ids (the range of the primary key between "+" and ","), not the table.
+ */
+export async function phoneNumberUsers(db: D1Database, digits: string, limit: number): Promise<DirectoryRow[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT user_id, first_call_at, last_call_at, conversation_count FROM users
+       WHERE user_id >= '+' AND user_id < ',' AND length(user_id) > ? AND substr(user_id, -?) = ?
+       ORDER BY last_call_at DESC, user_id DESC LIMIT ?`,
+    )
+    .bind(digits.length + 1, digits.length, digits, limit)
+    .all<DirectoryRow>();
+  return results;
+}

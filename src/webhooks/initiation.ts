@@ -9,11 +9,11 @@
  * oversized body (413) are refused. Storage: none for a withheld number, one Durable Object call for
  * an unlinked number, two for a number linked to an app user.
  */
-import { config, type VariableValue } from "../lib/config";
+import { config } from "../lib/config";
 import type { Env } from "../lib/env";
 import { json } from "../lib/errors";
 import { normalisePhone } from "../records/identity";
-import { callerVariables, defaultVariables } from "../memory/context";
+import { initiationAnswer } from "../memory/context";
 import { count, counted } from "../memory/health-counts";
 import { requireAllowedSource, requireApiKey } from "../lib/http/auth";
 import { readBody } from "./body";
@@ -100,33 +100,6 @@ async function answerInitiation(request: Request, env: Env): Promise<Response> {
   const call = parseInitiation(body, request.headers.get("Content-Type"));
   const phone = callerNumber(call.callerId, cfg.defaultCountryCode);
 
-  let userId: string | null = null;
-  let variables: Record<string, VariableValue>;
-  let degraded = false;
-  try {
-    ({ userId, variables } = await callerVariables(env, phone, Date.now(), call.agentId));
-  } catch (err) {
-    // Memory is a nicety on a ringing phone; an error here would fail the call. Answer the
-    // defaults and say so in a header and the log, rather than dropping the caller.
-    console.error("initiation: memory unavailable", err instanceof Error ? err.message : String(err));
-    degraded = true;
-    userId = null;
-    variables = defaultVariables(env);
-  }
-
-  // The user id variable is always defined, so an agent that uses it does not fail on a phone call:
-  // the linked app user's id, or "" when the caller has none. "" (not the number) leaves the
-  // post-call transcription to resolve the caller by number, which follows links made meanwhile.
-  variables[cfg.userIdVariable] = userId ?? "";
-  return json(
-    {
-      type: "conversation_initiation_client_data",
-      dynamic_variables: variables,
-      // Only an app user's id is sent: ElevenLabs shows it as the conversation's user, and sends it
-      // back in the post-call webhook, where it is the strongest identity signal.
-      ...(userId !== null ? { user_id: userId } : {}),
-    },
-    200,
-    degraded ? { "X-Postcall-Degraded": "memory_unavailable" } : {},
-  );
+  const { body: answer, degraded } = await initiationAnswer(env, phone, Date.now(), call.agentId);
+  return json(answer, 200, degraded ? { "X-Postcall-Degraded": "memory_unavailable" } : {});
 }

@@ -13,6 +13,7 @@ import { injectBindings, outboxItems, retryNow } from "../faults";
 import { postWebhook, transcription, uid } from "../helpers";
 import { userMemory } from "../objects";
 import { about, accepted, arrived, received } from "./helpers";
+import { expectLogs, outboxFailure } from "../logs";
 
 const downQueue = {
   send: async () => {
@@ -25,6 +26,7 @@ const downQueue = {
 
 describe("forwarding durability", () => {
   it("keeps an acknowledged event in the outbox while the Queue is down, and forwards it once after", async () => {
+    expectLogs(outboxFailure("Queue send: simulated outage"));
     const userId = uid("fwd_queue_down");
     const stub = userMemory(env, userId);
     const restore = await injectBindings(stub, { FORWARD_QUEUE: downQueue });
@@ -69,6 +71,7 @@ describe("forwarding durability", () => {
   });
 
   it("drops an erased user's events not yet handed on, and announces user.erased once the rest is gone", async () => {
+    expectLogs(outboxFailure("Queue send: simulated outage"));
     const userId = uid("fwd_erase_pending");
     const stub = userMemory(env, userId);
     // Single sends (the outbox's) fail; sendBatch (the erasure's announcement) reaches the real Queue.
@@ -91,6 +94,7 @@ describe("forwarding durability", () => {
   });
 
   it("fails the DELETE while the Queue refuses user.erased, and the repeat announces the same event", async () => {
+    expectLogs(/^unhandled error Error: Queue send: simulated outage/);
     const userId = uid("fwd_erase_down");
     const stub = userMemory(env, userId);
     const event = transcription({ userId });
@@ -112,6 +116,7 @@ describe("forwarding durability", () => {
   });
 
   it("acknowledges, without sending, a queued event whose conversation is no longer stored", async () => {
+    expectLogs(/^forwarding: conversation\.stored evt_\w+ -> crm not sent: what it reports was erased meanwhile$/);
     const conversationId = uid("fwd_gone");
     const event = { type: "conversation.stored" as const, conversationId, occurredAt: 1_764_000_000 };
     const message: ForwardMessage = { v: 1, id: await forwardEventId(event), event, destination: "crm" };

@@ -16,6 +16,7 @@ import { flush, postWebhook, transcription, uid } from "../helpers";
 import { userMemory } from "../objects";
 import sipFailure from "../fixtures/call-initiation-failure-sip.json";
 import { accepted, arrived, about, behave, received, until, verifyInNode, type Delivery } from "./helpers";
+import { expectLogs } from "../logs";
 
 function failureEvent(conversationId = uid("fail")) {
   const event = structuredClone(sipFailure) as any;
@@ -124,6 +125,7 @@ describe("forwarding", () => {
   });
 
   it("keeps retrying a destination that answers 5xx, and delivers every event once it recovers", async () => {
+    expectLogs(/^forwarding: audio\.stored evt_\w+ -> flaky attempt \d+ failed \(HTTP 503 /);
     // flaky answers 503 to the first two attempts of every event.
     await behave("/flaky", { failFirst: 2 });
     const ids: string[] = [];
@@ -142,6 +144,7 @@ describe("forwarding", () => {
   });
 
   it("retries after a 429 and after a destination that does not answer in time (FORWARD_TIMEOUT_SECONDS)", async () => {
+    expectLogs(/-> flaky attempt \d+ failed \(HTTP 429 /, /-> flaky attempt \d+ failed \(no answer within 2 s\)/);
     await behave("/flaky", { failFirst: 1, failStatus: 429 });
     const limited = audioEvent(audioBytes(900));
     expect((await postChunked(limited.body)).status).toBe(200);
@@ -157,6 +160,7 @@ describe("forwarding", () => {
   });
 
   it("holds events for a destination that is down, then delivers them all when it comes back", async () => {
+    expectLogs(/-> flaky attempt \d+ failed \(HTTP 500 /);
     await behave("/flaky", { status: 500 });
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
@@ -176,6 +180,7 @@ describe("forwarding", () => {
   });
 
   it("dead-letters a 4xx at once; the failure is listed, and its retry delivers it", async () => {
+    expectLogs(/^forwarding: call\.failed evt_\w+ -> pager failed for good after 1 attempt\(s\): HTTP 400 /);
     await behave("/pager", { status: 400 });
     const failure = failureEvent();
     const failureId = failure.data.conversation_id as string;
@@ -209,6 +214,7 @@ describe("forwarding", () => {
   });
 
   it("dead-letters an event whose retries ran out, with the last status and every attempt counted", async () => {
+    expectLogs(/-> pager attempt \d+ failed \(HTTP 502 /, /-> pager failed for good after 13 attempt\(s\): HTTP 502 /);
     await behave("/pager", { status: 502 });
     const failure = failureEvent();
     const failureId = failure.data.conversation_id as string;

@@ -12,6 +12,7 @@ import { fault, faultyD1, injectBindings, outboxItems } from "../faults";
 import { postWebhook, transcription, uid } from "../helpers";
 import { makeOutboxDue, userMemory } from "../objects";
 import { accepted, arrived, about, received } from "./helpers";
+import { expectLogs, outboxFailure } from "../logs";
 
 /** Makes everything due and runs the outbox once, in one step of the object; returns the run's report. */
 const runOnce = (stub: ReturnType<typeof userMemory>) =>
@@ -22,6 +23,7 @@ const runOnce = (stub: ReturnType<typeof userMemory>) =>
 
 describe("forward items during a D1 outage", () => {
   it("wait without failing, and go in the run that stores their conversation", async () => {
+    expectLogs(outboxFailure("D1_ERROR: simulated outage"));
     const userId = uid("fwd_d1_down");
     const stub = userMemory(env, userId);
     const outage = fault("down");

@@ -117,7 +117,8 @@ export abstract class OutboxObject<I extends outbox.OutboxItem> extends DurableO
       // Failures of single items are handled inside the run; this is the run itself failing. The
       // runtime retries a throwing alarm only a few times before dropping it, which would strand
       // the outbox until the next event: re-arm it ourselves instead.
-      console.error("outbox run failed; retrying in 60 s", err instanceof Error ? (err.stack ?? err.message) : String(err));
+      // The message, not the stack: this is a handled condition, retried, and each item's own failures are logged with it.
+      console.error(`outbox run failed; retrying in 60 s: ${err instanceof Error ? err.message : String(err)}`);
       await this.ctx.storage.setAlarm(Date.now() + ALARM_RETRY_MS);
     }
   }

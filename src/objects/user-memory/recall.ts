@@ -139,16 +139,19 @@ export function recall(sql: SqlStorage, q: string, opts: RecallOptions): RecallH
   const terms = queryTerms(queryTokens(q));
   return rows.map((r) => {
     let text = cut(r.body, terms);
+    let speaker = r.speaker as Speaker;
     if (r.prev_body !== null && r.prev_speaker !== null) {
       const before = clean(r.prev_body);
       const shown = before.length <= CONTEXT_CHARS ? before : `…${before.slice(before.length - CONTEXT_CHARS)}`;
       text = `${r.prev_speaker}: ${shown} | ${r.speaker}: ${text}`;
+      // Two turns, each prefixed with who said it: labelled "user" it read as if the caller had said the agent's words too.
+      if (r.prev_speaker !== r.speaker) speaker = "exchange";
     }
     return {
       conversation_id: r.conversation_id,
       at: r.at,
       title: r.title,
-      speaker: r.speaker as Speaker,
+      speaker,
       text,
       score: Math.round((-r.rank / (1 - r.rank)) * 1000) / 1000,
     };
