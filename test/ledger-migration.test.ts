@@ -15,6 +15,7 @@ import { api, u } from "./api-helpers";
 import { apiGet, uid } from "./helpers";
 import { conversationMemory, legacyConversationObject } from "./objects";
 import { fault, faultyD1, injectBindings, outboxItems, retryNow } from "./faults";
+import { homeDb } from "./shards";
 
 /** The tables a pre-Core v3 `conversation:<id>` UserMemory held (schema version 3, as it created them). */
 const OLD_TABLES = `
@@ -119,7 +120,7 @@ describe("conversations recorded before Core v3", () => {
     expect(outage.failures).toBeGreaterThan(0);
     await restore();
     expect(await retryNow(ledger)).toBeGreaterThan(0);
-    expect(await env.DB.prepare("SELECT r2_key FROM audio WHERE conversation_id = ?").bind(conversationId).first()).toEqual({ r2_key: key });
+    expect(await homeDb(conversationId).prepare("SELECT r2_key FROM audio WHERE conversation_id = ?").bind(conversationId).first()).toEqual({ r2_key: key });
     expect(await ledger.outboxStatus()).toMatchObject({ pending: 0 });
   });
 

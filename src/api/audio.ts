@@ -9,6 +9,7 @@ import { ApiError, notFound } from "../lib/errors";
 import { ledgerObject } from "../memory/objects";
 import { AUDIO_CONTENT_TYPE } from "../storage/audio-upload";
 import { findAudioLink, readAudioObject, type AudioLink } from "../storage/audio";
+import { homeShard } from "../storage/shards";
 import { noneMatch, parseRange } from "./range";
 
 const noAudio = () => notFound("audio_not_found", "No audio is stored for this conversation.");
@@ -20,7 +21,7 @@ const noAudio = () => notFound("audio_not_found", "No audio is stored for this c
  */
 export async function findAudio(env: Env, conversationId: string): Promise<AudioLink | null> {
   try {
-    const link = await findAudioLink(env.DB, conversationId);
+    const link = await findAudioLink(homeShard(env, conversationId), conversationId);
     if (link) return link;
   } catch (err) {
     console.warn(`D1 audio lookup failed, asking the Durable Object: ${err instanceof Error ? err.message : String(err)}`);

@@ -14,6 +14,7 @@ import { badRequest, json } from "../lib/errors";
 import { iso } from "../lib/time";
 import { normalisePhone } from "../records/identity";
 import { phoneObject } from "../memory/objects";
+import { userShard } from "../storage/shards";
 import { directoryRow, listUsers as list, type DirectoryRow } from "../storage/users";
 import { decodeKeyset, encodeKeyset, pageSize } from "./cursor";
 
@@ -28,7 +29,7 @@ async function linkedUser(env: Env, q: string): Promise<(Listed & { phone: strin
   if (phone === null) return null;
   const owner = (await phoneObject(env, phone).describe())?.owner?.user_id ?? null;
   if (owner === null) return null;
-  const row = await directoryRow(env.DB, owner);
+  const row = await directoryRow(userShard(env, owner), owner);
   return { ...(row ?? { user_id: owner, first_call_at: null, last_call_at: null, conversation_count: 0 }), phone };
 }
 
@@ -40,7 +41,7 @@ export async function listUsers(request: Request, env: Env): Promise<Response> {
   const rawCursor = url.searchParams.get("cursor");
   const after = rawCursor === null ? null : decodeKeyset(rawCursor);
   // One row more than the page tells whether another page exists without a count query.
-  const [results, linked] = await Promise.all([list(env.DB, { limit: limit + 1, q, after }), after === null && q !== "" ? linkedUser(env, q) : null]);
+  const [results, linked] = await Promise.all([list(env, { limit: limit + 1, q, after }), after === null && q !== "" ? linkedUser(env, q) : null]);
   const page = results.slice(0, limit);
   const last = page[page.length - 1];
   const row = (u: Listed) => ({

@@ -28,7 +28,7 @@ function retryDelayMs(attempts: number): number {
 type Outcome = "imported" | "skipped" | "unfinished";
 
 async function importOne(env: Env, api: ElevenLabsApi, conversationId: string, includeAudio: boolean): Promise<Outcome> {
-  if (await conversationStored(env.DB, conversationId)) {
+  if (await conversationStored(env, conversationId)) {
     // Already here (an earlier import, or its webhook): only its audio may still be missing.
     if (includeAudio) await ledgerObject(env, conversationId).expectAudio({ agentId: null, dueAtMs: Date.now() });
     return "skipped";

@@ -29,6 +29,7 @@ import { addCounts, eraseCallFailures, eraseConversations, zeroCounts, type Eras
 import { conversationsOfUser, unverifiedClaimsOf } from "../../storage/expiry";
 import { eraseFailuresOfUser } from "../../storage/forwarding";
 import { eraseQuarantined } from "../../storage/quarantine";
+import { userShard } from "../../storage/shards";
 import { announceErasure, dropForwards } from "../shared/forwarding";
 import { ledgerObject, phoneObject, scopedObject, userObject } from "../../memory/objects";
 import { ownerOfRecord, type MemoryRecord } from "../../records/payload";
@@ -70,7 +71,7 @@ async function unlinkNumbers(ctx: ErasureContext, userId: string, now: number, s
   for (const { phone_number: phone } of phones) {
     const { removed } = await phoneObject(ctx.env, phone).clearOwner(userId, now, "erasure");
     if (removed) step.phoneLinks++;
-    step.counts.call_failures += await eraseCallFailures(ctx.env.DB, [phone]);
+    step.counts.call_failures += await eraseCallFailures(ctx.env, [phone]);
     forgetPhone(ctx.storage.sql, phone);
     step.unlinkedPhoneNumbers.push(phone);
   }
@@ -113,7 +114,7 @@ async function eraseScopes(ctx: ErasureContext, userId: string, step: EraseStep)
 async function erasePending(ctx: ErasureContext, userId: string): Promise<EraseCounts> {
   const pending = pendingConversations(ctx.storage.sql);
   if (pending.length === 0) return zeroCounts();
-  const counts = await eraseConversations(ctx.env.DB, ctx.env.AUDIO, pending, userId, forgetAudio(ctx.env), true);
+  const counts = await eraseConversations(ctx.env, ctx.env.AUDIO, pending, userId, forgetAudio(ctx.env), true);
   dropConversations(ctx.storage);
   return counts;
 }
@@ -121,9 +122,9 @@ async function erasePending(ctx: ErasureContext, userId: string): Promise<EraseC
 /** Returns whether D1 holds nothing more of the user. */
 async function eraseDelivered(ctx: ErasureContext, userId: string, step: EraseStep): Promise<boolean> {
   for (let batch = 0; batch < LIMITS.eraseBatchesPerCall; batch++) {
-    const ids = await conversationsOfUser(ctx.env.DB, userId, LIMITS.eraseBatch);
+    const ids = await conversationsOfUser(userShard(ctx.env, userId), userId, LIMITS.eraseBatch);
     if (ids.length > 0) {
-      step.counts = addCounts(step.counts, await eraseConversations(ctx.env.DB, ctx.env.AUDIO, ids, userId, forgetAudio(ctx.env), true));
+      step.counts = addCounts(step.counts, await eraseConversations(ctx.env, ctx.env.AUDIO, ids, userId, forgetAudio(ctx.env), true));
     }
     if (ids.length < LIMITS.eraseBatch) return true;
   }
@@ -132,12 +133,12 @@ async function eraseDelivered(ctx: ErasureContext, userId: string, step: EraseSt
 
 /** Returns whether D1 holds nothing more that claims the user. */
 async function eraseClaimed(ctx: ErasureContext, userId: string, step: EraseStep): Promise<boolean> {
-  const ids = await unverifiedClaimsOf(ctx.env.DB, userId, LIMITS.eraseBatch);
+  const ids = await unverifiedClaimsOf(ctx.env, userId, LIMITS.eraseBatch);
   if (ids.length > 0) {
     // Unattributed rows: their owner is no one (null), which is what eraseConversations checks.
-    step.counts = addCounts(step.counts, await eraseConversations(ctx.env.DB, ctx.env.AUDIO, ids, null, forgetAudio(ctx.env), true));
+    step.counts = addCounts(step.counts, await eraseConversations(ctx.env, ctx.env.AUDIO, ids, null, forgetAudio(ctx.env), true));
   }
-  step.counts.r2_objects += await eraseQuarantined(ctx.env.DB, ctx.env.AUDIO, { claimedUserId: userId });
+  step.counts.r2_objects += await eraseQuarantined(ctx.env, ctx.env.AUDIO, { claimedUserId: userId });
   return ids.length < LIMITS.eraseBatch;
 }
 
@@ -155,7 +156,7 @@ export async function eraseStep(ctx: ErasureContext, userId: string): Promise<Er
     step.counts = addCounts(step.counts, await erasePending(ctx, userId));
   }
   // A user id that is a phone number: the call failures recorded for that number are theirs too.
-  if (isE164(userId)) step.counts.call_failures += await eraseCallFailures(ctx.env.DB, [userId]);
+  if (isE164(userId)) step.counts.call_failures += await eraseCallFailures(ctx.env, [userId]);
   if (!(await eraseDelivered(ctx, userId, step))) return step;
   if (!(await eraseClaimed(ctx, userId, step))) return step;
   await eraseFailuresOfUser(ctx.env.DB, userId);
