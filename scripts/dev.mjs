@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 // `npm start`: run postcall locally on wrangler's embedded D1, R2 and Durable Objects, offline.
 // 1. .dev.vars (local webhook secret and API key) is created from .dev.vars.example if missing;
-// 2. D1 migrations are applied to the local database (idempotent);
+// 2. D1 migrations are applied to each local D1 shard named in wrangler.toml's D1_SHARDS (idempotent);
 // 3. `wrangler dev` starts on one port, chosen here and passed explicitly: PORT (default 8787), or
 //    `npm start -- --port 9000`. If that port is taken, this fails with a clear message instead of
 //    letting wrangler move to another port that nothing else knows about (send-sample reads PORT too).
 //    Other extra arguments are passed through to wrangler.
 // 4. Once the Worker answers /health, the banner prints the URL it really listens on.
 import { spawnSync, spawn } from "node:child_process";
-import { copyFileSync, existsSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 
 const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" };
@@ -53,11 +53,15 @@ if (!existsSync(".dev.vars")) {
 }
 
 // CI=true keeps wrangler from asking "continue?" in an interactive terminal: local migrations are safe to apply.
-const migrate = spawnSync(process.execPath, [...wrangler, "d1", "migrations", "apply", "DB", "--local"], {
-  env: { ...env, CI: "true" },
-  stdio: "inherit",
-});
-if (migrate.status !== 0) process.exit(migrate.status ?? 1);
+// Every shard gets every migration (src/storage/shards.ts): the bindings D1_SHARDS names, "DB" when unset.
+const shardsSetting = /^\s*D1_SHARDS\s*=\s*"([^"]*)"/m.exec(readFileSync("wrangler.toml", "utf8"))?.[1] ?? "DB";
+for (const shard of shardsSetting.split(",").map((s) => s.trim()).filter(Boolean)) {
+  const migrate = spawnSync(process.execPath, [...wrangler, "d1", "migrations", "apply", shard, "--local"], {
+    env: { ...env, CI: "true" },
+    stdio: "inherit",
+  });
+  if (migrate.status !== 0) process.exit(migrate.status ?? 1);
+}
 
 const child = spawn(process.execPath, [...wrangler, "dev", "--port", String(port), ...args], { env, stdio: "inherit" });
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));
