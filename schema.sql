@@ -75,6 +75,7 @@ CREATE TABLE audio (
   sha256 TEXT NOT NULL,
   stored_at INTEGER NOT NULL
 );
+CREATE INDEX audio_by_stored ON audio (stored_at);
 -- One row per user with at least one conversation in D1, newest activity first. Counts are recomputed
 -- from `conversations` on every write (never incremented), so replaying a write cannot skew them.
 CREATE TABLE users (

@@ -73,3 +73,7 @@ CREATE INDEX audio_pending_by_received ON audio_pending (received_at);
 INSERT INTO audio_pending (conversation_id, agent_id, user_id, started_at, received_at)
   SELECT c.conversation_id, c.agent_id, c.user_id, c.started_at, c.received_at FROM conversations c
   WHERE c.received_at >= unixepoch() - 31 * 86400 AND NOT EXISTS (SELECT 1 FROM audio a WHERE a.conversation_id = c.conversation_id);
+
+-- The daily sweep's lone-audio step (src/storage/expiry.ts expiredLoneAudio) finds audio stored before
+-- the cutoff by this index, not by reading every audio row (which grows with history).
+CREATE INDEX audio_by_stored ON audio (stored_at);

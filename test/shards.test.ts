@@ -145,30 +145,61 @@ describe("where rows live", () => {
   });
 });
 
+/** The env with every shard's `prepare` observed: `seen(db, sql)` returns what to do with the statement. */
+function spyOnShards(extra: Record<string, unknown>, seen: (db: D1Database, sql: string) => (stmt: D1PreparedStatement) => D1PreparedStatement) {
+  const spied: Record<string, unknown> = { ...env, ...extra };
+  for (const name of shardNames(env)) {
+    const real = (env as unknown as Record<string, D1Database>)[name]!;
+    spied[name] = new Proxy(real, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (prop === "prepare") return (sql: string) => seen(real, sql)(target.prepare(sql));
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  }
+  return spied;
+}
+
 describe("the health page", () => {
   it("reads counters and never the conversations table, on every shard", async () => {
     const statements: string[] = [];
-    const spied: Record<string, unknown> = { ...env };
-    for (const name of shardNames(env)) {
-      const real = (env as unknown as Record<string, D1Database>)[name]!;
-      spied[name] = new Proxy(real, {
-        get(target, prop) {
-          const value = Reflect.get(target, prop, target) as unknown;
-          if (prop === "prepare") {
-            return (sql: string) => {
-              statements.push(sql);
-              return target.prepare(sql);
-            };
-          }
-          return typeof value === "function" ? value.bind(target) : value;
-        },
-      });
-    }
+    const spied = spyOnShards({}, (_db, sql) => {
+      statements.push(sql);
+      return (stmt) => stmt;
+    });
     const res = await getHealthDetails(spied as unknown as typeof env);
     expect(res.status).toBe(200);
     expect(statements.length).toBeGreaterThanOrEqual(5 * shardCount());
     expect(statements.filter((s) => /\b(FROM|JOIN)\s+conversations\b(?!_)/i.test(s))).toEqual([]);
     const body = (await res.json()) as { charts: { calls_per_day: { outcomes: Record<string, number[]> } } };
     expect(Object.values(body.charts.calls_per_day.outcomes).flat().reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+  });
+});
+
+describe("the daily sweep", () => {
+  it("finds its work through indexes: no statement scans conversations or audio, on any shard", async () => {
+    const reads: { db: D1Database; sql: string; params: unknown[] }[] = [];
+    const spied = spyOnShards({ RETENTION_DAYS: "30" }, (db, sql) => {
+      const read = { db, sql, params: [] as unknown[] };
+      if (/^\s*SELECT/i.test(sql)) reads.push(read);
+      return (stmt) =>
+        new Proxy(stmt, {
+          get(s, p) {
+            const v = Reflect.get(s, p, s) as unknown;
+            if (p === "bind") return (...params: unknown[]) => ((read.params = params), s.bind(...params));
+            return typeof v === "function" ? v.bind(s) : v;
+          },
+        });
+    });
+    const { sweepRetention } = await import("../src/cron/sweep");
+    await sweepRetention(spied as unknown as typeof env);
+    expect(reads.length).toBeGreaterThanOrEqual(3 * shardCount());
+    const scans: string[] = [];
+    for (const r of reads) {
+      const { results } = await r.db.prepare(`EXPLAIN QUERY PLAN ${r.sql}`).bind(...r.params).all<{ detail: string }>();
+      for (const { detail } of results) if (/^SCAN (conversations|audio|a|c)\b/.test(detail)) scans.push(`${detail}: ${r.sql}`);
+    }
+    expect(scans).toEqual([]);
   });
 });

@@ -11,7 +11,9 @@
  * - Tables of the whole deployment (forwarding's dead letters, imports, upgrades) stay in `DB`.
  *
  * Placement is a jump consistent hash of the id (stable across isolates and deploys); adding a shard
- * changes the place of about 1/N of the ids, which `moveShard` (src/storage/mover.ts) moves.
+ * changes the place of about 1/N of the ids. There is no mover yet: rows already stored stay where
+ * the old count put them and reads would miss them, so the count is chosen before the first call
+ * (docs/storage.md "Shards").
  */
 import type { Env } from "../lib/env";
 
