@@ -27,21 +27,39 @@ const worker = await startWorker({
   miniflareOptions: { d1Databases: { ...base.d1Databases, DB_1: "bench-scale-shard-1", DB_2: "bench-scale-shard-2" } },
 });
 
-async function call(method, path, { read = true } = {}) {
-  const res = await fetch(worker.url + path, { method, headers: auth });
-  let bytes = 0;
-  if (read) for await (const chunk of res.body) bytes += chunk.byteLength;
-  else await res.arrayBuffer();
+/**
+ * fetch, sent again (up to 3 times) when the connection drops: under load workerd sometimes closes a
+ * kept-alive connection as it is reused ("other side closed"); every request here is idempotent.
+ * Returns the answer and the milliseconds of the attempt that got it.
+ */
+async function send(url, init = {}) {
+  for (let attempt = 1; ; attempt++) {
+    const t = performance.now();
+    try {
+      const res = await fetch(url, init);
+      const body = Buffer.from(await res.arrayBuffer());
+      return { res, body, ms: performance.now() - t };
+    } catch (err) {
+      process.stderr.write(`  ${init.method ?? "GET"} ${url.replace(worker.url, "")} attempt ${attempt}: ${err?.cause?.message ?? err}\n`);
+      if (attempt === 3) throw err;
+    }
+  }
+}
+
+/** One API call, whole body read; its time in ms. */
+async function call(method, path) {
+  const { res, ms } = await send(worker.url + path, { method, headers: auth });
   if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status}`);
-  return bytes;
+  return ms;
 }
 
 async function seed(from, to) {
   const started = Date.now();
-  const step = 2_000;
+  const step = 1_000;
   for (let i = from; i < to; i += step) {
-    const res = await fetch(`${worker.url}/bench/seed?from=${i}&to=${Math.min(to, i + step)}&now=${NOW}`, { method: "POST" });
-    if (!res.ok) throw new Error(`seed ${i}: HTTP ${res.status} ${await res.text()}`);
+    // Each write is idempotent (storeConversation: ON CONFLICT DO NOTHING), so send() may repeat it.
+    const { res, body } = await send(`${worker.url}/bench/seed?from=${i}&to=${Math.min(to, i + step)}&now=${NOW}`, { method: "POST" });
+    if (!res.ok) throw new Error(`seed ${i}: HTTP ${res.status} ${body}`);
     if ((i - from) % 20_000 === 0) process.stderr.write(`  seeded ${i} (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
   }
   return (Date.now() - started) / 1000;
@@ -51,11 +69,7 @@ async function seed(from, to) {
 async function timed(fn) {
   await fn();
   const ms = [];
-  for (let k = 0; k < REPEAT; k++) {
-    const t = performance.now();
-    await fn();
-    ms.push(performance.now() - t);
-  }
+  for (let k = 0; k < REPEAT; k++) ms.push(await fn());
   ms.sort((a, b) => a - b);
   return ms[Math.floor(ms.length / 2)];
 }
@@ -64,8 +78,8 @@ async function timed(fn) {
 async function deepCursor(n) {
   let cursor = null;
   for (let k = 1; k < n; k++) {
-    const res = await fetch(`${worker.url}/v1/users?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`, { headers: auth });
-    cursor = (await res.json()).next_cursor;
+    const { body } = await send(`${worker.url}/v1/users?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`, { headers: auth });
+    cursor = JSON.parse(body).next_cursor;
   }
   return cursor;
 }
@@ -84,14 +98,13 @@ async function measure(eraseUser) {
     export_1000_calls: await timed(() => call("GET", "/v1/users/bench_heavy_a/export")),
   };
   // Erasure and the sweep change what they time: once each, of a user with 1,000 calls / ten expired calls.
-  let t = performance.now();
-  const res = await fetch(`${worker.url}/v1/users/${eraseUser}`, { method: "DELETE", headers: auth });
-  const erased = await res.json();
-  out.erase_1000_calls = performance.now() - t;
-  if (!res.ok) throw new Error(`DELETE ${eraseUser}: HTTP ${res.status} ${JSON.stringify(erased)}`);
-  t = performance.now();
-  const sweep = await (await fetch(`${worker.url}/bench/sweep`, { method: "POST" })).json();
-  out.retention_sweep = performance.now() - t;
+  const del = await send(`${worker.url}/v1/users/${eraseUser}`, { method: "DELETE", headers: auth });
+  const erased = JSON.parse(del.body);
+  if (!del.res.ok) throw new Error(`DELETE ${eraseUser}: HTTP ${del.res.status} ${del.body}`);
+  out.erase_1000_calls = del.ms;
+  const sw = await send(`${worker.url}/bench/sweep`, { method: "POST" });
+  const sweep = JSON.parse(sw.body);
+  out.retention_sweep = sw.ms;
   return { ms: out, sweep, erased };
 }
 
