@@ -7,7 +7,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { getHealthDetails } from "../src/api/health";
 import { parseEnvelope, conversationRecord } from "../src/records/payload";
-import { storeConversation } from "../src/storage/conversations";
+import { listUnattributed, storeConversation } from "../src/storage/conversations";
 import { allShards, homeShardIndex, jumpHash, shardIndex, shardNames, userShardIndex } from "../src/storage/shards";
 import { api, apiJson, u } from "./api-helpers";
 import { audioEvent, audioBytes } from "./audio-helpers";
@@ -201,5 +201,20 @@ describe("the daily sweep", () => {
       for (const { detail } of results) if (/^SCAN (conversations|audio|a|c)\b/.test(detail)) scans.push(`${detail}: ${r.sql}`);
     }
     expect(scans).toEqual([]);
+  });
+});
+
+describe("the unattributed list", () => {
+  it("reads its page in index order on every shard: no sort of every unowned row", async () => {
+    const sqls: string[] = [];
+    const spied = spyOnShards({}, (_db, sql) => (sqls.push(sql), (stmt) => stmt));
+    await listUnattributed(spied as unknown as typeof env, { limit: 50, after: null });
+    await listUnattributed(spied as unknown as typeof env, { limit: 50, after: { receivedAt: nowSeconds(), conversationId: "conv_x" } });
+    expect(sqls.length).toBe(2 * shardCount());
+    for (const sql of sqls) {
+      const args = sql.includes("received_at <") ? [1, 1, "x", 50] : [50];
+      const { results } = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`).bind(...args).all<{ detail: string }>();
+      expect(results.map((r) => r.detail).join("; ")).not.toMatch(/TEMP B-TREE|conversations_by_user/);
+    }
   });
 });

@@ -206,7 +206,9 @@ async function unattributedOf(
   page: { limit: number; after: { receivedAt: number; conversationId: string } | null },
 ): Promise<UnattributedSummary[]> {
   const cols = `${SUMMARY_COLUMNS}, c.received_at, c.claimed_user_id, c.unverified_reason`;
-  const from = "FROM conversations c LEFT JOIN audio a ON a.conversation_id = c.conversation_id WHERE c.user_id IS NULL";
+  // INDEXED BY: left alone, SQLite reads `user_id IS NULL` through conversations_by_user and sorts every
+  // unowned row (a temp B-tree that grows with them); the partial index is already in page order.
+  const from = "FROM conversations c INDEXED BY conversations_unattributed LEFT JOIN audio a ON a.conversation_id = c.conversation_id WHERE c.user_id IS NULL";
   const stmt =
     page.after === null
       ? db.prepare(`SELECT ${cols} ${from} ORDER BY c.received_at DESC, c.conversation_id DESC LIMIT ?`).bind(page.limit)
