@@ -75,6 +75,7 @@ CREATE TABLE audio (
   sha256 TEXT NOT NULL,
   stored_at INTEGER NOT NULL
 );
+CREATE INDEX audio_by_stored ON audio (stored_at);
 -- One row per user with at least one conversation in D1, newest activity first. Counts are recomputed
 -- from `conversations` on every write (never incremented), so replaying a write cannot skew them.
 CREATE TABLE users (
@@ -199,3 +200,52 @@ CREATE TABLE erased_conversations (
 );
 
 CREATE INDEX erased_conversations_by_erasure ON erased_conversations (erasure_id, source_state);
+-- 0012: shards (src/storage/shards.ts). Every conversation's owner, in its home shard (the hash of its
+-- id): a lookup by id reads this row, then the owner's shard. Where the audio and the transcript meet.
+CREATE TABLE conversation_shards (
+  conversation_id TEXT PRIMARY KEY,
+  user_id TEXT,
+  user_id_source TEXT,
+  agent_id TEXT NOT NULL
+);
+
+-- 0012: the health page's counters (src/storage/health.ts), kept in the batches that insert and delete
+-- conversations (in the conversation's shard), so the page never scans conversations.
+-- Stored calls by UTC day (started_at / 86400) and outcome (call_successful, or 'unknown').
+CREATE TABLE health_calls_daily (
+  day INTEGER NOT NULL,
+  outcome TEXT NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (day, outcome)
+);
+-- Stored calls by UTC day and duration bucket (DURATION_BOUNDS index).
+CREATE TABLE health_durations_daily (
+  day INTEGER NOT NULL,
+  bucket INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (day, bucket)
+);
+-- The projection's lag by hour received: conversations written, sum and largest lag, last written.
+CREATE TABLE health_projection_hourly (
+  hour INTEGER PRIMARY KEY,
+  n INTEGER NOT NULL,
+  lag_sum INTEGER NOT NULL,
+  lag_max INTEGER NOT NULL,
+  last_projected_at INTEGER NOT NULL
+);
+-- Agents that delivered audio, and when last (home shards, with the audio rows).
+CREATE TABLE audio_agents (
+  agent_id TEXT PRIMARY KEY,
+  last_audio_at INTEGER NOT NULL
+);
+-- Conversations stored without audio yet (home shards): gone when the audio comes, with the
+-- conversation, or after 31 days (the daily sweep).
+CREATE TABLE audio_pending (
+  conversation_id TEXT PRIMARY KEY,
+  agent_id TEXT NOT NULL,
+  user_id TEXT,
+  started_at INTEGER NOT NULL,
+  received_at INTEGER NOT NULL
+);
+CREATE INDEX audio_pending_by_agent ON audio_pending (agent_id, received_at);
+CREATE INDEX audio_pending_by_received ON audio_pending (received_at);

@@ -24,8 +24,16 @@ const withoutBrokenSourceMap = {
     return readFileSync(id, "utf8").replace(/^\/\/# sourceMappingURL=.*$/m, "");
   },
 };
+// POSTCALL_TEST_SHARDS=3 runs the whole suite on three D1 shards (src/storage/shards.ts): DB and two more
+// local databases, named in D1_SHARDS (.ci/run runs the suite both ways).
+const shardCount = Number(process.env["POSTCALL_TEST_SHARDS"] ?? "1");
+if (!Number.isInteger(shardCount) || shardCount < 1 || shardCount > 8) throw new Error("POSTCALL_TEST_SHARDS must be 1 to 8");
+const shardNames = ["DB", ...Array.from({ length: shardCount - 1 }, (_, i) => `DB_${i + 1}`)];
+// DB keeps wrangler.toml's database id; the others get ids of their own.
+const d1Databases = Object.fromEntries(shardNames.map((name, i) => [name, i === 0 ? "00000000-0000-0000-0000-000000000000" : `postcall-test-shard-${i}`]));
 
 const bindings = {
+  D1_SHARDS: shardNames.join(","),
   TEST_MIGRATIONS: migrations,
   D1_SCHEMA_SQL: schemaSql,
   CONSOLE_FILES: consoleFiles,
@@ -87,6 +95,7 @@ export default defineConfig({
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
+              d1Databases,
               bindings: {
                 ...bindings,
                 // ElevenLabs' API is the local stand-in (test/global/elevenlabs-api.ts); the key is test/fake-api/data.ts FAKE_API_KEY.
@@ -110,6 +119,7 @@ export default defineConfig({
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
+              d1Databases,
               bindings: {
                 ...bindings,
                 FORWARD_RECEIVER_URL: receiver,

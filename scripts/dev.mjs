@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 // `npm start`: run postcall locally on wrangler's embedded D1, R2 and Durable Objects, offline.
 // 1. .dev.vars (local webhook secret and API key) is created from .dev.vars.example if missing;
-// 2. D1 migrations are applied to the local database (idempotent);
+// 2. D1 migrations are applied to each local D1 shard named in wrangler.toml's D1_SHARDS (idempotent);
 // 3. `wrangler dev` starts on one port, chosen here and passed explicitly: PORT (default 8787), or
 //    `npm start -- --port 9000`. If that port is taken, this fails with a clear message instead of
 //    letting wrangler move to another port that nothing else knows about (send-sample reads PORT too).
 //    Other extra arguments are passed through to wrangler.
 // 4. Once the Worker answers /health, the banner prints the URL it really listens on.
 import { spawnSync, spawn } from "node:child_process";
-import { copyFileSync, existsSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { migrationSummary } from "./lib/migrations.mjs";
 
@@ -54,16 +54,20 @@ if (!existsSync(".dev.vars")) {
 }
 
 // CI=true keeps wrangler from asking "continue?" in an interactive terminal: local migrations are safe to apply.
-// Its output redraws the migration table after each one: one line is printed instead, unless it failed
-// or says something not understood, when all of it is.
-const migrate = spawnSync(process.execPath, [...wrangler, "d1", "migrations", "apply", "DB", "--local"], {
-  env: { ...env, CI: "true" },
-  encoding: "utf8",
-});
-const migrated = migrate.status === 0 ? migrationSummary(`${migrate.stdout}${migrate.stderr}`) : null;
-if (migrated !== null) console.log(migrated);
-else process.stdout.write(`${migrate.stdout ?? ""}${migrate.stderr ?? ""}`);
-if (migrate.status !== 0) process.exit(migrate.status ?? 1);
+// Every shard gets every migration (src/storage/shards.ts): the bindings D1_SHARDS names, "DB" when unset.
+// wrangler's output redraws the migration table after each one: one line per shard is printed instead,
+// unless it failed or says something not understood, when all of it is.
+const shardsSetting = /^\s*D1_SHARDS\s*=\s*"([^"]*)"/m.exec(readFileSync("wrangler.toml", "utf8"))?.[1] ?? "DB";
+for (const shard of shardsSetting.split(",").map((s) => s.trim()).filter(Boolean)) {
+  const migrate = spawnSync(process.execPath, [...wrangler, "d1", "migrations", "apply", shard, "--local"], {
+    env: { ...env, CI: "true" },
+    encoding: "utf8",
+  });
+  const migrated = migrate.status === 0 ? migrationSummary(`${migrate.stdout}${migrate.stderr}`) : null;
+  if (migrated !== null) console.log(shard === "DB" ? migrated : `${migrated} (${shard})`);
+  else process.stdout.write(`${migrate.stdout ?? ""}${migrate.stderr ?? ""}`);
+  if (migrate.status !== 0) process.exit(migrate.status ?? 1);
+}
 
 const child = spawn(process.execPath, [...wrangler, "dev", "--port", String(port), ...args], { env, stdio: "inherit" });
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));

@@ -19,7 +19,7 @@ import type { Env } from "./lib/env";
 import { ApiError, errorResponse, json, notFound } from "./lib/errors";
 import { handlePostCall } from "./webhooks/handler";
 import { handleInitiation } from "./webhooks/initiation";
-import { sweepRetention } from "./cron/sweep";
+import { pruneHealth, sweepRetention } from "./cron/sweep";
 import { listForwardFailures, retryForwardFailure } from "./api/forwarding";
 import { getErasure, listErasures } from "./api/erasures";
 import { handleQueue } from "./forwarding/consumer";
@@ -128,6 +128,7 @@ export default {
   scheduled: async (_controller, env, _ctx) => {
     const report = await sweepRetention(env);
     console.log(`retention sweep: ${report.users} users, ${JSON.stringify(report.counts)}`);
+    console.log(`health upkeep: ${await pruneHealth(env)} conversations no longer awaited for audio`);
   },
   queue: (batch, env, _ctx) => handleQueue(batch, env),
 } satisfies ExportedHandler<Env>;

@@ -6,6 +6,7 @@ import type { UserMemory } from "../src/objects/user-memory/user-memory";
 import { normaliseForMemory, parseEnvelope } from "../src/records/payload";
 import { API_KEY, BASE, d1Count, nowSeconds, r2Keys, transcription, type TranscriptionOptions } from "./helpers";
 import { conversationPrefix } from "../src/records/keys";
+import { homeDb, rowDb } from "./shards";
 
 export function api(method: string, path: string, key: string | null = API_KEY, body?: BodyInit): Promise<Response> {
   const headers = new Headers();
@@ -71,7 +72,7 @@ const audioKeysSeen = new Map<string, Set<string>>();
 
 async function audioKeysOf(conversationId: string): Promise<string[]> {
   const seen = audioKeysSeen.get(conversationId) ?? new Set<string>();
-  const { results } = await env.DB.prepare("SELECT r2_key FROM audio WHERE conversation_id = ?").bind(conversationId).all<{ r2_key: string }>();
+  const { results } = await homeDb(conversationId).prepare("SELECT r2_key FROM audio WHERE conversation_id = ?").bind(conversationId).all<{ r2_key: string }>();
   for (const r of results) seen.add(r.r2_key);
   audioKeysSeen.set(conversationId, seen);
   return [...seen];
@@ -92,7 +93,7 @@ export async function footprint(conversationIds: string[], extraKeys: string[] =
   // Turns are inside their conversation's row (one transcript value): counted as D1 states them.
   let turns = 0;
   for (const id of conversationIds) {
-    turns += (await env.DB.prepare("SELECT turn_count AS n FROM conversations WHERE conversation_id = ?").bind(id).first<{ n: number }>())?.n ?? 0;
+    turns += (await (await rowDb(id)).prepare("SELECT turn_count AS n FROM conversations WHERE conversation_id = ?").bind(id).first<{ n: number }>())?.n ?? 0;
   }
   return { conversations: await n("conversations"), turns, audio: await n("audio"), r2: keys.length };
 }

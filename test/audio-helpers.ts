@@ -4,6 +4,7 @@ import { env } from "cloudflare:workers";
 import { bytesToHex } from "../src/lib/bytes";
 import { BASE, nowSeconds, r2Keys, signatureHeader, uid } from "./helpers";
 import type { AudioRow } from "../src/storage/audio";
+import { homeDb } from "./shards";
 
 const enc = new TextEncoder();
 
@@ -95,5 +96,5 @@ export async function postChunked(
 export const audioObjectKeys = () => r2Keys("audio/");
 
 export async function d1AudioRow(conversationId: string) {
-  return env.DB.prepare("SELECT * FROM audio WHERE conversation_id = ?").bind(conversationId).first<AudioRow>();
+  return homeDb(conversationId).prepare("SELECT * FROM audio WHERE conversation_id = ?").bind(conversationId).first<AudioRow>();
 }

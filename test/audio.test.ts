@@ -18,6 +18,7 @@ import {
   sha256Hex,
 } from "./audio-helpers";
 import { BASE, apiGet, d1Count, flush, postWebhook, signatureHeader, transcription, uid, userIdOf } from "./helpers";
+import { homeDb, rowDb } from "./shards";
 
 const MiB = 1024 * 1024;
 
@@ -114,11 +115,10 @@ describe("audio and transcription meet whichever comes first", () => {
   }
 
   async function joined(conversationId: string) {
-    return env.DB.prepare(
-      "SELECT c.user_id, a.bytes FROM conversations c JOIN audio a ON a.conversation_id = c.conversation_id WHERE c.conversation_id = ?",
-    )
-      .bind(conversationId)
-      .first();
+    // The row is in its owner's shard, the audio row in the conversation's home (src/storage/shards.ts).
+    const row = await (await rowDb(conversationId)).prepare("SELECT user_id FROM conversations WHERE conversation_id = ?").bind(conversationId).first<{ user_id: string | null }>();
+    const audio = await homeDb(conversationId).prepare("SELECT bytes FROM audio WHERE conversation_id = ?").bind(conversationId).first<{ bytes: number }>();
+    return row && audio ? { user_id: row.user_id, bytes: audio.bytes } : null;
   }
 
   it("audio before its transcription", async () => {
@@ -383,7 +383,7 @@ describe("GET /v1/conversations/:conversationId/audio", () => {
   it("serves audio whose D1 row is not there (yet), from the conversation's Durable Object", async () => {
     const path = await stored();
     await flush(null, conversationId);
-    await env.DB.prepare("DELETE FROM audio WHERE conversation_id = ?").bind(conversationId).run();
+    await homeDb(conversationId).prepare("DELETE FROM audio WHERE conversation_id = ?").bind(conversationId).run();
     const res = await apiGet(path);
     expect(res.status).toBe(200);
     expect(new Uint8Array(await res.arrayBuffer())).toEqual(audio);

@@ -11,6 +11,7 @@ import audioFixture from "./fixtures/audio.json";
 import sipFailure from "./fixtures/call-initiation-failure-sip.json";
 import { drainWithAlarm } from "./faults";
 import { context, d1Count, postWebhook, signatureHeader, storedTurns, transcription, uid, userIdOf } from "./helpers";
+import { homeDb } from "./shards";
 
 async function statusOf(res: Response): Promise<string> {
   expect(res.status).toBe(200);
@@ -123,7 +124,7 @@ describe("audio and transcription for one conversation at the same moment", () =
     expect(await d1Count("conversations", "conversation_id = ?", id)).toBe(1);
     expect(await env.AUDIO.head(transcriptKey(id))).not.toBeNull();
     // Wherever the audio path keeps the MP3, D1 names it once and R2 has it.
-    const audioRows = await env.DB.prepare("SELECT r2_key FROM audio WHERE conversation_id = ?").bind(id).all<{ r2_key: string }>();
+    const audioRows = await homeDb(id).prepare("SELECT r2_key FROM audio WHERE conversation_id = ?").bind(id).all<{ r2_key: string }>();
     expect(audioRows.results.length).toBe(1);
     expect(await env.AUDIO.head(audioRows.results[0]!.r2_key)).not.toBeNull();
     expect((await context(userId))["call_count"]).toBe(1);

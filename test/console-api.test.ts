@@ -170,7 +170,7 @@ describe("GET /v1/search", () => {
     event["data"].transcript[1].message = `About the ${word}.`;
     await ingest(event);
     expect((await (await apiGet(`/v1/search?q=${word}`)).json<{ results: unknown[] }>()).results).toHaveLength(1);
-    await eraseConversations(env.DB, env.AUDIO, [event["data"].conversation_id], userIdOf(event));
+    await eraseConversations(env, env.AUDIO, [event["data"].conversation_id], userIdOf(event));
     const body = await (await apiGet(`/v1/search?q=${word}`)).json<{ results: unknown[] }>();
     expect(body.results).toEqual([]);
   });

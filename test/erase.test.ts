@@ -9,6 +9,7 @@ import audioFixture from "./fixtures/audio.json";
 import sipFailure from "./fixtures/call-initiation-failure-sip.json";
 import { FIRST_TIME_CONTEXT, context, d1Count, flush, nowSeconds, postWebhook, r2Keys, transcription, uid } from "./helpers";
 import { alarmOf, api, apiJson, doTables, footprint, initiation, pendingConversation, phoneNumber, u } from "./api-helpers";
+import { homeDb } from "./shards";
 
 
 
@@ -54,7 +55,7 @@ describe("DELETE /v1/users/:userId", () => {
     // Audio stored under a key of the audio writer's choosing, outside the conversation's prefix.
     const customAudioKey = `audio/${uid("elsewhere")}.mp3`;
     await env.AUDIO.put(customAudioKey, new Uint8Array([1, 2, 3]));
-    await env.DB.prepare("INSERT INTO audio (conversation_id, agent_id, r2_key, bytes, sha256, stored_at) VALUES (?, 'a', ?, 3, 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', ?)")
+    await homeDb(plain).prepare("INSERT INTO audio (conversation_id, agent_id, r2_key, bytes, sha256, stored_at) VALUES (?, 'a', ?, 3, 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', ?)")
       .bind(plain, customAudioKey, nowSeconds())
       .run();
     const pending = await halfDelivered(userId);

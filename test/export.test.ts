@@ -10,6 +10,7 @@ import { audioBytes, audioEvent, postChunked, sha256Hex } from "./audio-helpers"
 import { api, phoneNumber, u } from "./api-helpers";
 import { API_KEY, BASE, flush, nowSeconds, postWebhook, transcription, uid } from "./helpers";
 import failureFixture from "./fixtures/call-initiation-failure-sip.json";
+import { userDb, userShardName } from "./shards";
 
 type Line = { type: string; [k: string]: any };
 
@@ -113,7 +114,8 @@ describe("GET /v1/users/:userId/export", () => {
     // Seeded straight into D1 (format-0 transcripts, as migration 0004 writes them): 1,000 webhooks
     // would prove nothing more here and take minutes.
     const base = nowSeconds() - 10 * 86_400;
-    await env.DB.prepare(
+    // Into the user's shard (src/storage/shards.ts).
+    await userDb(userId).prepare(
       `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999)
        INSERT INTO conversations (conversation_id, user_id, user_id_source, agent_id, started_at, duration_secs, title, turn_count, transcript, transcript_key, received_at)
        SELECT printf('%s_c%04d', ?1, i), ?1, 'user_id', 'agent_x', ?2 + i * 60, 30, printf('Call %d', i), 2,
@@ -127,7 +129,7 @@ describe("GET /v1/users/:userId/export", () => {
     const pageQueries: number[] = [];
     let prepared = 0;
     let batches = 0;
-    const db = new Proxy(env.DB, {
+    const db = new Proxy(userDb(userId), {
       get(target, prop) {
         if (prop === "batch") batches++;
         if (prop === "prepare") {
@@ -141,7 +143,7 @@ describe("GET /v1/users/:userId/export", () => {
         return typeof value === "function" ? value.bind(target) : value;
       },
     });
-    const res = await exportUser(new Request(`${BASE}/v1/users/${u(userId)}/export`, { headers: { Authorization: `Bearer ${API_KEY}` } }), { ...env, DB: db }, userId);
+    const res = await exportUser(new Request(`${BASE}/v1/users/${u(userId)}/export`, { headers: { Authorization: `Bearer ${API_KEY}` } }), { ...env, [userShardName(userId)]: db }, userId);
     expect(res.status).toBe(200);
 
     const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();

@@ -11,6 +11,7 @@ import { items, type OutboxItemState } from "../src/objects/shared/outbox-status
 import type { UserMemory } from "../src/objects/user-memory/user-memory";
 import type { ConversationLedger } from "../src/objects/conversation-ledger/conversation-ledger";
 import { makeOutboxDue } from "./objects";
+import { shardNames } from "../src/storage/shards";
 
 type Stub = DurableObjectStub<UserMemory> | DurableObjectStub<ConversationLedger>;
 
@@ -56,7 +57,14 @@ function faulty<T extends object>(real: T, methods: string[], f: Fault, what: st
   });
 }
 
-export const faultyD1 = (f: Fault) => faulty(env.DB, ["batch", "exec"], f, "D1_ERROR");
+/** Which fault a faulty D1 binding obeys: injectBindings gives every other shard the same one. */
+const d1Faults = new WeakMap<object, Fault>();
+const faultyShard = (db: D1Database, f: Fault) => faulty(db, ["batch", "exec"], f, "D1_ERROR");
+export const faultyD1 = (f: Fault) => {
+  const db = faultyShard(env.DB, f);
+  d1Faults.set(db, f);
+  return db;
+};
 export const faultyR2 = (f: Fault) => faulty(env.AUDIO, ["put", "createMultipartUpload"], f, "R2 put");
 
 /** Gives the object behind `stub` different bindings until the returned function is called. */
@@ -65,6 +73,9 @@ export async function injectBindings(stub: Stub, patch: Partial<Env>): Promise<(
     const holder = instance as unknown as { env: Env };
     const before = holder.env;
     holder.env = { ...before, ...patch };
+    // A D1 fault is an outage of D1: every shard named in D1_SHARDS (src/storage/shards.ts) obeys it.
+    const f = patch.DB && d1Faults.get(patch.DB);
+    if (f) for (const name of shardNames(before).slice(1)) (holder.env as unknown as Record<string, D1Database>)[name] = faultyShard((before as unknown as Record<string, D1Database>)[name]!, f);
     return before;
   });
   return () =>

@@ -3,6 +3,8 @@ import { SELF } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { sign } from "../src/webhooks/signature";
 import { readConversation } from "../src/storage/conversations";
+import { allShards } from "../src/storage/shards";
+import { countEverywhere } from "./shards";
 import { ownerOf } from "./objects";
 import { verifyUserToken } from "../src/lib/user-token";
 import { createHmac, hkdfSync } from "node:crypto";
@@ -169,9 +171,9 @@ export async function expectTokenFor(token: unknown, userId: string): Promise<vo
   }
 }
 
+/** Rows of `table` matching `where`, in every D1 shard. */
 export async function d1Count(table: string, where = "1 = 1", ...params: unknown[]): Promise<number> {
-  const row = await env.DB.prepare(`SELECT count(*) AS n FROM ${table} WHERE ${where}`).bind(...params).first<{ n: number }>();
-  return row?.n ?? 0;
+  return countEverywhere(`SELECT count(*) AS n FROM ${table} WHERE ${where}`, ...params);
 }
 
 /**
@@ -179,9 +181,11 @@ export async function d1Count(table: string, where = "1 = 1", ...params: unknown
  * through the storage layer: a conversation is one row, its transcript one encoded value.
  */
 export async function storedTurns(where = "1 = 1", ...params: unknown[]): Promise<number> {
-  const { results } = await env.DB.prepare(`SELECT conversation_id FROM conversations WHERE ${where}`).bind(...params).all<{ conversation_id: string }>();
   let n = 0;
-  for (const r of results) n += (await readConversation(env.DB, r.conversation_id))?.transcript.length ?? 0;
+  for (const db of allShards(env)) {
+    const { results } = await db.prepare(`SELECT conversation_id FROM conversations WHERE ${where}`).bind(...params).all<{ conversation_id: string }>();
+    for (const r of results) n += (await readConversation(env, r.conversation_id))?.transcript.length ?? 0;
+  }
   return n;
 }
 

@@ -16,6 +16,7 @@ import { userMemory } from "./objects";
 import { sign } from "../src/webhooks/signature";
 import { API_KEY, BASE, SECRET, context, d1Count, nowSeconds, r2Keys, signatureHeader, storedTurns, transcription, uid, userIdOf } from "./helpers";
 import { drainWithAlarm } from "./faults";
+import { rowDb } from "./shards";
 
 // Megabyte bodies, bursts and many outbox runs share 2 cores with other work: the default 5 s per test
 // is a ceiling against hangs that such a machine can reach. This raises the ceiling; nothing here is timed.
@@ -400,7 +401,7 @@ describe("hostile-looking ids in signed events are data, kept verbatim and conta
       const res = await SELF.fetch(`${BASE}/webhooks/elevenlabs`, { method: "POST", headers: { "ElevenLabs-Signature": await signatureHeader(text) }, body: text });
       expect(res.status).toBe(200);
       await drainWithAlarm(userMemory(env, userId));
-      const row = await env.DB.prepare("SELECT conversation_id, user_id FROM conversations WHERE conversation_id = ?").bind(conversationId).first();
+      const row = await (await rowDb(conversationId)).prepare("SELECT conversation_id, user_id FROM conversations WHERE conversation_id = ?").bind(conversationId).first();
       expect(row).toEqual({ conversation_id: conversationId, user_id: userId });
       const keys = (await r2Keys()).filter((k) => k.includes(encodeURIComponent(conversationId).replace(/\./g, "%2E")));
       expect(keys).toEqual([`conversations/${encodeURIComponent(conversationId).replace(/\./g, "%2E")}/transcript.json`]);

@@ -16,6 +16,7 @@ import { apiGet, uid } from "./helpers";
 import { conversationMemory, legacyConversationObject } from "./objects";
 import { fault, faultyD1, injectBindings, outboxItems, retryNow } from "./faults";
 import { expectLogs, outboxFailure } from "./logs";
+import { homeDb } from "./shards";
 
 /** The tables a pre-Core v3 `conversation:<id>` UserMemory held (schema version 3, as it created them). */
 const OLD_TABLES = `
@@ -121,7 +122,7 @@ describe("conversations recorded before Core v3", () => {
     expect(outage.failures).toBeGreaterThan(0);
     await restore();
     expect(await retryNow(ledger)).toBeGreaterThan(0);
-    expect(await env.DB.prepare("SELECT r2_key FROM audio WHERE conversation_id = ?").bind(conversationId).first()).toEqual({ r2_key: key });
+    expect(await homeDb(conversationId).prepare("SELECT r2_key FROM audio WHERE conversation_id = ?").bind(conversationId).first()).toEqual({ r2_key: key });
     expect(await ledger.outboxStatus()).toMatchObject({ pending: 0 });
   });
 

@@ -17,6 +17,7 @@ import { MAX_TEXT_CHARS } from "../src/records/limits";
 import { transcriptKey } from "../src/records/keys";
 import { readConversation } from "../src/storage/conversations";
 import { BASE, context, d1Count, flush, nowSeconds, postWebhook, signatureHeader, transcription, uid, userIdOf, tokenFor } from "./helpers";
+import { homeDb, rowDb } from "./shards";
 
 // Megabyte bodies, bursts and many outbox runs share 2 cores with other work: the default 5 s per test
 // is a ceiling against hangs that such a machine can reach. This raises the ceiling; nothing here is timed.
@@ -167,9 +168,9 @@ describe("deep nesting", () => {
     const text = JSON.stringify(event).replaceAll('"__DEEP__"', deepArray(10_000));
     const id = event["data"].conversation_id;
     await storedAndDelivered(text, userIdOf(event), id);
-    const row = await env.DB.prepare("SELECT analysis FROM conversations WHERE conversation_id = ?").bind(id).first<{ analysis: string }>();
+    const row = await (await rowDb(id)).prepare("SELECT analysis FROM conversations WHERE conversation_id = ?").bind(id).first<{ analysis: string }>();
     expect(JSON.parse(row!.analysis).data_collection.deep).toEqual({ truncated: expect.stringContaining(`${RECORD_LIMITS.jsonDepth} levels`) });
-    const turn = (await readConversation(env.DB, id))!.transcript[2];
+    const turn = (await readConversation(env, id))!.transcript[2];
     expect(JSON.parse(turn!.tools!).calls[0]).toEqual({ truncated: expect.stringContaining("nested deeper") });
     expect((await context(userIdOf(event)!))["city"]).toBe("Oslo");
   });
@@ -206,11 +207,11 @@ describe("megabyte strings and huge numbers", () => {
     event["data"].transcript[0].message = "m".repeat(MB3);
     const id = event["data"].conversation_id;
     await storedAndDelivered(JSON.stringify(event), userIdOf(event), id);
-    const row = await env.DB.prepare("SELECT length(summary) AS s, length(title) AS t FROM conversations WHERE conversation_id = ?")
+    const row = await (await rowDb(id)).prepare("SELECT length(summary) AS s, length(title) AS t FROM conversations WHERE conversation_id = ?")
       .bind(id)
       .first<{ s: number; t: number }>();
     expect(row).toEqual({ s: MAX_TEXT_CHARS, t: RECORD_LIMITS.labelChars });
-    const turn = (await readConversation(env.DB, id))!.transcript[0];
+    const turn = (await readConversation(env, id))!.transcript[0];
     expect(turn!.message!.length).toBe(MAX_TEXT_CHARS);
     const vars = await context(userIdOf(event)!);
     expect(String(vars["last_call_summary"]).length).toBe(MAX_TEXT_CHARS);
@@ -231,7 +232,7 @@ describe("megabyte strings and huge numbers", () => {
     });
     expect((await postWebhook(text)).status).toBe(200);
     expect(await flush(null, id)).toMatchObject({ failed: 0, pending: 0 });
-    const row = await env.DB.prepare("SELECT length(failure_reason) AS r, metadata FROM call_failures WHERE conversation_id = ?").bind(id).first<{ r: number; metadata: string }>();
+    const row = await homeDb(id).prepare("SELECT length(failure_reason) AS r, metadata FROM call_failures WHERE conversation_id = ?").bind(id).first<{ r: number; metadata: string }>();
     expect(row!.r).toBe(256);
     expect(JSON.parse(row!.metadata)).toEqual({ truncated: expect.stringContaining("larger than") });
   });
@@ -250,7 +251,7 @@ describe("megabyte strings and huge numbers", () => {
     expect(vars["call_count"]).toBe(1);
     // Fell back to the time of receipt.
     expect(Math.abs(Date.parse(String(vars["last_call_at"])) / 1000 - nowSeconds())).toBeLessThan(3600);
-    const row = await env.DB.prepare("SELECT duration_secs, event_timestamp FROM conversations WHERE conversation_id = ?")
+    const row = await (await rowDb(event["data"].conversation_id)).prepare("SELECT duration_secs, event_timestamp FROM conversations WHERE conversation_id = ?")
       .bind(event["data"].conversation_id)
       .first();
     expect(row).toEqual({ duration_secs: 0, event_timestamp: null });

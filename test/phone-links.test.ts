@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { userMemory } from "./objects";
 import { expectTokenFor, flush, nowSeconds, postWebhook, transcription, uid } from "./helpers";
 import { api, apiJson, initiation, phoneNumber, u } from "./api-helpers";
+import { rowDb } from "./shards";
 
 async function variablesFor(number: string) {
   const res = await initiation({ caller_id: number });
@@ -51,7 +52,7 @@ describe("links learnt from conversations", () => {
     const { body, conversationId } = await phoneOnlyCall(number, "Phone follow-up");
     expect(body).toMatchObject({ status: "stored", user_id: userId });
     await flush(userId, conversationId);
-    const row = await env.DB.prepare("SELECT user_id, user_id_source, phone_number FROM conversations WHERE conversation_id = ?")
+    const row = await (await rowDb(conversationId)).prepare("SELECT user_id, user_id_source, phone_number FROM conversations WHERE conversation_id = ?")
       .bind(conversationId)
       .first();
     expect(row).toEqual({ user_id: userId, user_id_source: "phone_link", phone_number: number });

@@ -14,6 +14,7 @@ import audioFixture from "./fixtures/audio.json";
 import { context, d1Count, flush, nowSeconds, postWebhook, r2Keys, uid } from "./helpers";
 import { alarmOf, apiJson, deliverParked, doTables, footprint, pendingConversation, u } from "./api-helpers";
 import { expectLogs } from "./logs";
+import { homeDb } from "./shards";
 
 const DAYS = 3650;
 const DAY = 86_400;
@@ -53,7 +54,7 @@ describe("retention alarm", () => {
     await flush(null, old2.id);
     const elsewhere = `audio/${uid("k")}.mp3`;
     await env.AUDIO.put(elsewhere, new Uint8Array([9]));
-    await env.DB.prepare("INSERT INTO audio (conversation_id, agent_id, r2_key, bytes, sha256, stored_at) VALUES (?, 'a', ?, 1, 'ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb', ?)")
+    await homeDb(old1.id).prepare("INSERT INTO audio (conversation_id, agent_id, r2_key, bytes, sha256, stored_at) VALUES (?, 'a', ?, 1, 'ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb', ?)")
       .bind(old1.id, elsewhere, nowSeconds())
       .run();
 

@@ -21,6 +21,8 @@ async function servedStatus(conversationId: string): Promise<number> {
   await res.arrayBuffer();
   return res.status;
 }
+import { homeDb, rowDb } from "./shards";
+import { allShards } from "../src/storage/shards";
 
 const DAYS = 3650;
 const DAY = 86_400;
@@ -69,7 +71,7 @@ describe("retention x audio", () => {
     await postAudio(lone);
     await postAudio(fresh);
     // Audio carries no start time: the time it was stored stands in for it.
-    await env.DB.prepare("UPDATE audio SET stored_at = ? WHERE conversation_id = ?").bind(ancient(1), lone).run();
+    await homeDb(lone).prepare("UPDATE audio SET stored_at = ? WHERE conversation_id = ?").bind(ancient(1), lone).run();
     expect(await footprint([lone])).toEqual({ conversations: 0, turns: 0, audio: 1, r2: 1 });
 
     await sweep();
@@ -121,21 +123,25 @@ describe("console indexes x retention and erasure", () => {
    * doc_id, which is remembered so a document left behind by a deleted row is still found).
    */
   const docIds = new Map<string, number>();
+  const docDbs = new Map<string, D1Database>();
   async function indexedTurns(ids: string[]) {
     let n = 0;
     for (const id of ids) {
-      const row = await env.DB.prepare("SELECT doc_id FROM conversations WHERE conversation_id = ?").bind(id).first<{ doc_id: number }>();
+      // The document is in the row's shard: remembered with its doc_id (src/storage/shards.ts).
+      const db = await rowDb(id);
+      const row = await db.prepare("SELECT doc_id FROM conversations WHERE conversation_id = ?").bind(id).first<{ doc_id: number }>();
       if (row) docIds.set(id, row.doc_id);
+      if (row) docDbs.set(id, db);
       const docId = docIds.get(id);
       if (docId === undefined) continue;
-      const hit = await env.DB.prepare(
+      const hit = await docDbs.get(id)!.prepare(
         "SELECT count(*) AS n FROM conversations_fts WHERE conversations_fts MATCH 'replacement OR order OR help' AND rowid = ?",
       )
         .bind(docId)
         .first<{ n: number }>();
       n += hit?.n ?? 0;
     }
-    await env.DB.prepare("INSERT INTO conversations_fts (conversations_fts) VALUES ('integrity-check')").run();
+    for (const db of allShards(env)) await db.prepare("INSERT INTO conversations_fts (conversations_fts) VALUES ('integrity-check')").run();
     return n;
   }
 

@@ -7,6 +7,7 @@ import { conversationPrefix } from "../src/records/keys";
 import audioFixture from "./fixtures/audio.json";
 import { d1Count, flush, nowSeconds, postWebhook, r2Keys, storedTurns, transcription, uid } from "./helpers";
 import { api, apiJson, phoneNumber, u } from "./api-helpers";
+import { homeDb } from "./shards";
 
 const enc = new TextEncoder();
 
@@ -192,7 +193,7 @@ describe("GET /v1/conversations/:conversationId", () => {
     const conversationId = event["data"].conversation_id;
     await postWebhook(event);
     await flush(userId, conversationId);
-    await env.DB.prepare("INSERT INTO audio (conversation_id, agent_id, r2_key, bytes, sha256, stored_at) VALUES (?, 'a', ?, 3, 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', ?)")
+    await homeDb(conversationId).prepare("INSERT INTO audio (conversation_id, agent_id, r2_key, bytes, sha256, stored_at) VALUES (?, 'a', ?, 3, 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', ?)")
       .bind(conversationId, `audio/elsewhere/${uid("k")}.mp3`, nowSeconds())
       .run();
     expect(((await apiJson("GET", `/v1/conversations/${u(conversationId)}`)) as any).has_audio).toBe(true);

@@ -24,6 +24,7 @@ import {
   userIdOf,
   withToken,
 } from "./helpers";
+import { rowDb, rowsEverywhere } from "./shards";
 
 describe("post_call_transcription", () => {
   it("stores the conversation and serves it back as dynamic variables", async () => {
@@ -58,7 +59,7 @@ describe("post_call_transcription", () => {
 
     // The alarm may already have delivered it; either way nothing is left pending.
     expect(await flush(userId, conversationId)).toMatchObject({ failed: 0, pending: 0 });
-    const row = await env.DB.prepare("SELECT * FROM conversations WHERE conversation_id = ?").bind(conversationId).first();
+    const row = await (await rowDb(conversationId)).prepare("SELECT * FROM conversations WHERE conversation_id = ?").bind(conversationId).first();
     expect(row).toMatchObject({
       user_id: userId,
       user_id_source: "dynamic_variable",
@@ -69,7 +70,7 @@ describe("post_call_transcription", () => {
       call_successful: "success",
       transcript_key: transcriptKey(conversationId),
     });
-    const stored = await readConversation(env.DB, conversationId);
+    const stored = await readConversation(env, conversationId);
     expect(stored!.transcript).toHaveLength(5);
     const tools = stored!.transcript[2];
     expect(JSON.parse(tools!.tools!).calls[0].tool_name).toBe("lookup_order");
@@ -152,7 +153,7 @@ describe("post_call_transcription", () => {
     const res = await postWebhook(event);
     expect(await res.json()).toMatchObject({ status: "stored", user_id: null });
     await flush(null, conversationId);
-    const row = await env.DB.prepare("SELECT user_id FROM conversations WHERE conversation_id = ?").bind(conversationId).first();
+    const row = await (await rowDb(conversationId)).prepare("SELECT user_id FROM conversations WHERE conversation_id = ?").bind(conversationId).first();
     expect(row).toEqual({ user_id: null });
     // A redelivery of an unattributed conversation is still recognised.
     expect(await (await postWebhook(event)).json()).toMatchObject({ status: "duplicate" });
@@ -225,8 +226,8 @@ describe("other event types", () => {
       expect(await res.json()).toMatchObject({ status: "stored", type: "call_initiation_failure" });
       await flush(null, event.data.conversation_id);
     }
-    const rows = await env.DB.prepare("SELECT failure_reason, provider, from_number, to_number, sip_status_code, call_sid FROM call_failures ORDER BY provider").all();
-    expect(rows.results).toEqual([
+    const rows = await rowsEverywhere<{ provider: string }>("SELECT failure_reason, provider, from_number, to_number, sip_status_code, call_sid FROM call_failures");
+    expect(rows.sort((a, b) => a.provider.localeCompare(b.provider))).toEqual([
       { failure_reason: "busy", provider: "sip", from_number: "+14155550100", to_number: "+14155550199", sip_status_code: 486, call_sid: "sip_call_7b1c0e" },
       { failure_reason: "no-answer", provider: "twilio", from_number: "+14155550100", to_number: "+447700900123", sip_status_code: null, call_sid: "CA11111111111111111111111111111111" },
     ]);

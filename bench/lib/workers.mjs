@@ -165,9 +165,9 @@ export async function startWorker({ name, entry, config, bindings = {}, storage 
   return { name, mf, url: url.origin, port: Number(url.port), bundleBytes: script.length, persistRoot, pid, dispose };
 }
 
-/** Applies the D1 migrations in migrations/ in order, as `wrangler d1 migrations apply` would. */
-export async function applyMigrations(mf) {
-  const db = await mf.getD1Database("DB");
+/** Applies the D1 migrations in migrations/ in order to one D1 binding (default DB), as `wrangler d1 migrations apply` would. */
+export async function applyMigrations(mf, binding = "DB") {
+  const db = await mf.getD1Database(binding);
   const dir = join(ROOT, "migrations");
   for (const file of readdirSync(dir).filter((f) => f.endsWith(".sql")).sort()) {
     const statements = unstable_splitSqlQuery(readFileSync(join(dir, file), "utf8"));

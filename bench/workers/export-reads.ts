@@ -7,7 +7,7 @@ export default {
     let after: { startedAt: number; conversationId: string } | null = null;
     let n = 0;
     for (;;) {
-      const page = await conversationPageForExport(env.DB, userId, { limit: 100, after });
+      const page = await conversationPageForExport(env, userId, { limit: 100, after });
       for (const g of transcriptGroups(page, 1_000_000, 50)) {
         for (const value of (await storedTranscriptsOf(env.DB, g.map((r) => r.conversation_id))).values()) n += (await decodeStoredTranscript(value)).length > 0 ? 1 : 0;
       }

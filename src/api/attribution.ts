@@ -26,7 +26,7 @@ export async function listConversationsOwnedByNoOne(env: Env, url: URL): Promise
   const limit = pageSize(url.searchParams.get("limit"));
   const raw = url.searchParams.get("cursor");
   const after = raw === null ? null : decodeKeyset(raw);
-  const results = await listUnattributed(env.DB, { limit: limit + 1, after: after && { receivedAt: after[0], conversationId: after[1] } });
+  const results = await listUnattributed(env, { limit: limit + 1, after: after && { receivedAt: after[0], conversationId: after[1] } });
   const page = results.slice(0, limit);
   const last = page[page.length - 1];
   return json({
@@ -61,7 +61,7 @@ async function userIdOfBody(request: Request): Promise<string> {
 export async function attributeConversation(request: Request, env: Env, conversationId: string): Promise<Response> {
   const userId = await userIdOfBody(request);
   const now = Math.floor(Date.now() / 1000);
-  const owner = await attributeRow(env.DB, conversationId, userId, now);
+  const owner = await attributeRow(env, conversationId, userId, now);
   if (owner === undefined) {
     throw notFound("conversation_not_found", "No conversation with this id in D1 (it may not have been delivered yet, or was erased).");
   }

@@ -9,6 +9,7 @@ import { json, notFound } from "../lib/errors";
 import { iso } from "../lib/time";
 import { listConversationsOfUser, parseStoredJson, readConversation, turnsView, type StoredConversation } from "../storage/conversations";
 import { conflictsOf } from "../storage/quarantine";
+import { homeShard } from "../storage/shards";
 import { decodeCursor, encodeCursor, pageSize } from "./cursor";
 
 /** JSON text as a value; null for none or for text that is not JSON (src/storage/conversations.ts). */
@@ -23,7 +24,7 @@ export async function listConversations(env: Env, userId: string, url: URL): Pro
   const rawCursor = url.searchParams.get("cursor");
   const after = rawCursor === null ? null : decodeCursor(rawCursor);
   // One row more than the page tells whether another page exists without a count query.
-  const results = await listConversationsOfUser(env.DB, userId, { limit: limit + 1, after });
+  const results = await listConversationsOfUser(env, userId, { limit: limit + 1, after });
   const page = results.slice(0, limit);
   const last = page[page.length - 1];
   return json({
@@ -50,9 +51,9 @@ export async function listConversations(env: Env, userId: string, url: URL): Pro
 
 /** GET /v1/conversations/:conversationId: the conversation, its transcript, analysis and audio. */
 export async function getConversation(env: Env, conversationId: string): Promise<Response> {
-  const stored = await readConversation(env.DB, conversationId);
+  const stored = await readConversation(env, conversationId);
   if (!stored) throw notFound("conversation_not_found", "No conversation with this id (it may not have been delivered yet, or was erased).");
-  const conflicts = await conflictsOf(env.DB, conversationId);
+  const conflicts = await conflictsOf(homeShard(env, conversationId), conversationId);
   return json({ ...conversationJson(stored), conflicts: conflictsView(conflicts) });
 }
 

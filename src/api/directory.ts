@@ -16,6 +16,7 @@ import { badRequest, json } from "../lib/errors";
 import { iso } from "../lib/time";
 import { normalisePhone } from "../records/identity";
 import { phoneObject } from "../memory/objects";
+import { userShard } from "../storage/shards";
 import { directoryRow, listUsers as list, phoneNumberUsers, type DirectoryRow } from "../storage/users";
 import { decodeKeyset, encodeKeyset, pageSize } from "./cursor";
 
@@ -38,8 +39,8 @@ async function phoneMatches(env: Env, q: string): Promise<Matched[]> {
   const national = international || digits.length < 9 ? null : digits;
   const own = (
     await Promise.all([
-      exact === null ? null : directoryRow(env.DB, exact),
-      national === null ? [] : phoneNumberUsers(env.DB, national, MAX_CANDIDATES),
+      exact === null ? null : directoryRow(userShard(env, exact), exact),
+      national === null ? [] : phoneNumberUsers(env, national, MAX_CANDIDATES),
     ])
   )
     .flat()
@@ -49,7 +50,7 @@ async function phoneMatches(env: Env, q: string): Promise<Matched[]> {
     numbers.map(async (phone): Promise<Matched | null> => {
       const owner = (await phoneObject(env, phone).describe())?.owner?.user_id ?? null;
       if (owner === null) return null;
-      const row = await directoryRow(env.DB, owner);
+      const row = await directoryRow(userShard(env, owner), owner);
       return { ...(row ?? { user_id: owner, first_call_at: null, last_call_at: null, conversation_count: 0 }), phone };
     }),
   );
@@ -65,7 +66,7 @@ export async function listUsers(request: Request, env: Env): Promise<Response> {
   const rawCursor = url.searchParams.get("cursor");
   const after = rawCursor === null ? null : decodeKeyset(rawCursor);
   // One row more than the page tells whether another page exists without a count query.
-  const [results, matched] = await Promise.all([list(env.DB, { limit: limit + 1, q, after }), after === null && q !== "" ? phoneMatches(env, q) : []]);
+  const [results, matched] = await Promise.all([list(env, { limit: limit + 1, q, after }), after === null && q !== "" ? phoneMatches(env, q) : []]);
   const page = results.slice(0, limit);
   const last = page[page.length - 1];
   const row = (u: Listed) => ({

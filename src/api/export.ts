@@ -26,6 +26,7 @@ import { isE164 } from "../records/identity";
 import { scopedObject, userObject } from "../memory/objects";
 import type { MemoryView } from "../memory/rpc";
 import { readAudioObject } from "../storage/audio";
+import { userShard } from "../storage/shards";
 import {
   callFailurePageForExport,
   conversationPageForExport,
@@ -74,9 +75,9 @@ export async function exportUser(request: Request, env: Env, userId: string): Pr
   const mode = audioMode(url);
   const memory = await userObject(env, userId).describe();
   // Read the first page before answering, so a user postcall knows nothing about is a 404, not an empty file.
-  const firstPage = await conversationPageForExport(env.DB, userId, { limit: EXPORT_PAGE_SIZE, after: null });
+  const firstPage = await conversationPageForExport(env, userId, { limit: EXPORT_PAGE_SIZE, after: null });
   const numbers = [...new Set([...(memory?.phones.map((p) => p.phone_number) ?? []), ...(isE164(userId) ? [userId] : [])])];
-  if (memory === null && firstPage.length === 0 && (await callFailurePageForExport(env.DB, numbers.slice(0, NUMBERS_PER_QUERY), { limit: 1, after: null })).length === 0) {
+  if (memory === null && firstPage.length === 0 && (await callFailurePageForExport(env, numbers.slice(0, NUMBERS_PER_QUERY), { limit: 1, after: null })).length === 0) {
     throw notFound("user_not_found", "postcall holds nothing for this user.");
   }
   const records = exportRecords(env, { userId, mode, memory, firstPage, numbers, origin: url.origin });
@@ -157,7 +158,7 @@ async function* exportRecords(env: Env, input: ExportInput): AsyncGenerator<Expo
   let page = input.firstPage;
   for (;;) {
     for (const group of transcriptGroups(page, TRANSCRIPT_GROUP_BYTES, TRANSCRIPTS_PER_GROUP)) {
-      const stored = await storedTranscriptsOf(env.DB, group.map((r) => r.conversation_id));
+      const stored = await storedTranscriptsOf(userShard(env, userId), group.map((r) => r.conversation_id));
       for (const row of group) {
         if (!stored.has(row.conversation_id)) continue; // erased while the export ran
         const transcript = await decodeStoredTranscript(stored.get(row.conversation_id)!);
@@ -170,14 +171,14 @@ async function* exportRecords(env: Env, input: ExportInput): AsyncGenerator<Expo
     }
     if (page.length < EXPORT_PAGE_SIZE) break;
     const last = page[page.length - 1]!;
-    page = await conversationPageForExport(env.DB, userId, { limit: EXPORT_PAGE_SIZE, after: { startedAt: last.started_at, conversationId: last.conversation_id } });
+    page = await conversationPageForExport(env, userId, { limit: EXPORT_PAGE_SIZE, after: { startedAt: last.started_at, conversationId: last.conversation_id } });
   }
 
   for (let i = 0; i < input.numbers.length; i += NUMBERS_PER_QUERY) {
     const numbers = input.numbers.slice(i, i + NUMBERS_PER_QUERY);
     let after: string | null = null;
     for (;;) {
-      const failures = await callFailurePageForExport(env.DB, numbers, { limit: CALL_FAILURE_PAGE, after });
+      const failures = await callFailurePageForExport(env, numbers, { limit: CALL_FAILURE_PAGE, after });
       for (const f of failures) {
         counts.call_failure!++;
         yield {

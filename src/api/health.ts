@@ -162,11 +162,11 @@ export async function getHealthDetails(env: Env, nowMs = Date.now()): Promise<Re
   await settled(() => flushNow(env), "flush");
   const [stats, perDay, failedPerDay, durations, lag, audio, forwarding] = await Promise.all([
     settled(() => statsObject(env).readStats(now), "stats object"),
-    settled(() => callsPerDay(env.DB, (today - 29) * DAY), "D1 calls per day"),
-    settled(() => failedCallsPerDay(env.DB, (today - 29) * DAY), "D1 failed calls per day"),
-    settled(() => durationBuckets(env.DB, since30d), "D1 durations"),
-    settled(() => projectionLag(env.DB, since24h, since30d - DAY), "D1 projection lag"),
-    settled(() => missingAudio(env.DB, { since30d, since24h, receivedBefore: now - cfg.audioBackfillAfterSeconds }), "D1 missing audio"),
+    settled(() => callsPerDay(env, today - 29), "D1 calls per day"),
+    settled(() => failedCallsPerDay(env, (today - 29) * DAY), "D1 failed calls per day"),
+    settled(() => durationBuckets(env, Math.floor(since30d / DAY)), "D1 durations"),
+    settled(() => projectionLag(env, since24h), "D1 projection lag"),
+    settled(() => missingAudio(env, { since30d, since24h, receivedBefore: now - cfg.audioBackfillAfterSeconds }), "D1 missing audio"),
     settled(() => failureSummary(env.DB), "D1 forwarding failures"),
   ]);
   const day = stats ? tallies(stats.window24h) : null;

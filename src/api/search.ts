@@ -12,7 +12,7 @@ export async function searchTranscripts(request: Request, env: Env): Promise<Res
   const q = url.searchParams.get("q") ?? "";
   if (q.length > 256) throw badRequest("invalid_query", "q must be at most 256 characters.");
   const limit = pageSize(url.searchParams.get("limit"), 20, 50);
-  const results = await search(env.DB, q, limit);
+  const results = await search(env, q, limit);
   if (results === null) throw badRequest("invalid_query", "q must contain at least one word.");
   return json({ query: q, results: results.map((h) => ({ ...h, started_at: iso(h.started_at) })) });
 }

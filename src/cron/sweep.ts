@@ -8,7 +8,8 @@
 import { config } from "../lib/config";
 import type { Env } from "../lib/env";
 import { addCounts, eraseConversations, zeroCounts, type EraseCounts } from "../storage/erase";
-import { expiredLoneAudio, expiredOfUser, expiredUnattributed, usersWithExpired } from "../storage/expiry";
+import { expiredLoneAudio, expiredOfUser, expiredUnattributed, pruneAudioPending, usersWithExpired } from "../storage/expiry";
+import { allShards } from "../storage/shards";
 import { ledgerObject, userObject } from "../memory/objects";
 
 /** Users poked and unattributed conversations erased per run; the next run continues. */
@@ -27,21 +28,37 @@ export async function sweepRetention(env: Env, nowMs = Date.now()): Promise<Swee
   const cutoff = Math.floor(nowMs / 1000) - days * 86_400;
   let counts = zeroCounts();
 
-  const users = await usersWithExpired(env.DB, cutoff, SWEEP_USERS);
-  for (const userId of users) {
-    const report = await userObject(env, userId).applyRetention();
-    counts = addCounts(counts, report.counts);
-    if (report.skipped === "no_memory") {
-      // Rows whose user holds no memory (nothing to trim there): erase them here, or the sweep would
-      // meet the same user every day and never get further.
-      const expired = await expiredOfUser(env.DB, userId, cutoff, SWEEP_UNATTRIBUTED);
-      counts = addCounts(counts, await eraseConversations(env.DB, env.AUDIO, expired, userId, forgetAudio));
+  // Each shard in turn (src/storage/shards.ts): its users' conversations, its unowned ones, its lone audio.
+  let users = 0;
+  for (const db of allShards(env)) {
+    const found = await usersWithExpired(db, cutoff, SWEEP_USERS);
+    users += found.length;
+    for (const userId of found) {
+      const report = await userObject(env, userId).applyRetention();
+      counts = addCounts(counts, report.counts);
+      if (report.skipped === "no_memory") {
+        // Rows whose user holds no memory (nothing to trim there): erase them here, or the sweep would
+        // meet the same user every day and never get further.
+        const expired = await expiredOfUser(db, userId, cutoff, SWEEP_UNATTRIBUTED);
+        counts = addCounts(counts, await eraseConversations(env, env.AUDIO, expired, userId, forgetAudio));
+      }
+    }
+    // Unattributed conversations, then audio whose transcript never came (no conversation leads to it).
+    for (const find of [expiredUnattributed, expiredLoneAudio]) {
+      const expired = await find(db, cutoff, SWEEP_UNATTRIBUTED);
+      if (expired.length > 0) counts = addCounts(counts, await eraseConversations(env, env.AUDIO, expired, null, forgetAudio));
     }
   }
-  // Unattributed conversations, then audio whose transcript never came (no conversation row leads to it).
-  for (const find of [expiredUnattributed, expiredLoneAudio]) {
-    const expired = await find(env.DB, cutoff, SWEEP_UNATTRIBUTED);
-    if (expired.length > 0) counts = addCounts(counts, await eraseConversations(env.DB, env.AUDIO, expired, null, forgetAudio));
-  }
-  return { users: users.length, counts };
+  return { users, counts };
+}
+
+/** Conversations forgotten per shard and run from `audio_pending` once past the health page's 30 days. */
+const PRUNE_PENDING = 5_000;
+
+/** The daily upkeep of what the health page reads (src/storage/health.ts): bounded deletes, every shard. */
+export async function pruneHealth(env: Env, nowMs = Date.now()): Promise<number> {
+  const before = Math.floor(nowMs / 1000) - 31 * 86_400;
+  let n = 0;
+  for (const db of allShards(env)) n += await pruneAudioPending(db, before, PRUNE_PENDING);
+  return n;
 }

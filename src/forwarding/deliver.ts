@@ -55,7 +55,7 @@ async function excerpt(res: Response): Promise<string> {
 export async function attemptDelivery(env: Env, cfg: Config, m: ForwardMessage, attempt: number): Promise<Outcome> {
   const d = cfg.forwardDestinations.find((x) => x.key === m.destination);
   if (!d) return { kind: "dead", status: null, error: `destination ${JSON.stringify(m.destination)} is no longer in FORWARD_DESTINATIONS`, userId: null };
-  const built = await buildEvent(env.DB, m, d);
+  const built = await buildEvent(env, m, d);
   if (built === null) return { kind: "gone" };
   const now = Date.now();
   const headers = signedHeaders(cfg.forwardSigningSecrets, m.id, Math.floor(now / 1000), built.body);

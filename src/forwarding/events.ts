@@ -11,6 +11,7 @@ import { iso } from "../lib/time";
 import { FORWARD_SCHEMA_VERSION, type ForwardMessage } from "../records/forward-events";
 import { callFailureView, parseStoredJson as parseJson, readConversation, turnsView } from "../storage/conversations";
 import { readAudioEvent, readCallFailure } from "../storage/forwarding";
+import { homeShard, type ShardEnv } from "../storage/shards";
 
 export interface BuiltEvent {
   body: string;
@@ -29,7 +30,7 @@ function envelope(m: ForwardMessage, data: unknown): string {
  * The event's body, or null when what it reports is no longer stored (erased, or removed by retention,
  * after the event was queued): nothing is sent then, since the user asked for it to be gone.
  */
-export async function buildEvent(db: D1Database, m: ForwardMessage, d: ForwardDestination): Promise<BuiltEvent | null> {
+export async function buildEvent(env: ShardEnv, m: ForwardMessage, d: ForwardDestination): Promise<BuiltEvent | null> {
   const id = m.event.conversationId;
   switch (m.event.type) {
     case "user.erased": {
@@ -38,7 +39,7 @@ export async function buildEvent(db: D1Database, m: ForwardMessage, d: ForwardDe
       return { body: envelope(m, { user_id: erased.userId, erasure_started_at: iso(erased.erasingSince) }), userId: erased.userId };
     }
     case "conversation.stored": {
-      const stored = id === null ? null : await readConversation(db, id, { transcript: d.includeTranscript });
+      const stored = id === null ? null : await readConversation(env, id, { transcript: d.includeTranscript });
       if (!stored) return null;
       const r = stored.row;
       const analysis = parseJson(r.analysis) as { evaluation?: unknown; data_collection?: Record<string, unknown> } | null;
@@ -70,7 +71,7 @@ export async function buildEvent(db: D1Database, m: ForwardMessage, d: ForwardDe
       return { body: envelope(m, data), userId: r.user_id };
     }
     case "audio.stored": {
-      const a = id === null ? null : await readAudioEvent(db, id);
+      const a = id === null ? null : await readAudioEvent(homeShard(env, id), id);
       if (!a) return null;
       return {
         body: envelope(m, {
@@ -87,7 +88,7 @@ export async function buildEvent(db: D1Database, m: ForwardMessage, d: ForwardDe
       };
     }
     case "call.failed": {
-      const f = id === null ? null : await readCallFailure(db, id);
+      const f = id === null ? null : await readCallFailure(homeShard(env, id), id);
       if (!f) return null;
       return {
         body: envelope(m, callFailureView(f)),

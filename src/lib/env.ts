@@ -44,6 +44,11 @@ export interface Env extends Bindings {
   USER_ID_TRUST?: string;
   /** How long after it was issued a `postcall_user_token` covers a conversation's start (seconds). */
   USER_TOKEN_LIFETIME_SECONDS?: string;
+  /**
+   * The D1 shards' bindings, comma-separated, `DB` first (default "DB": one database). Each named
+   * binding is a [[d1_databases]] entry; src/storage/shards.ts places rows by the hash of their id.
+   */
+  D1_SHARDS?: string;
   /** `user` (default: one memory per user across agents) or `agent` (one per agent and user). */
   MEMORY_SCOPE?: string;
   /** ElevenLabs API base URL (default https://api.elevenlabs.io); tests point it at a local server. */

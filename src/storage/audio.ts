@@ -16,22 +16,35 @@ export interface AudioLink {
 }
 
 /**
- * Writes the audio row (idempotent: the first audio of a conversation is the one kept) and reads, in
- * the same transaction, who D1 says the conversation belongs to: of the audio's and the
- * transcript's deliveries, the later one always sees the earlier one's row. `userId` is null when
- * the transcript is not in D1 yet (its own delivery will see this row) or has no user.
+ * Writes the audio row in the conversation's home shard (`db`: src/storage/shards.ts `homeShard`;
+ * idempotent: the first audio of a conversation is the one kept) and reads, in the same transaction,
+ * who D1 says the conversation belongs to (its `conversation_shards` entry, written there by the
+ * transcript's delivery): of the audio's and the transcript's deliveries, the later one always sees the
+ * earlier one's row. `userId` is null when the transcript is not in D1 yet (its own delivery will see
+ * this row) or has no user. Also: the conversation no longer waits for audio, and its agent sends audio.
  */
 export async function storeAudioRow(db: D1Database, link: AudioLink): Promise<{ userId: string | null; agentId: string | null }> {
-  const [, owner] = await db.batch([
+  const results = await db.batch([
     db
       .prepare(
         `INSERT INTO audio (conversation_id, agent_id, r2_key, bytes, sha256, stored_at) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (conversation_id) DO NOTHING`,
       )
       .bind(link.conversationId, link.agentId, link.key, link.bytes, link.sha256, link.receivedAt),
-    db.prepare("SELECT user_id, agent_id FROM conversations WHERE conversation_id = ?").bind(link.conversationId),
+    db.prepare("DELETE FROM audio_pending WHERE conversation_id = ?").bind(link.conversationId),
+    ...(link.agentId === null
+      ? []
+      : [
+          db
+            .prepare(
+              `INSERT INTO audio_agents (agent_id, last_audio_at) VALUES (?, ?)
+               ON CONFLICT (agent_id) DO UPDATE SET last_audio_at = max(last_audio_at, excluded.last_audio_at)`,
+            )
+            .bind(link.agentId, link.receivedAt),
+        ]),
+    db.prepare("SELECT user_id, agent_id FROM conversation_shards WHERE conversation_id = ?").bind(link.conversationId),
   ]);
-  const row = owner?.results[0] as { user_id: string | null; agent_id: string | null } | undefined;
+  const row = results.at(-1)?.results[0] as { user_id: string | null; agent_id: string | null } | undefined;
   return { userId: row?.user_id ?? null, agentId: row?.agent_id ?? null };
 }
 

@@ -1,8 +1,12 @@
 /**
  * Reading conversations back from D1 (docs/storage.md): one conversation with its decoded
  * transcript, a user's conversations, the unattributed ones, call failures. The writes are in
- * conversations.ts, which re-exports these.
+ * conversations.ts, which re-exports these. Each read goes to the shards that hold its rows
+ * (src/storage/shards.ts): a user's list to theirs, a lookup by id to its home and then its owner's,
+ * the unattributed list to all of them, merged by the same keyset.
  */
+import { shardEntry } from "./placement";
+import { byHome, homeShard, mergePages, onEveryShard, ownerShard, userShard, type ShardEnv } from "./shards";
 import { decodeTranscript, type StoredTurn, type StoredValue } from "./transcript-codec";
 
 /** The columns of a conversation row as the API reads them. */
@@ -62,23 +66,33 @@ export function turnsView(transcript: StoredTurn[]) {
   }));
 }
 
-/** One conversation with its transcript and audio row, or null when D1 has none. */
+const ROW_COLUMNS = `conversation_id, user_id, user_id_source, agent_id, agent_name, status, started_at, duration_secs, title,
+  summary, call_successful, termination_reason, main_language, phone_number, phone_direction, phone_provider,
+  turn_count, analysis, event_timestamp, received_at, vouched_by, claimed_user_id, unverified_reason`;
+
+/**
+ * One conversation with its transcript and audio row, or null when D1 has none: its home shard names
+ * the owner and holds the audio row (and the row itself when no one owns it, or the owner's shard
+ * is the same: then one batch answers); otherwise the owner's shard is asked for the row.
+ */
 export async function readConversation(
-  db: D1Database,
+  env: ShardEnv,
   conversationId: string,
   opts: { transcript: boolean } = { transcript: true },
 ): Promise<StoredConversation | null> {
   // Without the transcript (a forwarded event that only links to it) neither the blob is read nor decoded.
-  const [conv, audio] = await db.batch<unknown>([
-    db.prepare(
-      `SELECT conversation_id, user_id, user_id_source, agent_id, agent_name, status, started_at, duration_secs, title,
-         summary, call_successful, termination_reason, main_language, phone_number, phone_direction, phone_provider,
-         turn_count, analysis, event_timestamp, received_at, vouched_by, claimed_user_id, unverified_reason${opts.transcript ? ", transcript" : ""}
-       FROM conversations WHERE conversation_id = ?`,
-    ).bind(conversationId),
-    db.prepare("SELECT bytes, sha256, stored_at FROM audio WHERE conversation_id = ?").bind(conversationId),
+  const select = (db: D1Database) =>
+    db.prepare(`SELECT ${ROW_COLUMNS}${opts.transcript ? ", transcript" : ""} FROM conversations WHERE conversation_id = ?`).bind(conversationId);
+  const home = homeShard(env, conversationId);
+  const [entry, conv, audio] = await home.batch<unknown>([
+    home.prepare("SELECT user_id FROM conversation_shards WHERE conversation_id = ?").bind(conversationId),
+    select(home),
+    home.prepare("SELECT bytes, sha256, stored_at FROM audio WHERE conversation_id = ?").bind(conversationId),
   ]);
-  const found = conv!.results[0] as (ConversationRow & { transcript: StoredValue | null }) | undefined;
+  const owner = entry!.results[0] as { user_id: string | null } | undefined;
+  if (owner === undefined) return null;
+  const db = ownerShard(env, conversationId, owner.user_id);
+  const found = (db === home ? conv!.results[0] : await select(db).first()) as (ConversationRow & { transcript: StoredValue | null }) | null | undefined;
   if (!found) return null;
   const { transcript, ...row } = found;
   return {
@@ -87,6 +101,30 @@ export async function readConversation(
     transcript: opts.transcript ? await decodeTranscript(transcript) : [],
     audio: (audio!.results[0] as StoredConversation["audio"] | undefined) ?? null,
   };
+}
+
+/**
+ * Audio rows live in each conversation's home shard: `fill` is called with those of `ids` whose home
+ * is not `read` (the shard whose join already answered for the rest), one query per other shard.
+ */
+export async function audioRowsElsewhere<T>(
+  env: ShardEnv,
+  read: D1Database,
+  ids: string[],
+  columns: string,
+): Promise<Map<string, T>> {
+  const out = new Map<string, T>();
+  const groups = byHome(env, ids).filter((g) => g.db !== read);
+  const answers = await Promise.all(
+    groups.map((g) =>
+      g.db
+        .prepare(`SELECT conversation_id, ${columns} FROM audio WHERE conversation_id IN (${g.ids.map(() => "?").join(", ")})`)
+        .bind(...g.ids)
+        .all<T & { conversation_id: string }>(),
+    ),
+  );
+  for (const { results } of answers) for (const r of results) out.set(r.conversation_id, r);
+  return out;
 }
 
 /** A row of a user's conversation list: the summary columns and whether it has audio. */
@@ -116,11 +154,12 @@ const SUMMARY_COLUMNS = `c.conversation_id, c.agent_id, c.agent_name, c.status, 
  * keyset position `after`. Returns up to `limit` rows.
  */
 export async function listConversationsOfUser(
-  db: D1Database,
+  env: ShardEnv,
   userId: string,
   page: { limit: number; after: { startedAt: number; conversationId: string } | null },
 ): Promise<ConversationSummary[]> {
   const { limit, after } = page;
+  const db = userShard(env, userId);
   const stmt =
     after === null
       ? db.prepare(
@@ -132,13 +171,16 @@ export async function listConversationsOfUser(
            WHERE c.user_id = ? AND (c.started_at < ? OR (c.started_at = ? AND c.conversation_id < ?))
            ORDER BY c.started_at DESC, c.conversation_id DESC LIMIT ?`,
         ).bind(userId, after.startedAt, after.startedAt, after.conversationId, limit);
-  return (await stmt.all<ConversationSummary>()).results;
+  const { results } = await stmt.all<ConversationSummary>();
+  // The join saw the audio of conversations whose home is this shard; the others' is asked for.
+  const elsewhere = await audioRowsElsewhere(env, db, results.filter((r) => r.has_audio !== 1).map((r) => r.conversation_id), "1 AS found");
+  return results.map((r) => (elsewhere.has(r.conversation_id) ? { ...r, has_audio: 1 } : r));
 }
 
-/** Who D1 says owns a conversation (null: no one), or undefined when D1 has no row for it. */
-export async function conversationOwner(db: D1Database, conversationId: string): Promise<string | null | undefined> {
-  const row = await db.prepare("SELECT user_id FROM conversations WHERE conversation_id = ?").bind(conversationId).first<{ user_id: string | null }>();
-  return row === null ? undefined : row.user_id;
+/** Who D1 says owns a conversation (null: no one), or undefined when D1 has no row for it (its home shard's entry). */
+export async function conversationOwner(env: ShardEnv, conversationId: string): Promise<string | null | undefined> {
+  const entry = await shardEntry(env, conversationId);
+  return entry === null ? undefined : entry.user_id;
 }
 
 
@@ -149,11 +191,24 @@ export type UnattributedSummary = ConversationSummary & { received_at: number; c
  * received first, strictly after the keyset position `after` (index conversations_unattributed).
  */
 export async function listUnattributed(
+  env: ShardEnv,
+  page: { limit: number; after: { receivedAt: number; conversationId: string } | null },
+): Promise<UnattributedSummary[]> {
+  // An unowned conversation lives in its home shard, with its audio row: each shard's join is whole.
+  const pages = await onEveryShard(env, (db) => unattributedOf(db, page));
+  const first = (a: UnattributedSummary, b: UnattributedSummary) =>
+    a.received_at > b.received_at || (a.received_at === b.received_at && a.conversation_id > b.conversation_id);
+  return mergePages(pages, first, page.limit);
+}
+
+async function unattributedOf(
   db: D1Database,
   page: { limit: number; after: { receivedAt: number; conversationId: string } | null },
 ): Promise<UnattributedSummary[]> {
   const cols = `${SUMMARY_COLUMNS}, c.received_at, c.claimed_user_id, c.unverified_reason`;
-  const from = "FROM conversations c LEFT JOIN audio a ON a.conversation_id = c.conversation_id WHERE c.user_id IS NULL";
+  // INDEXED BY: left alone, SQLite reads `user_id IS NULL` through conversations_by_user and sorts every
+  // unowned row (a temp B-tree that grows with them); the partial index is already in page order.
+  const from = "FROM conversations c INDEXED BY conversations_unattributed LEFT JOIN audio a ON a.conversation_id = c.conversation_id WHERE c.user_id IS NULL";
   const stmt =
     page.after === null
       ? db.prepare(`SELECT ${cols} ${from} ORDER BY c.received_at DESC, c.conversation_id DESC LIMIT ?`).bind(page.limit)

@@ -9,6 +9,9 @@
 import { clip, jsonOrNull } from "../records/limits";
 import type { ConversationRecord } from "../records/payload";
 import type { CallFailureRecord } from "../records/call-failure";
+import { countStatements } from "./counters";
+import { userDirectoryStatement } from "./users";
+import { homeShard, ownerShard, type ShardEnv } from "./shards";
 import { ftsDocument, packTranscript, TOOLS_DROPPED, type StoredTurn } from "./transcript-codec";
 
 export type { StoredTurn };
@@ -40,6 +43,8 @@ async function conversationStatements(
 ): Promise<D1PreparedStatement[]> {
   const transcript = await packedTranscript(r);
   const analysis = jsonOrNull({ evaluation: r.evaluation, data_collection: Object.fromEntries(r.facts.map((f) => [f.id, f.value])) });
+  // A replay keeps the first write's time (ON CONFLICT DO NOTHING): the lag is the first projection's.
+  const projectedAt = Math.floor(Date.now() / 1000);
   return [
     db
       .prepare(
@@ -73,14 +78,15 @@ async function conversationStatements(
         meta.transcriptKey,
         r.eventTimestamp,
         meta.receivedAt,
-        // A replay keeps the first write's time (ON CONFLICT DO NOTHING): the lag is the first projection's.
-        Math.floor(Date.now() / 1000),
+        projectedAt,
         r.vouchedBy,
         r.claimedUserId,
         r.unverified,
       ),
-    // The search document, in the same transaction. Only when the row above was inserted (a replay
-    // finds the row there and adds nothing): keyed by the row's doc_id, the document is the messages.
+    // The health counters, only when the row above was inserted (src/storage/counters.ts).
+    ...countStatements(db, { startedAt: r.startedAt, durationSecs: r.durationSecs, callSuccessful: r.callSuccessful, receivedAt: meta.receivedAt, projectedAt }),
+    // The search document, in the same transaction, also only when the row was inserted (the counter
+    // before it changed a row only then): keyed by the row's doc_id, the document is the messages.
     db
       .prepare(
         `INSERT INTO conversations_fts (rowid, body)
@@ -89,29 +95,6 @@ async function conversationStatements(
       .bind(ftsDocument(transcript.turns), r.conversationId),
     ...(r.userId === null ? [] : [userDirectoryStatement(db, r.userId, meta.receivedAt)]),
   ];
-}
-
-/**
- * Refreshes a user's row in the `users` directory from their conversations. Recomputed, never
- * incremented, so a replayed or reordered write cannot skew it; deletes the row when the user has no
- * conversations left (after erasure or retention).
- */
-export function userDirectoryStatements(db: D1Database, userId: string, now: number): D1PreparedStatement[] {
-  return [
-    userDirectoryStatement(db, userId, now),
-    db.prepare("DELETE FROM users WHERE user_id = ? AND NOT EXISTS (SELECT 1 FROM conversations WHERE user_id = ?)").bind(userId, userId),
-  ];
-}
-
-function userDirectoryStatement(db: D1Database, userId: string, now: number): D1PreparedStatement {
-  return db
-    .prepare(
-      `INSERT INTO users (user_id, first_call_at, last_call_at, conversation_count, updated_at)
-       SELECT user_id, min(started_at), max(started_at), count(*), ? FROM conversations WHERE user_id = ? GROUP BY user_id
-       ON CONFLICT (user_id) DO UPDATE SET first_call_at = excluded.first_call_at, last_call_at = excluded.last_call_at,
-         conversation_count = excluded.conversation_count, updated_at = excluded.updated_at`,
-    )
-    .bind(now, userId);
 }
 
 function callFailureStatement(db: D1Database, f: CallFailureRecord, receivedAt: number): D1PreparedStatement {
@@ -137,42 +120,56 @@ function callFailureStatement(db: D1Database, f: CallFailureRecord, receivedAt: 
 }
 
 /**
- * Writes a conversation (row, search document, directory) in one batch, and reads in the same transaction
- * whether its audio row is already there: of the audio's and the transcript's deliveries, the later
- * one always sees the earlier one's row (src/objects/shared/deliveries.ts).
+ * Writes a conversation: its entry in `conversation_shards` and, while its audio is not there, in
+ * `audio_pending`, in its home shard, reading in the same transaction whether its audio row is
+ * already there (of the audio's and the transcript's deliveries, the later one always sees the
+ * earlier one's row: src/objects/shared/deliveries.ts); then its row, search document, counters and
+ * directory row in its owner's shard (one batch when that is the same database). The entry goes first:
+ * it is what a lookup by id finds, and a replay after a failure in between writes the rest.
  */
 export async function storeConversation(
-  db: D1Database,
+  env: ShardEnv,
   r: ConversationRecord,
   meta: { transcriptKey: string; receivedAt: number },
 ): Promise<{ hasAudio: boolean }> {
-  const results = await db.batch([
-    ...(await conversationStatements(db, r, meta)),
-    db.prepare("SELECT 1 AS found FROM audio WHERE conversation_id = ?").bind(r.conversationId),
-  ]);
-  return { hasAudio: (results[results.length - 1]?.results.length ?? 0) > 0 };
+  const home = homeShard(env, r.conversationId);
+  const owner = ownerShard(env, r.conversationId, r.userId);
+  const meeting = [
+    home
+      .prepare(
+        `INSERT INTO conversation_shards (conversation_id, user_id, user_id_source, agent_id) VALUES (?, ?, ?, ?)
+         ON CONFLICT (conversation_id) DO NOTHING`,
+      )
+      .bind(r.conversationId, r.userId, r.userIdSource, r.agentId),
+    home
+      .prepare(
+        `INSERT INTO audio_pending (conversation_id, agent_id, user_id, started_at, received_at)
+         SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM audio WHERE conversation_id = ?1)
+         ON CONFLICT (conversation_id) DO NOTHING`,
+      )
+      .bind(r.conversationId, r.agentId, r.userId, r.startedAt, meta.receivedAt),
+    home.prepare("SELECT user_id FROM conversation_shards WHERE conversation_id = ?").bind(r.conversationId),
+    home.prepare("SELECT 1 AS found FROM audio WHERE conversation_id = ?").bind(r.conversationId),
+  ];
+  const rows = await conversationStatements(owner, r, meta);
+  const results = home === owner ? await home.batch([...meeting, ...rows]) : await home.batch(meeting);
+  // The deliveries let only the first owner get this far; should another ever, its rows stay out of every shard.
+  const entry = results[2]!.results[0] as { user_id: string | null } | undefined;
+  if ((entry?.user_id ?? null) !== r.userId) {
+    console.error(JSON.stringify({ event: "conversation_owner_mismatch", conversation_id: r.conversationId, user_id: r.userId, owner_user_id: entry?.user_id ?? null }));
+    return { hasAudio: false };
+  }
+  if (home !== owner) await owner.batch(rows);
+  return { hasAudio: results[3]!.results.length > 0 };
 }
 
 export async function storeCallFailure(db: D1Database, f: CallFailureRecord, receivedAt: number): Promise<void> {
   await db.batch([callFailureStatement(db, f, receivedAt)]);
 }
 
-/**
- * An operator attributes an unattributed conversation to `userId` (POST /v1/conversations/:id/attribute).
- * Only a row with no owner changes (or one already theirs); returns the owner after the call, or
- * undefined when D1 has no row.
- */
-export async function attributeConversation(db: D1Database, conversationId: string, userId: string, now: number): Promise<string | null | undefined> {
-  const [, owner] = await db.batch([
-    db
-      .prepare("UPDATE conversations SET user_id = ?, user_id_source = 'operator', vouched_by = 'operator' WHERE conversation_id = ? AND user_id IS NULL")
-      .bind(userId, conversationId),
-    db.prepare("SELECT user_id FROM conversations WHERE conversation_id = ?").bind(conversationId),
-    ...userDirectoryStatements(db, userId, now).slice(0, 1),
-  ]);
-  const row = owner!.results[0] as { user_id: string | null } | undefined;
-  return row === undefined ? undefined : row.user_id;
-}
+// An operator's attribution moves the row to its owner's shard: src/storage/placement.ts.
+export { attributeConversation } from "./placement";
+export { userDirectoryStatements } from "./users";
 
 // The reads, split out for size; callers import them from here.
 export * from "./conversation-reads";

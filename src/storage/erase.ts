@@ -5,7 +5,9 @@
  * (`conversations.transcript_key`, `audio.r2_key`), so if a run stops midway the rows that remain
  * still lead a retry to whatever was not yet deleted. Every step is idempotent.
  */
-import { userDirectoryStatements } from "./conversations";
+import { uncountStatements } from "./counters";
+import { byHome, onEveryShard, ownerShard, type ShardEnv } from "./shards";
+import { userDirectoryStatements } from "./users";
 import { conversationPrefix, transcriptKey } from "../records/keys";
 import { eraseQuarantined } from "./quarantine";
 
@@ -56,11 +58,16 @@ async function listKeys(bucket: R2Bucket, prefix: string): Promise<string[]> {
 /**
  * Erases the given conversations (rows, search documents, audio rows, R2 objects), but only those that belong to
  * `owner` (a user id, or null for unattributed conversations) or that have no D1 row yet (an event
- * still in its owner's outbox). A conversation id that D1 attributes to someone else is left alone,
- * so a caller can never erase another user's data by naming its conversation.
+ * still in its owner's outbox). A conversation id that D1 attributes to someone else (its home
+ * shard's `conversation_shards` entry) is left alone, so a caller can never erase another user's data
+ * by naming its conversation.
+ *
+ * Shards (src/storage/shards.ts): the entries and audio rows are in each id's home shard, the rows in
+ * the owner's shard (the homes, for unowned ones). The homes' part goes first and the rows last: a
+ * row left by a run that stopped leads a retry back here, and without its entry is no one else's.
  */
 export async function eraseConversations(
-  db: D1Database,
+  env: ShardEnv,
   bucket: R2Bucket,
   ids: string[],
   owner: string | null,
@@ -77,18 +84,33 @@ export async function eraseConversations(
 ): Promise<EraseCounts> {
   const counts = zeroCounts();
   for (const batch of chunks([...new Set(ids)], IDS_PER_STATEMENT)) {
-    const [conversationRows, audioRows] = await db.batch<{ conversation_id: string; user_id?: string | null; key: string }>([
-      db
-        .prepare(`SELECT conversation_id, user_id, transcript_key AS key FROM conversations WHERE conversation_id IN (${placeholders(batch.length)})`)
-        .bind(...batch),
-      db.prepare(`SELECT conversation_id, r2_key AS key FROM audio WHERE conversation_id IN (${placeholders(batch.length)})`).bind(...batch),
-    ]);
-    const foreign = new Set(
-      conversationRows!.results.filter((r) => (r.user_id ?? null) !== owner).map((r) => r.conversation_id),
+    const homes = await Promise.all(
+      byHome(env, batch).map(async (g) => {
+        const [entries, audio] = await g.db.batch<{ conversation_id: string; user_id?: string | null; key: string }>([
+          g.db.prepare(`SELECT conversation_id, user_id FROM conversation_shards WHERE conversation_id IN (${placeholders(g.ids.length)})`).bind(...g.ids),
+          g.db.prepare(`SELECT conversation_id, r2_key AS key FROM audio WHERE conversation_id IN (${placeholders(g.ids.length)})`).bind(...g.ids),
+        ]);
+        return { entries: entries!.results, audio: audio!.results };
+      }),
     );
+    const foreign = new Set(homes.flatMap((h) => h.entries.filter((e) => (e.user_id ?? null) !== owner).map((e) => e.conversation_id)));
     const mine = batch.filter((id) => !foreign.has(id));
     if (mine.length === 0) continue;
     await erasure?.record(mine);
+    const audioRows = homes.flatMap((h) => h.audio).filter((r) => !foreign.has(r.conversation_id));
+    const rowShard = (id: string) => ownerShard(env, id, owner);
+    const rowGroups = new Map<D1Database, string[]>();
+    for (const id of mine) rowGroups.set(rowShard(id), [...(rowGroups.get(rowShard(id)) ?? []), id]);
+    const conversationRows = (
+      await Promise.all(
+        [...rowGroups].map(([db, part]) =>
+          db
+            .prepare(`SELECT conversation_id, transcript_key AS key FROM conversations WHERE conversation_id IN (${placeholders(part.length)}) AND user_id IS ?`)
+            .bind(...part, owner)
+            .all<{ conversation_id: string; key: string }>(),
+        ),
+      )
+    ).flatMap((r) => r.results);
 
     // Every R2 object of the conversation: its prefix, plus keys recorded in D1 that may live elsewhere
     // (the audio writer records its own key rather than promising the derived one).
@@ -97,11 +119,7 @@ export async function eraseConversations(
     for (const id of mine) {
       for (const k of await listKeys(bucket, conversationPrefix(id))) keys.add(k);
     }
-    const recorded = [
-      ...conversationRows!.results.filter((r) => !foreign.has(r.conversation_id)).map((r) => r.key),
-      ...audioRows!.results.filter((r) => !foreign.has(r.conversation_id)).map((r) => r.key),
-      ...mine.map(transcriptKey),
-    ];
+    const recorded = [...conversationRows.map((r) => r.key), ...audioRows.map((r) => r.key), ...mine.map(transcriptKey)];
     for (const k of recorded) if (!keys.has(k) && !outside.includes(k)) outside.push(k);
     for (const k of outside) {
       if ((await bucket.head(k)) !== null) keys.add(k);
@@ -109,43 +127,65 @@ export async function eraseConversations(
     for (const part of chunks([...keys], KEYS_PER_DELETE)) await bucket.delete(part);
     counts.r2_objects += keys.size;
     // Later events for these conversations kept aside for the operator hold the same conversation.
-    counts.r2_objects += await eraseQuarantined(db, bucket, { conversationIds: mine });
+    counts.r2_objects += await eraseQuarantined(env, bucket, { conversationIds: mine });
     // The audio's link also lives in the conversation's own object (written before the audio webhook's
-    // 200). It goes before the D1 row, which is what leads a retry back here.
+    // 200). It goes before the D1 rows, which are what lead a retry back here.
     if (forgetAudio) {
-      const withAudio = new Set(audioRows!.results.map((r) => r.conversation_id));
+      const withAudio = new Set(audioRows.map((r) => r.conversation_id));
       for (const id of mine) if (erasure !== undefined || withAudio.has(id)) await forgetAudio(id);
     }
 
-    const list = placeholders(mine.length);
-    // One transaction: the turns erased are the erased rows' turn_count (a conversation is one row),
-    // and the search document goes with its row (the index is contentless: deleted by rowid).
-    const mineRows = `SELECT doc_id FROM conversations WHERE conversation_id IN (${list}) AND user_id IS ?`;
-    const results = await db.batch([
-      db.prepare(`DELETE FROM audio WHERE conversation_id IN (${list})`).bind(...mine),
-      db.prepare(`SELECT coalesce(sum(turn_count), 0) AS n FROM conversations WHERE conversation_id IN (${list}) AND user_id IS ?`).bind(...mine, owner),
-      db.prepare(`DELETE FROM conversations_fts WHERE rowid IN (${mineRows})`).bind(...mine, owner),
-      db.prepare(`DELETE FROM conversations WHERE conversation_id IN (${list}) AND user_id IS ?`).bind(...mine, owner),
-      // The user directory is recomputed from what remains (its row goes when nothing does).
-      ...(owner === null ? [] : userDirectoryStatements(db, owner, Math.floor(Date.now() / 1000))),
-    ]);
-    counts.audio += results[0]!.meta.changes;
-    counts.turns += (results[1]!.results[0] as { n: number } | undefined)?.n ?? 0;
-    counts.conversations += results[3]!.meta.changes;
+    // Per shard: the homes' part (audio rows, waiting-for-audio rows, entries), and in the rows' shards
+    // the rows, in one transaction with their counters, search documents (the index is contentless:
+    // deleted by rowid) and the user directory (recomputed from what remains; its row goes when nothing does).
+    const plan = new Map<D1Database, { home: string[]; rows: string[] }>();
+    const at = (db: D1Database) => plan.get(db) ?? plan.set(db, { home: [], rows: [] }).get(db)!;
+    for (const g of byHome(env, mine)) at(g.db).home.push(...g.ids);
+    for (const [db, part] of rowGroups) at(db).rows.push(...part);
+    const ordered = [...plan].sort(([, a], [, b]) => a.rows.length - b.rows.length);
+    const now = Math.floor(Date.now() / 1000);
+    for (const [db, { home, rows }] of ordered) {
+      const h = placeholders(home.length);
+      const r = placeholders(rows.length);
+      const homePart =
+        home.length === 0
+          ? []
+          : [
+              db.prepare(`DELETE FROM audio WHERE conversation_id IN (${h})`).bind(...home),
+              db.prepare(`DELETE FROM audio_pending WHERE conversation_id IN (${h})`).bind(...home),
+              db.prepare(`DELETE FROM conversation_shards WHERE conversation_id IN (${h}) AND user_id IS ?`).bind(...home, owner),
+            ];
+      const mineRows = `conversation_id IN (${r}) AND user_id IS ?`;
+      const rowPart =
+        rows.length === 0
+          ? []
+          : [
+              db.prepare(`SELECT coalesce(sum(turn_count), 0) AS n FROM conversations WHERE ${mineRows}`).bind(...rows, owner),
+              ...uncountStatements(db, mineRows, [...rows, owner]),
+              db.prepare(`DELETE FROM conversations_fts WHERE rowid IN (SELECT doc_id FROM conversations WHERE ${mineRows})`).bind(...rows, owner),
+              db.prepare(`DELETE FROM conversations WHERE ${mineRows}`).bind(...rows, owner),
+              ...(owner === null ? [] : userDirectoryStatements(db, owner, now)),
+            ];
+      const results = await db.batch([...homePart, ...rowPart]);
+      if (home.length > 0) counts.audio += results[0]!.meta.changes;
+      if (rows.length > 0) {
+        counts.turns += (results[homePart.length]!.results[0] as { n: number } | undefined)?.n ?? 0;
+        counts.conversations += results[homePart.length + 4]!.meta.changes;
+      }
+    }
   }
   return counts;
 }
 
-/** Call failures recorded for any of these phone numbers (as caller or callee). */
-export async function eraseCallFailures(db: D1Database, numbers: string[]): Promise<number> {
+/** Call failures recorded for any of these phone numbers (as caller or callee), in every shard (each is in its conversation's home). */
+export async function eraseCallFailures(env: ShardEnv, numbers: string[]): Promise<number> {
   let removed = 0;
   for (const batch of chunks([...new Set(numbers)], Math.floor(IDS_PER_STATEMENT / 2))) {
     const list = placeholders(batch.length);
-    const r = await db
-      .prepare(`DELETE FROM call_failures WHERE from_number IN (${list}) OR to_number IN (${list})`)
-      .bind(...batch, ...batch)
-      .run();
-    removed += r.meta.changes;
+    const changed = await onEveryShard(env, async (db) =>
+      (await db.prepare(`DELETE FROM call_failures WHERE from_number IN (${list}) OR to_number IN (${list})`).bind(...batch, ...batch).run()).meta.changes,
+    );
+    removed += changed.reduce((a, b) => a + b, 0);
   }
   return removed;
 }

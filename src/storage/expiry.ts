@@ -1,7 +1,11 @@
 /**
  * The D1 reads that find what retention and erasure must remove (the removal itself is
- * src/storage/erase.ts). Times are Unix seconds; every list is bounded by `limit`.
+ * src/storage/erase.ts). Times are Unix seconds; every list is bounded by `limit`. Those taking `db`
+ * read one shard (a user's: src/storage/shards.ts `userShard`; or each in turn: the sweep); those
+ * taking `env` find the shards themselves.
  */
+import { byHome, onEveryShard, type ShardEnv } from "./shards";
+
 const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(", ");
 
 const ids = (rows: { conversation_id: string }[]) => rows.map((r) => r.conversation_id);
@@ -19,12 +23,19 @@ export async function conversationsOfUser(db: D1Database, userId: string, limit:
  * Conversations that claimed this user without proof and so belong to no one (erasure: they may hold
  * the user's words, and a "forget me" covers them). Index conversations_by_claim.
  */
-export async function unverifiedClaimsOf(db: D1Database, userId: string, limit: number): Promise<string[]> {
-  const { results } = await db
-    .prepare("SELECT conversation_id FROM conversations WHERE claimed_user_id = ? AND user_id IS NULL LIMIT ?")
-    .bind(userId, limit)
-    .all<{ conversation_id: string }>();
-  return ids(results);
+export async function unverifiedClaimsOf(env: ShardEnv, userId: string, limit: number): Promise<string[]> {
+  // Unowned, so in their home shards: every shard is asked.
+  const found = await onEveryShard(env, async (db) =>
+    ids(
+      (
+        await db
+          .prepare("SELECT conversation_id FROM conversations WHERE claimed_user_id = ? AND user_id IS NULL LIMIT ?")
+          .bind(userId, limit)
+          .all<{ conversation_id: string }>()
+      ).results,
+    ),
+  );
+  return found.flat().slice(0, limit);
 }
 
 /** This user's conversations that started before `cutoff`, oldest first. */
@@ -37,7 +48,12 @@ export async function expiredOfUser(db: D1Database, userId: string, cutoff: numb
 }
 
 /** Of these conversation ids, the unattributed ones (no user) that started before `cutoff`. */
-export async function expiredUnattributedAmong(db: D1Database, among: string[], cutoff: number, limit: number): Promise<string[]> {
+export async function expiredUnattributedAmong(env: ShardEnv, among: string[], cutoff: number, limit: number): Promise<string[]> {
+  const found = await Promise.all(byHome(env, among).map((g) => expiredUnattributedIn(g.db, g.ids, cutoff, limit)));
+  return found.flat().slice(0, limit);
+}
+
+async function expiredUnattributedIn(db: D1Database, among: string[], cutoff: number, limit: number): Promise<string[]> {
   if (among.length === 0) return [];
   const { results } = await db
     .prepare(
@@ -56,7 +72,12 @@ export async function oldestStartOfUser(db: D1Database, userId: string): Promise
 }
 
 /** Start of the oldest unattributed conversation among these ids, or null. */
-export async function oldestUnattributedStartAmong(db: D1Database, among: string[]): Promise<number | null> {
+export async function oldestUnattributedStartAmong(env: ShardEnv, among: string[]): Promise<number | null> {
+  const found = (await Promise.all(byHome(env, among).map((g) => oldestUnattributedIn(g.db, g.ids)))).filter((m) => m !== null);
+  return found.length === 0 ? null : Math.min(...found);
+}
+
+async function oldestUnattributedIn(db: D1Database, among: string[]): Promise<number | null> {
   if (among.length === 0) return null;
   const row = await db
     .prepare(`SELECT min(started_at) AS m FROM conversations WHERE conversation_id IN (${placeholders(among.length)}) AND user_id IS NULL`)
@@ -84,17 +105,26 @@ export async function expiredUnattributed(db: D1Database, cutoff: number, limit:
 }
 
 /**
- * Audio stored before `cutoff` with no conversation row: its transcript never came (or was erased or
- * expired before the audio arrived), so no conversation leads to it. Audio has no start time; the
- * time it was stored stands in for it.
+ * Audio stored before `cutoff` with no conversation (no `conversation_shards` entry beside it, in the
+ * home shard `db`): its transcript never came (or was erased or expired before the audio arrived), so
+ * no conversation leads to it. Audio has no start time; the time it was stored stands in for it.
  */
 export async function expiredLoneAudio(db: D1Database, cutoff: number, limit: number): Promise<string[]> {
   const { results } = await db
     .prepare(
       `SELECT conversation_id FROM audio a WHERE stored_at < ?
-       AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.conversation_id = a.conversation_id) LIMIT ?`,
+       AND NOT EXISTS (SELECT 1 FROM conversation_shards c WHERE c.conversation_id = a.conversation_id) LIMIT ?`,
     )
     .bind(cutoff, limit)
     .all<{ conversation_id: string }>();
   return ids(results);
+}
+
+/** Forgets, in one shard, conversations that waited more than a month for audio (the health page looks back 30 days). */
+export async function pruneAudioPending(db: D1Database, before: number, limit: number): Promise<number> {
+  const r = await db
+    .prepare("DELETE FROM audio_pending WHERE conversation_id IN (SELECT conversation_id FROM audio_pending WHERE received_at < ? LIMIT ?)")
+    .bind(before, limit)
+    .run();
+  return r.meta.changes;
 }

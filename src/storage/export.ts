@@ -3,9 +3,11 @@
  * keyset pages, their transcripts in groups bounded by stored bytes, and the call failures of their
  * phone numbers. Each function reads one bounded page, so the export holds at most one page (and
  * one group of stored transcripts, one of them decoded) at a time, whatever the number of calls.
+ * The conversations are in the user's shard (`storedTranscriptsOf` takes it: src/storage/shards.ts).
  */
 import { decodeTranscript, type StoredTurn, type StoredValue } from "./transcript-codec";
-import type { CallFailureRow, ConversationRow } from "./conversations";
+import { audioRowsElsewhere, type CallFailureRow, type ConversationRow } from "./conversation-reads";
+import { mergePages, onEveryShard, userShard, type ShardEnv } from "./shards";
 
 /** A conversation's row (without its transcript), the size of its stored transcript, and its audio row. */
 export interface ExportConversationRow extends ConversationRow {
@@ -29,11 +31,12 @@ const ROW_COLUMNS = `c.conversation_id, c.user_id, c.user_id_source, c.agent_id,
  * already read.
  */
 export async function conversationPageForExport(
-  db: D1Database,
+  env: ShardEnv,
   userId: string,
   page: { limit: number; after: { startedAt: number; conversationId: string } | null },
 ): Promise<ExportConversationRow[]> {
   const { limit, after } = page;
+  const db = userShard(env, userId);
   const from = `FROM conversations c LEFT JOIN audio a ON a.conversation_id = c.conversation_id WHERE c.user_id = ?`;
   const order = "ORDER BY c.started_at ASC, c.conversation_id ASC LIMIT ?";
   const stmt =
@@ -42,7 +45,14 @@ export async function conversationPageForExport(
       : db
           .prepare(`SELECT ${ROW_COLUMNS} ${from} AND (c.started_at > ? OR (c.started_at = ? AND c.conversation_id > ?)) ${order}`)
           .bind(userId, after.startedAt, after.startedAt, after.conversationId, limit);
-  return (await stmt.all<ExportConversationRow>()).results;
+  const { results } = await stmt.all<ExportConversationRow>();
+  // The join found the audio rows homed in the user's shard; the others are in their own homes.
+  type Audio = { r2_key: string; bytes: number; sha256: string; stored_at: number };
+  const elsewhere = await audioRowsElsewhere<Audio>(env, db, results.filter((r) => r.audio_r2_key === null).map((r) => r.conversation_id), "r2_key, bytes, sha256, stored_at");
+  return results.map((r) => {
+    const a = elsewhere.get(r.conversation_id);
+    return a ? { ...r, audio_r2_key: a.r2_key, audio_bytes: a.bytes, audio_sha256: a.sha256, audio_stored_at: a.stored_at } : r;
+  });
 }
 
 /**
@@ -95,11 +105,17 @@ export type { CallFailureRow };
  * user: src/storage/erase.ts), by conversation id after `after`.
  */
 export async function callFailurePageForExport(
-  db: D1Database,
+  env: ShardEnv,
   numbers: string[],
   page: { limit: number; after: string | null },
 ): Promise<CallFailureRow[]> {
   if (numbers.length === 0) return [];
+  // Each failure is in its conversation's home shard: every shard's page, merged by the same key.
+  const pages = await onEveryShard(env, (db) => callFailurePageOf(db, numbers, page));
+  return mergePages(pages, (a, b) => a.conversation_id < b.conversation_id, page.limit);
+}
+
+async function callFailurePageOf(db: D1Database, numbers: string[], page: { limit: number; after: string | null }): Promise<CallFailureRow[]> {
   const list = numbers.map(() => "?").join(", ");
   const { results } = await db
     .prepare(

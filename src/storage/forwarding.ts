@@ -9,6 +9,7 @@ import type { CallFailureRow } from "./conversations";
 
 export type { CallFailureRow };
 
+/** `db`: the conversation's home shard. */
 export async function readCallFailure(db: D1Database, conversationId: string): Promise<CallFailureRow | null> {
   return db
     .prepare(
@@ -30,11 +31,12 @@ export interface AudioEventRow {
   user_id_source: string | null;
 }
 
+/** `db`: the conversation's home shard, where its audio row and its owner's entry are. */
 export async function readAudioEvent(db: D1Database, conversationId: string): Promise<AudioEventRow | null> {
   return db
     .prepare(
       `SELECT a.conversation_id, a.agent_id, a.bytes, a.sha256, a.stored_at, c.user_id, c.user_id_source
-       FROM audio a LEFT JOIN conversations c ON c.conversation_id = a.conversation_id WHERE a.conversation_id = ?`,
+       FROM audio a LEFT JOIN conversation_shards c ON c.conversation_id = a.conversation_id WHERE a.conversation_id = ?`,
     )
     .bind(conversationId)
     .first<AudioEventRow>();

@@ -1,16 +1,21 @@
 /**
- * The health page's D1 questions (src/api/health.ts), each one aggregate query over a window of
- * `conversations` found through the `conversations_by_start` index (calls that started in the
- * window; a window's scan reads about as many rows as calls in it).
+ * The health page's D1 questions (src/api/health.ts), answered from counters kept as conversations
+ * are written and deleted (src/storage/counters.ts, migrations/0012_shards_and_counters.sql), never by
+ * scanning `conversations`: each read touches a few rows per day or hour, in every shard, summed.
  *
- * - calls per day by outcome and the call-duration distribution (what is stored, exactly);
+ * - calls per day by outcome and the call-duration distribution (what is stored, exactly: erasure
+ *   and retention take their rows out of the counts);
  * - the projection's lag: `projected_at - received_at` of conversations received in the last 24 hours
- *   (of calls started in the 30-day window);
- * - audio that never came: conversations with no `audio` row, received long enough ago, of an
- *   agent that did deliver audio for another conversation in the window (audio delivery is set per
- *   workspace or agent; `has_audio` in payloads is not relied on, docs/elevenlabs.md).
+ *   (by the hour received);
+ * - audio that never came: conversations still waiting in `audio_pending`, received long enough ago,
+ *   of an agent that delivered audio in the window (audio delivery is set per workspace or agent;
+ *   `has_audio` in payloads is not relied on, docs/elevenlabs.md). Read by agent, so the conversations
+ *   of agents that send no audio are never read.
  */
 import { DURATION_BOUNDS } from "../records/health-charts";
+import { onEveryShard, type ShardEnv } from "./shards";
+
+export { DURATION_BOUNDS };
 
 export interface DayOutcome {
   day: number;
@@ -18,40 +23,50 @@ export interface DayOutcome {
   n: number;
 }
 
-/** Calls that started since `since` (Unix seconds), by UTC day (days since the epoch) and `call_successful`. */
-export async function callsPerDay(db: D1Database, since: number): Promise<DayOutcome[]> {
-  const { results } = await db
-    .prepare(
-      `SELECT started_at / 86400 AS day, coalesce(call_successful, 'unknown') AS outcome, count(*) AS n
-       FROM conversations WHERE started_at >= ? GROUP BY day, outcome ORDER BY day`,
-    )
-    .bind(since)
-    .all<DayOutcome>();
-  return results;
+/** Stored calls that started on or after UTC day `sinceDay` (days since the epoch), by day and `call_successful`. */
+export async function callsPerDay(env: ShardEnv, sinceDay: number): Promise<DayOutcome[]> {
+  const pages = await onEveryShard(env, async (db) =>
+    (await db.prepare("SELECT day, outcome, n FROM health_calls_daily WHERE day >= ? AND n != 0").bind(sinceDay).all<DayOutcome>()).results,
+  );
+  return sumByDay(pages.flat());
+}
+
+/** Rows of several shards summed per day and outcome, by day. */
+function sumByDay(rows: DayOutcome[]): DayOutcome[] {
+  const sum = new Map<string, DayOutcome>();
+  for (const r of rows) {
+    const k = `${r.day}/${r.outcome}`;
+    const had = sum.get(k);
+    sum.set(k, had ? { ...had, n: had.n + r.n } : r);
+  }
+  return [...sum.values()].sort((a, b) => a.day - b.day);
 }
 
 /**
  * Calls that never connected (call_initiation_failure) received since `since`, by UTC day: the
- * `not_connected` outcome of calls per day (they have no conversation row).
+ * `not_connected` outcome of calls per day (they have no conversation row). Each shard's failures of
+ * the window only (`call_failures_by_received`), summed.
  */
-export async function failedCallsPerDay(db: D1Database, since: number): Promise<DayOutcome[]> {
-  const { results } = await db
-    .prepare(`SELECT received_at / 86400 AS day, 'not_connected' AS outcome, count(*) AS n FROM call_failures WHERE received_at >= ? GROUP BY day ORDER BY day`)
-    .bind(since)
-    .all<DayOutcome>();
-  return results;
+export async function failedCallsPerDay(env: ShardEnv, since: number): Promise<DayOutcome[]> {
+  const pages = await onEveryShard(env, async (db) =>
+    (
+      await db
+        .prepare(`SELECT received_at / 86400 AS day, 'not_connected' AS outcome, count(*) AS n FROM call_failures WHERE received_at >= ? GROUP BY day`)
+        .bind(since)
+        .all<DayOutcome>()
+    ).results,
+  );
+  return sumByDay(pages.flat());
 }
 
-/** Counts per duration bin (src/records/health-charts.ts, whose bounds the CASE is written from). */
-
-export async function durationBuckets(db: D1Database, since: number): Promise<number[]> {
-  const cases = DURATION_BOUNDS.map((b, i) => `WHEN duration_secs < ${b} THEN ${i}`).join(" ");
-  const { results } = await db
-    .prepare(`SELECT CASE ${cases} ELSE ${DURATION_BOUNDS.length} END AS bucket, count(*) AS n FROM conversations WHERE started_at >= ? GROUP BY bucket`)
-    .bind(since)
-    .all<{ bucket: number; n: number }>();
+/** Stored calls that started on or after UTC day `sinceDay`, by duration bucket (DURATION_BOUNDS). */
+export async function durationBuckets(env: ShardEnv, sinceDay: number): Promise<number[]> {
+  const pages = await onEveryShard(env, async (db) =>
+    (await db.prepare("SELECT bucket, sum(n) AS n FROM health_durations_daily WHERE day >= ? GROUP BY bucket").bind(sinceDay).all<{ bucket: number; n: number }>())
+      .results,
+  );
   const out = new Array<number>(DURATION_BOUNDS.length + 1).fill(0);
-  for (const r of results) out[r.bucket] = r.n;
+  for (const r of pages.flat()) if (r.bucket >= 0 && r.bucket < out.length) out[r.bucket]! += r.n;
   return out;
 }
 
@@ -62,22 +77,26 @@ export interface ProjectionLag {
   lastProjectedAt: number | null;
 }
 
-/** Lag of the conversations received since `since` that started since `startedSince` (the index's range). */
-export async function projectionLag(db: D1Database, since: number, startedSince: number): Promise<ProjectionLag> {
-  const row = await db
-    .prepare(
-      `SELECT count(*) AS n, avg(projected_at - received_at) AS avg_lag, max(projected_at - received_at) AS max_lag,
-         max(projected_at) AS last FROM conversations
-       WHERE started_at >= ? AND received_at >= ? AND projected_at IS NOT NULL`,
-    )
-    .bind(startedSince, since)
-    .first<{ n: number; avg_lag: number | null; max_lag: number | null; last: number | null }>();
-  return {
-    conversations: row?.n ?? 0,
-    avgLagSeconds: row?.avg_lag ?? null,
-    maxLagSeconds: row?.max_lag ?? null,
-    lastProjectedAt: row?.last ?? null,
-  };
+/** Lag of the conversations received in the hours from the one holding `since` on. */
+export async function projectionLag(env: ShardEnv, since: number): Promise<ProjectionLag> {
+  const rows = await onEveryShard(env, (db) =>
+    db
+      .prepare("SELECT sum(n) AS n, sum(lag_sum) AS lag_sum, max(lag_max) AS lag_max, max(last_projected_at) AS last FROM health_projection_hourly WHERE hour >= ?")
+      .bind(Math.floor(since / 3600))
+      .first<{ n: number | null; lag_sum: number | null; lag_max: number | null; last: number | null }>(),
+  );
+  let n = 0;
+  let lagSum = 0;
+  let max: number | null = null;
+  let last: number | null = null;
+  for (const r of rows) {
+    if (!r || !r.n) continue;
+    n += r.n;
+    lagSum += r.lag_sum ?? 0;
+    max = max === null ? r.lag_max : Math.max(max, r.lag_max ?? max);
+    last = last === null ? r.last : Math.max(last, r.last ?? last);
+  }
+  return { conversations: n, avgLagSeconds: n === 0 ? null : lagSum / n, maxLagSeconds: max, lastProjectedAt: last };
 }
 
 export interface MissingAudio {
@@ -89,19 +108,27 @@ export interface MissingAudio {
 
 /**
  * Conversations received between `since30d` and `receivedBefore` (now minus the grace an audio
- * webhook is given) without audio, of agents that delivered audio for a call started in the window.
+ * webhook is given) still without audio, of agents that delivered audio since `since30d` in any shard.
  */
-export async function missingAudio(db: D1Database, w: { since30d: number; since24h: number; receivedBefore: number }): Promise<MissingAudio> {
-  const from = `FROM conversations c
-    WHERE c.started_at >= ?1 AND c.received_at >= ?2 AND c.received_at <= ?3
-      AND NOT EXISTS (SELECT 1 FROM audio a WHERE a.conversation_id = c.conversation_id)
-      AND c.agent_id IN (SELECT c2.agent_id FROM conversations c2 JOIN audio a2 ON a2.conversation_id = c2.conversation_id WHERE c2.started_at >= ?1)`;
-  const [counts, examples] = await db.batch<unknown>([
-    db.prepare(`SELECT count(*) AS d30, count(CASE WHEN c.received_at >= ?4 THEN 1 END) AS d1 ${from}`).bind(w.since30d - 86_400, w.since30d, w.receivedBefore, w.since24h),
-    db
-      .prepare(`SELECT c.conversation_id, c.agent_id, c.user_id, c.started_at, c.received_at ${from} ORDER BY c.received_at DESC LIMIT 20`)
-      .bind(w.since30d - 86_400, w.since30d, w.receivedBefore),
-  ]);
-  const c = counts!.results[0] as { d30: number; d1: number };
-  return { last24h: c.d1, last30d: c.d30, examples: examples!.results as MissingAudio["examples"] };
+export async function missingAudio(env: ShardEnv, w: { since30d: number; since24h: number; receivedBefore: number }): Promise<MissingAudio> {
+  const agentPages = await onEveryShard(env, async (db) =>
+    (await db.prepare("SELECT agent_id FROM audio_agents WHERE last_audio_at >= ? LIMIT 1000").bind(w.since30d).all<{ agent_id: string }>()).results,
+  );
+  const agents = JSON.stringify([...new Set(agentPages.flat().map((a) => a.agent_id))]);
+  const from = `FROM audio_pending p WHERE p.agent_id IN (SELECT value FROM json_each(?1)) AND p.received_at >= ?2 AND p.received_at <= ?3`;
+  const answers = await onEveryShard(env, async (db) => {
+    const [counts, examples] = await db.batch<unknown>([
+      db.prepare(`SELECT count(*) AS d30, count(CASE WHEN p.received_at >= ?4 THEN 1 END) AS d1 ${from}`).bind(agents, w.since30d, w.receivedBefore, w.since24h),
+      db
+        .prepare(`SELECT p.conversation_id, p.agent_id, p.user_id, p.started_at, p.received_at ${from} ORDER BY p.received_at DESC LIMIT 20`)
+        .bind(agents, w.since30d, w.receivedBefore),
+    ]);
+    return { counts: counts!.results[0] as { d30: number; d1: number }, examples: examples!.results as MissingAudio["examples"] };
+  });
+  const examples = answers.flatMap((a) => a.examples).sort((a, b) => b.received_at - a.received_at).slice(0, 20);
+  return {
+    last24h: answers.reduce((s, a) => s + a.counts.d1, 0),
+    last30d: answers.reduce((s, a) => s + a.counts.d30, 0),
+    examples,
+  };
 }

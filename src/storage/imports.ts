@@ -4,6 +4,9 @@
  * the authority for GET /v1/imports/:id. Also: whether D1 already holds a conversation, so an import
  * does not fetch what it already has.
  */
+import { shardEntry } from "./placement";
+import type { ShardEnv } from "./shards";
+
 export interface ImportRow {
   import_id: string;
   agent_id: string;
@@ -40,6 +43,7 @@ export async function listImportRows(db: D1Database, limit: number): Promise<Imp
   return results;
 }
 
-export async function conversationStored(db: D1Database, conversationId: string): Promise<boolean> {
-  return (await db.prepare("SELECT 1 AS found FROM conversations WHERE conversation_id = ?").bind(conversationId).first()) !== null;
+/** Whether D1 holds the conversation (its entry in its home shard: src/storage/placement.ts). */
+export async function conversationStored(env: ShardEnv, conversationId: string): Promise<boolean> {
+  return (await shardEntry(env, conversationId)) !== null;
 }

@@ -6,6 +6,7 @@
  * Both writes are idempotent (the key is the body's hash), so an outbox replay adds nothing.
  */
 import { conversationPrefix } from "../records/keys";
+import { allShards, byHome, type ShardEnv } from "./shards";
 
 const hex = (b: ArrayBuffer) => [...new Uint8Array(b)].map((x) => x.toString(16).padStart(2, "0")).join("");
 
@@ -21,7 +22,7 @@ export interface Conflict {
   receivedAt: number;
 }
 
-/** Keeps the event aside and counts it; returns its R2 key. */
+/** Keeps the event aside and counts it (`db`: the conversation's home shard); returns its R2 key. */
 export async function quarantine(db: D1Database, bucket: R2Bucket, c: Conflict, raw: Uint8Array): Promise<string> {
   const key = `${quarantinePrefix(c.conversationId)}${hex(await crypto.subtle.digest("SHA-256", raw))}.json`;
   await bucket.put(key, raw, {
@@ -56,30 +57,39 @@ export async function conflictsOf(db: D1Database, conversationId: string): Promi
 /**
  * Erases quarantined events: those of the given conversations (their owner is erased: the copies
  * hold the same conversation), or those a user claimed (the claimant is erased). Returns the R2
- * objects removed. R2 first, then the rows that name them.
+ * objects removed. R2 first, then the rows that name them. Rows are in each conversation's home
+ * shard: by conversation, those shards; by claimant, every shard.
  */
-export async function eraseQuarantined(db: D1Database, bucket: R2Bucket, by: { conversationIds?: string[]; claimedUserId?: string }): Promise<number> {
-  const rows: { conversation_id: string; r2_key: string }[] = [];
-  const ids = [...new Set(by.conversationIds ?? [])];
-  // D1 allows 100 bound parameters per statement.
-  for (let i = 0; i < ids.length; i += 90) {
-    const part = ids.slice(i, i + 90);
-    const r = await db
-      .prepare(`SELECT conversation_id, r2_key FROM conversation_conflicts WHERE conversation_id IN (${part.map(() => "?").join(", ")})`)
-      .bind(...part)
-      .all<{ conversation_id: string; r2_key: string }>();
-    rows.push(...r.results);
-  }
-  if (by.claimedUserId !== undefined) {
-    const r = await db
-      .prepare("SELECT conversation_id, r2_key FROM conversation_conflicts WHERE claimed_user_id = ? LIMIT 1000")
-      .bind(by.claimedUserId)
-      .all<{ conversation_id: string; r2_key: string }>();
-    rows.push(...r.results);
-  }
-  if (rows.length === 0) return 0;
-  const keys = [...new Set(rows.map((r) => r.r2_key))];
+export async function eraseQuarantined(env: ShardEnv, bucket: R2Bucket, by: { conversationIds?: string[]; claimedUserId?: string }): Promise<number> {
+  const found = await Promise.all([
+    ...byHome(env, by.conversationIds ?? []).map(async (g) => {
+      const rows: { conversation_id: string; r2_key: string }[] = [];
+      // D1 allows 100 bound parameters per statement.
+      for (let i = 0; i < g.ids.length; i += 90) {
+        const part = g.ids.slice(i, i + 90);
+        const r = await g.db
+          .prepare(`SELECT conversation_id, r2_key FROM conversation_conflicts WHERE conversation_id IN (${part.map(() => "?").join(", ")})`)
+          .bind(...part)
+          .all<{ conversation_id: string; r2_key: string }>();
+        rows.push(...r.results);
+      }
+      return { db: g.db, rows };
+    }),
+    ...(by.claimedUserId === undefined
+      ? []
+      : allShards(env).map(async (db) => {
+          const r = await db
+            .prepare("SELECT conversation_id, r2_key FROM conversation_conflicts WHERE claimed_user_id = ? LIMIT 1000")
+            .bind(by.claimedUserId)
+            .all<{ conversation_id: string; r2_key: string }>();
+          return { db, rows: r.results };
+        })),
+  ]);
+  const keys = [...new Set(found.flatMap((f) => f.rows.map((r) => r.r2_key)))];
+  if (keys.length === 0) return 0;
   for (let i = 0; i < keys.length; i += 1000) await bucket.delete(keys.slice(i, i + 1000));
-  await db.batch(rows.map((r) => db.prepare("DELETE FROM conversation_conflicts WHERE conversation_id = ? AND r2_key = ?").bind(r.conversation_id, r.r2_key)));
+  for (const { db, rows } of found) {
+    if (rows.length > 0) await db.batch(rows.map((r) => db.prepare("DELETE FROM conversation_conflicts WHERE conversation_id = ? AND r2_key = ?").bind(r.conversation_id, r.r2_key)));
+  }
   return keys.length;
 }

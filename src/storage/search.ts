@@ -6,9 +6,11 @@
  * ranks the conversations (bm25), and the Worker decodes each hit's transcript to find the turn that
  * matches best and cut the snippet (src/records/snippet.ts). The work per request is bounded: at most
  * MAX_HITS hits, SEARCH_BUDGET.blobBytes of transcripts fetched and SEARCH_BUDGET.scanChars of
- * messages scanned; hits past a budget are left out (the best ranked are kept).
+ * messages scanned; hits past a budget are left out (the best ranked are kept). Each shard ranks only its
+ * RANKED_WINDOW newest matches, so a common word costs the same at any history's size.
  */
 import { bestTurn, MATCH_END, MATCH_START, queryTerms, queryTokens, snippetOf, type Budget } from "../records/snippet";
+import { allShards, mergePages, onEveryShard, type ShardEnv } from "./shards";
 import { decodeTranscript, type StoredValue } from "./transcript-codec";
 
 export { MATCH_END, MATCH_START };
@@ -52,23 +54,43 @@ interface RankedRow {
   title: string | null;
   started_at: number;
   bytes: number | null;
+  rank: number;
+  /** Index of the shard it came from (src/storage/shards.ts). */
+  shard: number;
 }
 
 const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(", ");
 
-/** Up to `limit` (at most MAX_HITS) hits for `q` (as typed), best first; null when `q` holds no word. */
-export async function searchTranscripts(db: D1Database, q: string, limit: number): Promise<SearchHit[] | null> {
+/**
+ * A shard's best hits for `match`, ranked (bm25) among its RANKED_WINDOW newest matching
+ * conversations: a word in every call must not make each search rank the whole history (FTS5 reads a
+ * match's documents in rowid order, so the newest window is found without visiting the rest).
+ */
+export const RANKED_WINDOW = 2_000;
+
+async function rankedIn(db: D1Database, shard: number, match: string, limit: number): Promise<RankedRow[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT c.doc_id, c.conversation_id, c.user_id, c.title, c.started_at, length(c.transcript) AS bytes, m.rank AS rank
+       FROM (SELECT rowid, rank FROM conversations_fts WHERE conversations_fts MATCH ? ORDER BY rowid DESC LIMIT ?) m
+       JOIN conversations c ON c.doc_id = m.rowid
+       ORDER BY m.rank LIMIT ?`,
+    )
+    .bind(match, RANKED_WINDOW, limit)
+    .all<Omit<RankedRow, "shard">>();
+  return results.map((r) => ({ ...r, shard }));
+}
+
+/**
+ * Up to `limit` (at most MAX_HITS) hits for `q` (as typed), best first; null when `q` holds no word.
+ * Every shard is searched in parallel and the hits merged by rank (each shard's bm25 weighs words by
+ * that shard's documents: with users spread evenly by hash, the shards' statistics agree closely).
+ */
+export async function searchTranscripts(env: ShardEnv, q: string, limit: number): Promise<SearchHit[] | null> {
   const match = ftsQuery(q);
   if (match === null) return null;
-  const { results: ranked } = await db
-    .prepare(
-      `SELECT c.doc_id, c.conversation_id, c.user_id, c.title, c.started_at, length(c.transcript) AS bytes
-       FROM conversations_fts f JOIN conversations c ON c.doc_id = f.rowid
-       WHERE conversations_fts MATCH ?
-       ORDER BY f.rank LIMIT ?`,
-    )
-    .bind(match, Math.max(1, Math.min(limit, MAX_HITS)))
-    .all<RankedRow>();
+  const n = Math.max(1, Math.min(limit, MAX_HITS));
+  const ranked = mergePages(await onEveryShard(env, (db, i) => rankedIn(db, i, match, n)), (a, b) => a.rank < b.rank, n);
   if (ranked.length === 0) return [];
 
   // Fetch the transcripts of the best ranked hits, within the byte budget.
@@ -79,11 +101,18 @@ export async function searchTranscripts(db: D1Database, q: string, limit: number
     if (chosen.length > 0 && bytes > SEARCH_BUDGET.blobBytes) break;
     chosen.push(r);
   }
-  const { results: blobs } = await db
-    .prepare(`SELECT doc_id, transcript FROM conversations WHERE doc_id IN (${placeholders(chosen.length)})`)
-    .bind(...chosen.map((r) => r.doc_id))
-    .all<{ doc_id: number; transcript: StoredValue | null }>();
-  const transcriptOf = new Map(blobs.map((b) => [b.doc_id, b.transcript]));
+  const shards = allShards(env);
+  const transcriptOf = new Map<string, StoredValue | null>();
+  await Promise.all(
+    [...new Set(chosen.map((r) => r.shard))].map(async (i) => {
+      const mine = chosen.filter((r) => r.shard === i);
+      const { results: blobs } = await shards[i]!
+        .prepare(`SELECT conversation_id, transcript FROM conversations WHERE doc_id IN (${placeholders(mine.length)})`)
+        .bind(...mine.map((r) => r.doc_id))
+        .all<{ conversation_id: string; transcript: StoredValue | null }>();
+      for (const b of blobs) transcriptOf.set(b.conversation_id, b.transcript);
+    }),
+  );
 
   const terms = queryTerms(queryTokens(q));
   const budget: Budget = { chars: SEARCH_BUDGET.scanChars };
@@ -91,10 +120,10 @@ export async function searchTranscripts(db: D1Database, q: string, limit: number
   for (const r of chosen) {
     if (hits.length > 0 && budget.chars <= 0) break;
     // Erased between the two reads: skip it.
-    if (!transcriptOf.has(r.doc_id)) continue;
+    if (!transcriptOf.has(r.conversation_id)) continue;
     let turns;
     try {
-      turns = await decodeTranscript(transcriptOf.get(r.doc_id) ?? null);
+      turns = await decodeTranscript(transcriptOf.get(r.conversation_id) ?? null);
     } catch (e) {
       // One unreadable row must not fail every search that ranks it: leave it out, loudly.
       console.error(JSON.stringify({ event: "search_transcript_unreadable", conversation_id: r.conversation_id, error: String(e) }));

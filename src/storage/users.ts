@@ -1,7 +1,10 @@
 /**
  * D1 `users`: the user directory behind the console's user list, newest activity first. Rows are
- * written by the conversation writes and erasures (src/storage/conversations.ts, erase.ts).
+ * written by the conversation writes and erasures (src/storage/conversations.ts, erase.ts), in the
+ * user's shard; the list reads every shard and merges.
  */
+import { mergePages, onEveryShard, type ShardEnv } from "./shards";
+
 export interface DirectoryRow {
   user_id: string;
   first_call_at: number;
@@ -14,9 +17,15 @@ export interface DirectoryRow {
  * position `after` = [last_call_at, user_id], optionally those whose id contains `q` (any case).
  */
 export async function listUsers(
-  db: D1Database,
+  env: ShardEnv,
   page: { limit: number; q: string; after: [number, string] | null },
 ): Promise<DirectoryRow[]> {
+  // Every shard's page from the same keyset position, merged: each shard holds its users' rows.
+  const pages = await onEveryShard(env, (db) => listUsersOf(db, page));
+  return mergePages(pages, (a, b) => a.last_call_at > b.last_call_at || (a.last_call_at === b.last_call_at && a.user_id > b.user_id), page.limit);
+}
+
+async function listUsersOf(db: D1Database, page: { limit: number; q: string; after: [number, string] | null }): Promise<DirectoryRow[]> {
   const where: string[] = [];
   const params: unknown[] = [];
   if (page.q !== "") {
@@ -51,7 +60,12 @@ export async function directoryRow(db: D1Database, userId: string): Promise<Dire
  * newest activity first: what a number typed without its country code ("(415) 555-0123") can mean.
  * Reads only the phone-number ids (the range of the primary key between "+" and ","), not the table.
  */
-export async function phoneNumberUsers(db: D1Database, digits: string, limit: number): Promise<DirectoryRow[]> {
+export async function phoneNumberUsers(env: ShardEnv, digits: string, limit: number): Promise<DirectoryRow[]> {
+  const pages = await onEveryShard(env, (db) => phoneNumberUsersOf(db, digits, limit));
+  return mergePages(pages, (a, b) => a.last_call_at > b.last_call_at || (a.last_call_at === b.last_call_at && a.user_id > b.user_id), limit);
+}
+
+async function phoneNumberUsersOf(db: D1Database, digits: string, limit: number): Promise<DirectoryRow[]> {
   const { results } = await db
     .prepare(
       `SELECT user_id, first_call_at, last_call_at, conversation_count FROM users
@@ -62,3 +76,27 @@ export async function phoneNumberUsers(db: D1Database, digits: string, limit: nu
     .all<DirectoryRow>();
   return results;
 }
+
+/**
+ * Refreshes a user's row in the `users` directory from their conversations. Recomputed, never
+ * incremented, so a replayed or reordered write cannot skew it; deletes the row when the user has no
+ * conversations left (after erasure or retention).
+ */
+export function userDirectoryStatements(db: D1Database, userId: string, now: number): D1PreparedStatement[] {
+  return [
+    userDirectoryStatement(db, userId, now),
+    db.prepare("DELETE FROM users WHERE user_id = ? AND NOT EXISTS (SELECT 1 FROM conversations WHERE user_id = ?)").bind(userId, userId),
+  ];
+}
+
+export function userDirectoryStatement(db: D1Database, userId: string, now: number): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO users (user_id, first_call_at, last_call_at, conversation_count, updated_at)
+       SELECT user_id, min(started_at), max(started_at), count(*), ? FROM conversations WHERE user_id = ? GROUP BY user_id
+       ON CONFLICT (user_id) DO UPDATE SET first_call_at = excluded.first_call_at, last_call_at = excluded.last_call_at,
+         conversation_count = excluded.conversation_count, updated_at = excluded.updated_at`,
+    )
+    .bind(now, userId);
+}
+

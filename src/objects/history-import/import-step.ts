@@ -30,7 +30,7 @@ type Outcome = "imported" | "skipped" | "unfinished";
 async function importOne(env: Env, api: ElevenLabsApi, conversationId: string, includeAudio: boolean): Promise<Outcome> {
   // Erased once, never fetched again (nor its audio): the erasure ledger (src/memory/arrival.ts).
   if (await wasErased(env, conversationId)) return "skipped";
-  if (await conversationStored(env.DB, conversationId)) {
+  if (await conversationStored(env, conversationId)) {
     // Already here (an earlier import, or its webhook): only its audio may still be missing.
     if (includeAudio) await ledgerObject(env, conversationId).expectAudio({ agentId: null, dueAtMs: Date.now() });
     return "skipped";

@@ -10,6 +10,7 @@ import { conversationRecord, parseEnvelope, type ConversationRecord, type Resolv
 import { transcriptKey } from "../../records/keys";
 import { conversationOwner, storeConversation } from "../../storage/conversations";
 import { quarantine } from "../../storage/quarantine";
+import { homeShard } from "../../storage/shards";
 import { putTranscript, transcriptOwner } from "../../storage/transcripts";
 import { handOn } from "./forwarding";
 import { payloadOf, type OutboxItem } from "./outbox";
@@ -47,10 +48,10 @@ async function claimTranscript(env: Env, r: ConversationRecord, raw: Uint8Array,
   if (created !== null) return created;
   const stored = await transcriptOwner(env.AUDIO, r.conversationId);
   if (stored === r.userId) return transcriptKey(r.conversationId);
-  const row = await conversationOwner(env.DB, r.conversationId);
+  const row = await conversationOwner(env, r.conversationId);
   if (row !== undefined && row === r.userId) return putTranscript(env.AUDIO, r.conversationId, r.userId, raw);
   const ownerUserId = row !== undefined ? row : (stored ?? null);
-  await quarantine(env.DB, env.AUDIO, { conversationId: r.conversationId, claimedUserId: r.userId, ownerUserId, receivedAt }, raw);
+  await quarantine(homeShard(env, r.conversationId), env.AUDIO, { conversationId: r.conversationId, claimedUserId: r.userId, ownerUserId, receivedAt }, raw);
   console.warn(JSON.stringify({ event: "conversation_conflict", conversation_id: r.conversationId, claimed_user_id: r.userId, owner_user_id: ownerUserId }));
   return null;
 }
@@ -66,7 +67,7 @@ export async function deliverConversation({ env, sql, seq }: DeliveryContext, us
   // The raw payload goes to R2 first, so a D1 row never points at an object that is not there.
   const key = await claimTranscript(env, r, raw, receivedAt);
   if (key === null) return null;
-  const { hasAudio } = await storeConversation(env.DB, r, { transcriptKey: key, receivedAt });
+  const { hasAudio } = await storeConversation(env, r, { transcriptKey: key, receivedAt });
   // Retention starts counting once the conversation is in D1, where it removes it from.
   lowerRetentionAnchor(sql, r.startedAt);
   return { hasAudio, record: r };

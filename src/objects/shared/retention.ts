@@ -12,6 +12,7 @@ import { config } from "../../lib/config";
 import type { Env } from "../../lib/env";
 import { addCounts, eraseConversations, zeroCounts } from "../../storage/erase";
 import { expiredOfUser, expiredUnattributedAmong, oldestStartOfUser, oldestUnattributedStartAmong } from "../../storage/expiry";
+import { userShard } from "../../storage/shards";
 import { seenTranscriptions } from "./dedupe";
 import { ledgerObject } from "../../memory/objects";
 import type { RetentionReport } from "../../memory/rpc";
@@ -98,7 +99,7 @@ export async function expire(ctx: RetentionContext, nowMs: number, days: number,
     return { counts: zeroCounts(), more: false };
   }
   const select = (limit: number) =>
-    owner !== null ? expiredOfUser(env.DB, owner, cutoff, limit) : expiredUnattributedAmong(env.DB, own, cutoff, limit);
+    owner !== null ? expiredOfUser(userShard(env, owner), owner, cutoff, limit) : expiredUnattributedAmong(env, own, cutoff, limit);
   // A `conversation:<id>` object is itself where its audio link lives: forgetting it through a call to
   // itself would wipe this object under the run. It is forgotten below, once the run is done.
   const forgetAudio = owner === null ? undefined : (id: string) => ledgerObject(env, id).forgetConversation();
@@ -107,7 +108,7 @@ export async function expire(ctx: RetentionContext, nowMs: number, days: number,
   let drained = false;
   for (let batch = 0; batch < LIMITS.eraseBatchesPerCall; batch++) {
     const expired = await select(LIMITS.eraseBatch);
-    if (expired.length > 0) counts = addCounts(counts, await eraseConversations(env.DB, env.AUDIO, expired, owner, forgetAudio));
+    if (expired.length > 0) counts = addCounts(counts, await eraseConversations(env, env.AUDIO, expired, owner, forgetAudio));
     if (expired.length < LIMITS.eraseBatch) {
       drained = true;
       break;
@@ -117,7 +118,7 @@ export async function expire(ctx: RetentionContext, nowMs: number, days: number,
   ctx.changed();
   if (!drained) return { counts, more: true };
 
-  const oldest = owner !== null ? await oldestStartOfUser(env.DB, owner) : await oldestUnattributedStartAmong(env.DB, own);
+  const oldest = owner !== null ? await oldestStartOfUser(userShard(env, owner), owner) : await oldestUnattributedStartAmong(env, own);
   if (owner === null && oldest === null && counts.conversations > 0) {
     // Its conversation has expired: nothing this object holds is worth keeping (as after an erasure).
     await ctx.forgetOwn();

@@ -35,6 +35,7 @@ import { addCounts, eraseCallFailures, eraseConversations, zeroCounts, type Eras
 import { conversationsOfUser, unverifiedClaimsOf } from "../../storage/expiry";
 import { eraseFailuresOfUser } from "../../storage/forwarding";
 import { eraseQuarantined } from "../../storage/quarantine";
+import { userShard } from "../../storage/shards";
 import { announceErasure, dropForwards } from "../shared/forwarding";
 import { ledgerObject, phoneObject, scopedObject, userObject } from "../../memory/objects";
 import { ownerOfRecord, type MemoryRecord } from "../../records/payload";
@@ -75,7 +76,7 @@ interface Erasing {
 
 function eraseBatch(ctx: ErasureContext, e: Erasing, ids: string[], owner: string | null): Promise<EraseCounts> {
   const forget = (id: string) => ledgerObject(ctx.env, id).forgetConversation({ erased: true, atSource: e.progress.atSource });
-  return eraseConversations(ctx.env.DB, ctx.env.AUDIO, ids, owner, forget, { record: ledgerEntries(ctx.env, e.progress, e.now) });
+  return eraseConversations(ctx.env, ctx.env.AUDIO, ids, owner, forget, { record: ledgerEntries(ctx.env, e.progress, e.now) });
 }
 
 async function freeze(ctx: ErasureContext, now: number): Promise<void> {
@@ -92,7 +93,7 @@ async function unlinkNumbers(ctx: ErasureContext, userId: string, now: number, s
   for (const { phone_number: phone } of phones) {
     const { removed } = await phoneObject(ctx.env, phone).clearOwner(userId, now, "erasure");
     if (removed) step.phoneLinks++;
-    step.counts.call_failures += await eraseCallFailures(ctx.env.DB, [phone]);
+    step.counts.call_failures += await eraseCallFailures(ctx.env, [phone]);
     forgetPhone(ctx.storage.sql, phone);
     step.unlinkedPhoneNumbers.push(phone);
   }
@@ -145,7 +146,7 @@ async function erasePending(ctx: ErasureContext, userId: string, e: Erasing): Pr
 /** Returns whether D1 holds nothing more of the user. */
 async function eraseDelivered(ctx: ErasureContext, userId: string, e: Erasing, step: EraseStep): Promise<boolean> {
   for (let batch = 0; batch < LIMITS.eraseBatchesPerCall; batch++) {
-    const ids = await conversationsOfUser(ctx.env.DB, userId, LIMITS.eraseBatch);
+    const ids = await conversationsOfUser(userShard(ctx.env, userId), userId, LIMITS.eraseBatch);
     if (ids.length > 0) step.counts = addCounts(step.counts, await eraseBatch(ctx, e, ids, userId));
     if (ids.length < LIMITS.eraseBatch) return true;
   }
@@ -154,10 +155,10 @@ async function eraseDelivered(ctx: ErasureContext, userId: string, e: Erasing, s
 
 /** Returns whether D1 holds nothing more that claims the user. */
 async function eraseClaimed(ctx: ErasureContext, userId: string, e: Erasing, step: EraseStep): Promise<boolean> {
-  const ids = await unverifiedClaimsOf(ctx.env.DB, userId, LIMITS.eraseBatch);
+  const ids = await unverifiedClaimsOf(ctx.env, userId, LIMITS.eraseBatch);
   // Unattributed rows: their owner is no one (null), which is what eraseConversations checks.
   if (ids.length > 0) step.counts = addCounts(step.counts, await eraseBatch(ctx, e, ids, null));
-  step.counts.r2_objects += await eraseQuarantined(ctx.env.DB, ctx.env.AUDIO, { claimedUserId: userId });
+  step.counts.r2_objects += await eraseQuarantined(ctx.env, ctx.env.AUDIO, { claimedUserId: userId });
   return ids.length < LIMITS.eraseBatch;
 }
 
@@ -214,7 +215,7 @@ async function erasePrevious(ctx: ErasureContext, userId: string, e: Erasing, st
     step.counts = addCounts(step.counts, await erasePending(ctx, userId, e));
   }
   // A user id that is a phone number: the call failures recorded for that number are theirs too.
-  if (isE164(userId)) step.counts.call_failures += await eraseCallFailures(ctx.env.DB, [userId]);
+  if (isE164(userId)) step.counts.call_failures += await eraseCallFailures(ctx.env, [userId]);
   if (!(await eraseDelivered(ctx, userId, e, step))) return false;
   return eraseClaimed(ctx, userId, e, step);
 }
