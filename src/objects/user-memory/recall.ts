@@ -21,6 +21,7 @@
 import { MAX_QUERY_WORDS, queryTokens, snippetOf, queryTerms, MATCH_END, MATCH_START } from "../../records/snippet";
 import type { RecallHit, Speaker } from "../../memory/rpc";
 import { RECALL_MAX_LIMIT } from "../../records/limits";
+import { expandWords } from "../../records/expansion";
 
 export type { RecallHit };
 
@@ -53,16 +54,31 @@ export interface RecallOptions {
 }
 
 /**
- * The FTS5 queries for what the LLM wrote: `all` (every word) and `any` (at least one; null when
- * there is one word, so `all` says everything), or null when it holds no word worth searching.
+ * An expansion's match counts this much of a match of the caller's own words (bm25 scales linearly):
+ * a document found only through expansions ranks below one that holds the query's words as strongly.
  */
-export function recallQuery(q: string): { all: string; any: string | null } | null {
+export const EXPANSION_WEIGHT = 0.4;
+
+/**
+ * The FTS5 queries for what the LLM wrote: `all` (every word) and `any` (at least one; null when
+ * there is one word, so `all` says everything), `expanded` (any of the WordNet expansions,
+ * src/records/expansion.ts, each a quoted phrase; null when there are none), or null when it holds
+ * no word worth searching.
+ */
+export function recallQuery(q: string): { all: string; any: string | null; expanded: string | null } | null {
   const tokens = queryTokens(q).map((t) => t.toLowerCase());
   const kept = tokens.filter((t) => !STOPWORDS.has(t));
   const words = [...new Set(kept.length > 0 ? kept : tokens)].slice(0, MAX_QUERY_WORDS);
   if (words.length === 0) return null;
   const quoted = words.map((t) => `"${t}"`);
-  return { all: quoted.join(" "), any: quoted.length > 1 ? quoted.join(" OR ") : null };
+  const phrases = expandWords(tokens, (w) => STOPWORDS.has(w))
+    .map((e) => queryTokens(e).map((t) => t.toLowerCase()).join(" "))
+    .filter((e) => e !== "");
+  return {
+    all: quoted.join(" "),
+    any: quoted.length > 1 ? quoted.join(" OR ") : null,
+    expanded: phrases.length > 0 ? phrases.map((p) => `"${p}"`).join(" OR ") : null,
+  };
 }
 
 type Ranked = {
@@ -116,11 +132,12 @@ function cut(text: string, terms: ReturnType<typeof queryTerms>): string {
   return snippetOf(flat, terms).replaceAll(MATCH_START, "").replaceAll(MATCH_END, "");
 }
 
-/** The best matches for `q`, best first. */
 /**
- * Documents holding every word first, then, while fewer than `limit` were found, those holding any:
- * ranking costs per matching document, and a document with every word is nearly always the better
- * match, so the broad query runs only when the narrow one is not enough.
+ * The best matches for `q`, best first. Documents holding every word first, ranked as they are;
+ * then, while fewer than `limit` were found, those holding any word or any expansion, ranked by
+ * their rank for the words plus EXPANSION_WEIGHT times their rank for the expansions: ranking costs
+ * per matching document, and a document with every word is nearly always the better match, so the
+ * broad queries run only when the narrow one is not enough.
  */
 export function recall(sql: SqlStorage, q: string, opts: RecallOptions): RecallHit[] {
   const match = recallQuery(q);
@@ -129,12 +146,20 @@ export function recall(sql: SqlStorage, q: string, opts: RecallOptions): RecallH
   const run = (m: string, n: number) =>
     sql.exec<Ranked>(RANKED, opts.now, m, opts.excludeConversationId ?? "", opts.cutoff ?? 0, n, Math.max(RECALL_CANDIDATES, n * 3)).toArray();
   const rows = run(match.all, limit);
-  if (rows.length < limit && match.any !== null) {
+  if (rows.length < limit && (match.any !== null || match.expanded !== null)) {
     const seen = new Set(rows.map((r) => r.doc_id));
-    for (const r of run(match.any, limit + rows.length)) {
-      if (rows.length >= limit) break;
-      if (!seen.has(r.doc_id)) rows.push(r);
-    }
+    const broad = new Map<number, Ranked>();
+    const add = (found: Ranked[], weight: number) => {
+      for (const r of found) {
+        if (seen.has(r.doc_id)) continue;
+        const had = broad.get(r.doc_id);
+        if (had) had.rank += weight * r.rank;
+        else broad.set(r.doc_id, { ...r, rank: weight * r.rank });
+      }
+    };
+    if (match.any !== null) add(run(match.any, limit + rows.length), 1);
+    if (match.expanded !== null) add(run(match.expanded, limit + rows.length), EXPANSION_WEIGHT);
+    rows.push(...[...broad.values()].sort((a, b) => a.rank - b.rank).slice(0, limit - rows.length));
   }
   const terms = queryTerms(queryTokens(q));
   return rows.map((r) => {
