@@ -9,12 +9,12 @@
 // What is kept, so the table stays small (a few hundred KB) and says what a caller means:
 // - Only "common" synsets: a synset at least one of whose senses is tagged in WordNet's sense-tagged
 //   corpus (index.sense, tag_cnt > 0). Rare senses ("plastic" as a surgery adjective) would add noise.
-// - Keys: every lemma (nouns, verbs, adjectives; one to three words, letters only) of a common synset.
-//   A lemma's first MAX_SENSES common senses, in WordNet's frequency order, are expanded.
+// - Keys: every lemma (nouns and verbs; one to three words, letters only) of a common synset. A
+//   lemma's MAX_SENSES common senses are expanded: the most frequent noun and verb sense, then the
+//   next ones in WordNet's frequency order.
 // - Expansions of a sense, closest first: the other lemmas of its synset ("tooth doctor" -> dentist),
-//   then its hypernyms ("puppy" -> dog), its hyponyms when there are at most MAX_HYPONYMS common ones
-//   ("maintenance" -> servicing), the words derived from the lemma ("reimbursement" -> reimburse), and
-//   for adjectives the similar ones. Each expansion is a lemma of a common synset, at most two words,
+//   then its hypernyms ("puppy" -> dog), its MAX_HYPONYMS most often tagged common hyponyms
+//   ("trip" -> flight), and the words derived from the lemma ("reimbursement" -> reimburse). Each expansion is a lemma of a common synset, at most two words,
 //   never a proper name; at most MAX_EXPANSIONS per key.
 // Output: one string, a line per key: `key|expansion|expansion...` (multi-word lemmas with spaces),
 // sorted, so the output depends on the package's files only.
@@ -24,7 +24,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const MAX_SENSES = 3;
-const MAX_HYPONYMS = 8;
+const MAX_HYPONYMS = 4;
 const MAX_EXPANSIONS = 8;
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const OUT = join(ROOT, "src", "records", "wordnet-table.ts");
@@ -45,6 +45,7 @@ const WORD = /^[a-z]+(?:[ -][a-z]+){0,2}$/;
 const POS = { n: "noun", v: "verb" };
 const synsets = new Map(); // "n:offset" -> { words: [{ lemma, lexId }], ptrs: [{ sym, to, src }] }
 const common = new Set();
+const tagged = new Map(); // "n:offset" -> how often its senses were tagged in the corpus
 const lemmaSenses = new Map(); // lemma -> ["n:offset", ...] in frequency order, all parts of speech
 
 for (const line of readFileSync(join(DICT, "index.sense"), "utf8").split("\n")) {
@@ -52,7 +53,10 @@ for (const line of readFileSync(join(DICT, "index.sense"), "utf8").split("\n")) 
   if (!key || Number(tagCnt) === 0) continue;
   const ssType = Number(key.split("%")[1].split(":")[0]); // 1 noun, 2 verb, 3 adj, 4 adv, 5 satellite
   const pos = { 1: "n", 2: "v", 3: "a", 5: "a" }[ssType];
-  if (pos) common.add(`${pos}:${offset}`);
+  if (pos) {
+    common.add(`${pos}:${offset}`);
+    tagged.set(`${pos}:${offset}`, (tagged.get(`${pos}:${offset}`) ?? 0) + Number(tagCnt));
+  }
 }
 
 for (const [pos, file] of Object.entries(POS)) {
@@ -91,7 +95,11 @@ const table = [];
 for (const [lemma, senses] of lemmaSenses) {
   const key = norm(lemma);
   if (!WORD.test(key) || SKIP.has(lemma)) continue;
-  const picked = senses.filter((s) => common.has(s)).slice(0, MAX_SENSES);
+  // The most frequent common sense of each part of speech first ("blocked": the verb's, not only the
+  // noun's three), then the others in frequency order.
+  const usual = senses.filter((s) => common.has(s));
+  const firsts = ["n", "v"].map((p) => usual.find((s) => s.startsWith(`${p}:`))).filter((s) => s !== undefined);
+  const picked = [...new Set([...firsts, ...usual])].slice(0, MAX_SENSES);
   if (picked.length === 0) continue;
   const out = [];
   const seen = new Set([key]);
@@ -106,10 +114,15 @@ for (const [lemma, senses] of lemmaSenses) {
   for (const s of picked) lemmasOf(s).forEach(add);
   for (const s of picked) {
     const ss = synsets.get(s);
-    const hypo = ss.ptrs.filter((p) => p.sym === "~" && common.has(p.to));
+    // The most often tagged kinds of it ("trip" -> flight, voyage), at most MAX_HYPONYMS.
+    const hypo = ss.ptrs
+      .filter((p) => p.sym === "~" && common.has(p.to))
+      .sort((a, b) => tagged.get(b.to) - tagged.get(a.to) || (a.to < b.to ? -1 : 1))
+      .slice(0, MAX_HYPONYMS)
+      .map((p) => p.to);
     for (const p of ss.ptrs) {
       if (p.sym === "@" || p.sym === "@i" || (p.sym === "&" && s.startsWith("a:"))) lemmasOf(p.to).forEach(add);
-      else if (p.sym === "~" && hypo.length <= MAX_HYPONYMS) lemmasOf(p.to).forEach(add);
+      else if (p.sym === "~" && hypo.includes(p.to)) lemmasOf(p.to).forEach(add);
       else if (p.sym === "+" && common.has(p.to)) {
         // A lexical pointer: from one word of this synset to one word of the other.
         const from = ss.words[p.src - 1];
