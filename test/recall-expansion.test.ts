@@ -65,6 +65,8 @@ describe("POST /tools/recall with expansion", () => {
     const syn = conversationWith(DENTIST, { userId: user, title: null, summary: null, facts: {} });
     await record(own);
     await record(syn);
+    // A third call, so that bm25's idf of a word in one call of the user's is above zero.
+    await record(conversationWith([["user", "Please renew the parking permit."]], { userId: user, title: null, summary: null, facts: {} }));
     const r = await recallFor(user, "tooth doctor");
     expect(r.results.map((h) => h.conversation_id)).toEqual([own["data"].conversation_id, syn["data"].conversation_id]);
     expect(r.results[0]!.score).toBeGreaterThan(r.results[1]!.score);
