@@ -61,20 +61,29 @@ function same(a: string, b: string): boolean {
 }
 
 const WORD = /[\p{L}\p{N}]+/gu;
-const fold = (w: string) => w.normalize("NFD").replace(/\p{M}+/gu, "").toLowerCase();
+// eslint-disable-next-line no-control-regex
+const ASCII = /^[\x00-\x7f]*$/;
+const fold = (text: string) => text.normalize("NFD").replace(/\p{M}+/gu, "").toLowerCase();
 
 /**
  * How well each line matches: the distinct query words it holds (`own`, 1 each) plus `weight` per
- * distinct expansion word; 0 for a line that holds none.
+ * distinct expansion word; 0 for a line that holds none. Each line is folded once, not word by
+ * word: this runs on every window a recall returns.
  */
 export function lineScores(lines: string[], own: string[], expanded: string[], weight: number): number[] {
-  const ownStems = own.map((w) => stemOf(fold(w)));
-  const expStems = expanded.map((w) => stemOf(fold(w))).filter((s) => !ownStems.includes(s));
+  const ownStems = [...new Set(own.map((w) => stemOf(fold(w))))];
+  const expStems = [...new Set(expanded.map((w) => stemOf(fold(w))))].filter((s) => !ownStems.includes(s));
+  // A line that holds no stem's first letters cannot match: most lines of a window are skipped without
+  // being cut into words (ASCII lines need no folding either).
+  const heads = [...ownStems, ...expStems].map((s) => s.slice(0, 4));
   return lines.map((line) => {
-    const words = [...new Set([...line.matchAll(WORD)].map((m) => stemOf(fold(m[0]))))];
+    const text = ASCII.test(line) ? line.toLowerCase() : fold(line);
+    if (!heads.some((h) => text.includes(h))) return 0;
+    const words = new Set((text.match(WORD) ?? []).map(stemOf));
+    const holds = (s: string) => words.has(s) || (s.length >= 5 ? [...words].some((w) => same(s, w)) : false);
     let score = 0;
-    for (const s of ownStems) if (words.some((w) => same(s, w))) score += 1;
-    for (const s of expStems) if (words.some((w) => same(s, w))) score += weight;
+    for (const s of ownStems) if (holds(s)) score += 1;
+    for (const s of expStems) if (holds(s)) score += weight;
     return score;
   });
 }
