@@ -47,7 +47,8 @@ const READ_FLOOR_DOC_BYTES = 1024;
 // Targets (issue "Core v2", item 4): rps ratios at least, p99 ratios at most, against baselines run
 // in the same round; cost targets from the instrumented run.
 const P99_MAX = 1.5;
-const COST_TARGETS = { d1RowsWrittenPerTranscription: 10, d1BytesPerConversation: 6144 };
+// Issue 21: Durable Object rows written and statements per transcription (recordConversation + alarm).
+const COST_TARGETS = { d1RowsWrittenPerTranscription: 10, d1BytesPerConversation: 6144, doRowsWrittenPerTranscription: 30, doSqlStatementsPerTranscription: 15 };
 const started = Date.now();
 const loadAtStart = loadavg();
 const log = (...a) => console.error(`[${((Date.now() - started) / 1000).toFixed(1)}s]`, ...a);
@@ -493,6 +494,8 @@ if (cost) {
   for (const [key, limit, what, unit] of [
     ["d1RowsWrittenPerTranscription", COST_TARGETS.d1RowsWrittenPerTranscription, "D1 rows written per transcription", "rows"],
     ["d1BytesPerConversation", COST_TARGETS.d1BytesPerConversation, "D1 bytes per conversation, search index included", "bytes"],
+    ["doRowsWrittenPerTranscription", COST_TARGETS.doRowsWrittenPerTranscription, "Durable Object SQL rows written per transcription, recall index included", "rows"],
+    ["doSqlStatementsPerTranscription", COST_TARGETS.doSqlStatementsPerTranscription, "Durable Object SQL statements per transcription", "statements"],
   ]) {
     const value = costFigures[key];
     const met = value <= limit;

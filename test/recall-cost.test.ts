@@ -1,11 +1,12 @@
 /**
- * What the recall index costs per call (docs/storage.md "Recall index: cost"): rows and bytes the
- * object holds after a 50-turn call, with and without the index, and the bound on a long call.
+ * What the recall index costs per call (docs/storage.md "Recall index: cost"): rows written and
+ * bytes the object holds after a 50-turn call, and the bounds on a long call and on a memory.
  */
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { LIMITS } from "../src/objects/shared/limits";
+import { WINDOW_CHARS } from "../src/records/recall-windows";
 import { apiGet, uid } from "./helpers";
 import { userMemory } from "./objects";
 import { conversationWith, recallFor, record, type TurnSpec } from "./recall-helpers";
@@ -27,11 +28,19 @@ async function footprint(userId: string) {
   });
 }
 
+/** Turns in a conversation's windows (a letter each in `speakers`; `s` is the title or summary). */
+const turnsIndexed = (userId: string, conversationId: string) =>
+  runInDurableObject(userMemory(env, userId), (_m, state) =>
+    state.storage.sql
+      .exec<{ n: number | null }>("SELECT sum(length(replace(speakers, 's', ''))) AS n FROM recall_docs WHERE conversation_id = ? AND speaker = 'turns'", conversationId)
+      .one().n ?? 0,
+  );
+
 const delta = (a: Record<string, number>, b: Record<string, number>) =>
   Object.fromEntries(Object.keys(b).map((k) => [k, b[k]! - (a[k] ?? 0)]).filter(([, n]) => n !== 0));
 
 describe("recall index cost", () => {
-  it("a 50-turn call: 52 documents (50 turns, title, summary), measured rows and bytes", async () => {
+  it("a 50-turn call: a few documents (windows of its title, summary and turns), measured rows and bytes", async () => {
     const user = uid("user");
     // A first call, so the tables exist and the second call's delta is the steady cost of one call.
     await record(conversationWith([turn(0), turn(1)], { userId: user }));
@@ -56,18 +65,23 @@ describe("recall index cost", () => {
         fts_data_bytes: after.index - before.index,
       }),
     );
-    expect(d["recall_docs"]).toBe(52);
-    // 175 measured (2026-12-01): a guard against a change that multiplies the writes.
-    expect(rows.written).toBeLessThan(250);
+    // The title, the summary and 50 turns of about 100 characters: windows of at most WINDOW_CHARS.
+    expect(d["recall_docs"]).toBe(Math.ceil((50 * 101 + 150) / WINDOW_CHARS));
+    expect(await turnsIndexed(user, event["data"].conversation_id)).toBe(50);
+    // 175 rows with a document per turn (2026-12-01); a guard against a change that multiplies the writes again.
+    // 23 measured (2026-12-07).
+    expect(rows.written).toBeLessThan(35);
     expect(d["recall_conversations"]).toBe(1);
   });
 
   it("a call longer than the bound indexes its first turns only", async () => {
     const user = uid("user");
     const n = LIMITS.recallTurnsPerConversation + 50;
-    await record(conversationWith(Array.from({ length: n }, (_, i) => turn(i)), { userId: user, title: null, summary: null, facts: {} }));
-    const { rows } = await footprint(user);
-    expect(rows["recall_docs"]).toBe(LIMITS.recallTurnsPerConversation);
+    const e = conversationWith(Array.from({ length: n }, (_, i) => turn(i)), { userId: user, title: null, summary: null, facts: {} });
+    await record(e);
+    expect(await turnsIndexed(user, e["data"].conversation_id)).toBe(LIMITS.recallTurnsPerConversation);
+    expect((await recallFor(user, `Turn ${LIMITS.recallTurnsPerConversation - 1}`)).results.some((r) => r.text.includes(`Turn ${LIMITS.recallTurnsPerConversation - 1}:`))).toBe(true);
+    expect((await recallFor(user, `Turn ${LIMITS.recallTurnsPerConversation}`)).results.some((r) => r.text.includes(`Turn ${LIMITS.recallTurnsPerConversation}:`))).toBe(false);
   });
 });
 

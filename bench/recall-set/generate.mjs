@@ -32,6 +32,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { generator } from "../lib/text.mjs";
+import { MORE_QUESTIONS, MORE_USERS } from "./more.mjs";
 
 export const SEED = 20261201;
 const OUT = new URL("./set.json", import.meta.url);
@@ -657,6 +658,45 @@ for (const [ui, u] of users.entries()) {
     add({ user_id: u.userId, category: "cross_user", query: pick(candidates), conversation_id: null, answers: [], other_user_id: other.userId });
   }
   if (ui % 4 === 0) add({ user_id: u.userId, category: "no_answer", query: NO_ANSWER[(ui / 4) % NO_ANSWER.length], conversation_id: null, answers: [] });
+}
+
+// ---- the second part (more.mjs, issue 21): appended, so everything above stays as it was -----------
+
+const rng2 = generator(SEED + 21);
+const stem5 = (w) => w.replace(/(?:ing|ed|es|s)$/, "").slice(0, 5);
+const callStems = (c) => new Set(contentWords([c.title, c.summary, ...c.turns.map((t) => t.message), ...Object.values(c.facts).map(String)].join("\n")).map(stem5));
+/** A synonym question shares nothing with any answering call; a paraphrase shares a word with each. */
+function fits(category, query, calls) {
+  const q = contentWords(query).map(stem5);
+  if (category === "synonym") return calls.every((c) => !q.some((w) => callStems(c).has(w)));
+  return calls.every((c) => q.some((w) => callStems(c).has(w)));
+}
+for (const u of users) {
+  // One more question per errand the user had, a synonym or a paraphrase by turns.
+  const topics = [...new Set(u.calls.map((c) => c.topic))].filter((t) => t in MORE_QUESTIONS);
+  for (const topic of topics) {
+    const answering = u.calls.filter((c) => c.topic === topic);
+    const wanted = rng2() < 0.5 ? "synonym" : "paraphrase";
+    const candidates = MORE_QUESTIONS[topic].filter((q) => q.category === wanted && fits(q.category, q.query, answering));
+    if (candidates.length === 0) continue;
+    const q = candidates[Math.floor(rng2() * candidates.length)];
+    const answers = answering.map((c) => {
+      const cq = c.qs.find((x) => x.qi === q.like);
+      return { conversation_id: c.conversation_id, turn: cq.turn, needle: cq.needle };
+    });
+    add({ user_id: u.userId, category: q.category, query: q.query, conversation_id: null, answers });
+  }
+}
+for (const m of MORE_USERS) {
+  const calls = m.calls.map(({ qs, turns, ...c }) => ({ ...c, duration_secs: 60 + turns.length * 15, turns: turns.map(([role, message]) => ({ role, message })) }));
+  users.push({ userId: m.user_id, name: m.name, calls });
+  for (const [ci, c] of m.calls.entries()) {
+    for (const q of c.qs) {
+      if (!c.turns[q.turn][1].includes(q.needle)) throw new Error(`${c.conversation_id}: turn ${q.turn} lacks ${q.needle}`);
+      if ((q.category === "synonym" || q.category === "paraphrase") && !fits(q.category, q.query, [calls[ci]])) throw new Error(`${q.query}: not a ${q.category} of ${c.conversation_id}`);
+      add({ user_id: m.user_id, category: q.category, query: q.query, conversation_id: null, answers: [{ conversation_id: c.conversation_id, turn: q.turn, needle: q.needle }] });
+    }
+  }
 }
 
 // ---- output ----------------------------------------------------------------------------------------

@@ -1,19 +1,28 @@
 /**
- * The recall index: a per-memory full-text index (SQLite FTS5, in this Durable Object) of every turn
- * of the user's stored conversations, their titles and summaries, and facts (current values and old
- * ones, src/objects/user-memory/facts.ts). POST /tools/recall searches it (src/objects/user-memory/recall.ts).
+ * The recall index: a per-memory full-text index (SQLite FTS5, in this Durable Object) of the user's
+ * stored conversations, their titles and summaries, and facts (current values and old ones,
+ * src/objects/user-memory/facts.ts). POST /tools/recall searches it (src/objects/user-memory/recall.ts).
  *
- * Tables (docs/storage.md): `recall_docs` holds one row per indexed text (a turn, a title, a
- * summary, a fact value); `recall_index` is an external-content FTS5 table over `recall_docs.body`,
- * kept in step by two triggers, so deleting a doc row removes it from the index in the same
- * statement; `recall_conversations` says which conversations are indexed (a conversation is indexed
- * once, whether by its webhook or by the backfill) with their size, for the bounds.
+ * Tables (docs/storage.md): `recall_docs` holds one row per indexed text: a window of consecutive
+ * lines of a conversation (src/records/recall-windows.ts: about 300 words; its title, its summary,
+ * then a line per turn; `speakers` a letter per line), or a fact value. `recall_index` is an
+ * external-content FTS5 table over `recall_docs.body`, kept in step by two triggers, so deleting a
+ * doc row removes it from the index in the same statement. `recall_conversations` says which
+ * conversations are indexed (once, whether by the webhook or the backfill), with their size for the
+ * bounds and the range of doc ids their documents hold (`first_doc`..`last_doc`: the documents of a
+ * conversation are inserted by one statement, so their ids follow each other), which is how they are
+ * found again without an index on `recall_docs.conversation_id`.
  *
- * Written inside the transaction that records the conversation. Bounded: the first
- * LIMITS.recallTurnsPerConversation turns, LIMITS.recallDocChars characters each, and at most
+ * Schema version 4 indexed a document per turn (`format` 1, no doc range): the backfill
+ * (recall-backfill.ts) re-indexes those conversations as windows, in its bounded alarm runs; until
+ * then they are searched as they are.
+ *
+ * Written inside the transaction that records the conversation, in three statements. Bounded: the
+ * first LIMITS.recallTurnsPerConversation turns, LIMITS.recallDocChars characters each, and at most
  * LIMITS.recallBytesPerMemory bytes of text per memory (the oldest conversations leave first).
  */
 import { LIMITS } from "../shared/limits";
+import { windowsOf, type Letter, type Window } from "../../records/recall-windows";
 
 export interface IndexableTurn {
   role: string;
@@ -32,52 +41,63 @@ export interface IndexableConversation {
 import type { Speaker } from "../../memory/rpc";
 export type { Speaker };
 
-const clipDoc = (text: string) => (text.length <= LIMITS.recallDocChars ? text : text.slice(0, LIMITS.recallDocChars));
+/** recall_conversations.format: 1 a document per turn (schema version 4), 2 windows. */
+const WINDOWS = 2;
 
-const speakerOf = (role: string): Speaker => (role === "user" ? "user" : "agent");
+const clipDoc = (text: string) => (text.length <= LIMITS.recallDocChars ? text : text.slice(0, LIMITS.recallDocChars));
 
 export function isIndexed(sql: SqlStorage, conversationId: string): boolean {
   return sql.exec("SELECT 1 FROM recall_conversations WHERE conversation_id = ?", conversationId).toArray().length > 0;
 }
 
 /**
- * Indexes a conversation unless it already is (a webhook and the backfill may both bring it).
- * Returns the rows written in recall_docs (each also writes the FTS index through its trigger).
- * The caller runs it inside its transaction.
+ * The documents of a conversation: its title, its summary and its turns, a line each, in windows
+ * (the first window starts with the title and summary: a document less per call, and a short
+ * call is one document).
+ */
+function documentsOf(c: IndexableConversation): Window[] {
+  const heading: [Letter, string][] = [["s", clipDoc((c.title ?? "").trim())], ["s", clipDoc((c.summary ?? "").trim())]];
+  const turns = c.turns
+    .slice(0, LIMITS.recallTurnsPerConversation)
+    .map((t): [Letter, string] => [t.role === "user" ? "u" : "a", t.message === null ? "" : clipDoc(t.message.trim())]);
+  return windowsOf([...heading, ...turns]);
+}
+
+/**
+ * Indexes a conversation unless it already is (a webhook and the backfill may both bring it); one
+ * indexed a document per turn (schema version 4) is indexed again, as windows. Returns the
+ * documents written in recall_docs (each also writes the FTS index through its trigger). The caller
+ * runs it inside its transaction.
  */
 export function indexConversation(sql: SqlStorage, c: IndexableConversation): number {
-  if (isIndexed(sql, c.conversationId)) return 0;
-  const docs: [Speaker, string][] = [];
-  let bytes = 0;
-  const add = (speaker: Speaker, text: string | null) => {
-    const body = text === null ? "" : clipDoc(text.trim());
-    if (body === "") return;
-    docs.push([speaker, body]);
-    bytes += body.length;
-  };
-  add("summary", c.title);
-  add("summary", c.summary);
-  // Turns last and in order, so a turn's previous turn is the doc just before it (recall shows it as context).
-  for (const t of c.turns.slice(0, LIMITS.recallTurnsPerConversation)) add(speakerOf(t.role), t.message);
+  const docs = documentsOf(c);
+  const bytes = docs.reduce((n, d) => n + d.body.length, 0);
+  // The row first, with the doc ids the documents will take (the next ones: see the header); an
+  // existing row means indexed already, and costs no statement more than asking would.
+  const claim = () =>
+    sql
+      .exec(
+        `INSERT OR IGNORE INTO recall_conversations (conversation_id, started_at, title, docs, bytes, first_doc, last_doc, format)
+         SELECT ?, ?, ?, ?, ?, m + 1, m + ?, ${WINDOWS} FROM (SELECT coalesce(max(doc_id), 0) AS m FROM recall_docs) RETURNING 1`,
+        c.conversationId, c.startedAt, c.title, docs.length, bytes, docs.length,
+      )
+      .toArray().length > 0;
+  if (!claim()) {
+    const format = sql.exec<{ f: number }>("SELECT format AS f FROM recall_conversations WHERE conversation_id = ?", c.conversationId).one().f;
+    if (format === WINDOWS) return 0;
+    forgetConversation(sql, c.conversationId);
+    claim();
+  }
   if (docs.length > 0) {
-    // One statement for every doc of the call (json_each walks the array in order, so doc ids follow
-    // the turns): a statement per turn cost more in calls into SQLite than in the inserts themselves.
+    // One statement for every document of the call (json_each walks the array in order).
     sql.exec(
-      `INSERT INTO recall_docs (conversation_id, speaker, at, body)
-       SELECT ?, json_extract(value, '$[0]'), ?, json_extract(value, '$[1]') FROM json_each(?) ORDER BY key`,
+      `INSERT INTO recall_docs (conversation_id, speaker, at, body, speakers)
+       SELECT ?, 'turns', ?, json_extract(value, '$[1]'), json_extract(value, '$[0]') FROM json_each(?) ORDER BY key`,
       c.conversationId,
       c.startedAt,
-      JSON.stringify(docs),
+      JSON.stringify(docs.map((d) => [d.speakers, d.body])),
     );
   }
-  sql.exec(
-    "INSERT INTO recall_conversations (conversation_id, started_at, title, docs, bytes) VALUES (?, ?, ?, ?, ?)",
-    c.conversationId,
-    c.startedAt,
-    c.title,
-    docs.length,
-    bytes,
-  );
   trimToBound(sql, bytes);
   return docs.length;
 }
@@ -95,23 +115,41 @@ function trimToBound(sql: SqlStorage, added: number): void {
   }
 }
 
-/** Removes a conversation's turns, title and summary from the index (facts it set stay: they are memory). */
-export function forgetConversation(sql: SqlStorage, conversationId: string): void {
-  sql.exec("DELETE FROM recall_docs WHERE conversation_id = ? AND fact_id IS NULL", conversationId);
-  const gone = sql.exec<{ b: number }>("DELETE FROM recall_conversations WHERE conversation_id = ? RETURNING bytes AS b", conversationId).toArray()[0];
-  if (gone) sql.exec("UPDATE upkeep SET recall_bytes = max(0, recall_bytes - ?) WHERE id = 1", gone.b);
+type Gone = { b: number | null; first: number | null; last: number | null; id: string };
+
+/**
+ * Deletes the documents of conversations whose recall_conversations rows were just deleted, unless
+ * `rangesDone` (their windows are gone already); facts they set stay: they are memory.
+ */
+function dropDocuments(sql: SqlStorage, gone: Gone[], rangesDone = false): void {
+  let bytes = 0;
+  for (const g of gone) {
+    bytes += g.b ?? 0;
+    if (g.first !== null && g.last !== null) {
+      if (!rangesDone && g.last >= g.first) sql.exec("DELETE FROM recall_docs WHERE doc_id BETWEEN ? AND ? AND fact_id IS NULL", g.first, g.last);
+    } else {
+      // Indexed a document per turn (schema version 4): such an object still has recall_docs_by_conversation.
+      sql.exec("DELETE FROM recall_docs WHERE conversation_id = ? AND fact_id IS NULL", g.id);
+    }
+  }
+  if (bytes > 0) sql.exec("UPDATE upkeep SET recall_bytes = max(0, recall_bytes - ?) WHERE id = 1", bytes);
 }
 
-/** Retention: conversations that started before `cutoff` leave the index with the recent list. */
+const GONE = "RETURNING bytes AS b, first_doc AS first, last_doc AS last, conversation_id AS id";
+
+/** Removes a conversation's turns, title and summary from the index. */
+export function forgetConversation(sql: SqlStorage, conversationId: string): void {
+  dropDocuments(sql, sql.exec<Gone>(`DELETE FROM recall_conversations WHERE conversation_id = ? ${GONE}`, conversationId).toArray());
+}
+
+/** Retention: conversations that started before `cutoff` leave the index with the recent list (their windows in one statement). */
 export function forgetBefore(sql: SqlStorage, cutoff: number): void {
   sql.exec(
-    `DELETE FROM recall_docs WHERE fact_id IS NULL AND conversation_id IN
-       (SELECT conversation_id FROM recall_conversations WHERE started_at < ?)`,
+    `DELETE FROM recall_docs WHERE doc_id IN (SELECT d.doc_id FROM recall_conversations c
+       JOIN recall_docs d ON d.doc_id BETWEEN c.first_doc AND c.last_doc WHERE c.started_at < ? AND d.fact_id IS NULL)`,
     cutoff,
   );
-  const gone = sql.exec<{ b: number | null }>("DELETE FROM recall_conversations WHERE started_at < ? RETURNING bytes AS b", cutoff).toArray();
-  const bytes = gone.reduce((n, r) => n + (r.b ?? 0), 0);
-  if (bytes > 0) sql.exec("UPDATE upkeep SET recall_bytes = max(0, recall_bytes - ?) WHERE id = 1", bytes);
+  dropDocuments(sql, sql.exec<Gone>(`DELETE FROM recall_conversations WHERE started_at < ? ${GONE}`, cutoff).toArray(), true);
 }
 
 /** Replaces the index's documents of one fact (its current value and its old ones). */

@@ -21,6 +21,8 @@
 import { MAX_QUERY_WORDS, queryTokens, snippetOf, queryTerms, MATCH_END, MATCH_START } from "../../records/snippet";
 import type { RecallHit, Speaker } from "../../memory/rpc";
 import { RECALL_MAX_LIMIT } from "../../records/limits";
+import { expandWords } from "../../records/expansion";
+import { lineScores } from "../../records/recall-windows";
 
 export type { RecallHit };
 
@@ -53,22 +55,49 @@ export interface RecallOptions {
 }
 
 /**
- * The FTS5 queries for what the LLM wrote: `all` (every word) and `any` (at least one; null when
- * there is one word, so `all` says everything), or null when it holds no word worth searching.
+ * An expansion's match counts this much of a match of the caller's own words (bm25 scales linearly):
+ * a document found only through expansions ranks below one that holds the query's words as strongly.
  */
-export function recallQuery(q: string): { all: string; any: string | null } | null {
+export const EXPANSION_WEIGHT = 0.4;
+
+/**
+ * The FTS5 queries for what the LLM wrote: `all` (every word) and `any` (at least one; null when
+ * there is one word, so `all` says everything), `expanded` (any of the WordNet expansions,
+ * src/records/expansion.ts, each a quoted phrase; null when there are none), or null when it holds
+ * no word worth searching.
+ */
+export interface RecallQuery {
+  all: string;
+  any: string | null;
+  expanded: string | null;
+  /** The words and the expansions' words, to find the matching turn of a window (recall-windows.ts). */
+  words: string[];
+  expansionWords: string[];
+}
+
+export function recallQuery(q: string): RecallQuery | null {
   const tokens = queryTokens(q).map((t) => t.toLowerCase());
   const kept = tokens.filter((t) => !STOPWORDS.has(t));
   const words = [...new Set(kept.length > 0 ? kept : tokens)].slice(0, MAX_QUERY_WORDS);
   if (words.length === 0) return null;
   const quoted = words.map((t) => `"${t}"`);
-  return { all: quoted.join(" "), any: quoted.length > 1 ? quoted.join(" OR ") : null };
+  const phrases = expandWords(tokens, (w) => STOPWORDS.has(w))
+    .map((e) => queryTokens(e).map((t) => t.toLowerCase()).join(" "))
+    .filter((e) => e !== "");
+  return {
+    all: quoted.join(" "),
+    any: quoted.length > 1 ? quoted.join(" OR ") : null,
+    expanded: phrases.length > 0 ? phrases.map((p) => `"${p}"`).join(" OR ") : null,
+    words,
+    expansionWords: phrases.flatMap((p) => p.split(" ")).filter((w) => !STOPWORDS.has(w)),
+  };
 }
 
 type Ranked = {
   doc_id: number;
   conversation_id: string | null;
   speaker: string;
+  speakers: string | null;
   at: number;
   body: string;
   title: string | null;
@@ -87,12 +116,13 @@ type Ranked = {
  */
 export const RECALL_CANDIDATES = 30;
 
-// One statement per recall: a statement costs more in the call into SQLite than these joins cost in it.
-// The turn before a short turn comes with it (`prev_*`), looked up only for the rows returned.
+// One statement per query: a statement costs more in the call into SQLite than these joins cost in it.
+// A window (`speakers` set) holds its turns; a document of one turn (an object still indexed by schema
+// version 4, until the backfill re-indexes it) brings the turn before it when short (`prev_*`).
 const RANKED = `
   WITH hits AS (SELECT rowid AS doc_id, rank FROM recall_index WHERE recall_index MATCH ?2 ORDER BY rank LIMIT ?6),
   ranked AS (
-    SELECT d.doc_id, d.conversation_id, d.speaker, d.at, d.body, c.title,
+    SELECT d.doc_id, d.conversation_id, d.speaker, d.speakers, d.at, d.body, c.title,
            h.rank * (1.0 + ${RECENCY_WEIGHT} / (1.0 + max(0, ?1 - d.at) / ${RECENCY_DAYS * 86_400}.0)) AS rank
     FROM hits h
     JOIN recall_docs d ON d.doc_id = h.doc_id
@@ -104,7 +134,7 @@ const RANKED = `
   )
   SELECT r.*, p.speaker AS prev_speaker, p.body AS prev_body
   FROM ranked r
-  LEFT JOIN recall_docs p ON p.doc_id = r.doc_id - 1 AND p.conversation_id = r.conversation_id AND p.fact_id IS NULL
+  LEFT JOIN recall_docs p ON r.speakers IS NULL AND p.doc_id = r.doc_id - 1 AND p.conversation_id = r.conversation_id AND p.fact_id IS NULL
     AND r.speaker IN ('user', 'agent') AND p.speaker IN ('user', 'agent') AND length(r.body) < ${SHORT_TURN_CHARS}
   ORDER BY r.rank`;
 
@@ -116,11 +146,12 @@ function cut(text: string, terms: ReturnType<typeof queryTerms>): string {
   return snippetOf(flat, terms).replaceAll(MATCH_START, "").replaceAll(MATCH_END, "");
 }
 
-/** The best matches for `q`, best first. */
 /**
- * Documents holding every word first, then, while fewer than `limit` were found, those holding any:
- * ranking costs per matching document, and a document with every word is nearly always the better
- * match, so the broad query runs only when the narrow one is not enough.
+ * The best matches for `q`, best first. Documents holding every word first, ranked as they are;
+ * then, while fewer than `limit` were found, those holding any word or any expansion, ranked by
+ * their rank for the words plus EXPANSION_WEIGHT times their rank for the expansions: ranking costs
+ * per matching document, and a document with every word is nearly always the better match, so the
+ * broad queries run only when the narrow one is not enough.
  */
 export function recall(sql: SqlStorage, q: string, opts: RecallOptions): RecallHit[] {
   const match = recallQuery(q);
@@ -129,31 +160,74 @@ export function recall(sql: SqlStorage, q: string, opts: RecallOptions): RecallH
   const run = (m: string, n: number) =>
     sql.exec<Ranked>(RANKED, opts.now, m, opts.excludeConversationId ?? "", opts.cutoff ?? 0, n, Math.max(RECALL_CANDIDATES, n * 3)).toArray();
   const rows = run(match.all, limit);
-  if (rows.length < limit && match.any !== null) {
+  // A window is one document but may hold several matching turns: each is a result, as a document
+  // per turn was (the best at the window's rank, the others below it: inWindow).
+  const turnsOf = (found: Ranked[]) => found.flatMap((r) => (r.speakers === null ? [single(r)] : inWindow(r, match))).sort((a, b) => a.rank - b.rank);
+  const shown = turnsOf(rows);
+  if (shown.length < limit && (match.any !== null || match.expanded !== null)) {
     const seen = new Set(rows.map((r) => r.doc_id));
-    for (const r of run(match.any, limit + rows.length)) {
-      if (rows.length >= limit) break;
-      if (!seen.has(r.doc_id)) rows.push(r);
-    }
+    const broad = new Map<number, Ranked>();
+    // A document holding some of the words ranks by them alone; one found only through expansions,
+    // by EXPANSION_WEIGHT times its rank for them.
+    const add = (found: Ranked[], weight: number) => {
+      for (const r of found) if (!seen.has(r.doc_id) && !broad.has(r.doc_id)) broad.set(r.doc_id, { ...r, rank: weight * r.rank });
+    };
+    if (match.any !== null) add(run(match.any, limit + rows.length), 1);
+    if (match.expanded !== null) add(run(match.expanded, limit + rows.length), EXPANSION_WEIGHT);
+    shown.push(...turnsOf([...broad.values()]));
   }
   const terms = queryTerms(queryTokens(q));
-  return rows.map((r) => {
-    let text = cut(r.body, terms);
-    let speaker = r.speaker as Speaker;
-    if (r.prev_body !== null && r.prev_speaker !== null) {
-      const before = clean(r.prev_body);
-      const shown = before.length <= CONTEXT_CHARS ? before : `…${before.slice(before.length - CONTEXT_CHARS)}`;
-      text = `${r.prev_speaker}: ${shown} | ${r.speaker}: ${text}`;
+  return shown.slice(0, limit).map((h) => {
+    let text = cut(h.body, terms);
+    let speaker: Speaker = h.speaker;
+    if (h.before !== null) {
+      const before = clean(h.before.body);
+      const context = before.length <= CONTEXT_CHARS ? before : `…${before.slice(before.length - CONTEXT_CHARS)}`;
+      text = `${h.before.speaker}: ${context} | ${h.speaker}: ${text}`;
       // Two turns, each prefixed with who said it: labelled "user" it read as if the caller had said the agent's words too.
-      if (r.prev_speaker !== r.speaker) speaker = "exchange";
+      if (h.before.speaker !== h.speaker) speaker = "exchange";
     }
     return {
-      conversation_id: r.conversation_id,
-      at: r.at,
-      title: r.title,
+      conversation_id: h.row.conversation_id,
+      at: h.row.at,
+      title: h.row.title,
       speaker,
       text,
-      score: Math.round((-r.rank / (1 - r.rank)) * 1000) / 1000,
+      score: Math.round((-h.rank / (1 - h.rank)) * 1000) / 1000,
     };
+  });
+}
+
+/** A window's other matching turns rank at most this share of its best one's score. */
+const SAME_WINDOW = 0.5;
+
+type Shown = { row: Ranked; rank: number; speaker: Speaker; body: string; before: { speaker: Speaker; body: string } | null };
+
+const ofLetter = (l: string | undefined): Speaker => (l === "u" ? "user" : l === "s" ? "summary" : "agent");
+
+/** A document of one text: a fact, or a turn indexed by schema version 4 (with its previous turn, if short). */
+function single(r: Ranked): Shown {
+  const before = r.prev_body !== null && r.prev_speaker !== null ? { speaker: r.prev_speaker as Speaker, body: r.prev_body } : null;
+  return { row: r, rank: r.rank, speaker: r.speaker as Speaker, body: r.body, before };
+}
+
+/**
+ * The turns of a window that match (the first when none does, as FTS5 stems more than lineScores
+ * can), best first; a short turn comes after the turn before it ("agent: Which dentist? | user: Dr. Patel").
+ */
+function inWindow(r: Ranked, match: RecallQuery): Shown[] {
+  const lines = r.body.split("\n");
+  const scores = lineScores(lines, match.words, match.expansionWords, EXPANSION_WEIGHT);
+  const top = Math.max(...scores);
+  const picked = top > 0 ? lines.map((_, i) => i).filter((i) => scores[i]! > 0) : [0];
+  const first = picked.reduce((b, i) => (scores[i]! > scores[b]! ? i : b), picked[0]!);
+  return picked.map((i) => {
+    const speaker = ofLetter(r.speakers![i]);
+    const prev = i > 0 ? ofLetter(r.speakers![i - 1]) : null;
+    const turn = speaker === "user" || speaker === "agent";
+    const before = turn && prev !== null && prev !== "summary" && lines[i]!.length < SHORT_TURN_CHARS ? { speaker: prev, body: lines[i - 1]! } : null;
+    // The window's best turn at its rank; its other matching turns below, so one call does not crowd out the others.
+    const rank = i === first ? r.rank : (r.rank * SAME_WINDOW * scores[i]!) / top;
+    return { row: r, rank, speaker, body: lines[i]!, before };
   });
 }

@@ -7,12 +7,16 @@
  * recall index (recall_docs, recall_index and its triggers, recall_conversations, recall_backfill),
  * fact_history, facts.valid_from and memory_scopes (the registry of a user's agent-scoped memories,
  * MEMORY_SCOPE="agent"). Version 4 (Core v3) added `outbox.after_seq`: an item that waits for
- * another (src/objects/shared/outbox.ts). The outbox tables are shared with the ledger (../shared/tables.ts).
+ * another (src/objects/shared/outbox.ts). Version 5 (Recall v2) indexes windows of turns instead of
+ * a document per turn (recall-index.ts): `recall_docs.speakers`, `recall_conversations.first_doc`,
+ * `last_doc` and `format`; a new object's recall_docs has no index on conversation_id, and its
+ * recall_conversations no rowid and no index on started_at (each a row written less per document
+ * or call: the trim and retention, which look for the oldest, scan the table, a row per call kept). The outbox tables are shared with the ledger (../shared/tables.ts).
  */
 import { linkWaitingForwards } from "../shared/outbox";
 import { OUTBOX_TABLES, Schema, type SchemaSpec } from "../shared/tables";
 
-export const MEMORY_SCHEMA_VERSION = 4;
+export const MEMORY_SCHEMA_VERSION = 5;
 
 export const MEMORY_SCHEMA = OUTBOX_TABLES + `
 CREATE TABLE IF NOT EXISTS profile (
@@ -76,9 +80,9 @@ CREATE TABLE IF NOT EXISTS recall_docs (
   speaker TEXT NOT NULL,
   at INTEGER NOT NULL,
   body TEXT NOT NULL,
-  fact_id TEXT
+  fact_id TEXT,
+  speakers TEXT
 );
-CREATE INDEX IF NOT EXISTS recall_docs_by_conversation ON recall_docs (conversation_id);
 CREATE INDEX IF NOT EXISTS recall_docs_by_fact ON recall_docs (fact_id) WHERE fact_id IS NOT NULL;
 CREATE VIRTUAL TABLE IF NOT EXISTS recall_index USING fts5(
   body, content='recall_docs', content_rowid='doc_id', tokenize='porter unicode61 remove_diacritics 2'
@@ -94,9 +98,11 @@ CREATE TABLE IF NOT EXISTS recall_conversations (
   started_at INTEGER NOT NULL,
   title TEXT,
   docs INTEGER NOT NULL,
-  bytes INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS recall_conversations_by_start ON recall_conversations (started_at);
+  bytes INTEGER NOT NULL,
+  first_doc INTEGER,
+  last_doc INTEGER,
+  format INTEGER NOT NULL DEFAULT 2
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS recall_backfill (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   after_started_at INTEGER,
@@ -135,6 +141,25 @@ const UPGRADE_STEPS: SchemaSpec["upgrades"] = [
       addColumn(sql, "outbox", "after_seq", "INTEGER");
       // A forward item queued before version 4 waited by failing until its source item was gone.
       linkWaitingForwards(sql);
+    },
+  },
+  {
+    to: 5,
+    run(sql, now) {
+      addColumn(sql, "recall_docs", "speakers", "TEXT");
+      addColumn(sql, "recall_conversations", "first_doc", "INTEGER");
+      addColumn(sql, "recall_conversations", "last_doc", "INTEGER");
+      // Rows already there indexed a document per turn (format 1).
+      addColumn(sql, "recall_conversations", "format", "INTEGER NOT NULL DEFAULT 1");
+      // Re-indexed as windows by the backfill's bounded alarm runs, from the first conversation on
+      // (recall-backfill.ts; indexConversation replaces a format 1 conversation). Nothing here is
+      // deleted: the object serves its old documents until each conversation's turn comes.
+      sql.exec(
+        `INSERT INTO recall_backfill (id, started_at) SELECT 1, ? FROM profile
+           WHERE id = 1 AND user_id IS NOT NULL AND EXISTS (SELECT 1 FROM recall_conversations)
+         ON CONFLICT (id) DO UPDATE SET after_started_at = NULL, after_conversation_id = NULL`,
+        now,
+      );
     },
   },
 ];
