@@ -172,25 +172,37 @@ function renderSignIn(notice) {
 
 // ---- pages -----------------------------------------------------------------------------------
 
+/**
+ * A page's search form: `input` labelled `label`, and on submit the page `hashFor` gives for the
+ * trimmed value (the users page, transcript search, erasures).
+ * @param {HTMLInputElement} input
+ * @param {string} label
+ * @param {string} button
+ * @param {(value: string) => string} hashFor
+ */
+function searchForm(input, label, button, hashFor) {
+  return h(
+    "form",
+    {
+      class: "row",
+      role: "search",
+      onsubmit: (/** @type {Event} */ e) => {
+        e.preventDefault();
+        location.hash = hashFor(input.value.trim());
+      },
+    },
+    h("label", { for: input.id }, label, input),
+    h("button", { type: "submit" }, button),
+  );
+}
+
 /** @param {URLSearchParams} params */
 async function renderUsers(params) {
   const q = params.get("q") ?? "";
   const input = /** @type {HTMLInputElement} */ (h("input", { id: "user-q", name: "q", type: "search", value: q, placeholder: "user id or phone number" }));
   const list = h("ul", { class: "list", "aria-label": "Users" });
   const more = h("div");
-  const form = h(
-    "form",
-    {
-      class: "row",
-      role: "search",
-      onsubmit: (e) => {
-        e.preventDefault();
-        location.hash = `#/users?q=${encodeURIComponent(input.value.trim())}`;
-      },
-    },
-    h("label", { for: "user-q" }, "Find a user", input),
-    h("button", { type: "submit" }, "Search"),
-  );
+  const form = searchForm(input, "Find a user", "Search", (v) => `#/users?q=${encodeURIComponent(v)}`);
   show(h("h1", {}, "Users"), form, list, more);
 
   /** @param {string | null} cursor */
@@ -254,19 +266,7 @@ async function renderSearch(params) {
   const results = h("div");
   show(
     h("h1", {}, "Search transcripts"),
-    h(
-      "form",
-      {
-        class: "row",
-        role: "search",
-        onsubmit: (e) => {
-          e.preventDefault();
-          location.hash = `#/search?q=${encodeURIComponent(input.value.trim())}`;
-        },
-      },
-      h("label", { for: "search-q" }, "Words", input),
-      h("button", { type: "submit" }, "Search"),
-    ),
+    searchForm(input, "Words", "Search", (v) => `#/search?q=${encodeURIComponent(v)}`),
     results,
   );
   if (!q.trim()) {
@@ -1027,7 +1027,7 @@ async function route() {
     else if (parts[0] === "conversations" && parts[1]) await renderConversation(parts[1], params);
     else if (parts[0] === "health") await renderHealth({ h, show, api, loading, when });
     else if (parts[0] === "erasures" && parts[1]) await renderErasure({ h, show, api, loading, when }, parts[1]);
-    else if (parts[0] === "erasures") await renderErasures({ h, show, api, loading, when }, params);
+    else if (parts[0] === "erasures") await renderErasures({ h, show, api, loading, when, searchForm }, params);
     else show(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/" }, "Back to users")));
   } catch (err) {
     if (err instanceof ApiFailure && err.status === 401) return;

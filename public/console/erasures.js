@@ -14,6 +14,7 @@
  *   api: (path: string) => Promise<any>,
  *   loading: (text?: string) => HTMLElement,
  *   when: (iso: string | null | undefined) => string,
+ *   searchForm?: (input: HTMLInputElement, label: string, button: string, hashFor: (value: string) => string) => HTMLElement,
  * }} Kit
  */
 
@@ -70,22 +71,11 @@ export function erasureCard(kit, r) {
  */
 export async function renderErasures(kit, params) {
   const { h, show, api, loading, when } = kit;
+  const searchForm = kit.searchForm;
+  if (!searchForm) throw new Error("renderErasures needs the console's searchForm");
   const userId = params.get("user_id") ?? "";
-  const input = /** @type {HTMLInputElement} */ (h("input", { id: "erasure-user", name: "user_id", value: userId, autocomplete: "off" }));
-  const form = h(
-    "form",
-    {
-      class: "row",
-      role: "search",
-      onsubmit: (e) => {
-        e.preventDefault();
-        const v = input.value.trim();
-        location.hash = v ? `#/erasures?user_id=${encodeURIComponent(v)}` : "#/erasures";
-      },
-    },
-    h("label", { for: "erasure-user" }, "Find a user's erasures by their id", input),
-    h("button", { type: "submit" }, "Find"),
-  );
+  const input = /** @type {HTMLInputElement} */ (h("input", { id: "erasure-user", name: "user_id", type: "search", value: userId, placeholder: "the user id, as typed", autocomplete: "off" }));
+  const form = searchForm(input, "Find a user's erasures by their id", "Find", (/** @type {string} */ v) => (v ? `#/erasures?user_id=${encodeURIComponent(v)}` : "#/erasures"));
   const list = h("ol", { class: "list", "aria-label": "Erasures" });
   const more = h("div");
   show(
