@@ -11,6 +11,10 @@
 //   --d1-outage-seconds N   start with D1 unusable (its migrations not applied) and apply them N seconds
 //                           into the run: a real outage, with no test seam in the Worker (default 0)
 //   --drain-timeout N       seconds to wait for outboxes to reach D1 after the last send (default 900)
+//   --shards N              D1 shards (default 1): DB plus DB_1 ... DB_{N-1}, named in D1_SHARDS, every
+//                           migration applied to each (a generated copy of wrangler.toml declares them);
+//                           the reconciliation reads every shard and checks no conversation is stored twice
+//                           and no user's rows are split between shards
 //   --keep                  keep the temporary --persist-to directory
 //   --dev-log FILE          write wrangler dev's output to FILE (default: discarded)
 //
@@ -21,7 +25,7 @@
 // so each event carries them, and the default USER_ID_TRUST="verified" believes its user id.
 import { spawn, spawnSync } from "node:child_process";
 import { createHmac, randomUUID } from "node:crypto";
-import { createWriteStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -38,6 +42,8 @@ const CONCURRENCY = opt("concurrency", 32);
 const PORT = opt("port", 8794);
 const OUTAGE_S = opt("d1-outage-seconds", 0);
 const DRAIN_TIMEOUT_S = opt("drain-timeout", 900);
+const SHARDS = opt("shards", 1);
+if (!Number.isInteger(SHARDS) || SHARDS < 1 || SHARDS > 8) throw new Error("--shards must be 1 to 8");
 const KEEP = args.includes("--keep");
 const DEV_LOG = args.includes("--dev-log") ? args[args.indexOf("--dev-log") + 1] : null;
 
@@ -49,6 +55,20 @@ const WRANGLER = "node_modules/wrangler/bin/wrangler.js";
 const persist = mkdtempSync(join(tmpdir(), "postcall-load-"));
 const fixture = JSON.parse(readFileSync("test/fixtures/transcription.json", "utf8"));
 const TURNS_PER_EVENT = fixture.data.transcript.length;
+const SHARD_NAMES = Array.from({ length: SHARDS }, (_, i) => (i === 0 ? "DB" : `DB_${i}`));
+
+// More than one shard: a copy of wrangler.toml beside it (its relative paths keep working) that declares
+// the extra D1 bindings and names them all in D1_SHARDS; removed with the state directory.
+const CONFIG = SHARDS === 1 ? "wrangler.toml" : `.wrangler-load-test-${process.pid}.toml`;
+if (SHARDS > 1) {
+  const base = readFileSync("wrangler.toml", "utf8");
+  if (!/^D1_SHARDS = "DB"$/m.test(base)) throw new Error('--shards expects wrangler.toml to set D1_SHARDS = "DB"');
+  const extra = SHARD_NAMES.slice(1)
+    .map((name, i) => `\n[[d1_databases]]\nbinding = "${name}"\ndatabase_name = "postcall-load-${i + 1}"\ndatabase_id = "00000000-0000-0000-0000-00000000000${i + 1}"\nmigrations_dir = "migrations"\n`)
+    .join("");
+  // Appended at the end: TOML lets an array of tables gain elements anywhere after its first.
+  writeFileSync(CONFIG, base.replace(/^D1_SHARDS = "DB"$/m, `D1_SHARDS = "${SHARD_NAMES.join(",")}"`) + extra);
+}
 
 function wrangler(...a) {
   const r = spawnSync(process.execPath, [WRANGLER, ...a], { env, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
@@ -59,21 +79,27 @@ function wrangler(...a) {
 // migration can meet "database is locked" (SQLITE_BUSY). wrangler records each migration it applied,
 // so trying again continues where it stopped.
 function applyMigrations() {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return wrangler("d1", "migrations", "apply", "DB", "--local", "--persist-to", persist);
-    } catch (err) {
-      if (attempt >= 10 || !/SQLITE_BUSY|database is locked/.test(String(err))) throw err;
-      console.log(`migrations: database busy, retrying (${attempt})`);
-      spawnSync("sleep", ["0.5"]);
+  for (const shard of SHARD_NAMES) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        wrangler("d1", "migrations", "apply", shard, "--local", "--persist-to", persist, "--config", CONFIG);
+        break;
+      } catch (err) {
+        if (attempt >= 10 || !/SQLITE_BUSY|database is locked/.test(String(err))) throw err;
+        console.log(`migrations (${shard}): database busy, retrying (${attempt})`);
+        spawnSync("sleep", ["0.5"]);
+      }
     }
   }
 }
 
-function d1(sql) {
-  const out = wrangler("d1", "execute", "DB", "--local", "--persist-to", persist, "--json", "--command", sql);
+/** The rows `sql` answers in one shard. */
+function d1In(shard, sql) {
+  const out = wrangler("d1", "execute", shard, "--local", "--persist-to", persist, "--config", CONFIG, "--json", "--command", sql);
   return JSON.parse(out.slice(out.indexOf("[")))[0].results;
 }
+/** The rows `sql` answers in every shard, each with the index of its shard as `shard`. */
+const d1 = (sql) => SHARD_NAMES.flatMap((name, shard) => d1In(name, sql).map((r) => ({ ...r, shard })));
 
 // ---- wrangler dev ------------------------------------------------------------------------------
 let dev;
@@ -81,7 +107,7 @@ function startDev() {
   dev = spawn(
     process.execPath,
     [
-      WRANGLER, "dev", "--port", String(PORT), "--ip", "127.0.0.1", "--inspector-port", String(PORT + 1000),
+      WRANGLER, "dev", "--config", CONFIG, "--port", String(PORT), "--ip", "127.0.0.1", "--inspector-port", String(PORT + 1000),
       "--persist-to", persist, "--log-level", DEV_LOG ? "log" : "error", "--show-interactive-dev-session=false",
       "--var", `ELEVENLABS_WEBHOOK_SECRET:${SECRET}`, "--var", `API_KEY:${API_KEY}`,
     ],
@@ -114,6 +140,7 @@ function stopDev() {
 function cleanup() {
   stopDev();
   if (!KEEP) rmSync(persist, { recursive: true, force: true });
+  if (CONFIG !== "wrangler.toml") rmSync(CONFIG, { force: true });
 }
 process.on("SIGINT", () => {
   cleanup();
@@ -262,7 +289,7 @@ try {
   const { events, sends } = plan(await sessionVariables());
   console.log(
     `postcall load test: ${sends.length} deliveries (${events.length} distinct, ${sends.length - events.length} redeliveries) ` +
-      `for ${USERS} users, concurrency ${CONCURRENCY}, D1 outage ${OUTAGE_S} s, state in ${persist}`,
+      `for ${USERS} users, concurrency ${CONCURRENCY}, ${SHARDS} D1 shard${SHARDS === 1 ? "" : "s"}, D1 outage ${OUTAGE_S} s, state in ${persist}`,
   );
 
   const runStarted = Date.now();
@@ -308,10 +335,14 @@ try {
   // Wait for the outboxes (Durable Object alarms with backoff) to carry everything into D1.
   const drainStarted = Date.now();
   let d1Rows = new Map();
+  let userShards = new Map(); // userId -> the shards holding any of its rows (one, unless split)
   let d1Total = 0;
   for (;;) {
     const rows = d1(`SELECT user_id, count(*) AS n FROM conversations WHERE conversation_id LIKE 'load-${runId}-%' GROUP BY user_id`);
-    d1Rows = new Map(rows.map((r) => [r.user_id, r.n]));
+    d1Rows = new Map();
+    for (const r of rows) d1Rows.set(r.user_id, (d1Rows.get(r.user_id) ?? 0) + r.n);
+    userShards = new Map();
+    for (const r of rows) userShards.set(r.user_id, [...(userShards.get(r.user_id) ?? []), r.shard]);
     d1Total = rows.reduce((n, r) => n + r.n, 0);
     if (d1Total >= ackedConversations.size) break;
     if ((Date.now() - drainStarted) / 1000 > DRAIN_TIMEOUT_S) break;
@@ -321,14 +352,23 @@ try {
 
   const ids = [...ackedConversations.keys()];
   const present = new Set();
+  let storedTwice = 0;
   for (let i = 0; i < ids.length; i += 400) {
     const chunk = ids.slice(i, i + 400).map((id) => `'${id}'`).join(",");
-    for (const r of d1(`SELECT conversation_id FROM conversations WHERE conversation_id IN (${chunk})`)) present.add(r.conversation_id);
+    for (const r of d1(`SELECT conversation_id FROM conversations WHERE conversation_id IN (${chunk})`)) {
+      if (present.has(r.conversation_id)) storedTwice++;
+      present.add(r.conversation_id);
+    }
   }
+  const split = [...userShards.entries()].filter(([, shards]) => shards.length > 1);
+  const usedShards = new Set([...userShards.values()].flat());
+  if (storedTwice > 0) mismatches.push(`${storedTwice} conversations stored in more than one shard`);
+  if (split.length > 0) mismatches.push(`${split.length} users' rows split between shards (e.g. ${split[0][0]}: ${split[0][1].join(", ")})`);
+  if (SHARDS > 1 && USERS >= 20 * SHARDS && usedShards.size < SHARDS) mismatches.push(`only ${usedShards.size} of ${SHARDS} shards hold any user's rows`);
   const missing = ids.filter((id) => !present.has(id));
   const extra = d1Total - present.size;
   // A conversation is one D1 row (migration 0004): its turns are counted by the row's turn_count.
-  const turns = d1(`SELECT coalesce(sum(turn_count), 0) AS n FROM conversations WHERE conversation_id LIKE 'load-${runId}-%'`)[0].n;
+  const turns = d1(`SELECT coalesce(sum(turn_count), 0) AS n FROM conversations WHERE conversation_id LIKE 'load-${runId}-%'`).reduce((n, r) => n + r.n, 0);
 
   let usersD1Ok = 0;
   let usersMemoryOk = 0;
@@ -357,6 +397,13 @@ try {
     ["acknowledged while D1 was down", OUTAGE_S > 0 ? ackedDuringOutage : "n/a"],
     ["distinct acknowledged conversations", ackedConversations.size],
     ["D1 conversations (this run)", d1Total],
+    ...(SHARDS > 1
+      ? [
+          ["D1 conversations by shard", SHARD_NAMES.map((name) => `${name}:${d1In(name, `SELECT count(*) AS n FROM conversations WHERE conversation_id LIKE 'load-${runId}-%'`)[0].n}`).join(" ")],
+          ["stored in more than one shard", storedTwice],
+          ["users whose rows are split between shards", split.length],
+        ]
+      : []),
     ["acknowledged but missing from D1", missing.length],
     ["in D1 but never acknowledged", extra],
     [`D1 turns (expected ${TURNS_PER_EVENT} per conversation)`, turns],
