@@ -7,16 +7,15 @@
 // With SCREENSHOTS=1, screenshots of every page at desktop and phone widths are written to
 // docs/screenshots/ (only then, so a CI run leaves the tree clean).
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { freePort, stepper, waitFor } from "./lib.mjs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { finish, freePort, launchBrowser, requireChromium, startWorker, stepper, waitFor } from "./lib.mjs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
 import { startReceiver } from "../scripts/lib/forward-receiver.mjs";
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const CHROMIUM = requireChromium();
 const SECRET = "whsec_e2e_secret";
 const API_KEY = "e2e-api-key";
 const USER = "e2e-dana";
@@ -33,12 +32,6 @@ const NOISE = "conv_e2e_not_mp3";
 /** The spoken sample call (scripts/make-sample-audio.sh): about 19 s. */
 const SAMPLE_MP3 = "test/fixtures/sample-call.mp3";
 const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", CI: "true" };
-const wrangler = "node_modules/wrangler/bin/wrangler.js";
-
-if (!existsSync(CHROMIUM)) {
-  console.error(`No browser at ${CHROMIUM}. Install Debian's chromium (apt-get install -y chromium) or set CHROMIUM.`);
-  process.exit(2);
-}
 
 /** A screenshot, only when asked for (SCREENSHOTS=1). */
 async function shot(target, name, opts = {}) {
@@ -73,15 +66,11 @@ const seekTo = (audio, t) =>
   );
 
 try {
-  const migrate = spawnSync(process.execPath, [wrangler, "d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { env, encoding: "utf8" });
-  if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}\n${migrate.stderr}`);
-  server = spawn(
-    process.execPath,
-    [wrangler, "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state, "--log-level", "warn", "--var", `ELEVENLABS_WEBHOOK_SECRET:${SECRET}`, "--var", `API_KEY:${API_KEY}`,
-      "--var", `FORWARD_SIGNING_SECRET:${FORWARD_SECRET}`, "--var", `FORWARD_DESTINATIONS:${forwardTo}`],
-    { env, stdio: ["ignore", "inherit", "inherit"] },
-  );
-  await waitFor(async () => (await fetch(`${base}/health`)).ok, "wrangler dev");
+  server = await startWorker({
+    state,
+    port,
+    vars: { ELEVENLABS_WEBHOOK_SECRET: SECRET, API_KEY, FORWARD_SIGNING_SECRET: FORWARD_SECRET, FORWARD_DESTINATIONS: forwardTo },
+  });
 
   await step("seed with the sample sender", async () => {
     // The number calls on its own first (its own memory: one call), then its call as USER links it.
@@ -107,11 +96,8 @@ try {
   });
 
   if (WRITE_SHOTS) mkdirSync(SHOTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    // Autoplay without a gesture, so a test can press play from script and see time advance.
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--autoplay-policy=no-user-gesture-required"],
-  });
+  // Autoplay without a gesture, so a test can press play from script and see time advance.
+  browser = await launchBrowser(CHROMIUM, ["--autoplay-policy=no-user-gesture-required"]);
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
   const page = await context.newPage();
   const consoleErrors = [];
@@ -495,12 +481,9 @@ try {
 
   assert.deepEqual(consoleErrors, [], "uncaught errors in the page");
   console.log(`\n${steps.length} browser checks passed${WRITE_SHOTS ? `; screenshots in ${SHOTS}/` : " (SCREENSHOTS=1 writes screenshots)"}`);
+  await finish({ browser, server, state });
 } catch (err) {
-  console.error(`\nFAILED: ${err instanceof Error ? (err.stack ?? err.message) : err}`);
-  process.exitCode = 1;
+  await finish({ err, browser, server, state });
 } finally {
-  await browser?.close().catch(() => {});
-  server?.kill("SIGTERM");
   await receiver.close();
-  rmSync(state, { recursive: true, force: true });
 }

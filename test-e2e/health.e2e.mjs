@@ -10,27 +10,18 @@
 // page names the storm and the missing audio (and no backlog), and that each chart is drawn, on its
 // canvas, with exactly the numbers the API reports, at desktop and at phone width.
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { freePort, silentMp3, stepper, waitFor } from "./lib.mjs";
+import { finish, freePort, launchBrowser, requireChromium, silentMp3, startWorker, stepper, waitFor } from "./lib.mjs";
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const CHROMIUM = requireChromium();
 const SCREENSHOTS = process.env.SCREENSHOTS === "1";
 const SECRET = "whsec_e2e_health_secret";
 const API_KEY = "e2e-health-api-key";
 const SHOTS = "docs/screenshots";
-const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", CI: "true" };
-const wrangler = "node_modules/wrangler/bin/wrangler.js";
 const fixture = JSON.parse(readFileSync("test/fixtures/transcription.json", "utf8"));
-
-if (!existsSync(CHROMIUM)) {
-  console.error(`No browser at ${CHROMIUM}. Install Debian's chromium (apt-get install -y chromium) or set CHROMIUM.`);
-  process.exit(2);
-}
 
 const state = mkdtempSync(join(tmpdir(), "postcall-health-e2e-"));
 const port = await freePort();
@@ -94,19 +85,7 @@ const drawnCharts = (page) =>
   );
 
 try {
-  const migrate = spawnSync(process.execPath, [wrangler, "d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { env, encoding: "utf8" });
-  if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}\n${migrate.stderr}`);
-  server = spawn(
-    process.execPath,
-    [
-      wrangler, "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state, "--log-level", "warn",
-      "--var", `ELEVENLABS_WEBHOOK_SECRET:${SECRET}`, "--var", `API_KEY:${API_KEY}`,
-      // Audio counts as missing as soon as its transcript is in D1, so the test need not wait 15 minutes.
-      "--var", "AUDIO_BACKFILL_AFTER_SECONDS:0",
-    ],
-    { env, stdio: ["ignore", "inherit", "inherit"] },
-  );
-  await waitFor(async () => (await fetch(`${base}/health`)).ok, "wrangler dev");
+  server = await startWorker({ state, port, vars: { ELEVENLABS_WEBHOOK_SECRET: SECRET, API_KEY, AUDIO_BACKFILL_AFTER_SECONDS: "0" } });
 
   const CALLS = 12;
   const MISSING = "conv_health_no_audio";
@@ -138,7 +117,7 @@ try {
   assert.equal(api.webhooks.last_24h.refused.signature_missing, STORM.missing);
   assert.equal(api.webhooks.last_24h.refused.signature_mismatch, STORM.mismatch);
 
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
+  browser = await launchBrowser(CHROMIUM);
   const errors = [];
   const signIn = async (context) => {
     const page = await context.newPage();
@@ -220,11 +199,7 @@ try {
 
   assert.deepEqual(errors, [], "uncaught errors in the page");
   console.log(`\n${steps.length} health page checks passed${SCREENSHOTS ? `; screenshots in ${SHOTS}/` : ""}`);
+  await finish({ browser, server, state });
 } catch (err) {
-  console.error(`\nFAILED: ${err instanceof Error ? (err.stack ?? err.message) : err}`);
-  process.exitCode = 1;
-} finally {
-  await browser?.close().catch(() => {});
-  server?.kill("SIGTERM");
-  rmSync(state, { recursive: true, force: true });
+  await finish({ err, browser, server, state });
 }

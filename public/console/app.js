@@ -353,13 +353,30 @@ const isPhoneNumber = (/** @type {string} */ id) => /^\+[1-9]\d{6,14}$/.test(id)
 /**
  * What ElevenLabs receives for this id's next conversation. For an app user: their context. For a
  * phone number: the initiation webhook's answer (GET /v1/phones/:n/initiation), which is the linked
- * app user's memory when the number is linked, not the number's own.
+ * app user's memory when the number is linked, not the number's own. With `agentId`
+ * (MEMORY_SCOPE=agent): that agent's.
+ * @param {string} userId @param {string | null} [agentId]
+ */
+function nextCallVariables(userId, agentId = null) {
+  const scope = agentId ? `?agent_id=${encodeURIComponent(agentId)}` : "";
+  return isPhoneNumber(userId)
+    ? api(`/v1/phones/${encodeURIComponent(userId)}/initiation${scope}`)
+    : api(`/v1/users/${encodeURIComponent(userId)}/context${scope}`);
+}
+
+/**
+ * The link to one agent's memory of a user (MEMORY_SCOPE=agent: GET /v1/users/:id/memory?agent_id=).
+ * @param {string} userId @param {string} agentId
+ */
+const scopedUserHref = (userId, agentId) => `${userHref(userId)}?agent_id=${encodeURIComponent(agentId)}`;
+
+/**
+ * The newest erasure of this user id, if any (GET /v1/erasures?user_id=: the id is hashed, never stored).
  * @param {string} userId
  */
-function nextCallVariables(userId) {
-  return isPhoneNumber(userId)
-    ? api(`/v1/phones/${encodeURIComponent(userId)}/initiation`)
-    : api(`/v1/users/${encodeURIComponent(userId)}/context`);
+async function lastErasureOf(userId) {
+  const body = await api(`/v1/erasures?user_id=${encodeURIComponent(userId)}&limit=1`).catch(() => null);
+  return body?.erasures?.[0] ?? null;
 }
 
 /**
@@ -384,17 +401,29 @@ function factHistory(f) {
   );
 }
 
-/** @param {string} userId */
-async function renderUser(userId) {
+/**
+ * A user's page; with `?agent_id=` (MEMORY_SCOPE=agent), what that one agent remembers of them.
+ * @param {string} userId @param {URLSearchParams} [params]
+ */
+async function renderUser(userId, params = new URLSearchParams()) {
   show(h("h1", {}, userId), loading());
   const phone = isPhoneNumber(userId);
-  const [context, memory] = await Promise.all([
-    nextCallVariables(userId),
-    api(`/v1/users/${encodeURIComponent(userId)}/memory`).catch((err) => {
+  const agentId = params.get("agent_id") || null;
+  const scope = agentId ? `?agent_id=${encodeURIComponent(agentId)}` : "";
+  /** @param {string} path */
+  const orNull = (path) =>
+    api(path).catch((err) => {
       if (err instanceof ApiFailure && err.status === 404) return null;
       throw err;
-    }),
+    });
+  const [context, memory, whole] = await Promise.all([
+    nextCallVariables(userId, agentId),
+    orNull(`/v1/users/${encodeURIComponent(userId)}/memory${scope}`),
+    // One agent's view: the list of agents comes from the user's own memory, which names them.
+    agentId ? orNull(`/v1/users/${encodeURIComponent(userId)}/memory`) : null,
   ]);
+  // No memory at all: say so plainly if it is because the user was erased (and link the record).
+  const erasure = memory === null && agentId === null ? await lastErasureOf(userId) : null;
 
   const linkedTo = memory?.linked_to?.user_id ?? (phone ? (context.user_id ?? null) : null);
   const vars = Object.entries(context.dynamic_variables);
@@ -425,7 +454,7 @@ async function renderUser(userId) {
       : h("p", { class: "muted" }, "No facts collected yet."),
   );
 
-  const scopes = memory?.scopes ?? [];
+  const scopes = (agentId ? whole : memory)?.scopes ?? [];
   const scopesCard = h(
     "section",
     { class: "card", "aria-labelledby": "scopes-h" },
@@ -434,8 +463,12 @@ async function renderUser(userId) {
       ? h(
           "div",
           {},
-          h("p", { class: "muted" }, `With MEMORY_SCOPE=agent each agent keeps its own memory of ${userId}: ${scopes.length} do. Read one with GET /v1/users/${userId}/memory?agent_id=…`),
-          h("ul", { "aria-label": "Agents with a memory of this user" }, ...scopes.map((/** @type {string} */ a) => h("li", { class: "mono" }, a))),
+          h("p", { class: "muted" }, `With MEMORY_SCOPE=agent each agent keeps its own memory of ${userId}: ${scopes.length} do. Open one to see what that agent remembers (GET /v1/users/${userId}/memory?agent_id=…).`),
+          h(
+            "ul",
+            { "aria-label": "Agents with a memory of this user" },
+            ...scopes.map((/** @type {string} */ a) => h("li", {}, h("a", { href: scopedUserHref(userId, a), class: "mono", "aria-current": a === agentId ? "page" : undefined }, a))),
+          ),
         )
       : h("p", { class: "muted" }, "One memory for every agent: no agent keeps a memory of its own for this id (MEMORY_SCOPE=user, or no agent-scoped call yet)."),
   );
@@ -540,14 +573,27 @@ async function renderUser(userId) {
 
   const calls = memory ? `${memory.profile.call_count} call${memory.profile.call_count === 1 ? "" : "s"} · last ${when(memory.profile.last_call_at)}` : "";
   const summary = !memory
-    ? phone
-      ? "No memory of its own: no call from this number was remembered under the number."
-      : "No memory yet: this user has not had a conversation postcall received."
+    ? agentId
+      ? `Agent ${agentId} holds no memory of this user.`
+      : phone
+        ? "No memory of its own: no call from this number was remembered under the number."
+        : "No memory yet: this user has not had a conversation postcall received."
     : phone
       ? `This number's own memory: ${calls}`
       : calls;
   show(
     h("h1", {}, userId),
+    agentId
+      ? h("p", { id: "scope-note" }, "As agent ", h("span", { class: "mono" }, agentId), " remembers them (MEMORY_SCOPE=agent): its own facts, summary and dynamic variables. ", h("a", { href: userHref(userId) }, `Every agent's view of ${userId}`))
+      : null,
+    erasure
+      ? h(
+          "p",
+          { class: "card", id: "erased-note" },
+          `Erased ${when(erasure.began_at)}: everything postcall held for this id was deleted, and the erasure ledger keeps those conversations from coming back. `,
+          h("a", { href: `#/erasures/${encodeURIComponent(erasure.erasure_id)}` }, "The erasure's record"),
+        )
+      : null,
     h("p", { class: "muted" }, summary),
     h("div", { class: "grid2" }, variables, h("div", {}, facts, h("div", { class: "spacer" }), phones, h("div", { class: "spacer" }), scopesCard)),
     history,
@@ -1023,7 +1069,7 @@ async function route() {
     else if (parts[0] === "imports") await renderImports();
     else if (parts[0] === "unattributed") await renderUnattributed(params);
     else if (parts[0] === "forwarding") await renderForwardingFailures();
-    else if (parts[0] === "users" && parts[1]) await renderUser(parts[1]);
+    else if (parts[0] === "users" && parts[1]) await renderUser(parts[1], params);
     else if (parts[0] === "conversations" && parts[1]) await renderConversation(parts[1], params);
     else if (parts[0] === "health") await renderHealth({ h, show, api, loading, when });
     else if (parts[0] === "erasures" && parts[1]) await renderErasure({ h, show, api, loading, when }, parts[1]);
