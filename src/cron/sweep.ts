@@ -2,17 +2,20 @@
  * The daily retention sweep (cron trigger, wrangler.toml). Each user's own alarm already expires
  * their conversations as they age; the sweep catches what no alarm is armed for: conversations
  * stored before RETENTION_DAYS was set (or before this version), and any object whose alarm was lost.
- * It asks each such user's object to apply retention (so the memory's recent list is trimmed too)
- * and erases unattributed conversations directly (they have no memory to update).
+ * It asks each such user's object to apply retention (so the memory's recent list is trimmed too),
+ * and each agent-scoped memory of them that holds an expired conversation (MEMORY_SCOPE="agent": those
+ * hold the detail; the user's own object then holds only the registry of scopes), and erases
+ * unattributed conversations directly (they have no memory to update).
  */
 import { config } from "../lib/config";
 import type { Env } from "../lib/env";
 import { addCounts, eraseConversations, zeroCounts, type EraseCounts } from "../storage/erase";
-import { expiredLoneAudio, expiredOfUser, expiredUnattributed, pruneAudioPending, usersWithExpired } from "../storage/expiry";
+import { expiredLoneAudio, expiredOfUser, expiredUnattributed, pruneAudioPending, usersAndAgentsWithExpired } from "../storage/expiry";
 import { allShards } from "../storage/shards";
-import { ledgerObject, userObject } from "../memory/objects";
+import { isE164 } from "../records/identity";
+import { ledgerObject, scopedObject, userObject } from "../memory/objects";
 
-/** Users poked and unattributed conversations erased per run; the next run continues. */
+/** (User, agent) pairs poked and unattributed conversations erased per run; the next run continues. */
 const SWEEP_USERS = 200;
 const SWEEP_UNATTRIBUTED = 200;
 
@@ -31,16 +34,23 @@ export async function sweepRetention(env: Env, nowMs = Date.now()): Promise<Swee
   // Each shard in turn (src/storage/shards.ts): its users' conversations, its unowned ones, its lone audio.
   let users = 0;
   for (const db of allShards(env)) {
-    const found = await usersWithExpired(db, cutoff, SWEEP_USERS);
-    users += found.length;
-    for (const userId of found) {
-      const report = await userObject(env, userId).applyRetention();
-      counts = addCounts(counts, report.counts);
-      if (report.skipped === "no_memory") {
-        // Rows whose user holds no memory (nothing to trim there): erase them here, or the sweep would
-        // meet the same user every day and never get further.
+    const found = await usersAndAgentsWithExpired(db, cutoff, SWEEP_USERS);
+    users += found.size;
+    for (const [userId, agentIds] of found) {
+      // The user's own object, then every agent's memory of them (a phone number's memory is never scoped).
+      const objects = [userObject(env, userId), ...(isE164(userId) ? [] : agentIds.map((a) => scopedObject(env, userId, a)))];
+      let continues = false;
+      for (const o of objects) {
+        const report = await o.applyRetention();
+        counts = addCounts(counts, report.counts);
+        // An object that has more to do continues from its alarm; one being erased is left to its erasure.
+        continues ||= report.more || report.skipped === "erasing";
+      }
+      if (!continues) {
+        // Rows no memory removed (the user holds none, or only the registry of their scopes): erase them
+        // here, or the sweep would meet the same user every day and never get further.
         const expired = await expiredOfUser(db, userId, cutoff, SWEEP_UNATTRIBUTED);
-        counts = addCounts(counts, await eraseConversations(env, env.AUDIO, expired, userId, forgetAudio));
+        if (expired.length > 0) counts = addCounts(counts, await eraseConversations(env, env.AUDIO, expired, userId, forgetAudio));
       }
     }
     // Unattributed conversations, then audio whose transcript never came (no conversation leads to it).

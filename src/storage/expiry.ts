@@ -86,13 +86,19 @@ async function oldestUnattributedIn(db: D1Database, among: string[]): Promise<nu
   return row?.m ?? null;
 }
 
-/** Users with at least one conversation that started before `cutoff` (the daily sweep). */
-export async function usersWithExpired(db: D1Database, cutoff: number, limit: number): Promise<string[]> {
+/**
+ * Users with a conversation that started before `cutoff`, each with the agents of those conversations
+ * (whose agent-scoped memories of the user hold them under MEMORY_SCOPE="agent"); at most `limit`
+ * (user, agent) pairs.
+ */
+export async function usersAndAgentsWithExpired(db: D1Database, cutoff: number, limit: number): Promise<Map<string, string[]>> {
   const { results } = await db
-    .prepare("SELECT DISTINCT user_id FROM conversations WHERE started_at < ? AND user_id IS NOT NULL LIMIT ?")
+    .prepare("SELECT DISTINCT user_id, agent_id FROM conversations WHERE started_at < ? AND user_id IS NOT NULL LIMIT ?")
     .bind(cutoff, limit)
-    .all<{ user_id: string }>();
-  return results.map((r) => r.user_id);
+    .all<{ user_id: string; agent_id: string }>();
+  const out = new Map<string, string[]>();
+  for (const r of results) out.set(r.user_id, [...(out.get(r.user_id) ?? []), r.agent_id]);
+  return out;
 }
 
 /** Unattributed conversations that started before `cutoff`. */
