@@ -137,6 +137,18 @@ describe("shard generations", () => {
     expect((await grow["GROW_0"]!.prepare("SELECT count(*) AS n FROM shard_generations").first())?.["n"]).toBe(1);
     expect(logs.matching(/d1_shards_refused/).length).toBeGreaterThanOrEqual(6);
   });
+
+  it("refuses to record as the first generation shards added beside data stored before generations existed", async () => {
+    const logs = expectLogs(/d1_shards_refused/);
+    // A deployment of one shard, upgraded and given two more in the same deploy: DB holds a user, DB_1 and DB_2 nothing.
+    await grow["GROW_0"]!.prepare("INSERT INTO users (user_id, first_call_at, last_call_at, conversation_count, updated_at) VALUES ('old-user', 1, 1, 1, 1)").run();
+    await expect(generationSizes(layout(3))).rejects.toThrow(/seen for the first time, DB already holds users and DB_1,DB_2 holds nothing/);
+    expect(logs.matching(/d1_shards_refused/)).toHaveLength(1);
+    // Deployed first with the setting the data was written with, then appended: recorded as two generations.
+    expect(await generationSizes(layout(1))).toEqual([1]);
+    expectLogs(recorded);
+    expect(await generationSizes(layout(3))).toEqual([1, 3]);
+  });
 });
 
 describe("growing 1 -> 3 -> 5 with data written before each growth", () => {

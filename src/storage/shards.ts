@@ -84,6 +84,7 @@ async function recordedGenerations(env: ShardEnv): Promise<number[]> {
   if (names.length < recorded.length) refuse(`drops ${recorded.slice(names.length).join(",")}`);
   const moved = recorded.findIndex((name, i) => names[i] !== name);
   if (moved !== -1) refuse(`has ${names[moved]} where ${recorded[moved]} was recorded (a shard removed, reordered or renamed)`);
+  if (rows.length === 0 && names.length > 1) await refuseUnrecordedGrowth(env, names);
   if (names.length > recorded.length) {
     const next = (rows.at(-1)?.generation ?? 0) + 1;
     await env.DB.prepare("INSERT INTO shard_generations (generation, shards, recorded_at) VALUES (?, ?, ?) ON CONFLICT (generation) DO NOTHING")
@@ -98,6 +99,25 @@ async function recordedGenerations(env: ShardEnv): Promise<number[]> {
   }
   let total = 0;
   return rows.map((r) => (total += r.shards.split(",").length));
+}
+
+/**
+ * The first record of a deployment that stored calls before generations existed: if DB holds users
+ * but another named shard holds nothing, that shard was most likely added in this same deploy, and
+ * recording it as generation 1 would re-place a share of everyone. Refused: deploy once with the
+ * D1_SHARDS the data was written with, then append (docs/storage.md "Shards").
+ */
+async function refuseUnrecordedGrowth(env: ShardEnv, names: string[]): Promise<void> {
+  const held = await Promise.all(
+    allShards(env).map(async (db) => (await db.prepare("SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM conversation_shards) AS held").first<{ held: number }>())?.held === 1),
+  );
+  if (!held[0] || held.every((h) => h)) return;
+  const empty = names.filter((_, i) => !held[i]);
+  console.error(JSON.stringify({ event: "d1_shards_refused", d1_shards: names.join(","), recorded: "", empty: empty.join(",") }));
+  throw new Error(
+    `D1_SHARDS ${JSON.stringify(names.join(","))} is seen for the first time, DB already holds users and ${empty.join(",")} holds nothing: ` +
+      `deploy once with the D1_SHARDS the data was written with (so it is recorded), then append the new shards (docs/storage.md "Shards")`,
+  );
 }
 
 /** 64-bit FNV-1a of the id's UTF-8 bytes. */
