@@ -92,6 +92,25 @@ async function readsOf(e: Env, userId: string) {
   return { listed, exported: exported.map((r) => r.conversation_id).sort(), transcripts: [...transcripts.keys()].sort(), indexed, directory: await directoryRow(e, userId) };
 }
 
+/** The statements prepared on the GROW databases while `fn` runs (their prepare patched in place: a Proxy breaks batch). */
+async function statementsOf(fn: () => Promise<unknown>): Promise<{ db: number; sql: string }[]> {
+  const seen: { db: number; sql: string }[] = [];
+  const dbs = Array.from({ length: 5 }, (_, i) => grow[`GROW_${i}`]!);
+  const real = dbs.map((db) => db.prepare);
+  dbs.forEach((db, i) => {
+    db.prepare = function (this: D1Database, query: string) {
+      seen.push({ db: i, sql: query });
+      return real[i]!.call(this, query);
+    };
+  });
+  try {
+    await fn();
+  } finally {
+    dbs.forEach((db, i) => (db.prepare = real[i]!));
+  }
+  return seen;
+}
+
 async function eraseUser(e: Env, userId: string) {
   const ids = await conversationsOfUser(e, userId, 100);
   await eraseConversations(e, e.AUDIO, ids, userId);
@@ -138,6 +157,26 @@ describe("shard generations", () => {
     expect(logs.matching(/d1_shards_refused/).length).toBeGreaterThanOrEqual(6);
   });
 
+  it("asks nothing more of a key whose candidates are all one shard, and asks each candidate of one that has two", async () => {
+    expectLogs(recorded);
+    await generationSizes(layout(1));
+    const three = layout(3);
+    await generationSizes(three);
+    const asked = await statementsOf(async () => {
+      const userId = userAt("one", 3, (i) => i === 0);
+      const id = await store(three, userId, conversationAt(3, (i) => i === 0));
+      await readConversation(three, id);
+      await listConversationsOfUser(three, userId, { limit: 10, after: null });
+    });
+    expect(asked.filter((q) => q.db !== 0)).toEqual([]);
+    expect(asked.filter((q) => /AS held/.test(q.sql))).toEqual([]);
+    const two = await statementsOf(async () => {
+      await store(three, userAt("two", 3, (i) => i !== 0), conversationAt(3, (i) => i !== 0));
+    });
+    // One "held" query per candidate of the user and of the home, before the write.
+    expect(two.filter((q) => /AS held/.test(q.sql)).map((q) => q.db).sort()).toHaveLength(4);
+  });
+
   it("refuses to record as the first generation shards added beside data stored before generations existed", async () => {
     const logs = expectLogs(/d1_shards_refused/);
     // A deployment of one shard, upgraded and given two more in the same deploy: DB holds a user, DB_1 and DB_2 nothing.
@@ -153,7 +192,7 @@ describe("shard generations", () => {
 
 describe("growing 1 -> 3 -> 5 with data written before each growth", () => {
   it("finds, writes to and erases every user and conversation where they were", async () => {
-    expectLogs(recorded);
+    const logs = expectLogs(recorded, /conversation_owner_mismatch/);
     const one = layout(1);
     // Before: users whose candidate will change at 3 and at 5, one that stays, an unowned conversation, audio and a call failure.
     const movesAt3 = userAt("m3", 3, (i) => i !== 0);
@@ -184,6 +223,15 @@ describe("growing 1 -> 3 -> 5 with data written before each growth", () => {
     // The call failure's conversation keeps its home for what comes later (its transcript, its audio).
     expect(await homeWriteShard(three, failed)).toBe(grow["GROW_0"]);
     expect(await holding("conversation_shards", "conversation_id", a1)).toEqual([0]);
+
+    // Ownership: a later event for a conversation stored before the growth, naming another user, meets
+    // its entry in the old home (not a fresh one in the new home) and changes nothing.
+    const thief = userAt("th", 3, (i) => i !== 0);
+    await store(three, thief, a1);
+    expect(logs.matching(/conversation_owner_mismatch/)).toHaveLength(1);
+    expect(await holding("conversation_shards", "conversation_id", a1)).toEqual([0]);
+    expect(await holding("users", "user_id", thief)).toEqual([]);
+    expect((await readConversation(three, a1))?.row).toMatchObject({ user_id: movesAt3 });
 
     // A new user and a new conversation go to the newest generation's candidate.
     const fresh = userAt("nw", 3, (i) => i !== 0);

@@ -72,8 +72,14 @@ interface GenerationRow { generation: number; shards: string }
 async function recordedGenerations(env: ShardEnv): Promise<number[]> {
   const names = shardNames(env);
   allShards(env); // every name is a D1 binding, or this throws
-  const read = async () =>
-    (await env.DB.prepare("SELECT generation, shards FROM shard_generations ORDER BY generation").all<GenerationRow>()).results;
+  const read = async () => {
+    try {
+      return (await env.DB.prepare("SELECT generation, shards FROM shard_generations ORDER BY generation").all<GenerationRow>()).results;
+    } catch (err) {
+      if (/no such table/.test(String(err))) throw new Error("D1 table shard_generations is missing: apply every migration to DB (0014_shard_generations.sql) before deploying");
+      throw err;
+    }
+  };
   let rows = await read();
   const recorded = rows.flatMap((r) => r.shards.split(","));
   const refuse = (why: string) => {
