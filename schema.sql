@@ -249,3 +249,10 @@ CREATE TABLE audio_pending (
 );
 CREATE INDEX audio_pending_by_agent ON audio_pending (agent_id, received_at);
 CREATE INDEX audio_pending_by_received ON audio_pending (received_at);
+-- 0014: the shards each generation added to D1_SHARDS, in order (src/storage/shards.ts generationSizes;
+-- read only in DB).
+CREATE TABLE shard_generations (
+  generation INTEGER PRIMARY KEY,
+  shards TEXT NOT NULL,
+  recorded_at INTEGER NOT NULL
+);

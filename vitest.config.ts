@@ -30,7 +30,12 @@ const shardCount = Number(process.env["POSTCALL_TEST_SHARDS"] ?? "1");
 if (!Number.isInteger(shardCount) || shardCount < 1 || shardCount > 8) throw new Error("POSTCALL_TEST_SHARDS must be 1 to 8");
 const shardNames = ["DB", ...Array.from({ length: shardCount - 1 }, (_, i) => `DB_${i + 1}`)];
 // DB keeps wrangler.toml's database id; the others get ids of their own.
-const d1Databases = Object.fromEntries(shardNames.map((name, i) => [name, i === 0 ? "00000000-0000-0000-0000-000000000000" : `postcall-test-shard-${i}`]));
+// GROW_0..GROW_4: five more databases, named in no D1_SHARDS, that test/shard-growth.test.ts lays out as
+// DB, DB_1, ... of an env it grows (1 -> 3 -> 5 shards) with data written before each growth.
+const d1Databases = {
+  ...Object.fromEntries(shardNames.map((name, i) => [name, i === 0 ? "00000000-0000-0000-0000-000000000000" : `postcall-test-shard-${i}`])),
+  ...Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`GROW_${i}`, `postcall-test-grow-${i}`])),
+};
 
 const bindings = {
   D1_SHARDS: shardNames.join(","),

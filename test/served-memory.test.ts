@@ -13,7 +13,7 @@ import { api, apiJson, deliverParked, initiation, pendingConversation, phoneNumb
 import { context, flush, FIRST_TIME_CONTEXT, nowSeconds, postWebhook, transcription, uid } from "./helpers";
 import { userMemory } from "./objects";
 import { LIMITS } from "../src/objects/shared/limits";
-import { userShard } from "../src/storage/shards";
+import { allShards, userShardIndex } from "../src/storage/shards";
 
 async function ingest(userId: string, o: Parameters<typeof transcription>[0] = {}) {
   const event = transcription({ userId, ...o });
@@ -109,7 +109,8 @@ describe("a read during a write's await sees what the write already changed", ()
       const memory = instance as unknown as UserMemory;
       const seen: MemorySnapshot[] = [];
       // The D1 binding is patched in place for this call (a Proxy of it breaks db.batch).
-      const db = userShard((instance as unknown as { env: Env }).env, userId);
+      const instanceEnv = (instance as unknown as { env: Env }).env;
+      const db = allShards(instanceEnv)[userShardIndex(instanceEnv, userId)]!;
       const realPrepare = db.prepare;
       db.prepare = function (this: D1Database, query: string) {
         const stmt = realPrepare.call(this, query);

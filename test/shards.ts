@@ -1,18 +1,19 @@
 /**
  * Tests that look at D1 rows directly find them where src/storage/shards.ts puts them, so the suite
- * runs unchanged on one shard or three (vitest.config.ts: POSTCALL_TEST_SHARDS).
+ * runs unchanged on one shard or three (vitest.config.ts: POSTCALL_TEST_SHARDS). The suite's env has
+ * one shard generation, so each id has one candidate: the newest (test/shard-growth.test.ts grows it).
  */
 import { env } from "cloudflare:workers";
-import { allShards, homeShard, shardNames, userShard, userShardIndex } from "../src/storage/shards";
+import { allShards, homeShardIndex, shardNames, userShardIndex } from "../src/storage/shards";
 import { shardOfConversation } from "../src/storage/placement";
 
 export const shardCount = () => allShards(env).length;
 /** The shard of a conversation's entry, audio row, call failure and conflicts. */
-export const homeDb = (conversationId: string) => homeShard(env, conversationId);
+export const homeDb = (conversationId: string) => allShards(env)[homeShardIndex(env, conversationId)]!;
 /** The shard of a user's conversations and directory row. */
-export const userDb = (userId: string) => userShard(env, userId);
+export const userDb = (userId: string) => allShards(env)[userShardIndex(env, userId)]!;
 /** The shard that holds the conversation's row (its home when D1 has none yet). */
-export const rowDb = async (conversationId: string) => (await shardOfConversation(env, conversationId)) ?? homeShard(env, conversationId);
+export const rowDb = async (conversationId: string) => (await shardOfConversation(env, conversationId)) ?? homeDb(conversationId);
 
 /** The sum of a count(*) query's answer over every shard. */
 export async function countEverywhere(sql: string, ...params: unknown[]): Promise<number> {

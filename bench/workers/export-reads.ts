@@ -9,7 +9,7 @@ export default {
     for (;;) {
       const page = await conversationPageForExport(env, userId, { limit: 100, after });
       for (const g of transcriptGroups(page, 1_000_000, 50)) {
-        for (const value of (await storedTranscriptsOf(env.DB, g.map((r) => r.conversation_id))).values()) n += (await decodeStoredTranscript(value)).length > 0 ? 1 : 0;
+        for (const value of (await storedTranscriptsOf(env, userId, g.map((r) => r.conversation_id))).values()) n += (await decodeStoredTranscript(value)).length > 0 ? 1 : 0;
       }
       if (page.length < 100) break;
       const last = page[page.length - 1]!;

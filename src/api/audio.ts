@@ -13,7 +13,7 @@ import { iso } from "../lib/time";
 import { ledgerObject } from "../memory/objects";
 import { AUDIO_CONTENT_TYPE } from "../storage/audio-upload";
 import { findAudioLink, readAudioObject, type AudioLink } from "../storage/audio";
-import { homeShard } from "../storage/shards";
+import { firstOf, homeShards } from "../storage/shards";
 import { noneMatch, parseRange } from "./range";
 
 const noAudio = () => notFound("audio_not_found", "No audio is stored for this conversation.");
@@ -25,7 +25,7 @@ const noAudio = () => notFound("audio_not_found", "No audio is stored for this c
  */
 export async function findAudio(env: Env, conversationId: string): Promise<AudioLink | null> {
   try {
-    const link = await findAudioLink(homeShard(env, conversationId), conversationId);
+    const link = await firstOf(await homeShards(env, conversationId), (db) => findAudioLink(db, conversationId));
     if (link) return link;
   } catch (err) {
     console.warn(`D1 audio lookup failed, asking the Durable Object: ${err instanceof Error ? err.message : String(err)}`);

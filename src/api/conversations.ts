@@ -9,7 +9,7 @@ import { json, notFound } from "../lib/errors";
 import { iso } from "../lib/time";
 import { listConversationsOfUser, parseStoredJson, readConversation, turnsView, type StoredConversation } from "../storage/conversations";
 import { conflictsOf } from "../storage/quarantine";
-import { homeShard } from "../storage/shards";
+import { homeShards } from "../storage/shards";
 import { decodeCursor, encodeCursor, pageSize } from "./cursor";
 
 /** JSON text as a value; null for none or for text that is not JSON (src/storage/conversations.ts). */
@@ -53,7 +53,7 @@ export async function listConversations(env: Env, userId: string, url: URL): Pro
 export async function getConversation(env: Env, conversationId: string): Promise<Response> {
   const stored = await readConversation(env, conversationId);
   if (!stored) throw notFound("conversation_not_found", "No conversation with this id (it may not have been delivered yet, or was erased).");
-  const conflicts = await conflictsOf(homeShard(env, conversationId), conversationId);
+  const conflicts = (await Promise.all((await homeShards(env, conversationId)).map((db) => conflictsOf(db, conversationId)))).flat();
   return json({ ...conversationJson(stored), conflicts: conflictsView(conflicts) });
 }
 

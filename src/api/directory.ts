@@ -16,7 +16,6 @@ import { badRequest, json } from "../lib/errors";
 import { iso } from "../lib/time";
 import { normalisePhone } from "../records/identity";
 import { phoneObject } from "../memory/objects";
-import { userShard } from "../storage/shards";
 import { directoryRow, listUsers as list, phoneNumberUsers, type DirectoryRow } from "../storage/users";
 import { decodeKeyset, encodeKeyset, pageSize } from "./cursor";
 
@@ -39,7 +38,7 @@ async function phoneMatches(env: Env, q: string): Promise<Matched[]> {
   const national = international || digits.length < 9 ? null : digits;
   const own = (
     await Promise.all([
-      exact === null ? null : directoryRow(userShard(env, exact), exact),
+      exact === null ? null : directoryRow(env, exact),
       national === null ? [] : phoneNumberUsers(env, national, MAX_CANDIDATES),
     ])
   )
@@ -50,7 +49,7 @@ async function phoneMatches(env: Env, q: string): Promise<Matched[]> {
     numbers.map(async (phone): Promise<Matched | null> => {
       const owner = (await phoneObject(env, phone).describe())?.owner?.user_id ?? null;
       if (owner === null) return null;
-      const row = await directoryRow(userShard(env, owner), owner);
+      const row = await directoryRow(env, owner);
       return { ...(row ?? { user_id: owner, first_call_at: null, last_call_at: null, conversation_count: 0 }), phone };
     }),
   );

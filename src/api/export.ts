@@ -26,7 +26,6 @@ import { isE164 } from "../records/identity";
 import { scopedObject, userObject } from "../memory/objects";
 import type { MemoryView } from "../memory/rpc";
 import { readAudioObject } from "../storage/audio";
-import { userShard } from "../storage/shards";
 import {
   callFailurePageForExport,
   conversationPageForExport,
@@ -158,7 +157,7 @@ async function* exportRecords(env: Env, input: ExportInput): AsyncGenerator<Expo
   let page = input.firstPage;
   for (;;) {
     for (const group of transcriptGroups(page, TRANSCRIPT_GROUP_BYTES, TRANSCRIPTS_PER_GROUP)) {
-      const stored = await storedTranscriptsOf(userShard(env, userId), group.map((r) => r.conversation_id));
+      const stored = await storedTranscriptsOf(env, userId, group.map((r) => r.conversation_id));
       for (const row of group) {
         if (!stored.has(row.conversation_id)) continue; // erased while the export ran
         const transcript = await decodeStoredTranscript(stored.get(row.conversation_id)!);

@@ -11,7 +11,7 @@ import { iso } from "../lib/time";
 import { FORWARD_SCHEMA_VERSION, type ForwardMessage } from "../records/forward-events";
 import { callFailureView, parseStoredJson as parseJson, readConversation, turnsView } from "../storage/conversations";
 import { readAudioEvent, readCallFailure } from "../storage/forwarding";
-import { homeShard, type ShardEnv } from "../storage/shards";
+import { firstOf, homeShards, type ShardEnv } from "../storage/shards";
 
 export interface BuiltEvent {
   body: string;
@@ -71,7 +71,7 @@ export async function buildEvent(env: ShardEnv, m: ForwardMessage, d: ForwardDes
       return { body: envelope(m, data), userId: r.user_id };
     }
     case "audio.stored": {
-      const a = id === null ? null : await readAudioEvent(homeShard(env, id), id);
+      const a = id === null ? null : await firstOf(await homeShards(env, id), (db) => readAudioEvent(db, id));
       if (!a) return null;
       return {
         body: envelope(m, {
@@ -88,7 +88,7 @@ export async function buildEvent(env: ShardEnv, m: ForwardMessage, d: ForwardDes
       };
     }
     case "call.failed": {
-      const f = id === null ? null : await readCallFailure(homeShard(env, id), id);
+      const f = id === null ? null : await firstOf(await homeShards(env, id), (db) => readCallFailure(db, id));
       if (!f) return null;
       return {
         body: envelope(m, callFailureView(f)),

@@ -16,7 +16,7 @@ export interface AudioLink {
 }
 
 /**
- * Writes the audio row in the conversation's home shard (`db`: src/storage/shards.ts `homeShard`;
+ * Writes the audio row in the conversation's home shard (`db`: src/storage/placement.ts `homeWriteShard`;
  * idempotent: the first audio of a conversation is the one kept) and reads, in the same transaction,
  * who D1 says the conversation belongs to (its `conversation_shards` entry, written there by the
  * transcript's delivery): of the audio's and the transcript's deliveries, the later one always sees the

@@ -1,8 +1,9 @@
 /**
  * The D1 read behind the recall backfill (src/objects/user-memory/recall-backfill.ts): a user's stored
  * conversations in a stable order (started_at, conversation_id), strictly after a keyset cursor,
- * with their transcripts decoded. Bounded by `limit`.
+ * with their transcripts decoded, merged over every shard that may hold them. Bounded by `limit`.
  */
+import { mergePages, userShards, type ShardEnv } from "./shards";
 import { decodeTranscript, type StoredTurn, type StoredValue } from "./transcript-codec";
 
 export interface ConversationToIndex {
@@ -14,11 +15,25 @@ export interface ConversationToIndex {
 }
 
 export async function conversationsToIndex(
-  db: D1Database,
+  env: ShardEnv,
   userId: string,
   after: { startedAt: number; conversationId: string } | null,
   limit: number,
 ): Promise<ConversationToIndex[]> {
+  type Row = Omit<ConversationToIndex, "turns"> & { transcript: StoredValue | null };
+  const pages = await Promise.all((await userShards(env, userId)).map((db) => pageOf(db, userId, after, limit)));
+  const first = (a: Row, b: Row) => a.started_at < b.started_at || (a.started_at === b.started_at && a.conversation_id < b.conversation_id);
+  const out: ConversationToIndex[] = [];
+  for (const { transcript, ...row } of mergePages(pages, first, limit)) out.push({ ...row, turns: await decodeTranscript(transcript) });
+  return out;
+}
+
+async function pageOf(
+  db: D1Database,
+  userId: string,
+  after: { startedAt: number; conversationId: string } | null,
+  limit: number,
+): Promise<(Omit<ConversationToIndex, "turns"> & { transcript: StoredValue | null })[]> {
   const columns = "conversation_id, started_at, title, summary, transcript";
   const stmt =
     after === null
@@ -29,8 +44,5 @@ export async function conversationsToIndex(
              ORDER BY started_at, conversation_id LIMIT ?`,
           )
           .bind(userId, after.startedAt, after.startedAt, after.conversationId, limit);
-  const { results } = await stmt.all<Omit<ConversationToIndex, "turns"> & { transcript: StoredValue | null }>();
-  const out: ConversationToIndex[] = [];
-  for (const { transcript, ...row } of results) out.push({ ...row, turns: await decodeTranscript(transcript) });
-  return out;
+  return (await stmt.all<Omit<ConversationToIndex, "turns"> & { transcript: StoredValue | null }>()).results;
 }

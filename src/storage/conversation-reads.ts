@@ -6,7 +6,7 @@
  * the unattributed list to all of them, merged by the same keyset.
  */
 import { shardEntry } from "./placement";
-import { byHome, homeShard, mergePages, onEveryShard, ownerShard, userShard, type ShardEnv } from "./shards";
+import { byHome, firstOf, homeShards, mergePages, onEveryShard, ownerShards, userShards, type ShardEnv } from "./shards";
 import { decodeTranscript, type StoredTurn, type StoredValue } from "./transcript-codec";
 
 /** The columns of a conversation row as the API reads them. */
@@ -83,23 +83,32 @@ export async function readConversation(
   // Without the transcript (a forwarded event that only links to it) neither the blob is read nor decoded.
   const select = (db: D1Database) =>
     db.prepare(`SELECT ${ROW_COLUMNS}${opts.transcript ? ", transcript" : ""} FROM conversations WHERE conversation_id = ?`).bind(conversationId);
-  const home = homeShard(env, conversationId);
-  const [entry, conv, audio] = await home.batch<unknown>([
-    home.prepare("SELECT user_id FROM conversation_shards WHERE conversation_id = ?").bind(conversationId),
-    select(home),
-    home.prepare("SELECT bytes, sha256, stored_at FROM audio WHERE conversation_id = ?").bind(conversationId),
-  ]);
-  const owner = entry!.results[0] as { user_id: string | null } | undefined;
+  // Each candidate home (usually one) in one batch: the entry, the row (there when unowned or the owner's shard is the same), the audio.
+  const homes = await homeShards(env, conversationId);
+  const answers = await Promise.all(
+    homes.map(async (home) => {
+      const [entry, conv, audio] = await home.batch<unknown>([
+        home.prepare("SELECT user_id FROM conversation_shards WHERE conversation_id = ?").bind(conversationId),
+        select(home),
+        home.prepare("SELECT bytes, sha256, stored_at FROM audio WHERE conversation_id = ?").bind(conversationId),
+      ]);
+      return { home, entry: entry!.results[0] as { user_id: string | null } | undefined, conv: conv!.results[0], audio: audio!.results[0] };
+    }),
+  );
+  const owner = answers.find((a) => a.entry !== undefined)?.entry;
   if (owner === undefined) return null;
-  const db = ownerShard(env, conversationId, owner.user_id);
-  const found = (db === home ? conv!.results[0] : await select(db).first()) as (ConversationRow & { transcript: StoredValue | null }) | null | undefined;
+  const dbs = await ownerShards(env, conversationId, owner.user_id);
+  const asked = answers.filter((a) => dbs.includes(a.home)).find((a) => a.conv !== undefined)?.conv;
+  const rest = dbs.filter((db) => !homes.includes(db));
+  const found = (asked ?? (await firstOf(rest, (db) => select(db).first()))) as (ConversationRow & { transcript: StoredValue | null }) | null | undefined;
   if (!found) return null;
+  const audio = answers.find((a) => a.audio !== undefined)?.audio;
   const { transcript, ...row } = found;
   return {
     row,
     // Throws TranscriptDecodeError (a 500) for a value it cannot read: never a silently empty transcript.
     transcript: opts.transcript ? await decodeTranscript(transcript) : [],
-    audio: (audio!.results[0] as StoredConversation["audio"] | undefined) ?? null,
+    audio: (audio as StoredConversation["audio"] | undefined) ?? null,
   };
 }
 
@@ -114,7 +123,7 @@ export async function audioRowsElsewhere<T>(
   columns: string,
 ): Promise<Map<string, T>> {
   const out = new Map<string, T>();
-  const groups = byHome(env, ids).filter((g) => g.db !== read);
+  const groups = (await byHome(env, ids)).filter((g) => g.db !== read);
   const answers = await Promise.all(
     groups.map((g) =>
       g.db
@@ -158,8 +167,20 @@ export async function listConversationsOfUser(
   userId: string,
   page: { limit: number; after: { startedAt: number; conversationId: string } | null },
 ): Promise<ConversationSummary[]> {
+  // Every shard that may hold the user's rows (usually one), merged in the same order.
+  const pages = await Promise.all((await userShards(env, userId)).map((db) => userPageOf(env, db, userId, page)));
+  const first = (a: ConversationSummary, b: ConversationSummary) =>
+    a.started_at > b.started_at || (a.started_at === b.started_at && a.conversation_id > b.conversation_id);
+  return mergePages(pages, first, page.limit);
+}
+
+async function userPageOf(
+  env: ShardEnv,
+  db: D1Database,
+  userId: string,
+  page: { limit: number; after: { startedAt: number; conversationId: string } | null },
+): Promise<ConversationSummary[]> {
   const { limit, after } = page;
-  const db = userShard(env, userId);
   const stmt =
     after === null
       ? db.prepare(

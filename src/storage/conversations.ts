@@ -11,7 +11,8 @@ import type { ConversationRecord } from "../records/payload";
 import type { CallFailureRecord } from "../records/call-failure";
 import { countStatements } from "./counters";
 import { userDirectoryStatement } from "./users";
-import { homeShard, ownerShard, type ShardEnv } from "./shards";
+import { homeWriteShard, userWriteShard } from "./placement";
+import type { ShardEnv } from "./shards";
 import { ftsDocument, packTranscript, TOOLS_DROPPED, type StoredTurn } from "./transcript-codec";
 
 export type { StoredTurn };
@@ -132,8 +133,8 @@ export async function storeConversation(
   r: ConversationRecord,
   meta: { transcriptKey: string; receivedAt: number },
 ): Promise<{ hasAudio: boolean }> {
-  const home = homeShard(env, r.conversationId);
-  const owner = ownerShard(env, r.conversationId, r.userId);
+  const home = await homeWriteShard(env, r.conversationId);
+  const owner = r.userId === null ? home : await userWriteShard(env, r.userId);
   const meeting = [
     home
       .prepare(

@@ -6,7 +6,7 @@
  * still lead a retry to whatever was not yet deleted. Every step is idempotent.
  */
 import { uncountStatements } from "./counters";
-import { byHome, onEveryShard, ownerShard, type ShardEnv } from "./shards";
+import { byHome, onEveryShard, userShards, type ShardEnv } from "./shards";
 import { userDirectoryStatements } from "./users";
 import { conversationPrefix, transcriptKey } from "../records/keys";
 import { eraseQuarantined } from "./quarantine";
@@ -85,7 +85,7 @@ export async function eraseConversations(
   const counts = zeroCounts();
   for (const batch of chunks([...new Set(ids)], IDS_PER_STATEMENT)) {
     const homes = await Promise.all(
-      byHome(env, batch).map(async (g) => {
+      (await byHome(env, batch)).map(async (g) => {
         const [entries, audio] = await g.db.batch<{ conversation_id: string; user_id?: string | null; key: string }>([
           g.db.prepare(`SELECT conversation_id, user_id FROM conversation_shards WHERE conversation_id IN (${placeholders(g.ids.length)})`).bind(...g.ids),
           g.db.prepare(`SELECT conversation_id, r2_key AS key FROM audio WHERE conversation_id IN (${placeholders(g.ids.length)})`).bind(...g.ids),
@@ -98,9 +98,11 @@ export async function eraseConversations(
     if (mine.length === 0) continue;
     await erasure?.record(mine);
     const audioRows = homes.flatMap((h) => h.audio).filter((r) => !foreign.has(r.conversation_id));
-    const rowShard = (id: string) => ownerShard(env, id, owner);
-    const rowGroups = new Map<D1Database, string[]>();
-    for (const id of mine) rowGroups.set(rowShard(id), [...(rowGroups.get(rowShard(id)) ?? []), id]);
+    // Every shard that may hold the rows: the owner's candidates, or (unowned) each id's home candidates.
+    const homeGroups = await byHome(env, mine);
+    const rowGroups = new Map<D1Database, string[]>(
+      owner === null ? homeGroups.map((g) => [g.db, g.ids]) : (await userShards(env, owner)).map((db) => [db, mine]),
+    );
     const conversationRows = (
       await Promise.all(
         [...rowGroups].map(([db, part]) =>
@@ -140,7 +142,7 @@ export async function eraseConversations(
     // deleted by rowid) and the user directory (recomputed from what remains; its row goes when nothing does).
     const plan = new Map<D1Database, { home: string[]; rows: string[] }>();
     const at = (db: D1Database) => plan.get(db) ?? plan.set(db, { home: [], rows: [] }).get(db)!;
-    for (const g of byHome(env, mine)) at(g.db).home.push(...g.ids);
+    for (const g of homeGroups) at(g.db).home.push(...g.ids);
     for (const [db, part] of rowGroups) at(db).rows.push(...part);
     const ordered = [...plan].sort(([, a], [, b]) => a.rows.length - b.rows.length);
     const now = Math.floor(Date.now() / 1000);

@@ -1,22 +1,21 @@
 /**
  * The D1 reads that find what retention and erasure must remove (the removal itself is
  * src/storage/erase.ts). Times are Unix seconds; every list is bounded by `limit`. Those taking `db`
- * read one shard (a user's: src/storage/shards.ts `userShard`; or each in turn: the sweep); those
+ * read one shard (each of a user's candidates: src/storage/shards.ts `onUserShards`; or each in turn: the sweep); those
  * taking `env` find the shards themselves.
  */
-import { byHome, onEveryShard, type ShardEnv } from "./shards";
+import { byHome, onEveryShard, onUserShards, type ShardEnv } from "./shards";
 
 const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(", ");
 
 const ids = (rows: { conversation_id: string }[]) => rows.map((r) => r.conversation_id);
 
-/** Conversations D1 attributes to this user (erasure). */
-export async function conversationsOfUser(db: D1Database, userId: string, limit: number): Promise<string[]> {
-  const { results } = await db
-    .prepare("SELECT conversation_id FROM conversations WHERE user_id = ? LIMIT ?")
-    .bind(userId, limit)
-    .all<{ conversation_id: string }>();
-  return ids(results);
+/** Conversations D1 attributes to this user (erasure), in every shard that may hold them. */
+export async function conversationsOfUser(env: ShardEnv, userId: string, limit: number): Promise<string[]> {
+  const found = await onUserShards(env, userId, async (db) =>
+    ids((await db.prepare("SELECT conversation_id FROM conversations WHERE user_id = ? LIMIT ?").bind(userId, limit).all<{ conversation_id: string }>()).results),
+  );
+  return found.slice(0, limit);
 }
 
 /**
@@ -38,7 +37,12 @@ export async function unverifiedClaimsOf(env: ShardEnv, userId: string, limit: n
   return found.flat().slice(0, limit);
 }
 
-/** This user's conversations that started before `cutoff`, oldest first. */
+/** This user's conversations that started before `cutoff`, in every shard that may hold them. */
+export async function expiredOfUserEverywhere(env: ShardEnv, userId: string, cutoff: number, limit: number): Promise<string[]> {
+  return (await onUserShards(env, userId, (db) => expiredOfUser(db, userId, cutoff, limit))).slice(0, limit);
+}
+
+/** This user's conversations in `db` that started before `cutoff`, oldest first. */
 export async function expiredOfUser(db: D1Database, userId: string, cutoff: number, limit: number): Promise<string[]> {
   const { results } = await db
     .prepare("SELECT conversation_id FROM conversations WHERE user_id = ? AND started_at < ? ORDER BY started_at LIMIT ?")
@@ -49,7 +53,7 @@ export async function expiredOfUser(db: D1Database, userId: string, cutoff: numb
 
 /** Of these conversation ids, the unattributed ones (no user) that started before `cutoff`. */
 export async function expiredUnattributedAmong(env: ShardEnv, among: string[], cutoff: number, limit: number): Promise<string[]> {
-  const found = await Promise.all(byHome(env, among).map((g) => expiredUnattributedIn(g.db, g.ids, cutoff, limit)));
+  const found = await Promise.all((await byHome(env, among)).map((g) => expiredUnattributedIn(g.db, g.ids, cutoff, limit)));
   return found.flat().slice(0, limit);
 }
 
@@ -66,14 +70,17 @@ async function expiredUnattributedIn(db: D1Database, among: string[], cutoff: nu
 }
 
 /** Start of this user's oldest conversation in D1, or null when they have none. */
-export async function oldestStartOfUser(db: D1Database, userId: string): Promise<number | null> {
-  const row = await db.prepare("SELECT min(started_at) AS m FROM conversations WHERE user_id = ?").bind(userId).first<{ m: number | null }>();
-  return row?.m ?? null;
+export async function oldestStartOfUser(env: ShardEnv, userId: string): Promise<number | null> {
+  const found = await onUserShards(env, userId, async (db) => {
+    const m = (await db.prepare("SELECT min(started_at) AS m FROM conversations WHERE user_id = ?").bind(userId).first<{ m: number | null }>())?.m;
+    return typeof m === "number" ? [m] : [];
+  });
+  return found.length === 0 ? null : Math.min(...found);
 }
 
 /** Start of the oldest unattributed conversation among these ids, or null. */
 export async function oldestUnattributedStartAmong(env: ShardEnv, among: string[]): Promise<number | null> {
-  const found = (await Promise.all(byHome(env, among).map((g) => oldestUnattributedIn(g.db, g.ids)))).filter((m) => m !== null);
+  const found = (await Promise.all((await byHome(env, among)).map((g) => oldestUnattributedIn(g.db, g.ids)))).filter((m) => m !== null);
   return found.length === 0 ? null : Math.min(...found);
 }
 

@@ -7,7 +7,7 @@
  */
 import { decodeTranscript, type StoredTurn, type StoredValue } from "./transcript-codec";
 import { audioRowsElsewhere, type CallFailureRow, type ConversationRow } from "./conversation-reads";
-import { mergePages, onEveryShard, userShard, type ShardEnv } from "./shards";
+import { mergePages, onEveryShard, userShards, type ShardEnv } from "./shards";
 
 /** A conversation's row (without its transcript), the size of its stored transcript, and its audio row. */
 export interface ExportConversationRow extends ConversationRow {
@@ -36,7 +36,20 @@ export async function conversationPageForExport(
   page: { limit: number; after: { startedAt: number; conversationId: string } | null },
 ): Promise<ExportConversationRow[]> {
   const { limit, after } = page;
-  const db = userShard(env, userId);
+  // Every shard that may hold the user's rows (usually one), merged in the same order.
+  const pages = await Promise.all((await userShards(env, userId)).map((db) => exportPageOf(env, db, userId, page)));
+  const first = (a: ExportConversationRow, b: ExportConversationRow) =>
+    a.started_at < b.started_at || (a.started_at === b.started_at && a.conversation_id < b.conversation_id);
+  return mergePages(pages, first, limit);
+}
+
+async function exportPageOf(
+  env: ShardEnv,
+  db: D1Database,
+  userId: string,
+  page: { limit: number; after: { startedAt: number; conversationId: string } | null },
+): Promise<ExportConversationRow[]> {
+  const { limit, after } = page;
   const from = `FROM conversations c LEFT JOIN audio a ON a.conversation_id = c.conversation_id WHERE c.user_id = ?`;
   const order = "ORDER BY c.started_at ASC, c.conversation_id ASC LIMIT ?";
   const stmt =
@@ -61,15 +74,20 @@ export async function conversationPageForExport(
  * time (`decodeStoredTranscript`), so at most one decoded transcript is held. A conversation erased
  * meanwhile is simply missing from the map.
  */
-export async function storedTranscriptsOf(db: D1Database, conversationIds: string[]): Promise<Map<string, StoredValue | null>> {
+export async function storedTranscriptsOf(env: ShardEnv, userId: string, conversationIds: string[]): Promise<Map<string, StoredValue | null>> {
   const out = new Map<string, StoredValue | null>();
   if (conversationIds.length === 0) return out;
-  const results = await db.batch<{ transcript: StoredValue | null }>(
-    conversationIds.map((id) => db.prepare("SELECT transcript FROM conversations WHERE conversation_id = ?").bind(id)),
+  // Every shard that may hold the user's rows (usually one); a row is in one of them.
+  const answers = await Promise.all(
+    (await userShards(env, userId)).map((db) =>
+      db.batch<{ transcript: StoredValue | null }>(conversationIds.map((id) => db.prepare("SELECT transcript FROM conversations WHERE conversation_id = ?").bind(id))),
+    ),
   );
-  for (const [i, id] of conversationIds.entries()) {
-    const row = results[i]?.results[0];
-    if (row) out.set(id, row.transcript);
+  for (const results of answers) {
+    for (const [i, id] of conversationIds.entries()) {
+      const row = results[i]?.results[0];
+      if (row) out.set(id, row.transcript);
+    }
   }
   return out;
 }

@@ -3,9 +3,12 @@
  * `conversation_shards` entry names its owner, whose shard holds the row. And the one change of
  * place: an operator's attribution of an unowned conversation (at home) to a user, whose shard may be
  * another; the row is then copied there and removed from home.
+ *
+ * Which candidate shard a write goes to (src/storage/shards.ts: a key has one candidate per shard
+ * generation, usually all the same shard): the earliest that already holds the key, else the newest.
  */
 import { countStatements, uncountStatements } from "./counters";
-import { homeShard, ownerShard, userShard, type ShardEnv } from "./shards";
+import { allShards, firstOf, homeCandidates, homeShards, ownerShards, userCandidates, type ShardEnv } from "./shards";
 import { decodeTranscript, ftsDocument, type StoredValue } from "./transcript-codec";
 import { userDirectoryStatement, userDirectoryStatements } from "./users";
 
@@ -15,18 +18,48 @@ export interface ShardEntry {
   agent_id: string;
 }
 
+/** The earliest of `candidates` (shard indexes) where `held` finds the key, else the newest. */
+async function writeShard(env: ShardEnv, candidates: number[], held: (db: D1Database) => Promise<boolean>): Promise<D1Database> {
+  const dbs = allShards(env);
+  if (candidates.length === 1) return dbs[candidates[0]!]!;
+  const found = await firstOf(candidates.map((i) => dbs[i]!), async (db) => ((await held(db)) ? db : null));
+  return found ?? dbs[candidates.at(-1)!]!;
+}
+
+/** The shard a user's rows are written to: the earliest candidate with their `users` directory row, else the newest. */
+export async function userWriteShard(env: ShardEnv, userId: string): Promise<D1Database> {
+  return writeShard(env, await userCandidates(env, userId), async (db) => (await db.prepare("SELECT 1 AS held FROM users WHERE user_id = ?").bind(userId).first()) !== null);
+}
+
+/** What a home shard holds of a conversation: its entry, audio, call failure, or its row while unowned. */
+const HOME_HELD = `SELECT 1 AS held WHERE EXISTS (SELECT 1 FROM conversation_shards WHERE conversation_id = ?1)
+  OR EXISTS (SELECT 1 FROM audio WHERE conversation_id = ?1) OR EXISTS (SELECT 1 FROM call_failures WHERE conversation_id = ?1)
+  OR EXISTS (SELECT 1 FROM conversations WHERE conversation_id = ?1 AND user_id IS NULL)`;
+
+/** The shard a conversation's home rows are written to: the earliest candidate holding any of them, else the newest. */
+export async function homeWriteShard(env: ShardEnv, conversationId: string): Promise<D1Database> {
+  return writeShard(env, await homeCandidates(env, conversationId), async (db) => (await db.prepare(HOME_HELD).bind(conversationId).first()) !== null);
+}
+
+/** The home shard holding the conversation's entry, and the entry (its owner, null for no one); null when D1 has none. */
+export async function homeEntry(env: ShardEnv, conversationId: string): Promise<{ db: D1Database; entry: ShardEntry } | null> {
+  return firstOf(await homeShards(env, conversationId), async (db) => {
+    const entry = await db.prepare("SELECT user_id, user_id_source, agent_id FROM conversation_shards WHERE conversation_id = ?").bind(conversationId).first<ShardEntry>();
+    return entry === null ? null : { db, entry };
+  });
+}
+
 /** The conversation's entry (its owner, null for no one), or null when D1 has none. */
 export async function shardEntry(env: ShardEnv, conversationId: string): Promise<ShardEntry | null> {
-  return homeShard(env, conversationId)
-    .prepare("SELECT user_id, user_id_source, agent_id FROM conversation_shards WHERE conversation_id = ?")
-    .bind(conversationId)
-    .first<ShardEntry>();
+  return (await homeEntry(env, conversationId))?.entry ?? null;
 }
 
 /** The shard that holds the conversation's row, or null when D1 has none. */
 export async function shardOfConversation(env: ShardEnv, conversationId: string): Promise<D1Database | null> {
   const entry = await shardEntry(env, conversationId);
-  return entry === null ? null : ownerShard(env, conversationId, entry.user_id);
+  if (entry === null) return null;
+  const dbs = await ownerShards(env, conversationId, entry.user_id);
+  return firstOf(dbs, async (db) => ((await db.prepare("SELECT 1 FROM conversations WHERE conversation_id = ?").bind(conversationId).first()) === null ? null : db));
 }
 
 const COLUMNS = [
@@ -75,7 +108,8 @@ function removeStatements(db: D1Database, where: string, params: unknown[]): D1P
  * different users at once, the one whose claim lands keeps it and the other's copy is removed.
  */
 export async function attributeConversation(env: ShardEnv, conversationId: string, userId: string, now: number): Promise<string | null | undefined> {
-  const home = homeShard(env, conversationId);
+  const home = (await homeEntry(env, conversationId))?.db;
+  if (home === undefined) return undefined;
   const [entries, rows] = await home.batch<unknown>([
     home.prepare("SELECT user_id FROM conversation_shards WHERE conversation_id = ?").bind(conversationId),
     home.prepare(`SELECT ${COLUMNS.join(", ")} FROM conversations WHERE conversation_id = ? AND user_id IS NULL`).bind(conversationId),
@@ -85,7 +119,7 @@ export async function attributeConversation(env: ShardEnv, conversationId: strin
   if (entry === undefined) return undefined;
   if (entry.user_id !== null) return entry.user_id;
   if (row === undefined) return undefined;
-  const target = userShard(env, userId);
+  const target = await userWriteShard(env, userId);
   const claim = home
     .prepare("UPDATE conversation_shards SET user_id = ?, user_id_source = 'operator' WHERE conversation_id = ? AND user_id IS NULL")
     .bind(userId, conversationId);

@@ -62,7 +62,7 @@ export async function conflictsOf(db: D1Database, conversationId: string): Promi
  */
 export async function eraseQuarantined(env: ShardEnv, bucket: R2Bucket, by: { conversationIds?: string[]; claimedUserId?: string }): Promise<number> {
   const found = await Promise.all([
-    ...byHome(env, by.conversationIds ?? []).map(async (g) => {
+    ...(await byHome(env, by.conversationIds ?? [])).map(async (g) => {
       const rows: { conversation_id: string; r2_key: string }[] = [];
       // D1 allows 100 bound parameters per statement.
       for (let i = 0; i < g.ids.length; i += 90) {

@@ -2,18 +2,18 @@
  * Which D1 database holds what (docs/storage.md "Shards"). `DB` is the first shard; D1_SHARDS names
  * them all in order (default "DB"), each a D1 binding, every migration applied to each.
  *
- * - A user's conversations, search documents and directory row live in `userShard(user id)`.
- * - Everything keyed by a conversation alone lives in its *home* shard, `homeShard(conversation id)`:
- *   its entry in `conversation_shards` (who owns it, so a lookup by id goes to one shard, then to the
- *   owner's), its audio row, its call failure, its quarantined events, and the conversation itself
- *   while no one owns it. The audio and the transcript arrive in either order and only the transcript
- *   names the owner, so they meet on the one database both can name: the id's own hash.
- * - Tables of the whole deployment (forwarding's dead letters, imports, upgrades) stay in `DB`.
+ * - A user's conversations, search documents and directory row live in their *user shard*.
+ * - Everything keyed by a conversation alone lives in its *home* shard: its entry in
+ *   `conversation_shards` (who owns it), its audio row, its call failure, its quarantined events, and
+ *   the conversation itself while no one owns it. The audio and the transcript arrive in either order
+ *   and only the transcript names the owner, so they meet on the one database both can name.
+ * - Tables of the whole deployment (forwarding's dead letters, imports, upgrades, shard_generations) stay in `DB`.
  *
- * Placement is a jump consistent hash of the id (stable across isolates and deploys); adding a shard
- * changes the place of about 1/N of the ids. There is no mover yet: rows already stored stay where
- * the old count put them and reads would miss them, so the count is chosen before the first call
- * (docs/storage.md "Shards").
+ * Shards are added in *generations* (`generationSizes` records them in DB's
+ * `shard_generations`): an id's candidate in generation g is the jump hash of the id over the shards
+ * that existed in g. Rows already stored stay where they are (no mover): a write goes to the earliest
+ * candidate that already holds the key, else the newest (src/storage/placement.ts); a read asks every
+ * distinct candidate (`userShards`, `homeShards`: usually one, since jump hash keeps most ids in place).
  */
 import type { Env } from "../lib/env";
 
@@ -47,6 +47,85 @@ export function allShards(env: ShardEnv): D1Database[] {
   return dbs;
 }
 
+const generations = new WeakMap<object, Promise<number[]>>();
+
+/**
+ * The shard count of each generation, cumulative (e.g. [1, 3, 5]): read once per env object (one per
+ * isolate) from DB's `shard_generations`. A D1_SHARDS that extends the recorded list by names at its
+ * end records them as a new generation; the first one ever seen is recorded as generation 1. Anything
+ * else (a shard removed, reordered, renamed or inserted before the end) would re-place existing users
+ * and is refused: every request fails loudly until the setting is put back (docs/storage.md "Shards").
+ */
+export function generationSizes(env: ShardEnv): Promise<number[]> {
+  let sizes = generations.get(env);
+  if (!sizes) {
+    sizes = recordedGenerations(env);
+    generations.set(env, sizes);
+    // A failed read (or a refusal) is tried again by the next request, not cached.
+    sizes.catch(() => generations.delete(env));
+  }
+  return sizes;
+}
+
+interface GenerationRow { generation: number; shards: string }
+
+async function recordedGenerations(env: ShardEnv): Promise<number[]> {
+  const names = shardNames(env);
+  allShards(env); // every name is a D1 binding, or this throws
+  const read = async () => {
+    try {
+      return (await env.DB.prepare("SELECT generation, shards FROM shard_generations ORDER BY generation").all<GenerationRow>()).results;
+    } catch (err) {
+      if (/no such table/.test(String(err))) throw new Error("D1 table shard_generations is missing: apply every migration to DB (0014_shard_generations.sql) before deploying");
+      throw err;
+    }
+  };
+  let rows = await read();
+  const recorded = rows.flatMap((r) => r.shards.split(","));
+  const refuse = (why: string) => {
+    const msg = `D1_SHARDS ${JSON.stringify(names.join(","))} ${why}; the recorded shards are ${JSON.stringify(recorded.join(","))} (generations: ${rows.map((r) => r.shards).join(" | ")}). Shards may only be appended (docs/storage.md "Shards")`;
+    console.error(JSON.stringify({ event: "d1_shards_refused", d1_shards: names.join(","), recorded: recorded.join(",") }));
+    throw new Error(msg);
+  };
+  if (names.length < recorded.length) refuse(`drops ${recorded.slice(names.length).join(",")}`);
+  const moved = recorded.findIndex((name, i) => names[i] !== name);
+  if (moved !== -1) refuse(`has ${names[moved]} where ${recorded[moved]} was recorded (a shard removed, reordered or renamed)`);
+  if (rows.length === 0 && names.length > 1) await refuseUnrecordedGrowth(env, names);
+  if (names.length > recorded.length) {
+    const next = (rows.at(-1)?.generation ?? 0) + 1;
+    await env.DB.prepare("INSERT INTO shard_generations (generation, shards, recorded_at) VALUES (?, ?, ?) ON CONFLICT (generation) DO NOTHING")
+      .bind(next, names.slice(recorded.length).join(","), Math.floor(Date.now() / 1000))
+      .run();
+    rows = await read();
+    const now = rows.flatMap((r) => r.shards.split(","));
+    // Another isolate recorded a different generation at the same time: the setting differs from what won.
+    if (now.length !== names.length || now.some((name, i) => names[i] !== name)) refuse("differs from a generation recorded at the same time");
+    // The first generation of a deployment is not news; a shard added later is.
+    if (next > 1) console.log(JSON.stringify({ event: "d1_shards_generation_recorded", generation: next, shards: names.slice(recorded.length).join(",") }));
+  }
+  let total = 0;
+  return rows.map((r) => (total += r.shards.split(",").length));
+}
+
+/**
+ * The first record of a deployment that stored calls before generations existed: if DB holds users
+ * but another named shard holds nothing, that shard was most likely added in this same deploy, and
+ * recording it as generation 1 would re-place a share of everyone. Refused: deploy once with the
+ * D1_SHARDS the data was written with, then append (docs/storage.md "Shards").
+ */
+async function refuseUnrecordedGrowth(env: ShardEnv, names: string[]): Promise<void> {
+  const held = await Promise.all(
+    allShards(env).map(async (db) => (await db.prepare("SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM conversation_shards) AS held").first<{ held: number }>())?.held === 1),
+  );
+  if (!held[0] || held.every((h) => h)) return;
+  const empty = names.filter((_, i) => !held[i]);
+  console.error(JSON.stringify({ event: "d1_shards_refused", d1_shards: names.join(","), recorded: "", empty: empty.join(",") }));
+  throw new Error(
+    `D1_SHARDS ${JSON.stringify(names.join(","))} is seen for the first time, DB already holds users and ${empty.join(",")} holds nothing: ` +
+      `deploy once with the D1_SHARDS the data was written with (so it is recorded), then append the new shards (docs/storage.md "Shards")`,
+  );
+}
+
 /** 64-bit FNV-1a of the id's UTF-8 bytes. */
 function fnv1a64(id: string): bigint {
   let h = 0xcbf29ce484222325n;
@@ -72,30 +151,72 @@ export function shardIndex(id: string, n: number): number {
   return n <= 1 ? 0 : jumpHash(fnv1a64(id), n);
 }
 
+/**
+ * The newest generation's candidate of a user, and of a conversation's home: where a new one is
+ * placed (the jump hash over every shard). Reads never use these alone: see `userShards`, `homeShards`.
+ */
 export const userShardIndex = (env: ShardEnv, userId: string) => shardIndex(`user:${userId}`, allShards(env).length);
 export const homeShardIndex = (env: ShardEnv, conversationId: string) => shardIndex(`conversation:${conversationId}`, allShards(env).length);
 
-/** The shard holding a user's conversations and directory row. */
-export const userShard = (env: ShardEnv, userId: string): D1Database => allShards(env)[userShardIndex(env, userId)]!;
+/**
+ * The distinct candidates of a key, earliest generation first, given each generation's shard count
+ * (cumulative, e.g. [1, 3, 5]). With jump hash most keys have one.
+ */
+export function candidateIndexes(key: string, sizes: readonly number[]): number[] {
+  const out: number[] = [];
+  for (const n of sizes) {
+    const i = shardIndex(key, n);
+    if (!out.includes(i)) out.push(i);
+  }
+  return out;
+}
 
-/** The home shard of a conversation: its directory entry, audio, call failure, conflicts; the conversation itself while unowned. */
-export const homeShard = (env: ShardEnv, conversationId: string): D1Database => allShards(env)[homeShardIndex(env, conversationId)]!;
+/** A user's candidate shard indexes, earliest generation first. */
+export const userCandidates = async (env: ShardEnv, userId: string) => candidateIndexes(`user:${userId}`, await generationSizes(env));
+/** A conversation's candidate home shard indexes, earliest generation first. */
+export const homeCandidates = async (env: ShardEnv, conversationId: string) =>
+  candidateIndexes(`conversation:${conversationId}`, await generationSizes(env));
 
-/** Where a conversation's row lives: its owner's shard, or its home while no one owns it. */
-export const ownerShard = (env: ShardEnv, conversationId: string, owner: string | null): D1Database =>
-  owner === null ? homeShard(env, conversationId) : userShard(env, owner);
-
-/** Conversation ids grouped by home shard (only shards with ids), for one statement per shard. */
-export function byHome(env: ShardEnv, ids: Iterable<string>): { db: D1Database; index: number; ids: string[] }[] {
+/** Every shard that may hold a user's rows (read them all and merge), earliest generation first. */
+export async function userShards(env: ShardEnv, userId: string): Promise<D1Database[]> {
   const dbs = allShards(env);
+  return (await userCandidates(env, userId)).map((i) => dbs[i]!);
+}
+
+/** Every shard that may be a conversation's home (read them all and merge), earliest generation first. */
+export async function homeShards(env: ShardEnv, conversationId: string): Promise<D1Database[]> {
+  const dbs = allShards(env);
+  return (await homeCandidates(env, conversationId)).map((i) => dbs[i]!);
+}
+
+/** Every shard that may hold a conversation's row: its owner's candidates, or its home candidates while no one owns it. */
+export const ownerShards = (env: ShardEnv, conversationId: string, owner: string | null): Promise<D1Database[]> =>
+  owner === null ? homeShards(env, conversationId) : userShards(env, owner);
+
+/** Conversation ids grouped by every candidate home shard (only shards with ids), for one statement per shard. */
+export async function byHome(env: ShardEnv, ids: Iterable<string>): Promise<{ db: D1Database; index: number; ids: string[] }[]> {
+  const dbs = allShards(env);
+  const sizes = await generationSizes(env);
   const groups = new Map<number, string[]>();
   for (const id of ids) {
-    const i = homeShardIndex(env, id);
-    let g = groups.get(i);
-    if (!g) groups.set(i, (g = []));
-    if (!g.includes(id)) g.push(id);
+    for (const i of candidateIndexes(`conversation:${id}`, sizes)) {
+      let g = groups.get(i);
+      if (!g) groups.set(i, (g = []));
+      if (!g.includes(id)) g.push(id);
+    }
   }
   return [...groups].map(([index, g]) => ({ db: dbs[index]!, index, ids: g }));
+}
+
+/** `read` on every shard that may hold a user's rows (in parallel), the answers concatenated. */
+export async function onUserShards<T>(env: ShardEnv, userId: string, read: (db: D1Database) => Promise<T[]>): Promise<T[]> {
+  return (await Promise.all((await userShards(env, userId)).map(read))).flat();
+}
+
+/** The first non-null answer of `read` over `dbs` (asked in parallel), in their order. */
+export async function firstOf<T>(dbs: D1Database[], read: (db: D1Database) => Promise<T | null | undefined>): Promise<T | null> {
+  for (const a of await Promise.all(dbs.map(read))) if (a !== null && a !== undefined) return a;
+  return null;
 }
 
 /** Runs `read` on every shard in parallel; the answers in shard order. */

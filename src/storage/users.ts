@@ -3,7 +3,7 @@
  * written by the conversation writes and erasures (src/storage/conversations.ts, erase.ts), in the
  * user's shard; the list reads every shard and merges.
  */
-import { mergePages, onEveryShard, type ShardEnv } from "./shards";
+import { mergePages, onEveryShard, onUserShards, type ShardEnv } from "./shards";
 
 export interface DirectoryRow {
   user_id: string;
@@ -47,12 +47,22 @@ async function listUsersOf(db: D1Database, page: { limit: number; q: string; aft
   return results;
 }
 
-/** One user's directory row, or null when D1 has no conversation of theirs. */
-export async function directoryRow(db: D1Database, userId: string): Promise<DirectoryRow | null> {
-  return db
-    .prepare("SELECT user_id, first_call_at, last_call_at, conversation_count FROM users WHERE user_id = ?")
-    .bind(userId)
-    .first<DirectoryRow>();
+/**
+ * One user's directory row, or null when D1 has no conversation of theirs: the rows of every shard
+ * that may hold theirs (usually one; two for a user split by a shard's addition) added together.
+ */
+export async function directoryRow(env: ShardEnv, userId: string): Promise<DirectoryRow | null> {
+  const rows = await onUserShards(env, userId, async (db) => {
+    const row = await db.prepare("SELECT user_id, first_call_at, last_call_at, conversation_count FROM users WHERE user_id = ?").bind(userId).first<DirectoryRow>();
+    return row === null ? [] : [row];
+  });
+  if (rows.length === 0) return null;
+  return rows.reduce((a, b) => ({
+    user_id: a.user_id,
+    first_call_at: Math.min(a.first_call_at, b.first_call_at),
+    last_call_at: Math.max(a.last_call_at, b.last_call_at),
+    conversation_count: a.conversation_count + b.conversation_count,
+  }));
 }
 
 /**

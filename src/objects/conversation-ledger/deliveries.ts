@@ -2,7 +2,7 @@
 import { memoryName, memoryObject } from "../../memory/objects";
 import { deleteAudioObjects, storeAudioRow } from "../../storage/audio";
 import { storeCallFailure } from "../../storage/conversations";
-import { homeShard } from "../../storage/shards";
+import { homeWriteShard } from "../../storage/placement";
 import { deliverConversation, forward, type DeliveryContext, type Handlers } from "../shared/deliveries";
 import type { LedgerOutboxItem } from "../shared/outbox";
 import { deleteAtSource } from "./source-delete";
@@ -18,14 +18,14 @@ export function ledgerDeliveries(backfill: (ctx: DeliveryContext, conversationId
     },
 
     async call_failure({ env }, item) {
-      await storeCallFailure(homeShard(env, item.record.conversationId), item.record, item.receivedAt);
+      await storeCallFailure(await homeWriteShard(env, item.record.conversationId), item.record, item.receivedAt);
     },
 
     async audio({ env }, item) {
       // Audio and transcript meet in D1, whichever came first: the memory learns of the audio either
       // here or in the transcript's delivery (user-memory/deliveries.ts).
       // The memory is the one the conversation was recorded in: its agent's, under MEMORY_SCOPE="agent".
-      const { userId, agentId } = await storeAudioRow(homeShard(env, item.link.conversationId), item.link);
+      const { userId, agentId } = await storeAudioRow(await homeWriteShard(env, item.link.conversationId), item.link);
       if (userId) await memoryObject(env, memoryName(env, userId, agentId)).markAudio(item.link.conversationId);
     },
 

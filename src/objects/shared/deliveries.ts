@@ -10,7 +10,7 @@ import { conversationRecord, parseEnvelope, type ConversationRecord, type Resolv
 import { transcriptKey } from "../../records/keys";
 import { conversationOwner, storeConversation } from "../../storage/conversations";
 import { quarantine } from "../../storage/quarantine";
-import { homeShard } from "../../storage/shards";
+import { homeWriteShard } from "../../storage/placement";
 import { putTranscript, transcriptOwner } from "../../storage/transcripts";
 import { handOn } from "./forwarding";
 import { payloadOf, type OutboxItem } from "./outbox";
@@ -51,7 +51,7 @@ async function claimTranscript(env: Env, r: ConversationRecord, raw: Uint8Array,
   const row = await conversationOwner(env, r.conversationId);
   if (row !== undefined && row === r.userId) return putTranscript(env.AUDIO, r.conversationId, r.userId, raw);
   const ownerUserId = row !== undefined ? row : (stored ?? null);
-  await quarantine(homeShard(env, r.conversationId), env.AUDIO, { conversationId: r.conversationId, claimedUserId: r.userId, ownerUserId, receivedAt }, raw);
+  await quarantine(await homeWriteShard(env, r.conversationId), env.AUDIO, { conversationId: r.conversationId, claimedUserId: r.userId, ownerUserId, receivedAt }, raw);
   console.warn(JSON.stringify({ event: "conversation_conflict", conversation_id: r.conversationId, claimed_user_id: r.userId, owner_user_id: ownerUserId }));
   return null;
 }

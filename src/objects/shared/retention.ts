@@ -11,8 +11,7 @@
 import { config } from "../../lib/config";
 import type { Env } from "../../lib/env";
 import { addCounts, eraseConversations, zeroCounts } from "../../storage/erase";
-import { expiredOfUser, expiredUnattributedAmong, oldestStartOfUser, oldestUnattributedStartAmong } from "../../storage/expiry";
-import { userShard } from "../../storage/shards";
+import { expiredOfUserEverywhere, expiredUnattributedAmong, oldestStartOfUser, oldestUnattributedStartAmong } from "../../storage/expiry";
 import { seenTranscriptions } from "./dedupe";
 import { ledgerObject } from "../../memory/objects";
 import type { RetentionReport } from "../../memory/rpc";
@@ -99,7 +98,7 @@ export async function expire(ctx: RetentionContext, nowMs: number, days: number,
     return { counts: zeroCounts(), more: false };
   }
   const select = (limit: number) =>
-    owner !== null ? expiredOfUser(userShard(env, owner), owner, cutoff, limit) : expiredUnattributedAmong(env, own, cutoff, limit);
+    owner !== null ? expiredOfUserEverywhere(env, owner, cutoff, limit) : expiredUnattributedAmong(env, own, cutoff, limit);
   // A `conversation:<id>` object is itself where its audio link lives: forgetting it through a call to
   // itself would wipe this object under the run. It is forgotten below, once the run is done.
   const forgetAudio = owner === null ? undefined : (id: string) => ledgerObject(env, id).forgetConversation();
@@ -118,7 +117,7 @@ export async function expire(ctx: RetentionContext, nowMs: number, days: number,
   ctx.changed();
   if (!drained) return { counts, more: true };
 
-  const oldest = owner !== null ? await oldestStartOfUser(userShard(env, owner), owner) : await oldestUnattributedStartAmong(env, own);
+  const oldest = owner !== null ? await oldestStartOfUser(env, owner) : await oldestUnattributedStartAmong(env, own);
   if (owner === null && oldest === null && counts.conversations > 0) {
     // Its conversation has expired: nothing this object holds is worth keeping (as after an erasure).
     await ctx.forgetOwn();

@@ -35,7 +35,6 @@ import { addCounts, eraseCallFailures, eraseConversations, zeroCounts, type Eras
 import { conversationsOfUser, unverifiedClaimsOf } from "../../storage/expiry";
 import { eraseFailuresOfUser } from "../../storage/forwarding";
 import { eraseQuarantined } from "../../storage/quarantine";
-import { userShard } from "../../storage/shards";
 import { announceErasure, dropForwards } from "../shared/forwarding";
 import { ledgerObject, phoneObject, scopedObject, userObject } from "../../memory/objects";
 import { ownerOfRecord, type MemoryRecord } from "../../records/payload";
@@ -146,7 +145,7 @@ async function erasePending(ctx: ErasureContext, userId: string, e: Erasing): Pr
 /** Returns whether D1 holds nothing more of the user. */
 async function eraseDelivered(ctx: ErasureContext, userId: string, e: Erasing, step: EraseStep): Promise<boolean> {
   for (let batch = 0; batch < LIMITS.eraseBatchesPerCall; batch++) {
-    const ids = await conversationsOfUser(userShard(ctx.env, userId), userId, LIMITS.eraseBatch);
+    const ids = await conversationsOfUser(ctx.env, userId, LIMITS.eraseBatch);
     if (ids.length > 0) step.counts = addCounts(step.counts, await eraseBatch(ctx, e, ids, userId));
     if (ids.length < LIMITS.eraseBatch) return true;
   }

@@ -10,7 +10,6 @@
 import { config } from "../../lib/config";
 import type { Env } from "../../lib/env";
 import { conversationsToIndex } from "../../storage/backfill";
-import { userShard } from "../../storage/shards";
 import { profileUser } from "./profile";
 import { indexConversation } from "./recall-index";
 import { LIMITS } from "../shared/limits";
@@ -45,7 +44,7 @@ export async function backfillRun(env: Env, storage: DurableObjectStorage, nowMs
       cursor.after_started_at === null || cursor.after_conversation_id === null
         ? null
         : { startedAt: cursor.after_started_at, conversationId: cursor.after_conversation_id };
-    const rows = await conversationsToIndex(userShard(env, userId), userId, after, LIMITS.backfillBatch);
+    const rows = await conversationsToIndex(env, userId, after, LIMITS.backfillBatch);
     // The read awaited D1: an erasure may have begun meanwhile (it froze the object before we resumed).
     if (erasingSince(sql) !== null) return false;
     const done = rows.length < LIMITS.backfillBatch;
