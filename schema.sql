@@ -74,7 +74,7 @@ CREATE TABLE audio (
   bytes INTEGER NOT NULL,
   sha256 TEXT NOT NULL,
   stored_at INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX audio_by_stored ON audio (stored_at);
 -- One row per user with at least one conversation in D1, newest activity first. Counts are recomputed
 -- from `conversations` on every write (never incremented), so replaying a write cannot skew them.
@@ -202,53 +202,52 @@ CREATE TABLE erased_conversations (
 CREATE INDEX erased_conversations_by_erasure ON erased_conversations (erasure_id, source_state);
 -- 0012: shards (src/storage/shards.ts). Every conversation's owner, in its home shard (the hash of its
 -- id): a lookup by id reads this row, then the owner's shard. Where the audio and the transcript meet.
+-- WITHOUT ROWID (0013), like the other key-only tables: one entry written per row, not two.
 CREATE TABLE conversation_shards (
   conversation_id TEXT PRIMARY KEY,
   user_id TEXT,
   user_id_source TEXT,
   agent_id TEXT NOT NULL
-);
+) WITHOUT ROWID;
 
--- 0012: the health page's counters (src/storage/health.ts), kept in the batches that insert and delete
--- conversations (in the conversation's shard), so the page never scans conversations.
--- Stored calls by UTC day (started_at / 86400) and outcome (call_successful, or 'unknown').
-CREATE TABLE health_calls_daily (
-  day INTEGER NOT NULL,
-  outcome TEXT NOT NULL,
-  n INTEGER NOT NULL,
-  PRIMARY KEY (day, outcome)
-);
--- Stored calls by UTC day and duration bucket (DURATION_BOUNDS index).
-CREATE TABLE health_durations_daily (
-  day INTEGER NOT NULL,
-  bucket INTEGER NOT NULL,
-  n INTEGER NOT NULL,
-  PRIMARY KEY (day, bucket)
-);
--- The projection's lag by hour received: conversations written, sum and largest lag, last written.
-CREATE TABLE health_projection_hourly (
+-- 0013: the health page's counters (src/storage/health.ts), one row per UTC hour the calls started
+-- (started_at / 3600), kept by one UPSERT in the batches that insert and delete conversations (in the
+-- conversation's shard), so the page never scans conversations. Calls by outcome (call_successful;
+-- anything but success or failure counts as unknown) and by duration bucket (DURATION_BOUNDS index,
+-- d0-d6); the projection's lag of the calls started that hour: written, summed, largest, last written.
+CREATE TABLE health_hourly (
   hour INTEGER PRIMARY KEY,
-  n INTEGER NOT NULL,
-  lag_sum INTEGER NOT NULL,
-  lag_max INTEGER NOT NULL,
-  last_projected_at INTEGER NOT NULL
+  success INTEGER NOT NULL DEFAULT 0,
+  failure INTEGER NOT NULL DEFAULT 0,
+  unknown INTEGER NOT NULL DEFAULT 0,
+  d0 INTEGER NOT NULL DEFAULT 0,
+  d1 INTEGER NOT NULL DEFAULT 0,
+  d2 INTEGER NOT NULL DEFAULT 0,
+  d3 INTEGER NOT NULL DEFAULT 0,
+  d4 INTEGER NOT NULL DEFAULT 0,
+  d5 INTEGER NOT NULL DEFAULT 0,
+  d6 INTEGER NOT NULL DEFAULT 0,
+  lag_n INTEGER NOT NULL DEFAULT 0,
+  lag_sum INTEGER NOT NULL DEFAULT 0,
+  lag_max INTEGER,
+  last_projected_at INTEGER
 );
--- Agents that delivered audio, and when last (home shards, with the audio rows).
+-- Agents that delivered audio, and when last (to the hour; home shards, with the audio rows).
 CREATE TABLE audio_agents (
   agent_id TEXT PRIMARY KEY,
   last_audio_at INTEGER NOT NULL
-);
--- Conversations stored without audio yet (home shards): gone when the audio comes, with the
--- conversation, or after 31 days (the daily sweep).
+) WITHOUT ROWID;
+-- Conversations stored without audio yet, of agents that delivered audio to the shard in the month
+-- before (home shards): gone when the audio comes, with the conversation, or after 31 days (the daily
+-- sweep, agent by agent through the index).
 CREATE TABLE audio_pending (
   conversation_id TEXT PRIMARY KEY,
   agent_id TEXT NOT NULL,
   user_id TEXT,
   started_at INTEGER NOT NULL,
   received_at INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX audio_pending_by_agent ON audio_pending (agent_id, received_at);
-CREATE INDEX audio_pending_by_received ON audio_pending (received_at);
 -- 0014: the shards each generation added to D1_SHARDS, in order (src/storage/shards.ts generationSizes;
 -- read only in DB).
 CREATE TABLE shard_generations (

@@ -175,6 +175,26 @@ describe("GET /v1/search", () => {
     expect(body.results).toEqual([]);
   });
 
+  it("answers newest call first, whole words before a prefix: a word in many calls never expands as a prefix", async () => {
+    const word = `tapir${Math.random().toString(36).slice(2, 8)}`;
+    const ids: string[] = [];
+    // Stored oldest-first by start except the last, stored last but started first (an import's order).
+    for (const [i, startedAt] of [nowSeconds() - 3000, nowSeconds() - 2000, nowSeconds() - 1000, nowSeconds() - 9000].entries()) {
+      const event = transcription({ startedAt });
+      event["data"].transcript[1].message = i === 2 ? `The ${word}s again.` : `About the ${word}.`;
+      await ingest(event);
+      ids.push(event["data"].conversation_id);
+    }
+    const found = async (q: string, limit: number) =>
+      (await (await apiGet(`/v1/search?q=${encodeURIComponent(q)}&limit=${limit}`)).json<{ results: { conversation_id: string; started_at: string }[] }>()).results;
+    // Three hold the whole word, a page of 3 is full: the newer call holding "<word>s" is not looked for.
+    expect((await found(word, 3)).map((r) => r.conversation_id)).toEqual([ids[1], ids[0], ids[3]]);
+    // A page of 10 is not: the word is then a prefix too, and the answer is still newest first.
+    expect((await found(word, 10)).map((r) => r.conversation_id)).toEqual([ids[2], ids[1], ids[0], ids[3]]);
+    expect((await found(word.slice(0, -1), 10)).map((r) => r.conversation_id)).toEqual([ids[2], ids[1], ids[0], ids[3]]);
+    expect(ftsQuery(`${word} x`, { prefix: false })).toBe(`"${word}" "x"`);
+  });
+
   it("answers 400 without words", async () => {
     const res = await apiGet("/v1/search?q=%20");
     expect(res.status).toBe(400);

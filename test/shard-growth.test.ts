@@ -71,7 +71,7 @@ async function store(e: Env, userId: string | null, conversationId = uid("conv")
 
 async function storeAudio(e: Env, conversationId: string) {
   const link = { conversationId, agentId: "agent_1", key: `audio/${conversationId}.mp3`, bytes: 1234, sha256: "ab".repeat(32), receivedAt: nowSeconds() };
-  return storeAudioRow(await homeWriteShard(e, conversationId), link);
+  return storeAudioRow(e, await homeWriteShard(e, conversationId), link);
 }
 
 /** Indexes of the GROW databases holding a row of `table` where `column` = `value`. */

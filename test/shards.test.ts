@@ -8,6 +8,8 @@ import { describe, expect, it } from "vitest";
 import { getHealthDetails } from "../src/api/health";
 import { parseEnvelope, conversationRecord } from "../src/records/payload";
 import { listUnattributed, storeConversation } from "../src/storage/conversations";
+import { durationBin } from "../src/records/health-charts";
+import { BUCKET_COLUMNS } from "../src/storage/counters";
 import { allShards, homeShardIndex, jumpHash, shardIndex, shardNames, userShardIndex } from "../src/storage/shards";
 import { api, apiJson, u } from "./api-helpers";
 import { audioEvent, audioBytes } from "./audio-helpers";
@@ -64,15 +66,21 @@ async function shardsHolding(table: string, conversationId: string): Promise<num
 
 /** Counters against a scan of what is stored, shard by shard: they must agree exactly. */
 async function expectCountersMatchRows() {
+  const outcome = "CASE WHEN call_successful IN ('success', 'failure') THEN call_successful ELSE 'unknown' END";
   for (const db of allShards(env)) {
-    const counted = await db.prepare("SELECT day, outcome, n FROM health_calls_daily WHERE n != 0 ORDER BY day, outcome").all();
-    const scanned = await db
-      .prepare("SELECT started_at / 86400 AS day, coalesce(call_successful, 'unknown') AS outcome, count(*) AS n FROM conversations GROUP BY 1, 2 ORDER BY 1, 2")
-      .all();
+    const hourly = "SELECT hour / 24 AS day, 'success' AS outcome, success AS n FROM health_hourly UNION ALL SELECT hour / 24, 'failure', failure FROM health_hourly UNION ALL SELECT hour / 24, 'unknown', unknown FROM health_hourly";
+    const counted = await db.prepare(`SELECT day, outcome, sum(n) AS n FROM (${hourly}) GROUP BY 1, 2 HAVING sum(n) != 0 ORDER BY 1, 2`).all();
+    const scanned = await db.prepare(`SELECT started_at / 86400 AS day, ${outcome} AS outcome, count(*) AS n FROM conversations GROUP BY 1, 2 ORDER BY 1, 2`).all();
     expect(counted.results).toEqual(scanned.results);
-    const buckets = await db.prepare("SELECT day, sum(n) AS n FROM health_durations_daily GROUP BY day HAVING sum(n) != 0 ORDER BY day").all();
-    const perDay = await db.prepare("SELECT started_at / 86400 AS day, count(*) AS n FROM conversations GROUP BY 1 ORDER BY 1").all();
-    expect(buckets.results).toEqual(perDay.results);
+    const buckets = await db.prepare(`SELECT hour, ${BUCKET_COLUMNS.join(", ")} FROM health_hourly WHERE ${BUCKET_COLUMNS.join(" + ")} != 0 ORDER BY hour`).all();
+    const perHour = await db.prepare("SELECT started_at / 3600 AS hour, duration_secs FROM conversations").all<{ hour: number; duration_secs: number }>();
+    const expected = new Map<number, Record<string, number>>();
+    for (const r of perHour.results) {
+      const row = expected.get(r.hour) ?? { hour: r.hour, ...Object.fromEntries(BUCKET_COLUMNS.map((c) => [c, 0])) };
+      row[`d${durationBin(r.duration_secs)}`]! += 1;
+      expected.set(r.hour, row);
+    }
+    expect(buckets.results).toEqual([...expected.values()].sort((a, b) => a["hour"]! - b["hour"]!));
   }
 }
 
@@ -139,7 +147,7 @@ describe("where rows live", () => {
     for (let i = 0; i < 3; i++) await storeConversation(env, r, { transcriptKey: `conversations/${r.conversationId}/transcript.json`, receivedAt: nowSeconds() });
     expect(await shardsHolding("conversations", r.conversationId)).toEqual([userShardIndex(env, userId)]);
     const hour = Math.floor(nowSeconds() / 3600);
-    const lagRows = await rowsEverywhere<{ n: number }>("SELECT n FROM health_projection_hourly WHERE hour >= ?", hour - 1);
+    const lagRows = await rowsEverywhere<{ n: number }>("SELECT lag_n AS n FROM health_hourly WHERE hour >= ?", hour - 1);
     expect(lagRows.reduce((a, b) => a + b.n, 0)).toBeGreaterThanOrEqual(1);
     await expectCountersMatchRows();
   });
@@ -160,6 +168,67 @@ function spyOnShards(extra: Record<string, unknown>, seen: (db: D1Database, sql:
   }
   return spied;
 }
+
+describe("rows written", () => {
+  /** The env with every shard's batch results summed: D1 rows written (each index entry counts). */
+  function metered() {
+    const total = { rowsWritten: 0 };
+    const spied: Record<string, unknown> = { ...env };
+    for (const name of shardNames(env)) {
+      const real = (env as unknown as Record<string, D1Database>)[name]!;
+      spied[name] = new Proxy(real, {
+        get(target, prop) {
+          if (prop === "batch") {
+            return async (stmts: D1PreparedStatement[]) => {
+              const results = await target.batch(stmts);
+              for (const r of results) total.rowsWritten += r.meta.rows_written ?? 0;
+              return results;
+            };
+          }
+          const value = Reflect.get(target, prop, target) as unknown;
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+    }
+    return { env: spied as unknown as typeof env, total };
+  }
+
+  async function store(e: typeof env, agentId: string) {
+    const userId = uid("metered");
+    const event = transcription({ userId });
+    event["data"].agent_id = agentId;
+    const raw = new TextEncoder().encode(JSON.stringify(event));
+    const r = conversationRecord(parseEnvelope(raw), { userId, source: "dynamic_variable", phoneNumber: null, vouchedBy: "token" }, nowSeconds());
+    await storeConversation(e, r, { transcriptKey: `conversations/${r.conversationId}/transcript.json`, receivedAt: nowSeconds() });
+    return r.conversationId;
+  }
+
+  it("costs at most 10 D1 rows per transcription of an agent without audio, which waits for audio in no shard", async () => {
+    const m = metered();
+    const agent = uid("agent_silent");
+    await store(m.env, agent); // the first of the hour creates its counter row
+    const before = m.total.rowsWritten;
+    const ids = [];
+    for (let i = 0; i < 4; i++) ids.push(await store(m.env, agent));
+    // The row and its indexes, search document, counter, entry and directory row: the meter sees them.
+    expect((m.total.rowsWritten - before) / 4).toBeGreaterThanOrEqual(7);
+    expect((m.total.rowsWritten - before) / 4).toBeLessThanOrEqual(10);
+    for (const id of ids) expect(await shardsHolding("audio_pending", id)).toEqual([]);
+  });
+
+  it("makes an agent's conversations wait for audio in every shard once it sent audio to one, at two rows more", async () => {
+    const agent = uid("agent_loud");
+    const first = await store(env, agent);
+    expect((await postWebhook(new TextDecoder().decode(audioEvent(audioBytes(512), { conversationId: first, agentId: agent }).body))).status).toBe(200);
+    await flush(null, first);
+    const m = metered();
+    const ids = [];
+    for (let i = 0; i < 6; i++) ids.push(await store(m.env, agent));
+    for (const id of ids) expect(await shardsHolding("audio_pending", id)).toEqual([homeShardIndex(env, id)]);
+    expect(m.total.rowsWritten / 6).toBeGreaterThanOrEqual(9);
+    expect(m.total.rowsWritten / 6).toBeLessThanOrEqual(12);
+  });
+});
 
 describe("the health page", () => {
   it("reads counters and never the conversations table, on every shard", async () => {

@@ -3,6 +3,8 @@
  * its own table, not a column of `conversations`: audio and transcript arrive in either order, and
  * each writer only ever inserts its own row (queries join them).
  */
+import { allShards, type ShardEnv } from "./shards";
+
 export interface AudioLink {
   conversationId: string;
   agentId: string | null;
@@ -21,9 +23,24 @@ export interface AudioLink {
  * who D1 says the conversation belongs to (its `conversation_shards` entry, written there by the
  * transcript's delivery): of the audio's and the transcript's deliveries, the later one always sees the
  * earlier one's row. `userId` is null when the transcript is not in D1 yet (its own delivery will see
- * this row) or has no user. Also: the conversation no longer waits for audio, and its agent sends audio.
+ * this row) or has no user. Also: the conversation no longer waits for audio, and its agent sends audio
+ * (`last_audio_at` moved at most once an hour, then in every shard: an audio event in between writes
+ * no row there).
  */
-export async function storeAudioRow(db: D1Database, link: AudioLink): Promise<{ userId: string | null; agentId: string | null }> {
+/** How stale `audio_agents.last_audio_at` may be: it only decides a 30-day window. */
+const AGENT_REFRESH_SECONDS = 3600;
+
+/** The agent sends audio (at most one row written an hour: the statement changes nothing in between). */
+const agentStatement = (db: D1Database, agentId: string, at: number) =>
+  db
+    .prepare(
+      `INSERT INTO audio_agents (agent_id, last_audio_at) VALUES (?, ?)
+       ON CONFLICT (agent_id) DO UPDATE SET last_audio_at = excluded.last_audio_at
+       WHERE excluded.last_audio_at >= last_audio_at + ${AGENT_REFRESH_SECONDS}`,
+    )
+    .bind(agentId, at);
+
+export async function storeAudioRow(env: ShardEnv, db: D1Database, link: AudioLink): Promise<{ userId: string | null; agentId: string | null }> {
   const results = await db.batch([
     db
       .prepare(
@@ -32,18 +49,14 @@ export async function storeAudioRow(db: D1Database, link: AudioLink): Promise<{ 
       )
       .bind(link.conversationId, link.agentId, link.key, link.bytes, link.sha256, link.receivedAt),
     db.prepare("DELETE FROM audio_pending WHERE conversation_id = ?").bind(link.conversationId),
-    ...(link.agentId === null
-      ? []
-      : [
-          db
-            .prepare(
-              `INSERT INTO audio_agents (agent_id, last_audio_at) VALUES (?, ?)
-               ON CONFLICT (agent_id) DO UPDATE SET last_audio_at = max(last_audio_at, excluded.last_audio_at)`,
-            )
-            .bind(link.agentId, link.receivedAt),
-        ]),
+    ...(link.agentId === null ? [] : [agentStatement(db, link.agentId, link.receivedAt)]),
     db.prepare("SELECT user_id, agent_id FROM conversation_shards WHERE conversation_id = ?").bind(link.conversationId),
   ]);
+  // The agent's next conversations wait for audio in every shard, not only in this one (each write
+  // reads audio_agents in its own home): told when this shard's row moved, so about once an hour.
+  if (link.agentId !== null && results[2]!.meta.changes > 0) {
+    await Promise.all(allShards(env).filter((other) => other !== db).map((other) => agentStatement(other, link.agentId!, link.receivedAt).run()));
+  }
   const row = results.at(-1)?.results[0] as { user_id: string | null; agent_id: string | null } | undefined;
   return { userId: row?.user_id ?? null, agentId: row?.agent_id ?? null };
 }

@@ -120,9 +120,13 @@ function callFailureStatement(db: D1Database, f: CallFailureRecord, receivedAt: 
     );
 }
 
+/** An agent's conversations wait for audio while it delivered audio to the shard in the 31 days before. */
+const AUDIO_AGENT_MONTH = 31 * 86_400;
+
 /**
- * Writes a conversation: its entry in `conversation_shards` and, while its audio is not there, in
- * `audio_pending`, in its home shard, reading in the same transaction whether its audio row is
+ * Writes a conversation: its entry in `conversation_shards` and, while its audio is not there and
+ * its agent sends audio (`audio_agents`, so agents without audio cost no row), in `audio_pending`,
+ * in its home shard, reading in the same transaction whether its audio row is
  * already there (of the audio's and the transcript's deliveries, the later one always sees the
  * earlier one's row: src/objects/shared/deliveries.ts); then its row, search document, counters and
  * directory row in its owner's shard (one batch when that is the same database). The entry goes first:
@@ -146,6 +150,7 @@ export async function storeConversation(
       .prepare(
         `INSERT INTO audio_pending (conversation_id, agent_id, user_id, started_at, received_at)
          SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM audio WHERE conversation_id = ?1)
+           AND EXISTS (SELECT 1 FROM audio_agents WHERE agent_id = ?2 AND last_audio_at >= ?5 - ${AUDIO_AGENT_MONTH})
          ON CONFLICT (conversation_id) DO NOTHING`,
       )
       .bind(r.conversationId, r.agentId, r.userId, r.startedAt, meta.receivedAt),

@@ -165,14 +165,15 @@ export async function eraseConversations(
               db.prepare(`SELECT coalesce(sum(turn_count), 0) AS n FROM conversations WHERE ${mineRows}`).bind(...rows, owner),
               ...uncountStatements(db, mineRows, [...rows, owner]),
               db.prepare(`DELETE FROM conversations_fts WHERE rowid IN (SELECT doc_id FROM conversations WHERE ${mineRows})`).bind(...rows, owner),
-              db.prepare(`DELETE FROM conversations WHERE ${mineRows}`).bind(...rows, owner),
-              ...(owner === null ? [] : userDirectoryStatements(db, owner, now)),
             ];
-      const results = await db.batch([...homePart, ...rowPart]);
+      // The delete of the rows themselves goes last but the directory's: its result is the count.
+      const deleteRows = rows.length === 0 ? [] : [db.prepare(`DELETE FROM conversations WHERE ${mineRows}`).bind(...rows, owner)];
+      const directory = rows.length === 0 || owner === null ? [] : userDirectoryStatements(db, owner, now);
+      const results = await db.batch([...homePart, ...rowPart, ...deleteRows, ...directory]);
       if (home.length > 0) counts.audio += results[0]!.meta.changes;
       if (rows.length > 0) {
         counts.turns += (results[homePart.length]!.results[0] as { n: number } | undefined)?.n ?? 0;
-        counts.conversations += results[homePart.length + 4]!.meta.changes;
+        counts.conversations += results[homePart.length + rowPart.length]!.meta.changes;
       }
     }
   }

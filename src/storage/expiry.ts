@@ -133,10 +133,17 @@ export async function expiredLoneAudio(db: D1Database, cutoff: number, limit: nu
   return ids(results);
 }
 
-/** Forgets, in one shard, conversations that waited more than a month for audio (the health page looks back 30 days). */
+/**
+ * Forgets, in one shard, conversations that waited more than a month for audio (the health page looks
+ * back 30 days), found agent by agent through `audio_pending_by_agent` (only agents in `audio_agents`
+ * have waiting conversations: src/storage/conversations.ts).
+ */
 export async function pruneAudioPending(db: D1Database, before: number, limit: number): Promise<number> {
   const r = await db
-    .prepare("DELETE FROM audio_pending WHERE conversation_id IN (SELECT conversation_id FROM audio_pending WHERE received_at < ? LIMIT ?)")
+    .prepare(
+      `DELETE FROM audio_pending WHERE conversation_id IN (SELECT conversation_id FROM audio_pending
+       WHERE agent_id IN (SELECT agent_id FROM audio_agents) AND received_at < ? LIMIT ?)`,
+    )
     .bind(before, limit)
     .run();
   return r.meta.changes;

@@ -1,18 +1,21 @@
 /**
  * The health page's D1 questions (src/api/health.ts), answered from counters kept as conversations
- * are written and deleted (src/storage/counters.ts, migrations/0012_shards_and_counters.sql), never by
- * scanning `conversations`: each read touches a few rows per day or hour, in every shard, summed.
+ * are written and deleted (src/storage/counters.ts, migrations/0013_fewer_rows_written.sql: one row per
+ * hour the calls started), never by scanning `conversations`: each read touches the rows of its
+ * window (at most 24 per day), in every shard, summed.
  *
  * - calls per day by outcome and the call-duration distribution (what is stored, exactly: erasure
  *   and retention take their rows out of the counts);
- * - the projection's lag: `projected_at - received_at` of conversations received in the last 24 hours
- *   (by the hour received);
+ * - the projection's lag: `projected_at - received_at` of conversations that started in the last 24
+ *   hours (by the hour started; an import of old calls counts in the hours they started);
  * - audio that never came: conversations still waiting in `audio_pending`, received long enough ago,
  *   of an agent that delivered audio in the window (audio delivery is set per workspace or agent;
- *   `has_audio` in payloads is not relied on, docs/elevenlabs.md). Read by agent, so the conversations
- *   of agents that send no audio are never read.
+ *   `has_audio` in payloads is not relied on, docs/elevenlabs.md). Only conversations of agents that
+ *   had delivered audio to their shard in the month before wait there (src/storage/conversations.ts),
+ *   so the conversations of agents that send no audio are never written there nor read.
  */
 import { DURATION_BOUNDS } from "../records/health-charts";
+import { BUCKET_COLUMNS, OUTCOME_COLUMNS } from "./counters";
 import { onEveryShard, type ShardEnv } from "./shards";
 
 export { DURATION_BOUNDS };
@@ -23,12 +26,14 @@ export interface DayOutcome {
   n: number;
 }
 
-/** Stored calls that started on or after UTC day `sinceDay` (days since the epoch), by day and `call_successful`. */
+/** Stored calls that started on or after UTC day `sinceDay` (days since the epoch), by day and outcome (OUTCOME_COLUMNS). */
 export async function callsPerDay(env: ShardEnv, sinceDay: number): Promise<DayOutcome[]> {
+  const sums = OUTCOME_COLUMNS.map((c) => `sum(${c}) AS ${c}`).join(", ");
   const pages = await onEveryShard(env, async (db) =>
-    (await db.prepare("SELECT day, outcome, n FROM health_calls_daily WHERE day >= ? AND n != 0").bind(sinceDay).all<DayOutcome>()).results,
+    (await db.prepare(`SELECT hour / 24 AS day, ${sums} FROM health_hourly WHERE hour >= ? GROUP BY 1`).bind(sinceDay * 24).all<Record<string, number>>()).results,
   );
-  return sumByDay(pages.flat());
+  const rows = pages.flat().flatMap((r) => OUTCOME_COLUMNS.map((outcome) => ({ day: r["day"]!, outcome, n: r[outcome] ?? 0 })));
+  return sumByDay(rows.filter((r) => r.n !== 0));
 }
 
 /** Rows of several shards summed per day and outcome, by day. */
@@ -61,13 +66,9 @@ export async function failedCallsPerDay(env: ShardEnv, since: number): Promise<D
 
 /** Stored calls that started on or after UTC day `sinceDay`, by duration bucket (DURATION_BOUNDS). */
 export async function durationBuckets(env: ShardEnv, sinceDay: number): Promise<number[]> {
-  const pages = await onEveryShard(env, async (db) =>
-    (await db.prepare("SELECT bucket, sum(n) AS n FROM health_durations_daily WHERE day >= ? GROUP BY bucket").bind(sinceDay).all<{ bucket: number; n: number }>())
-      .results,
-  );
-  const out = new Array<number>(DURATION_BOUNDS.length + 1).fill(0);
-  for (const r of pages.flat()) if (r.bucket >= 0 && r.bucket < out.length) out[r.bucket]! += r.n;
-  return out;
+  const sums = BUCKET_COLUMNS.map((c) => `sum(${c}) AS ${c}`).join(", ");
+  const rows = await onEveryShard(env, (db) => db.prepare(`SELECT ${sums} FROM health_hourly WHERE hour >= ?`).bind(sinceDay * 24).first<Record<string, number | null>>());
+  return BUCKET_COLUMNS.map((c) => rows.reduce((n, r) => n + (r?.[c] ?? 0), 0));
 }
 
 export interface ProjectionLag {
@@ -77,11 +78,11 @@ export interface ProjectionLag {
   lastProjectedAt: number | null;
 }
 
-/** Lag of the conversations received in the hours from the one holding `since` on. */
+/** Lag of the conversations that started in the hours from the one holding `since` on. */
 export async function projectionLag(env: ShardEnv, since: number): Promise<ProjectionLag> {
   const rows = await onEveryShard(env, (db) =>
     db
-      .prepare("SELECT sum(n) AS n, sum(lag_sum) AS lag_sum, max(lag_max) AS lag_max, max(last_projected_at) AS last FROM health_projection_hourly WHERE hour >= ?")
+      .prepare("SELECT sum(lag_n) AS n, sum(lag_sum) AS lag_sum, max(lag_max) AS lag_max, max(last_projected_at) AS last FROM health_hourly WHERE hour >= ?")
       .bind(Math.floor(since / 3600))
       .first<{ n: number | null; lag_sum: number | null; lag_max: number | null; last: number | null }>(),
   );

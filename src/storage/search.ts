@@ -1,13 +1,18 @@
 /**
- * Full-text search over every stored transcript (D1 FTS5), best matches first, each hit naming its
+ * Full-text search over every stored transcript (D1 FTS5), newest call first, each hit naming its
  * conversation and turn so the console can link straight to it.
  *
  * The index (`conversations_fts`) is contentless, one document per conversation (its messages): D1
- * ranks the conversations (bm25), and the Worker decodes each hit's transcript to find the turn that
- * matches best and cut the snippet (src/records/snippet.ts). The work per request is bounded: at most
- * MAX_HITS hits, SEARCH_BUDGET.blobBytes of transcripts fetched and SEARCH_BUDGET.scanChars of
- * messages scanned; hits past a budget are left out (the best ranked are kept). Each shard ranks only its
- * RANKED_WINDOW newest matches, so a common word costs the same at any history's size.
+ * finds each shard's most recently stored matching conversations, and the Worker decodes each hit's
+ * transcript to find the turn that matches best and cut the snippet (src/records/snippet.ts). The
+ * work per request is bounded: at most MAX_HITS hits, SEARCH_BUDGET.blobBytes of transcripts fetched
+ * and SEARCH_BUDGET.scanChars of messages scanned; hits past a budget are left out (the newest kept).
+ *
+ * Why no ranking in D1 (issue 23, measured): FTS5 walks a word's document list from the newest rowid
+ * and stops at LIMIT, so a common word costs the same at any history's size, but only for whole words
+ * and without `rank`: bm25 counts every document holding the word, and a prefix (`"refund"*`) merges
+ * the whole lists of every word it starts. So the words are first looked for whole; the last one is
+ * taken as a prefix only when that finds less than a page.
  */
 import { bestTurn, MATCH_END, MATCH_START, queryTerms, queryTokens, snippetOf, type Budget } from "../records/snippet";
 import { allShards, mergePages, onEveryShard, type ShardEnv } from "./shards";
@@ -27,12 +32,13 @@ export const SEARCH_BUDGET = {
  * Turns what a person typed into an FTS5 query that cannot be a syntax error: each token
  * (`queryTokens`: "e-mail" is two) becomes a quoted one-token phrase, so AND, OR, NEAR, *, : and
  * quotes are just text and the index needs no positions (it is `detail = 'none'`, which refuses
- * phrases of several tokens); all are required, the last one a prefix match.
+ * phrases of several tokens); all are required, the last one a prefix match (`prefix: false`: a
+ * whole word too).
  */
-export function ftsQuery(q: string): string | null {
+export function ftsQuery(q: string, o: { prefix: boolean } = { prefix: true }): string | null {
   const tokens = queryTokens(q);
   if (tokens.length === 0) return null;
-  return tokens.map((t, i) => `"${t}"${i === tokens.length - 1 ? "*" : ""}`).join(" ");
+  return tokens.map((t, i) => `"${t}"${o.prefix && i === tokens.length - 1 ? "*" : ""}`).join(" ");
 }
 
 export interface SearchHit {
@@ -47,14 +53,13 @@ export interface SearchHit {
   started_at: number;
 }
 
-interface RankedRow {
+interface FoundRow {
   doc_id: number;
   conversation_id: string;
   user_id: string | null;
   title: string | null;
   started_at: number;
   bytes: number | null;
-  rank: number;
   /** Index of the shard it came from (src/storage/shards.ts). */
   shard: number;
 }
@@ -62,39 +67,47 @@ interface RankedRow {
 const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(", ");
 
 /**
- * A shard's best hits for `match`, ranked (bm25) among its RANKED_WINDOW newest matching
- * conversations: a word in every call must not make each search rank the whole history (FTS5 reads a
- * match's documents in rowid order, so the newest window is found without visiting the rest).
+ * How many of a shard's most recently stored matches are looked at: the page is the newest calls
+ * (by `started_at`) among them, so a call stored long after it started (an import) still finds its place.
  */
-export const RANKED_WINDOW = 2_000;
+export const NEWEST_WINDOW = 200;
 
-async function rankedIn(db: D1Database, shard: number, match: string, limit: number): Promise<RankedRow[]> {
+/** Newest call first, then the conversation id: the answer's order, and each shard's page's. */
+const newer = (a: FoundRow, b: FoundRow) => a.started_at > b.started_at || (a.started_at === b.started_at && a.conversation_id > b.conversation_id);
+
+async function newestIn(db: D1Database, shard: number, match: string, limit: number): Promise<FoundRow[]> {
   const { results } = await db
     .prepare(
-      `SELECT c.doc_id, c.conversation_id, c.user_id, c.title, c.started_at, length(c.transcript) AS bytes, m.rank AS rank
-       FROM (SELECT rowid, rank FROM conversations_fts WHERE conversations_fts MATCH ? ORDER BY rowid DESC LIMIT ?) m
+      `SELECT c.doc_id, c.conversation_id, c.user_id, c.title, c.started_at, length(c.transcript) AS bytes
+       FROM (SELECT rowid FROM conversations_fts WHERE conversations_fts MATCH ? ORDER BY rowid DESC LIMIT ?) m
        JOIN conversations c ON c.doc_id = m.rowid
-       ORDER BY m.rank LIMIT ?`,
+       ORDER BY c.started_at DESC, c.conversation_id DESC LIMIT ?`,
     )
-    .bind(match, RANKED_WINDOW, limit)
-    .all<Omit<RankedRow, "shard">>();
+    .bind(match, NEWEST_WINDOW, limit)
+    .all<Omit<FoundRow, "shard">>();
   return results.map((r) => ({ ...r, shard }));
 }
 
+/** Every shard's newest matches for `match`, merged: at most `limit`. */
+async function newest(env: ShardEnv, match: string, limit: number): Promise<FoundRow[]> {
+  return mergePages(await onEveryShard(env, (db, i) => newestIn(db, i, match, limit)), newer, limit);
+}
+
 /**
- * Up to `limit` (at most MAX_HITS) hits for `q` (as typed), best first; null when `q` holds no word.
- * Every shard is searched in parallel and the hits merged by rank (each shard's bm25 weighs words by
- * that shard's documents: with users spread evenly by hash, the shards' statistics agree closely).
+ * Up to `limit` (at most MAX_HITS) hits for `q` (as typed), newest call first; null when `q` holds no
+ * word. Every shard is searched in parallel and the pages merged. The words are matched whole first;
+ * when that fills less than the page, the last word is matched as a prefix too (as typed so far).
  */
 export async function searchTranscripts(env: ShardEnv, q: string, limit: number): Promise<SearchHit[] | null> {
-  const match = ftsQuery(q);
-  if (match === null) return null;
+  const words = ftsQuery(q, { prefix: false });
+  if (words === null) return null;
   const n = Math.max(1, Math.min(limit, MAX_HITS));
-  const ranked = mergePages(await onEveryShard(env, (db, i) => rankedIn(db, i, match, n)), (a, b) => a.rank < b.rank, n);
+  let ranked = await newest(env, words, n);
+  if (ranked.length < n) ranked = await newest(env, ftsQuery(q)!, n);
   if (ranked.length === 0) return [];
 
-  // Fetch the transcripts of the best ranked hits, within the byte budget.
-  const chosen: RankedRow[] = [];
+  // Fetch the transcripts of the newest hits, within the byte budget.
+  const chosen: FoundRow[] = [];
   let bytes = 0;
   for (const r of ranked) {
     bytes += r.bytes ?? 0;

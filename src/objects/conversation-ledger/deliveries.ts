@@ -25,7 +25,7 @@ export function ledgerDeliveries(backfill: (ctx: DeliveryContext, conversationId
       // Audio and transcript meet in D1, whichever came first: the memory learns of the audio either
       // here or in the transcript's delivery (user-memory/deliveries.ts).
       // The memory is the one the conversation was recorded in: its agent's, under MEMORY_SCOPE="agent".
-      const { userId, agentId } = await storeAudioRow(await homeWriteShard(env, item.link.conversationId), item.link);
+      const { userId, agentId } = await storeAudioRow(env, await homeWriteShard(env, item.link.conversationId), item.link);
       if (userId) await memoryObject(env, memoryName(env, userId, agentId)).markAudio(item.link.conversationId);
     },
 
