@@ -128,7 +128,9 @@ export default {
   scheduled: async (_controller, env, _ctx) => {
     const report = await sweepRetention(env);
     console.log(`retention sweep: ${report.users} users, ${JSON.stringify(report.counts)}`);
-    console.log(`health upkeep: ${await pruneHealth(env)} conversations no longer awaited for audio`);
+    const pruned = await pruneHealth(env);
+    // Said only when there was something to do: a daily "0" is noise in the operator's logs.
+    if (pruned > 0) console.log(`health upkeep: ${pruned} conversations no longer awaited for audio`);
   },
   queue: (batch, env, _ctx) => handleQueue(batch, env),
 } satisfies ExportedHandler<Env>;

@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { apiJson, u } from "./api-helpers";
 import { conversationIdOf } from "./fake-api/data";
 import { drainWithAlarm } from "./faults";
+import { expectLogs, outboxFailure } from "./logs";
 import { API_KEY, BASE, flush, postWebhook, transcription, uid } from "./helpers";
 import { base, startImport, waitForImport } from "./import-helpers";
 import { conversationMemory, userMemory } from "./objects";
@@ -53,6 +54,8 @@ describe("ERASE_AT_ELEVENLABS", () => {
     await scriptDeletes(c1, [500]);
     // More 5xx than the client's own five attempts: the ledger's outbox retries it later.
     await scriptDeletes(c2, [500, 502, 503, 500, 504]);
+    // The client's five attempts spent, the ledger's outbox logs the failed attempt and retries it.
+    expectLogs(outboxFailure(/ElevenLabs answered 504 for \/v1\/convai\/conversations\/del-c2/));
     await scriptDeletes(w2, [422]);
     await scriptDeletes(w3, [404]);
 

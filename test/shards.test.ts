@@ -101,7 +101,7 @@ describe("where rows live", () => {
     // By id (home, then the owner's shard), by user (their shard, audio asked of the home), the export.
     expect(await apiJson("GET", `/v1/conversations/${u(id)}`)).toMatchObject({ conversation_id: id, user_id: userId, has_audio: true });
     expect((await apiJson("GET", `/v1/users/${u(userId)}/conversations`))["conversations"]).toMatchObject([{ conversation_id: id, has_audio: true }]);
-    const lines = (await (await api("GET", `/v1/users/${u(userId)}/export`)).text()).trim().split("\n").map((l) => JSON.parse(l));
+    const lines = new TextDecoder().decode(await (await api("GET", `/v1/users/${u(userId)}/export`)).arrayBuffer()).trim().split("\n").map((l) => JSON.parse(l));
     expect(lines.find((l) => l.type === "conversation")).toMatchObject({ conversation_id: id, has_audio: true, audio: { bytes: 2048 } });
     expect((await apiJson("GET", `/v1/users?q=${u(userId)}`))["users"]).toMatchObject([{ user_id: userId, conversation_count: 1 }]);
 

@@ -14,11 +14,16 @@ const userErased = async (path: string, userId: string) => about(await received(
 describe("user.erased", () => {
   it("is forwarded once per destination for a user with memories with two agents", async () => {
     const userId = uid("fwd_scoped");
+    const conversations: string[] = [];
     for (const agent of ["agent_one", "agent_two"]) {
       const event = transcription({ userId });
       event["data"].agent_id = agent;
       await webhookWith({ MEMORY_SCOPE: "agent" }, event);
+      conversations.push(event["data"].conversation_id);
     }
+    // Both calls' conversation.stored delivered first: an erasure racing them would leave each one
+    // "not sent: what it reports was erased meanwhile" (logged), depending on timing.
+    for (const path of ["/crm", "/warehouse"]) for (const id of conversations) await arrived(path, id, "conversation.stored");
     const { erasure_id: erasureId } = await apiJson("DELETE", `/v1/users/${u(userId)}`);
     await arrived("/crm", userId, "user.erased");
     await arrived("/warehouse", userId, "user.erased");
