@@ -85,11 +85,13 @@ export abstract class OutboxObject<I extends outbox.OutboxItem> extends DurableO
     if (erasingSince(this.sql) !== null) return { delivered: 0, failed: 0, pending: outbox.pendingCount(this.sql) };
     await this.settle();
     const hadFailed = this.backlog.hadFailures();
-    this.flushing = outbox.drain(this.ctx.storage, (row) => deliverWith(this.handlers, { env: this.env, sql: this.sql, seq: row.seq }, row.item as I));
+    const run = outbox.drain(this.ctx.storage, (row) => deliverWith(this.handlers, { env: this.env, sql: this.sql, seq: row.seq }, row.item as I));
+    this.flushing = run.then((r) => r.report);
+    this.flushing.catch(() => {}); // awaited below (as `run`); settle() waits for it without its error
     let report: FlushReport;
     try {
-      report = await this.flushing;
-      const next = outbox.nextDueAt(this.sql);
+      const { report: done, next } = await run;
+      report = done;
       if (next !== null) await outbox.scheduleAlarm(this.ctx.storage, next);
     } finally {
       this.flushing = null;

@@ -30,52 +30,69 @@ type CurrentFact = {
   valid_from: number | null;
 };
 
-/** Records the facts a conversation collected, keeping superseded values as history. */
-export function rememberFacts(sql: SqlStorage, r: MemoryRecord, now: number): void {
+type Row = [id: string, value: string, conversationId: string, collectedAt: number, updatedAt: number, validFrom: number];
+
+/**
+ * Records the facts a conversation collected, keeping superseded values as history. Two statements
+ * whatever their number (the current values of all of them in one SELECT, then the changed rows in
+ * one UPSERT), plus the history and index writes of a value that changed. Returns whether the facts
+ * may now be over LIMITS.facts (compactFacts has something to drop).
+ */
+export function rememberFacts(sql: SqlStorage, r: MemoryRecord, now: number): boolean {
   const at = r.startedAt;
-  for (const fact of r.facts) {
-    const value = JSON.stringify(fact.value);
-    if (value.length > LIMITS.factValueChars) continue;
-    const cur = sql
-      .exec<CurrentFact>("SELECT value, conversation_id, collected_at, valid_from FROM facts WHERE fact_id = ?", fact.id)
-      .toArray()[0];
-    // The index is rewritten only when what it shows changes: a confirmation of the same value costs no index write.
-    let reindex = true;
+  const kept = r.facts.map((f) => ({ id: f.id, value: JSON.stringify(f.value) })).filter((f) => f.value.length <= LIMITS.factValueChars);
+  if (kept.length === 0) return false;
+  const found = sql
+    .exec<CurrentFact & { fact_id: string | null; updated_at: number; total: number }>(
+      `SELECT f.fact_id, f.value, f.conversation_id, f.collected_at, f.updated_at, f.valid_from, (SELECT count(*) FROM facts) AS total
+       FROM json_each(?) j LEFT JOIN facts f ON f.fact_id = j.value`,
+      JSON.stringify(kept.map((f) => f.id)),
+    )
+    .toArray();
+  let total = found[0]?.total ?? 0;
+  const current = new Map<string, CurrentFact & { updated_at: number }>();
+  for (const f of found) if (f.fact_id !== null) current.set(f.fact_id, f);
+  // The rows as they will be, in order (a fact named twice: the later decides, as it would have one statement at a time).
+  const rows = new Map<string, Row>();
+  const reindex: string[] = [];
+  for (const { id, value } of kept) {
+    const cur = current.get(id);
+    let row: Row | null;
     if (cur === undefined) {
-      sql.exec(
-        "INSERT INTO facts (fact_id, value, conversation_id, collected_at, updated_at, valid_from) VALUES (?, ?, ?, ?, ?, ?)",
-        fact.id,
-        value,
-        r.conversationId,
-        at,
-        now,
-        at,
-      );
+      row = [id, value, r.conversationId, at, now, at];
+      reindex.push(id);
+      total++;
     } else if (at >= cur.collected_at) {
       const changed = cur.value !== value;
-      if (changed) addHistory(sql, { fact_id: fact.id, value: cur.value, conversation_id: cur.conversation_id, valid_from: cur.valid_from ?? cur.collected_at, valid_to: at });
-      sql.exec(
-        `UPDATE facts SET value = ?, conversation_id = ?, collected_at = ?, updated_at = ?,
-           valid_from = CASE WHEN ? THEN ? ELSE coalesce(valid_from, collected_at) END
-         WHERE fact_id = ?`,
-        value,
-        r.conversationId,
-        at,
-        now,
-        changed ? 1 : 0,
-        at,
-        fact.id,
-      );
-      reindex = changed;
+      if (changed) addHistory(sql, { fact_id: id, value: cur.value, conversation_id: cur.conversation_id, valid_from: cur.valid_from ?? cur.collected_at, valid_to: at });
+      row = [id, value, r.conversationId, at, now, changed ? at : (cur.valid_from ?? cur.collected_at)];
+      // The index is rewritten only when what it shows changes: a confirmation of the same value costs no index write.
+      if (changed) reindex.push(id);
     } else if (cur.value !== value) {
       // An older call, delivered late, with another value: it was true until the current value began.
-      addHistory(sql, { fact_id: fact.id, value, conversation_id: r.conversationId, valid_from: at, valid_to: cur.valid_from ?? cur.collected_at });
+      addHistory(sql, { fact_id: id, value, conversation_id: r.conversationId, valid_from: at, valid_to: cur.valid_from ?? cur.collected_at });
+      reindex.push(id);
+      row = null;
     } else {
-      sql.exec("UPDATE facts SET valid_from = min(coalesce(valid_from, collected_at), ?) WHERE fact_id = ?", at, fact.id);
-      reindex = false;
+      const from = Math.min(cur.valid_from ?? cur.collected_at, at);
+      row = from === cur.valid_from ? null : [id, cur.value, cur.conversation_id, cur.collected_at, cur.updated_at, from];
     }
-    if (reindex) refreshIndex(sql, fact.id);
+    if (row !== null) {
+      rows.set(id, row);
+      current.set(id, { value: row[1], conversation_id: row[2], collected_at: row[3], updated_at: row[4], valid_from: row[5] });
+    }
   }
+  if (rows.size > 0) {
+    sql.exec(
+      `INSERT INTO facts (fact_id, value, conversation_id, collected_at, updated_at, valid_from)
+       SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 FROM json_each(?) WHERE true
+       ON CONFLICT (fact_id) DO UPDATE SET value = excluded.value, conversation_id = excluded.conversation_id,
+         collected_at = excluded.collected_at, updated_at = excluded.updated_at, valid_from = excluded.valid_from`,
+      JSON.stringify([...rows.values()]),
+    );
+  }
+  for (const id of new Set(reindex)) refreshIndex(sql, id);
+  return total > LIMITS.facts;
 }
 
 function addHistory(sql: SqlStorage, h: FactHistoryRow): void {
@@ -149,7 +166,7 @@ export function allHistory(sql: SqlStorage): Map<string, FactHistoryRow[]> {
 /**
  * Keeps facts bounded: at most LIMITS.facts current values (the most recently collected); the
  * history and index documents of a fact dropped here go with it. (History is bounded where it is
- * written, `addHistory`.) Runs after every call that collected facts: one statement unless it drops some.
+ * written, `addHistory`.) Runs after a call whose facts may have gone over the bound (rememberFacts says).
  */
 export function compactFacts(sql: SqlStorage): void {
   const dropped = sql.exec(
