@@ -12,7 +12,7 @@
  * Writers run inside the caller's transaction.
  */
 import type { MemoryRecord } from "../../records/payload";
-import { forgetFactsNotIn, indexFact } from "./recall-index";
+import { forgetFactsNotIn, indexFacts, type FactDocument } from "./recall-index";
 import { LIMITS } from "../shared/limits";
 
 export type FactHistoryRow = {
@@ -91,7 +91,7 @@ export function rememberFacts(sql: SqlStorage, r: MemoryRecord, now: number): bo
       JSON.stringify([...rows.values()]),
     );
   }
-  for (const id of new Set(reindex)) refreshIndex(sql, id);
+  if (reindex.length > 0) refreshIndex(sql, [...new Set(reindex)], current);
   return total > LIMITS.facts;
 }
 
@@ -129,24 +129,31 @@ export function displayValue(json: string): string {
 
 const day = (seconds: number) => new Date(seconds * 1000).toISOString().slice(0, 10);
 
-/** The recall documents of one fact: its current value and each old one with the date it stopped being true. */
-function refreshIndex(sql: SqlStorage, factId: string): void {
-  const docs: { conversationId: string | null; at: number; body: string }[] = [];
-  const cur = sql.exec<CurrentFact>("SELECT value, conversation_id, collected_at, valid_from FROM facts WHERE fact_id = ?", factId).toArray()[0];
-  if (cur) docs.push({ conversationId: cur.conversation_id, at: cur.collected_at, body: `${factId}: ${displayValue(cur.value)}` });
-  for (const h of historyOf(sql, factId)) {
-    docs.push({ conversationId: h.conversation_id, at: h.valid_from, body: `${factId}: ${displayValue(h.value)} (until ${day(h.valid_to)})` });
-  }
-  indexFact(sql, factId, docs);
-}
-
-export function historyOf(sql: SqlStorage, factId: string): FactHistoryRow[] {
-  return sql
+/**
+ * The recall documents of these facts (their current values as `current` holds them, after this
+ * call's writes): each value, then each old one with the date it stopped being true. Three
+ * statements however many facts.
+ */
+function refreshIndex(sql: SqlStorage, factIds: string[], current: Map<string, CurrentFact>): void {
+  const ids = JSON.stringify(factIds);
+  const history = new Map<string, FactHistoryRow[]>();
+  const rows = sql
     .exec<FactHistoryRow>(
-      "SELECT fact_id, value, conversation_id, valid_from, valid_to FROM fact_history WHERE fact_id = ? ORDER BY valid_to DESC, valid_from DESC",
-      factId,
+      `SELECT fact_id, value, conversation_id, valid_from, valid_to FROM fact_history
+       WHERE fact_id IN (SELECT value FROM json_each(?)) ORDER BY fact_id, valid_to DESC, valid_from DESC`,
+      ids,
     )
     .toArray();
+  for (const h of rows) history.set(h.fact_id, [...(history.get(h.fact_id) ?? []), h]);
+  const docs: FactDocument[] = [];
+  for (const factId of factIds) {
+    const cur = current.get(factId);
+    if (cur) docs.push({ factId, conversationId: cur.conversation_id, at: cur.collected_at, body: `${factId}: ${displayValue(cur.value)}` });
+    for (const h of history.get(factId) ?? []) {
+      docs.push({ factId, conversationId: h.conversation_id, at: h.valid_from, body: `${factId}: ${displayValue(h.value)} (until ${day(h.valid_to)})` });
+    }
+  }
+  indexFacts(sql, ids, docs);
 }
 
 /** Every fact's old values, newest first within a fact. */
