@@ -3,7 +3,7 @@
 // in one isolate in workerd) while it ingests signed transcriptions, then the functions that cost the
 // most, by self time and by inclusive time for postcall's own code. Writes bench/.build/ingest.cpuprofile
 // (open it in Chrome DevTools > Performance). Settings: PROFILE_REQUESTS (3000), PROFILE_SCENARIO
-// (ingest | context | initiation).
+// (ingest | context | initiation | recall: bench/lib/recall-bench.mjs's users and queries).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -11,12 +11,15 @@ import { ROOT, applyMigrations, startWorker } from "./lib/workers.mjs";
 import { signedTranscriptions } from "./lib/payloads.mjs";
 import { load } from "./lib/load.mjs";
 import { fmt } from "./lib/stats.mjs";
+import { drain } from "./lib/drain.mjs";
+import { recallRequest, seedRecallUsers } from "./lib/recall-bench.mjs";
 
 process.env.WRANGLER_SEND_METRICS = "false";
 const REQUESTS = Number(process.env.PROFILE_REQUESTS ?? 3000);
 const SCENARIO = process.env.PROFILE_SCENARIO ?? "ingest";
 const SECRET = "whsec_bench_secret";
 const API_KEY = "bench-api-key";
+const AGENT_KEY = "bench-agent-key";
 
 const freePort = () =>
   new Promise((resolve) => {
@@ -27,7 +30,9 @@ const freePort = () =>
   });
 
 const inspectorPort = await freePort();
-const w = await startWorker({ name: "postcall", entry: "src/index.ts", bindings: { ELEVENLABS_WEBHOOK_SECRET: SECRET, API_KEY }, inspectorPort });
+// USER_ID_TRUST "claimed" for the recall scenario, as the bench runs it (its seeded calls predate the tokens).
+const bindings = { ELEVENLABS_WEBHOOK_SECRET: SECRET, API_KEY, AGENT_API_KEY: AGENT_KEY, ...(SCENARIO === "recall" ? { USER_ID_TRUST: "claimed" } : {}) };
+const w = await startWorker({ name: "postcall", entry: "src/index.ts", bindings, inspectorPort });
 const db = await applyMigrations(w.mf);
 
 const pool = signedTranscriptions({ secret: SECRET, count: 2 * REQUESTS + 200, users: 1000, minBytes: 20_000, prefix: "prof" });
@@ -45,10 +50,19 @@ const initiation = () => ({
   headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
   body: JSON.stringify({ caller_id: `+1415${String(c++ % 1000).padStart(7, "0")}`, agent_id: "agent_bench", called_number: "+14155550000", call_sid: `CA${c}` }),
 });
-const scenarios = { ingest, context, initiation };
+let recallTokens = null;
+const recall = () => recallRequest(c++, recallTokens, AGENT_KEY);
+const scenarios = { ingest, context, initiation, recall };
 
-// Warm up (and, for context, give the users a history), then profile.
-await load({ url: w.url, connections: 32, amount: REQUESTS, next: ingest });
+// Warm up (and, for context, give the users a history; for recall, seed its users), then profile.
+if (SCENARIO === "recall") {
+  const seeded = await seedRecallUsers({ url: w.url, secret: SECRET, apiKey: API_KEY, agentKey: AGENT_KEY, log: console.log });
+  await drain(db, "conversations", seeded.conversations, "seeding recall users");
+  recallTokens = seeded.tokens;
+  await load({ url: w.url, connections: 32, amount: 500, next: recall });
+} else {
+  await load({ url: w.url, connections: 32, amount: REQUESTS, next: ingest });
+}
 
 const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json();
 const target = targets.find((t) => t.title?.includes("postcall")) ?? targets[0];

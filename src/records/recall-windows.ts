@@ -60,30 +60,72 @@ function same(a: string, b: string): boolean {
   return s.length >= 5 && l.startsWith(s);
 }
 
-const WORD = /[\p{L}\p{N}]+/gu;
+/** A word starting at `lastIndex` (sticky): a run of letters and digits, as the index's tokenizer cuts it. */
+const WORD_AT = /[\p{L}\p{N}]+/uy;
+const WORD_CHAR = /[\p{L}\p{N}]/u;
 // eslint-disable-next-line no-control-regex
 const ASCII = /^[\x00-\x7f]*$/;
 const fold = (text: string) => text.normalize("NFD").replace(/\p{M}+/gu, "").toLowerCase();
 
+/** Whether a word starts at `i` of `text`: the character before it is no letter or digit. */
+function startsWord(text: string, i: number): boolean {
+  if (i === 0) return true;
+  const c = text.charCodeAt(i - 1);
+  if (c < 0x80) return !((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a));
+  const at = c >= 0xdc00 && c <= 0xdfff && i >= 2 ? i - 2 : i - 1;
+  return !WORD_CHAR.test(String.fromCodePoint(text.codePointAt(at)!));
+}
+
+/** The index of the line holding character `pos`, given the lines' first characters (ascending). */
+function lineAt(starts: number[], pos: number): number {
+  let lo = 0;
+  let hi = starts.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (starts[mid]! <= pos) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
 /**
- * How well each line matches: the distinct query words it holds (`own`, 1 each) plus `weight` per
- * distinct expansion word; 0 for a line that holds none. Each line is folded once, not word by
- * word: this runs on every window a recall returns.
+ * How well each line of a window (`body`, lines separated by "\n") matches, for a query's words
+ * (`own`, 1 each) and its expansions' words (`weight` each): the sum over the distinct stems a line
+ * holds, 0 for a line that holds none. Built once per query, run on every window a recall returns.
+ *
+ * The window is folded once (ASCII text only lowercased), and only the query's stems are looked
+ * for: a word that matches a stem begins with the stem's first five letters (or the whole stem, if
+ * shorter), so each stem's candidates are found by `indexOf` and only those words are cut and
+ * stemmed; the rest of the window is never split into words.
  */
+export function lineMatcher(own: string[], expanded: string[], weight: number): (body: string) => number[] {
+  const ownStems = [...new Set(own.map((w) => stemOf(fold(w))))].filter((s) => s !== "");
+  const expStems = [...new Set(expanded.map((w) => stemOf(fold(w))))].filter((s) => s !== "" && !ownStems.includes(s));
+  const stems = [...ownStems.map((s) => [s, 1] as const), ...expStems.map((s) => [s, weight] as const)];
+  return (body) => {
+    const text = ASCII.test(body) ? body.toLowerCase() : fold(body);
+    const starts = [0];
+    for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) starts.push(i + 1);
+    const scores = new Array<number>(starts.length).fill(0);
+    for (const [stem, value] of stems) {
+      const head = stem.slice(0, 5);
+      let last = -1;
+      for (let i = text.indexOf(head); i >= 0; i = text.indexOf(head, i + 1)) {
+        if (!startsWord(text, i)) continue;
+        const line = lineAt(starts, i);
+        if (line === last) continue;
+        WORD_AT.lastIndex = i;
+        const word = WORD_AT.exec(text)![0];
+        if (!same(stem, stemOf(word))) continue;
+        scores[line]! += value;
+        last = line;
+      }
+    }
+    return scores;
+  };
+}
+
+/** lineMatcher for one window given as its lines. */
 export function lineScores(lines: string[], own: string[], expanded: string[], weight: number): number[] {
-  const ownStems = [...new Set(own.map((w) => stemOf(fold(w))))];
-  const expStems = [...new Set(expanded.map((w) => stemOf(fold(w))))].filter((s) => !ownStems.includes(s));
-  // A line that holds no stem's first letters cannot match: most lines of a window are skipped without
-  // being cut into words (ASCII lines need no folding either).
-  const heads = [...ownStems, ...expStems].map((s) => s.slice(0, 4));
-  return lines.map((line) => {
-    const text = ASCII.test(line) ? line.toLowerCase() : fold(line);
-    if (!heads.some((h) => text.includes(h))) return 0;
-    const words = new Set((text.match(WORD) ?? []).map(stemOf));
-    const holds = (s: string) => words.has(s) || (s.length >= 5 ? [...words].some((w) => same(s, w)) : false);
-    let score = 0;
-    for (const s of ownStems) if (holds(s)) score += 1;
-    for (const s of expStems) if (holds(s)) score += weight;
-    return score;
-  });
+  return lineMatcher(own, expanded, weight)(lines.join("\n"));
 }

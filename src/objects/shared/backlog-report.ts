@@ -42,6 +42,14 @@ export function hasFailedItems(sql: SqlStorage): boolean {
   return sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox WHERE attempts > 0").one().n > 0;
 }
 
+/** Before a delivery run, in one statement: whether an erasure is under way (`upkeep.erasing_since`) and hasFailedItems. */
+export function runState(sql: SqlStorage): { erasing: boolean; hadFailed: boolean } {
+  const row = sql
+    .exec<{ e: number | null; f: number }>("SELECT (SELECT erasing_since FROM upkeep WHERE id = 1) AS e, EXISTS (SELECT 1 FROM outbox WHERE attempts > 0) AS f")
+    .one();
+  return { erasing: row.e !== null, hadFailed: row.f === 1 };
+}
+
 export function backlogOf(sql: SqlStorage, object: string, nowSeconds: number): BacklogReport {
   const agg = sql
     .exec<{ pending: number; oldest: number | null; max_attempts: number | null }>(

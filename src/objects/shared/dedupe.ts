@@ -11,8 +11,9 @@ export function isDuplicate(sql: SqlStorage, kind: DeliveryKind, conversationId:
   return sql.exec("SELECT 1 FROM seen WHERE kind = ? AND conversation_id = ?", kind, conversationId).toArray().length > 0;
 }
 
-export function markSeen(sql: SqlStorage, kind: DeliveryKind, conversationId: string, now: number): void {
-  sql.exec("INSERT INTO seen (kind, conversation_id, received_at) VALUES (?, ?, ?)", kind, conversationId, now);
+/** Records the delivery; returns its rowid (what trimSeen needs to know). */
+export function markSeen(sql: SqlStorage, kind: DeliveryKind, conversationId: string, now: number): number {
+  return sql.exec<{ id: number }>("INSERT INTO seen (kind, conversation_id, received_at) VALUES (?, ?, ?) RETURNING rowid AS id", kind, conversationId, now).one().id;
 }
 
 /** The transcriptions this object recorded (a `conversation:<id>` object's own conversation). */
@@ -25,8 +26,10 @@ export function seenTranscriptions(sql: SqlStorage, limit: number): string[] {
 
 /**
  * Keeps the newest rows by rowid (the table only ever grows at the top), found from max(rowid)
- * instead of by sorting: this runs on every event, and rows read are billed.
+ * instead of by sorting: this runs on every event, and rows read are billed. `newest` is the rowid
+ * markSeen returned: while it is within the bound there is nothing to delete, and no statement runs.
  */
-export function trimSeen(sql: SqlStorage): void {
+export function trimSeen(sql: SqlStorage, newest: number): void {
+  if (newest <= LIMITS.seenEvents) return;
   sql.exec("DELETE FROM seen WHERE rowid <= (SELECT max(rowid) FROM seen) - ?", LIMITS.seenEvents);
 }

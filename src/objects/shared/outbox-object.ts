@@ -12,12 +12,12 @@ import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../../lib/env";
 import { kindOfName, type ObjectKind } from "../../records/object-names";
 import type { FlushReport, OutboxStatus, RetentionReport } from "../../memory/rpc";
-import { BacklogReporter } from "./backlog-report";
+import { BacklogReporter, runState } from "./backlog-report";
 import { deliverWith, type Handlers } from "./deliveries";
 import * as outbox from "./outbox";
 import { EMPTY_OUTBOX, outboxStatus } from "./outbox-status";
 import { applyRetention, retentionFromAlarm, type ObjectRetention } from "./retention";
-import { erasingSince, Schema, type SchemaSpec } from "./tables";
+import { Schema, type SchemaSpec } from "./tables";
 import { Tombstones } from "./tombstone";
 
 /** When the alarm handler itself fails (not one item), try the whole run again after this long. */
@@ -82,14 +82,19 @@ export abstract class OutboxObject<I extends outbox.OutboxItem> extends DurableO
 
   protected async deliverDue(): Promise<FlushReport> {
     if (!this.schema.exists()) return { delivered: 0, failed: 0, pending: 0 };
-    if (erasingSince(this.sql) !== null) return { delivered: 0, failed: 0, pending: outbox.pendingCount(this.sql) };
+    const before = runState(this.sql);
+    if (before.erasing) return { delivered: 0, failed: 0, pending: outbox.pendingCount(this.sql) };
+    // Whether items had failed, as of the start of this run: read again if another run was under way.
+    const waited = this.flushing !== null;
     await this.settle();
-    const hadFailed = this.backlog.hadFailures();
-    this.flushing = outbox.drain(this.ctx.storage, (row) => deliverWith(this.handlers, { env: this.env, sql: this.sql, seq: row.seq }, row.item as I));
+    const hadFailed = waited ? this.backlog.hadFailures() : before.hadFailed;
+    const run = outbox.drain(this.ctx.storage, (row) => deliverWith(this.handlers, { env: this.env, sql: this.sql, seq: row.seq }, row.item as I));
+    this.flushing = run.then((r) => r.report);
+    this.flushing.catch(() => {}); // awaited below (as `run`); settle() waits for it without its error
     let report: FlushReport;
     try {
-      report = await this.flushing;
-      const next = outbox.nextDueAt(this.sql);
+      const { report: done, next } = await run;
+      report = done;
       if (next !== null) await outbox.scheduleAlarm(this.ctx.storage, next);
     } finally {
       this.flushing = null;

@@ -227,12 +227,17 @@ export function pendingCount(sql: SqlStorage): number {
   return sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox").one().n;
 }
 
-/** Delivers every due item with `deliver`, in order, until none is due. */
-export async function drain(storage: DurableObjectStorage, deliver: (row: DueItem) => Promise<void>): Promise<FlushReport> {
+/**
+ * Delivers every due item with `deliver`, in order, until none is due; returns the report and when
+ * the next ready item is due (ms, as nextDueAt). After each batch one statement says both how many
+ * items are left and whether one is ready now (a forward item waiting for one just delivered): only
+ * then is another batch read.
+ */
+export async function drain(storage: DurableObjectStorage, deliver: (row: DueItem) => Promise<void>): Promise<{ report: FlushReport; next: number | null }> {
   let delivered = 0;
   let failed = 0;
-  for (let batch = due(storage.sql, Date.now()); batch.length > 0; batch = due(storage.sql, Date.now())) {
-    for (const row of batch) {
+  for (;;) {
+    for (const row of due(storage.sql, Date.now())) {
       try {
         // Parsed here, so that an item that cannot even be read fails alone, like any other.
         await deliver({ seq: row.seq, item: JSON.parse(row.body) as OutboxItem });
@@ -243,8 +248,11 @@ export async function drain(storage: DurableObjectStorage, deliver: (row: DueIte
         recordFailure(storage.sql, row, err);
       }
     }
+    const left = storage.sql
+      .exec<{ n: number; at: number | null }>(`SELECT count(*) AS n, min(CASE WHEN ${READY} THEN next_attempt_at END) AS at FROM outbox`)
+      .one();
+    if (left.at === null || left.at > Date.now()) return { report: { delivered, failed, pending: left.n }, next: left.at };
   }
-  return { delivered, failed, pending: pendingCount(storage.sql) };
 }
 
 /** Arms the alarm for `at` (ms) unless it is already armed earlier. */

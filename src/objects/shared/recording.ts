@@ -20,10 +20,10 @@ export function commitTranscription(
   receivedAt: number,
   remember: ((sql: SqlStorage) => void) | null,
 ): void {
-  markSeen(sql, "post_call_transcription", r.conversationId, receivedAt);
+  const newest = markSeen(sql, "post_call_transcription", r.conversationId, receivedAt);
   remember?.(sql);
   const seq = outbox.enqueue(sql, { kind: "conversation", user: ownerOfRecord(r), receivedAt }, r.conversationId, receivedAt);
   outbox.attachPayload(sql, seq, raw);
   forwarding.queueForwards(sql, env, { type: "conversation.stored", conversationId: r.conversationId, occurredAt: receivedAt }, receivedAt, seq);
-  trimSeen(sql);
+  trimSeen(sql, newest);
 }

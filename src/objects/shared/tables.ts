@@ -112,6 +112,12 @@ export function erasingSince(sql: SqlStorage): number | null {
   return sql.exec<{ e: number | null }>("SELECT erasing_since AS e FROM upkeep WHERE id = 1").toArray()[0]?.e ?? null;
 }
 
+/** erasingSince and retentionAnchor in one statement (the alarm's retention step reads both). */
+export function upkeepOf(sql: SqlStorage): { erasingSince: number | null; retentionAnchor: number | null } {
+  const row = sql.exec<{ e: number | null; a: number | null }>("SELECT erasing_since AS e, retention_anchor AS a FROM upkeep WHERE id = 1").toArray()[0];
+  return { erasingSince: row?.e ?? null, retentionAnchor: row?.a ?? null };
+}
+
 /** `upkeep.retention_anchor`: start of the oldest delivered conversation retention may still have to remove. */
 export function retentionAnchor(sql: SqlStorage): number | null {
   return sql.exec<{ a: number | null }>("SELECT retention_anchor AS a FROM upkeep WHERE id = 1").toArray()[0]?.a ?? null;

@@ -240,18 +240,26 @@ export async function takenByAnErasure(env: Env, tombstones: Tombstones, sql: Sq
  * A transcription reaching an object while its erasure is under way: dropped when its conversation
  * started before the erasure began (it is part of what is being erased), else kept aside as a
  * `deferred` outbox item (neither remembered nor delivered) to be remembered once the wipe is done
- * (step 7). Null when no erasure is under way.
+ * (step 7). When no erasure is under way: whether the transcription is a redelivery (dedupe.ts), which the
+ * caller asks next (nothing it does before its own transaction can change the answer: no await).
  */
 export function recordDuringErasure(
   storage: DurableObjectStorage,
   input: { record: MemoryRecord; raw: Uint8Array; receivedAt: number },
-): RecordResult | null {
+): RecordResult | boolean {
   const sql = storage.sql;
-  const since = erasingSince(sql);
-  if (since === null) return null;
   const { record: r, raw, receivedAt } = input;
+  // One statement for both questions every transcription asks: is an erasure under way, is this a redelivery.
+  const { since, duplicate } = sql
+    .exec<{ since: number | null; duplicate: number }>(
+      `SELECT (SELECT erasing_since FROM upkeep WHERE id = 1) AS since,
+              EXISTS (SELECT 1 FROM seen WHERE kind = 'post_call_transcription' AND conversation_id = ?) AS duplicate`,
+      r.conversationId,
+    )
+    .one();
+  if (since === null) return duplicate === 1;
   if (r.startedAt < since) return { duplicate: false, dropped: "erased" };
-  if (isDuplicate(sql, "post_call_transcription", r.conversationId)) return { duplicate: true };
+  if (duplicate === 1) return { duplicate: true };
   storage.transactionSync(() => {
     markSeen(sql, "post_call_transcription", r.conversationId, receivedAt);
     attachPayload(sql, enqueue(sql, { kind: "deferred", user: ownerOfRecord(r), receivedAt }, r.conversationId, receivedAt), raw);

@@ -12,7 +12,7 @@
  * Writers run inside the caller's transaction.
  */
 import type { MemoryRecord } from "../../records/payload";
-import { forgetFactsNotIn, indexFact } from "./recall-index";
+import { forgetFactsNotIn, indexFacts, type FactDocument } from "./recall-index";
 import { LIMITS } from "../shared/limits";
 
 export type FactHistoryRow = {
@@ -30,52 +30,69 @@ type CurrentFact = {
   valid_from: number | null;
 };
 
-/** Records the facts a conversation collected, keeping superseded values as history. */
-export function rememberFacts(sql: SqlStorage, r: MemoryRecord, now: number): void {
+type Row = [id: string, value: string, conversationId: string, collectedAt: number, updatedAt: number, validFrom: number];
+
+/**
+ * Records the facts a conversation collected, keeping superseded values as history. Two statements
+ * whatever their number (the current values of all of them in one SELECT, then the changed rows in
+ * one UPSERT), plus the history and index writes of a value that changed. Returns whether the facts
+ * may now be over LIMITS.facts (compactFacts has something to drop).
+ */
+export function rememberFacts(sql: SqlStorage, r: MemoryRecord, now: number): boolean {
   const at = r.startedAt;
-  for (const fact of r.facts) {
-    const value = JSON.stringify(fact.value);
-    if (value.length > LIMITS.factValueChars) continue;
-    const cur = sql
-      .exec<CurrentFact>("SELECT value, conversation_id, collected_at, valid_from FROM facts WHERE fact_id = ?", fact.id)
-      .toArray()[0];
-    // The index is rewritten only when what it shows changes: a confirmation of the same value costs no index write.
-    let reindex = true;
+  const kept = r.facts.map((f) => ({ id: f.id, value: JSON.stringify(f.value) })).filter((f) => f.value.length <= LIMITS.factValueChars);
+  if (kept.length === 0) return false;
+  const found = sql
+    .exec<CurrentFact & { fact_id: string | null; updated_at: number; total: number }>(
+      `SELECT f.fact_id, f.value, f.conversation_id, f.collected_at, f.updated_at, f.valid_from, (SELECT count(*) FROM facts) AS total
+       FROM json_each(?) j LEFT JOIN facts f ON f.fact_id = j.value`,
+      JSON.stringify(kept.map((f) => f.id)),
+    )
+    .toArray();
+  let total = found[0]?.total ?? 0;
+  const current = new Map<string, CurrentFact & { updated_at: number }>();
+  for (const f of found) if (f.fact_id !== null) current.set(f.fact_id, f);
+  // The rows as they will be, in order (a fact named twice: the later decides, as it would have one statement at a time).
+  const rows = new Map<string, Row>();
+  const reindex: string[] = [];
+  for (const { id, value } of kept) {
+    const cur = current.get(id);
+    let row: Row | null;
     if (cur === undefined) {
-      sql.exec(
-        "INSERT INTO facts (fact_id, value, conversation_id, collected_at, updated_at, valid_from) VALUES (?, ?, ?, ?, ?, ?)",
-        fact.id,
-        value,
-        r.conversationId,
-        at,
-        now,
-        at,
-      );
+      row = [id, value, r.conversationId, at, now, at];
+      reindex.push(id);
+      total++;
     } else if (at >= cur.collected_at) {
       const changed = cur.value !== value;
-      if (changed) addHistory(sql, { fact_id: fact.id, value: cur.value, conversation_id: cur.conversation_id, valid_from: cur.valid_from ?? cur.collected_at, valid_to: at });
-      sql.exec(
-        `UPDATE facts SET value = ?, conversation_id = ?, collected_at = ?, updated_at = ?,
-           valid_from = CASE WHEN ? THEN ? ELSE coalesce(valid_from, collected_at) END
-         WHERE fact_id = ?`,
-        value,
-        r.conversationId,
-        at,
-        now,
-        changed ? 1 : 0,
-        at,
-        fact.id,
-      );
-      reindex = changed;
+      if (changed) addHistory(sql, { fact_id: id, value: cur.value, conversation_id: cur.conversation_id, valid_from: cur.valid_from ?? cur.collected_at, valid_to: at });
+      row = [id, value, r.conversationId, at, now, changed ? at : (cur.valid_from ?? cur.collected_at)];
+      // The index is rewritten only when what it shows changes: a confirmation of the same value costs no index write.
+      if (changed) reindex.push(id);
     } else if (cur.value !== value) {
       // An older call, delivered late, with another value: it was true until the current value began.
-      addHistory(sql, { fact_id: fact.id, value, conversation_id: r.conversationId, valid_from: at, valid_to: cur.valid_from ?? cur.collected_at });
+      addHistory(sql, { fact_id: id, value, conversation_id: r.conversationId, valid_from: at, valid_to: cur.valid_from ?? cur.collected_at });
+      reindex.push(id);
+      row = null;
     } else {
-      sql.exec("UPDATE facts SET valid_from = min(coalesce(valid_from, collected_at), ?) WHERE fact_id = ?", at, fact.id);
-      reindex = false;
+      const from = Math.min(cur.valid_from ?? cur.collected_at, at);
+      row = from === cur.valid_from ? null : [id, cur.value, cur.conversation_id, cur.collected_at, cur.updated_at, from];
     }
-    if (reindex) refreshIndex(sql, fact.id);
+    if (row !== null) {
+      rows.set(id, row);
+      current.set(id, { value: row[1], conversation_id: row[2], collected_at: row[3], updated_at: row[4], valid_from: row[5] });
+    }
   }
+  if (rows.size > 0) {
+    sql.exec(
+      `INSERT INTO facts (fact_id, value, conversation_id, collected_at, updated_at, valid_from)
+       SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 FROM json_each(?) WHERE true
+       ON CONFLICT (fact_id) DO UPDATE SET value = excluded.value, conversation_id = excluded.conversation_id,
+         collected_at = excluded.collected_at, updated_at = excluded.updated_at, valid_from = excluded.valid_from`,
+      JSON.stringify([...rows.values()]),
+    );
+  }
+  if (reindex.length > 0) refreshIndex(sql, [...new Set(reindex)], current);
+  return total > LIMITS.facts;
 }
 
 function addHistory(sql: SqlStorage, h: FactHistoryRow): void {
@@ -112,24 +129,31 @@ export function displayValue(json: string): string {
 
 const day = (seconds: number) => new Date(seconds * 1000).toISOString().slice(0, 10);
 
-/** The recall documents of one fact: its current value and each old one with the date it stopped being true. */
-function refreshIndex(sql: SqlStorage, factId: string): void {
-  const docs: { conversationId: string | null; at: number; body: string }[] = [];
-  const cur = sql.exec<CurrentFact>("SELECT value, conversation_id, collected_at, valid_from FROM facts WHERE fact_id = ?", factId).toArray()[0];
-  if (cur) docs.push({ conversationId: cur.conversation_id, at: cur.collected_at, body: `${factId}: ${displayValue(cur.value)}` });
-  for (const h of historyOf(sql, factId)) {
-    docs.push({ conversationId: h.conversation_id, at: h.valid_from, body: `${factId}: ${displayValue(h.value)} (until ${day(h.valid_to)})` });
-  }
-  indexFact(sql, factId, docs);
-}
-
-export function historyOf(sql: SqlStorage, factId: string): FactHistoryRow[] {
-  return sql
+/**
+ * The recall documents of these facts (their current values as `current` holds them, after this
+ * call's writes): each value, then each old one with the date it stopped being true. Three
+ * statements however many facts.
+ */
+function refreshIndex(sql: SqlStorage, factIds: string[], current: Map<string, CurrentFact>): void {
+  const ids = JSON.stringify(factIds);
+  const history = new Map<string, FactHistoryRow[]>();
+  const rows = sql
     .exec<FactHistoryRow>(
-      "SELECT fact_id, value, conversation_id, valid_from, valid_to FROM fact_history WHERE fact_id = ? ORDER BY valid_to DESC, valid_from DESC",
-      factId,
+      `SELECT fact_id, value, conversation_id, valid_from, valid_to FROM fact_history
+       WHERE fact_id IN (SELECT value FROM json_each(?)) ORDER BY fact_id, valid_to DESC, valid_from DESC`,
+      ids,
     )
     .toArray();
+  for (const h of rows) history.set(h.fact_id, [...(history.get(h.fact_id) ?? []), h]);
+  const docs: FactDocument[] = [];
+  for (const factId of factIds) {
+    const cur = current.get(factId);
+    if (cur) docs.push({ factId, conversationId: cur.conversation_id, at: cur.collected_at, body: `${factId}: ${displayValue(cur.value)}` });
+    for (const h of history.get(factId) ?? []) {
+      docs.push({ factId, conversationId: h.conversation_id, at: h.valid_from, body: `${factId}: ${displayValue(h.value)} (until ${day(h.valid_to)})` });
+    }
+  }
+  indexFacts(sql, ids, docs);
 }
 
 /** Every fact's old values, newest first within a fact. */
@@ -149,7 +173,7 @@ export function allHistory(sql: SqlStorage): Map<string, FactHistoryRow[]> {
 /**
  * Keeps facts bounded: at most LIMITS.facts current values (the most recently collected); the
  * history and index documents of a fact dropped here go with it. (History is bounded where it is
- * written, `addHistory`.) Runs after every call that collected facts: one statement unless it drops some.
+ * written, `addHistory`.) Runs after a call whose facts may have gone over the bound (rememberFacts says).
  */
 export function compactFacts(sql: SqlStorage): void {
   const dropped = sql.exec(

@@ -14,9 +14,14 @@ import { EMPTY_SNAPSHOT, type MemorySnapshot } from "../../memory/variables";
 const isScalar = (v: unknown): v is VariableValue =>
   typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v));
 
-/** Updates profile counters, the recent-conversation list and facts. */
-export function remember(sql: SqlStorage, r: MemoryRecord, now: number): void {
-  sql.exec(
+/**
+ * Updates profile counters, the recent-conversation list and facts. Returns what compaction needs to
+ * know: the call count after this call, and whether the facts may be over their bound.
+ */
+export function remember(sql: SqlStorage, r: MemoryRecord, now: number): { calls: number; factsOver: boolean } {
+  const calls =
+    sql
+      .exec<{ n: number }>(
     `UPDATE profile SET
        user_id = coalesce(user_id, ?),
        call_count = call_count + 1,
@@ -26,7 +31,7 @@ export function remember(sql: SqlStorage, r: MemoryRecord, now: number): void {
        last_call_summary = CASE WHEN last_call_at IS NULL OR ? >= last_call_at THEN ? ELSE last_call_summary END,
        last_call_at = max(coalesce(last_call_at, ?), ?),
        updated_at = ?
-     WHERE id = 1`,
+     WHERE id = 1 RETURNING call_count AS n`,
     r.userId,
     r.durationSecs,
     r.startedAt,
@@ -38,7 +43,8 @@ export function remember(sql: SqlStorage, r: MemoryRecord, now: number): void {
     r.startedAt,
     r.startedAt,
     now,
-  );
+  )
+      .toArray()[0]?.n ?? 0;
   sql.exec(
     `INSERT OR IGNORE INTO conversations (conversation_id, started_at, duration_secs, title, summary, outcome, received_at)
      VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -50,16 +56,15 @@ export function remember(sql: SqlStorage, r: MemoryRecord, now: number): void {
     r.callSuccessful,
     now,
   );
-  rememberFacts(sql, r, now);
+  return { calls, factsOver: rememberFacts(sql, r, now) };
 }
 
 /**
  * Keeps the memory bounded however many calls a user makes; counters stay exact. Runs on every
- * event, so each step reads only what it may delete: the recent list is trimmed only once the exact
- * call count says it can be over its bound, facts only when this event wrote some.
+ * event, so each step runs only when it may delete: the recent list is trimmed only once the exact
+ * call count (`remember`'s) says it can be over its bound, facts only when their count may be.
  */
-export function compact(sql: SqlStorage, factsWritten: boolean): void {
-  const calls = sql.exec<{ n: number }>("SELECT call_count AS n FROM profile WHERE id = 1").toArray()[0]?.n ?? 0;
+export function compact(sql: SqlStorage, { calls, factsOver }: { calls: number; factsOver: boolean }): void {
   if (calls > LIMITS.recentConversations) {
     sql.exec(
       `DELETE FROM conversations WHERE rowid IN
@@ -67,7 +72,7 @@ export function compact(sql: SqlStorage, factsWritten: boolean): void {
       LIMITS.recentConversations,
     );
   }
-  if (factsWritten) compactFacts(sql);
+  if (factsOver) compactFacts(sql);
 }
 
 /** One of the recent conversations has audio (whichever of audio and transcript came second says so). */

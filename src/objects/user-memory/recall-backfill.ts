@@ -17,8 +17,19 @@ import { erasingSince } from "../shared/tables";
 
 type Cursor = { after_started_at: number | null; after_conversation_id: string | null; indexed: number };
 
+/**
+ * Objects (by their SqlStorage) known to have no backfill: the row is only ever inserted by a schema
+ * upgrade (schema.ts), which runs in an instance before its first read of it (Schema.exists()), and a
+ * wiped object is created again at the current version, without one. So once the row is gone it stays
+ * gone for the instance, and the alarm and the reads ask no more (a statement less per delivery).
+ */
+const noBackfill = new WeakSet<SqlStorage>();
+
 export function backfillPending(sql: SqlStorage): boolean {
-  return sql.exec("SELECT 1 FROM recall_backfill WHERE id = 1").toArray().length > 0;
+  if (noBackfill.has(sql)) return false;
+  const pending = sql.exec("SELECT 1 FROM recall_backfill WHERE id = 1").toArray().length > 0;
+  if (!pending) noBackfill.add(sql);
+  return pending;
 }
 
 /** Conversations indexed so far by the backfill, or null when none is pending. */

@@ -152,18 +152,22 @@ export function forgetBefore(sql: SqlStorage, cutoff: number): void {
   dropDocuments(sql, sql.exec<Gone>(`DELETE FROM recall_conversations WHERE started_at < ? ${GONE}`, cutoff).toArray(), true);
 }
 
-/** Replaces the index's documents of one fact (its current value and its old ones). */
-export function indexFact(sql: SqlStorage, factId: string, docs: { conversationId: string | null; at: number; body: string }[]): void {
-  sql.exec("DELETE FROM recall_docs WHERE fact_id = ?", factId);
-  for (const d of docs) {
-    sql.exec(
-      "INSERT INTO recall_docs (conversation_id, speaker, at, body, fact_id) VALUES (?, 'fact', ?, ?, ?)",
-      d.conversationId,
-      d.at,
-      clipDoc(d.body),
-      factId,
-    );
-  }
+export interface FactDocument {
+  factId: string;
+  conversationId: string | null;
+  at: number;
+  body: string;
+}
+
+/** Replaces the index's documents of some facts (`factIds`, a JSON array: their current values and old ones), in two statements. */
+export function indexFacts(sql: SqlStorage, factIds: string, docs: FactDocument[]): void {
+  sql.exec("DELETE FROM recall_docs WHERE fact_id IN (SELECT value FROM json_each(?))", factIds);
+  if (docs.length === 0) return;
+  sql.exec(
+    `INSERT INTO recall_docs (conversation_id, speaker, at, body, fact_id)
+     SELECT value ->> 0, 'fact', value ->> 1, value ->> 2, value ->> 3 FROM json_each(?) ORDER BY key`,
+    JSON.stringify(docs.map((d) => [d.conversationId, d.at, clipDoc(d.body), d.factId])),
+  );
 }
 
 /** Removes every document of facts that are no longer kept (facts compaction). */

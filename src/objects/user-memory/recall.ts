@@ -22,7 +22,7 @@ import { MAX_QUERY_WORDS, queryTokens, snippetOf, queryTerms, MATCH_END, MATCH_S
 import type { RecallHit, Speaker } from "../../memory/rpc";
 import { RECALL_MAX_LIMIT } from "../../records/limits";
 import { expandWords } from "../../records/expansion";
-import { lineScores } from "../../records/recall-windows";
+import { lineMatcher } from "../../records/recall-windows";
 
 export type { RecallHit };
 
@@ -107,8 +107,8 @@ type Ranked = {
 };
 
 /**
- * Two steps, so the work per call does not grow with how often the words occur: FTS5 ranks the
- * matches by bm25 alone (`ORDER BY rank`, which reads no content) and keeps the best
+ * Two steps, so the work per call does not grow with how often the words occur: the matches are
+ * ranked by bm25 alone (which reads no content) and the best are kept,
  * RECALL_CANDIDATES; only those are joined to their docs, filtered (current call, retention) and
  * re-ranked with the recency factor. The factor is at most 1 + RECENCY_WEIGHT, so a document outside
  * the candidates could only win against ones more than 1.5 times less relevant than the weakest
@@ -117,10 +117,13 @@ type Ranked = {
 export const RECALL_CANDIDATES = 30;
 
 // One statement per query: a statement costs more in the call into SQLite than these joins cost in it.
+// bm25() sorted by SQLite, not FTS5's `ORDER BY rank`: for that, FTS5 prepares a statement of its own on
+// every query, which took about a third of the statement's time (same values; ties by doc id).
 // A window (`speakers` set) holds its turns; a document of one turn (an object still indexed by schema
 // version 4, until the backfill re-indexes it) brings the turn before it when short (`prev_*`).
 const RANKED = `
-  WITH hits AS (SELECT rowid AS doc_id, rank FROM recall_index WHERE recall_index MATCH ?2 ORDER BY rank LIMIT ?6),
+  WITH hits AS (SELECT doc_id, rank FROM (SELECT rowid AS doc_id, bm25(recall_index) AS rank FROM recall_index WHERE recall_index MATCH ?2)
+                ORDER BY rank, doc_id LIMIT ?6),
   ranked AS (
     SELECT d.doc_id, d.conversation_id, d.speaker, d.speakers, d.at, d.body, c.title,
            h.rank * (1.0 + ${RECENCY_WEIGHT} / (1.0 + max(0, ?1 - d.at) / ${RECENCY_DAYS * 86_400}.0)) AS rank
@@ -162,7 +165,8 @@ export function recall(sql: SqlStorage, q: string, opts: RecallOptions): RecallH
   const rows = run(match.all, limit);
   // A window is one document but may hold several matching turns: each is a result, as a document
   // per turn was (the best at the window's rank, the others below it: inWindow).
-  const turnsOf = (found: Ranked[]) => found.flatMap((r) => (r.speakers === null ? [single(r)] : inWindow(r, match))).sort((a, b) => a.rank - b.rank);
+  const scoresOf = lineMatcher(match.words, match.expansionWords, EXPANSION_WEIGHT);
+  const turnsOf = (found: Ranked[]) => found.flatMap((r) => (r.speakers === null ? [single(r)] : inWindow(r, scoresOf))).sort((a, b) => a.rank - b.rank);
   const shown = turnsOf(rows);
   if (shown.length < limit && (match.any !== null || match.expanded !== null)) {
     const seen = new Set(rows.map((r) => r.doc_id));
@@ -212,12 +216,12 @@ function single(r: Ranked): Shown {
 }
 
 /**
- * The turns of a window that match (the first when none does, as FTS5 stems more than lineScores
+ * The turns of a window that match (the first when none does, as FTS5 stems more than lineMatcher
  * can), best first; a short turn comes after the turn before it ("agent: Which dentist? | user: Dr. Patel").
  */
-function inWindow(r: Ranked, match: RecallQuery): Shown[] {
+function inWindow(r: Ranked, scoresOf: (body: string) => number[]): Shown[] {
   const lines = r.body.split("\n");
-  const scores = lineScores(lines, match.words, match.expansionWords, EXPANSION_WEIGHT);
+  const scores = scoresOf(r.body);
   const top = Math.max(...scores);
   const picked = top > 0 ? lines.map((_, i) => i).filter((i) => scores[i]! > 0) : [0];
   const first = picked.reduce((b, i) => (scores[i]! > scores[b]! ? i : b), picked[0]!);

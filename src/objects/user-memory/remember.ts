@@ -17,10 +17,10 @@ import * as recallIndex from "./recall-index";
 export function rememberConversation(sql: SqlStorage, r: MemoryRecord, raw: Uint8Array, receivedAt: number): void {
   if (r.userId === null) return;
   const turns = recallIndex.turnsOfPayload(raw);
-  profile.remember(sql, r, receivedAt);
+  const counts = profile.remember(sql, r, receivedAt);
   recallIndex.indexConversation(sql, { ...r, turns });
   if (phones.shouldLink(sql, r)) phones.linkFromConversation(sql, r, receivedAt);
-  profile.compact(sql, r.facts.length > 0);
+  profile.compact(sql, counts);
 }
 
 /** Everything a memory holds (GET /v1/users/:id/memory). The object has tables. */

@@ -72,17 +72,17 @@ export class UserMemory extends OutboxObject<outbox.UserOutboxItem> {
     const { record: r, raw, receivedAt } = input;
     // Erasure that lasts (../shared/tombstone.ts): what an erasure of this object, or of a user this number was linked to, took.
     if (await takenByAnErasure(this.env, this.tombstones, this.schema.exists() ? this.sql : null, r)) return { duplicate: false, dropped: "erased" };
-    const during = this.schema.exists() ? recordDuringErasure(this.ctx.storage, input) : null;
-    if (during !== null) return during;
+    const during = this.schema.exists() ? recordDuringErasure(this.ctx.storage, input) : false; // no tables: nothing seen
+    if (typeof during !== "boolean") return during;
     if (r.userIdSource === "phone_number" && this.schema.exists()) {
       // A number's object. A redelivery of a conversation recorded here before the number was linked
       // stays a duplicate here rather than being counted again for the app user.
-      if (isDuplicate(this.sql, "post_call_transcription", r.conversationId)) return { duplicate: true };
+      if (during) return { duplicate: true };
       const owner = phones.ownerRow(this.sql)?.user_id ?? null;
       if (owner !== null) return { duplicate: false, linkedTo: owner };
     }
     this.schema.ensure(receivedAt);
-    if (isDuplicate(this.sql, "post_call_transcription", r.conversationId)) {
+    if (during) {
       await this.repairAlarm();
       return { duplicate: true };
     }
