@@ -54,17 +54,6 @@ describe("recall index cost", () => {
     );
     const after = await footprint(user);
     const d = delta(before.rows, after.rows);
-    console.log(
-      JSON.stringify({
-        event: "recall_cost_50_turns",
-        rows_written: rows.written,
-        rows_read: rows.read,
-        rows: d,
-        database_bytes: after.bytes - before.bytes,
-        doc_text_bytes: after.text - before.text,
-        fts_data_bytes: after.index - before.index,
-      }),
-    );
     // The title, the summary and 50 turns of about 100 characters: windows of at most WINDOW_CHARS.
     expect(d["recall_docs"]).toBe(Math.ceil((50 * 101 + 150) / WINDOW_CHARS));
     expect(await turnsIndexed(user, event["data"].conversation_id)).toBe(50);
