@@ -21,6 +21,11 @@ describe("expandWords", () => {
     expect(expandWords(["checkup"], none)).toContain("medical examination");
   });
 
+  it("expands adjectives, and through similar-to the head of their cluster", () => {
+    expect(expandWords(["missing"], none)).toContain("lost");
+    expect(expandWords(["elderly"], none)).toContain("old");
+  });
+
   it("never returns a query word, is bounded, and skips function words", () => {
     const words = ["car", "automobile", "doctor", "dentist", "house", "order", "flight", "refund", "insurance", "puppy"];
     const out = expandWords(words, none);
