@@ -15,6 +15,7 @@
 //   npm run recall:eval                       # prints the report, merges it into bench/results.json (key "recallEval")
 //   npm run recall:eval -- --write-readme     # the same, and rewrites the README block between the recall-eval markers
 //   npm run recall:eval -- --json             # the report as JSON on stdout
+//   npm run recall:eval -- --show-heldout     # also print the held-out half's misses (bench/lib/recall-split.mjs)
 //   npm run recall:eval -- --url http://localhost:8787   # against a running service instead (its secrets from
 //       ELEVENLABS_WEBHOOK_SECRET, API_KEY, AGENT_API_KEY or .dev.vars); it stores the synthetic users there and
 //       erases two of them: use a local or a scratch deployment, never one with real users
@@ -31,6 +32,7 @@ import { ROOT, applyMigrations, startWorker } from "./lib/workers.mjs";
 import { drain } from "./lib/drain.mjs";
 import { ingestHistory, recall, recallUnavailable } from "./lib/recall.mjs";
 import { median } from "./lib/stats.mjs";
+import { SPLIT_CATEGORIES, halfOf } from "./lib/recall-split.mjs";
 
 process.env.WRANGLER_SEND_METRICS = "false";
 process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
@@ -38,13 +40,14 @@ process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
 const args = process.argv.slice(2);
 const urlAt = args.indexOf("--url");
 const URL_ARG = urlAt >= 0 ? args[urlAt + 1] : null;
-const unknown = args.filter((a, i) => !["--write-readme", "--json", "--url"].includes(a) && !(urlAt >= 0 && i === urlAt + 1));
+const unknown = args.filter((a, i) => !["--write-readme", "--json", "--url", "--show-heldout"].includes(a) && !(urlAt >= 0 && i === urlAt + 1));
 if (unknown.length > 0 || (urlAt >= 0 && !URL_ARG)) {
   console.error(`usage: npm run recall:eval [-- --write-readme] [-- --json] [-- --url http://host:port]   (unknown: ${unknown.join(" ")})`);
   process.exit(2);
 }
 const WRITE_README = args.includes("--write-readme");
 const AS_JSON = args.includes("--json");
+const SHOW_HELDOUT = args.includes("--show-heldout");
 const devVars = (() => {
   const out = {};
   const file = join(ROOT, ".dev.vars");
@@ -125,7 +128,7 @@ log(`ingested ${calls.length} calls through the signed webhook${drainSeconds ===
 // ---- questions -------------------------------------------------------------------------------------
 
 const RESULT_FIELDS = ["conversation_id", "date", "title", "speaker", "text", "score"];
-const SPEAKERS = new Set(["user", "agent", "summary", "fact"]);
+const SPEAKERS = new Set(["user", "agent", "summary", "fact", "exchange"]);
 const norm = (s) => String(s ?? "").toLowerCase();
 const outcomes = [];
 for (const q of set.questions) {
@@ -198,6 +201,14 @@ for (const c of categories) {
     : metrics(os);
 }
 const overall = metrics(answerable);
+// synonym and paraphrase, each in its dev and held-out half (bench/lib/recall-split.mjs).
+const halves = {};
+for (const c of SPLIT_CATEGORIES) {
+  for (const h of ["dev", "heldout"]) {
+    const os = outcomes.filter((o) => o.q.category === c && halfOf(o.q.id) === h);
+    if (os.length > 0) halves[`${c} (${h})`] = metrics(os);
+  }
+}
 const keywordReachable = metrics(answerable.filter((o) => o.q.category !== "synonym"));
 const leakCount = outcomes.reduce((s, o) => s + o.leaks.length, 0);
 const exclusionCount = outcomes.reduce((s, o) => s + o.excluded.length, 0);
@@ -209,6 +220,7 @@ const misses = answerable
   .map((o) => ({
     id: o.q.id,
     category: o.q.category,
+    half: SPLIT_CATEGORIES.has(o.q.category) ? halfOf(o.q.id) : null,
     query: o.q.query,
     expected: o.q.answers.map((a) => a.conversation_id),
     got: o.list.slice(0, 2).map((res) => `${res.conversation_id} ${res.speaker}: ${String(res.text).slice(0, 80)}`),
@@ -238,6 +250,7 @@ const report = {
   overall,
   withoutSynonyms: keywordReachable,
   byCategory,
+  halves,
   crossUserLeaks: leakCount,
   currentConversationReturned: exclusionCount,
   resultsAfterErasure: { users: ERASED.length, questions: askedAfterErasure, results: afterErasure },
@@ -260,6 +273,7 @@ const table = [
   ...Object.entries(byCategory).map(([c, m]) =>
     "abstained" in m ? `| ${c} | ${m.questions} | | | | | ${pct(m.abstained)} |` : `| ${c} | ${m.questions} | ${pct(m.recallAt1)} | ${pct(m.recallAt5)} | ${num(m.mrr)} | ${pct(m.turnRecallAt5)} | |`,
   ),
+  ...Object.entries(halves).map(([c, m]) => `| ${c} | ${m.questions} | ${pct(m.recallAt1)} | ${pct(m.recallAt5)} | ${num(m.mrr)} | ${pct(m.turnRecallAt5)} | |`),
 ].join("\n");
 const verdicts = [
   `cross-user leaks: ${leakCount} (must be 0)`,
@@ -277,13 +291,15 @@ else {
   console.log(`\nMisses (${misses.length}), by category:`);
   const grouped = {};
   for (const m of misses) (grouped[m.category] ??= []).push(m);
-  for (const [c, ms] of Object.entries(grouped)) {
-    console.log(`  ${c} (${ms.length}):`);
-    for (const m of ms) console.log(`    ${m.id} ${JSON.stringify(m.query)} -> ${m.got.length ? m.got.join(" | ") : "(no results)"}`);
+  // Held-out misses are counted, not shown (--show-heldout shows them): look only at dev's while working on expansion.
+  for (const [c, all] of Object.entries(grouped)) {
+    const ms = SHOW_HELDOUT ? all : all.filter((m) => m.half !== "heldout");
+    console.log(`  ${c} (${all.length}${ms.length < all.length ? `; ${all.length - ms.length} held-out not shown` : ""}):`);
+    for (const m of ms) console.log(`    ${m.id}${m.half ? ` [${m.half}]` : ""} ${JSON.stringify(m.query)} -> ${m.got.length ? m.got.join(" | ") : "(no results)"}`);
   }
   console.log(`\nFound but not first (${notFirst.length}), by category (at most 5 each; all in results.json):`);
   const below = {};
-  for (const m of notFirst) (below[m.category] ??= []).push(m);
+  for (const m of notFirst) if (SHOW_HELDOUT || !SPLIT_CATEGORIES.has(m.category) || halfOf(m.id) === "dev") (below[m.category] ??= []).push(m);
   for (const [c, ms] of Object.entries(below)) {
     console.log(`  ${c} (${ms.length}):`);
     for (const m of ms.slice(0, 5)) console.log(`    ${m.id} ${JSON.stringify(m.query)} at rank ${m.rank}; first: ${m.first}`);

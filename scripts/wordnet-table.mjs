@@ -9,10 +9,11 @@
 // What is kept, so the table stays small (a few hundred KB) and says what a caller means:
 // - Only "common" synsets: a synset at least one of whose senses is tagged in WordNet's sense-tagged
 //   corpus (index.sense, tag_cnt > 0). Rare senses ("plastic" as a surgery adjective) would add noise.
-// - Keys: every lemma (nouns and verbs; one to three words, letters only) of a common synset. A
-//   lemma's first MAX_SENSES common senses are expanded, nouns' first, in WordNet's frequency order.
+// - Keys: every lemma (nouns, verbs and adjectives; one to three words, letters only) of a common
+//   synset. A lemma's first MAX_SENSES common senses are expanded, nouns' first, then verbs', then
+//   adjectives', each in WordNet's frequency order.
 // - Expansions of a sense, closest first: the other lemmas of its synset ("tooth doctor" -> dentist),
-//   then its hypernyms ("puppy" -> dog), its MAX_HYPONYMS most often tagged common hyponyms
+//   then its hypernyms ("puppy" -> dog), for an adjective the adjectives it is similar to, its MAX_HYPONYMS most often tagged common hyponyms
 //   ("trip" -> flight), and the words derived from the lemma ("reimbursement" -> reimburse). Each expansion is a lemma of a common synset, at most two words,
 //   never a proper name; at most MAX_EXPANSIONS per key.
 // Output: one string, a line per key: `key|expansion|expansion...` (multi-word lemmas with spaces),
@@ -41,7 +42,9 @@ const SKIP = new Set(
 );
 const WORD = /^[a-z]+(?:[ -][a-z]+){0,2}$/;
 
-const POS = { n: "noun", v: "verb" };
+// Adjectives too (issue 21): "missing" -> lost, and through the similar-to relation (`&`) the head of
+// an adjective's cluster ("elderly" -> old). Nouns' senses still come first.
+const POS = { n: "noun", v: "verb", a: "adj" };
 const synsets = new Map(); // "n:offset" -> { words: [{ lemma, lexId }], ptrs: [{ sym, to, src }] }
 const common = new Set();
 const tagged = new Map(); // "n:offset" -> how often its senses were tagged in the corpus

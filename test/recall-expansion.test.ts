@@ -21,6 +21,11 @@ describe("expandWords", () => {
     expect(expandWords(["checkup"], none)).toContain("medical examination");
   });
 
+  it("expands adjectives, and through similar-to the head of their cluster", () => {
+    expect(expandWords(["missing"], none)).toContain("lost");
+    expect(expandWords(["elderly"], none)).toContain("old");
+  });
+
   it("never returns a query word, is bounded, and skips function words", () => {
     const words = ["car", "automobile", "doctor", "dentist", "house", "order", "flight", "refund", "insurance", "puppy"];
     const out = expandWords(words, none);
@@ -62,7 +67,9 @@ describe("POST /tools/recall with expansion", () => {
   it("ranks the caller's own words above an expansion", async () => {
     const user = uid("user");
     const own = conversationWith(DOCTOR, { userId: user, title: null, summary: null, facts: {}, startedAt: Math.floor(Date.now() / 1000) - 40 * 86_400 });
-    const syn = conversationWith(DENTIST, { userId: user, title: null, summary: null, facts: {} });
+    // The synonym's call is today's: recency favours it, and it is still below the caller's own words.
+    // (Today's, too, so that in this three-call history it clears the abstention floor: see the next test.)
+    const syn = conversationWith(DENTIST, { userId: user, title: null, summary: null, facts: {}, startedAt: Math.floor(Date.now() / 1000) });
     await record(own);
     await record(syn);
     // A third call, so that bm25's idf of a word in one call of the user's is above zero.
@@ -70,6 +77,22 @@ describe("POST /tools/recall with expansion", () => {
     const r = await recallFor(user, "tooth doctor");
     expect(r.results.map((h) => h.conversation_id)).toEqual([own["data"].conversation_id, syn["data"].conversation_id]);
     expect(r.results[0]!.score).toBeGreaterThan(r.results[1]!.score);
+  });
+
+  it("abstains when only common expansions match: a call found through 'home' for 'house' is not returned", async () => {
+    const user = uid("user");
+    // "home" is in six of the seven calls (its idf in this history is about 0), "dentist" in one.
+    for (const [i, line] of ["I got home late.", "Home by six tonight.", "Working from home today.", "The home Wi-Fi is slow.", "Back home after the trip.", "Home insurance letter came."].entries()) {
+      await record(conversationWith([["user", line]], { userId: user, title: null, summary: null, facts: {}, startedAt: Math.floor(Date.now() / 1000) - (10 + i) * 86_400 }));
+    }
+    const dentist = conversationWith([["user", "My dentist moved my cleaning."]], { userId: user, title: null, summary: null, facts: {} });
+    await record(dentist);
+    // house -> home, dwelling, ...: only "home" is in this history, and in almost every call.
+    expect((await recallFor(user, "Saffron House")).results).toEqual([]);
+    // A rare expansion is evidence enough: tooth doctor -> dentist, in one call.
+    expect((await recallFor(user, "tooth doctor")).results.map((h) => h.conversation_id)).toEqual([dentist["data"].conversation_id]);
+    // The caller's own word is returned however common it is.
+    expect((await recallFor(user, "home")).results.length).toBe(5);
   });
 
   it("keeps every rule: no other user's call, not the current call, nothing after erasure", async () => {

@@ -14,7 +14,7 @@
 import { WORDNET_TABLE } from "./wordnet-table";
 
 /** Expansions of one query, at most: each becomes one more FTS5 phrase (cost per recall). */
-export const MAX_EXPANSIONS = 24;
+export const MAX_EXPANSIONS = 48;
 /** Longest lemma looked for, in words. */
 const MAX_LEMMA_WORDS = 3;
 

@@ -177,7 +177,13 @@ export function recall(sql: SqlStorage, q: string, opts: RecallOptions): RecallH
       for (const r of found) if (!seen.has(r.doc_id) && !broad.has(r.doc_id)) broad.set(r.doc_id, { ...r, rank: weight * r.rank });
     };
     if (match.any !== null) add(run(match.any, limit + rows.length), 1);
-    if (match.expanded !== null) add(run(match.expanded, limit + rows.length), EXPANSION_WEIGHT);
+    if (match.expanded !== null) {
+      // Abstention: a document none of the caller's words are in must match the expansions strongly.
+      const floor = expansionFloor(sql);
+      const ownWords = lineMatcher(match.words, [], 1);
+      const strong = (r: Ranked) => -r.rank >= floor || ownWords(r.body).some((s) => s > 0);
+      add(run(match.expanded, limit + rows.length).filter(strong), EXPANSION_WEIGHT);
+    }
     shown.push(...turnsOf([...broad.values()]));
   }
   const terms = queryTerms(queryTokens(q));
@@ -200,6 +206,21 @@ export function recall(sql: SqlStorage, q: string, opts: RecallOptions): RecallH
       score: Math.round((-h.rank / (1 - h.rank)) * 1000) / 1000,
     };
   });
+}
+
+/**
+ * Abstention (docs/recall.md, "Abstention"): a document holding none of the caller's own words, found
+ * only through expansions, is returned only when its bm25 for the expansions (with the recency factor)
+ * reaches EXPANSION_FLOOR times the idf of a word said in one document of this index, as FTS5 computes
+ * idf: ln((N - 0.5) / 1.5) for N documents. A rare expansion ("dentist" in one call) reaches it; a
+ * common one ("home", "call", "day": in many of the caller's calls, so low idf) does not, however
+ * many of them match. Below a few documents idf is not informative (ln <= 0): no floor.
+ */
+export const EXPANSION_FLOOR = 1;
+
+function expansionFloor(sql: SqlStorage): number {
+  const docs = sql.exec<{ n: number }>("SELECT count(*) AS n FROM recall_docs").one().n;
+  return EXPANSION_FLOOR * Math.max(0, Math.log((docs - 0.5) / 1.5));
 }
 
 /** A window's other matching turns rank at most this share of its best one's score. */
