@@ -3,7 +3,7 @@
  * conversations in a stable order (started_at, conversation_id), strictly after a keyset cursor,
  * with their transcripts decoded, merged over every shard that may hold them. Bounded by `limit`.
  */
-import { mergePages, userShards, type ShardEnv } from "./shards";
+import { userPage, type ShardEnv } from "./shards";
 import { decodeTranscript, type StoredTurn, type StoredValue } from "./transcript-codec";
 
 export interface ConversationToIndex {
@@ -20,11 +20,10 @@ export async function conversationsToIndex(
   after: { startedAt: number; conversationId: string } | null,
   limit: number,
 ): Promise<ConversationToIndex[]> {
-  type Row = Omit<ConversationToIndex, "turns"> & { transcript: StoredValue | null };
-  const pages = await Promise.all((await userShards(env, userId)).map((db) => pageOf(db, userId, after, limit)));
-  const first = (a: Row, b: Row) => a.started_at < b.started_at || (a.started_at === b.started_at && a.conversation_id < b.conversation_id);
   const out: ConversationToIndex[] = [];
-  for (const { transcript, ...row } of mergePages(pages, first, limit)) out.push({ ...row, turns: await decodeTranscript(transcript) });
+  for (const { transcript, ...row } of await userPage(env, userId, "asc", limit, (db) => pageOf(db, userId, after, limit))) {
+    out.push({ ...row, turns: await decodeTranscript(transcript) });
+  }
   return out;
 }
 

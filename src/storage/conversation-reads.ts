@@ -6,7 +6,7 @@
  * the unattributed list to all of them, merged by the same keyset.
  */
 import { shardEntry } from "./placement";
-import { byHome, firstOf, homeShards, mergePages, onEveryShard, ownerShards, userShards, type ShardEnv } from "./shards";
+import { byHome, firstOf, homeShards, mergePages, onEveryShard, ownerShards, userPage, type ShardEnv } from "./shards";
 import { decodeTranscript, type StoredTurn, type StoredValue } from "./transcript-codec";
 
 /** The columns of a conversation row as the API reads them. */
@@ -167,11 +167,7 @@ export async function listConversationsOfUser(
   userId: string,
   page: { limit: number; after: { startedAt: number; conversationId: string } | null },
 ): Promise<ConversationSummary[]> {
-  // Every shard that may hold the user's rows (usually one), merged in the same order.
-  const pages = await Promise.all((await userShards(env, userId)).map((db) => userPageOf(env, db, userId, page)));
-  const first = (a: ConversationSummary, b: ConversationSummary) =>
-    a.started_at > b.started_at || (a.started_at === b.started_at && a.conversation_id > b.conversation_id);
-  return mergePages(pages, first, page.limit);
+  return userPage(env, userId, "desc", page.limit, (db) => userPageOf(env, db, userId, page));
 }
 
 async function userPageOf(

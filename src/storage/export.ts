@@ -7,7 +7,7 @@
  */
 import { decodeTranscript, type StoredTurn, type StoredValue } from "./transcript-codec";
 import { audioRowsElsewhere, type CallFailureRow, type ConversationRow } from "./conversation-reads";
-import { mergePages, onEveryShard, userShards, type ShardEnv } from "./shards";
+import { mergePages, onEveryShard, userPage, userShards, type ShardEnv } from "./shards";
 
 /** A conversation's row (without its transcript), the size of its stored transcript, and its audio row. */
 export interface ExportConversationRow extends ConversationRow {
@@ -35,12 +35,7 @@ export async function conversationPageForExport(
   userId: string,
   page: { limit: number; after: { startedAt: number; conversationId: string } | null },
 ): Promise<ExportConversationRow[]> {
-  const { limit, after } = page;
-  // Every shard that may hold the user's rows (usually one), merged in the same order.
-  const pages = await Promise.all((await userShards(env, userId)).map((db) => exportPageOf(env, db, userId, page)));
-  const first = (a: ExportConversationRow, b: ExportConversationRow) =>
-    a.started_at < b.started_at || (a.started_at === b.started_at && a.conversation_id < b.conversation_id);
-  return mergePages(pages, first, limit);
+  return userPage(env, userId, "asc", page.limit, (db) => exportPageOf(env, db, userId, page));
 }
 
 async function exportPageOf(

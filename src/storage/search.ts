@@ -15,7 +15,7 @@
  * taken as a prefix only when that finds less than a page.
  */
 import { bestTurn, MATCH_END, MATCH_START, queryTerms, queryTokens, snippetOf, type Budget } from "../records/snippet";
-import { allShards, mergePages, onEveryShard, type ShardEnv } from "./shards";
+import { allShards, byStart, mergePages, onEveryShard, type ShardEnv } from "./shards";
 import { decodeTranscript, type StoredValue } from "./transcript-codec";
 
 export { MATCH_END, MATCH_START };
@@ -73,7 +73,7 @@ const placeholders = (n: number) => Array.from({ length: n }, () => "?").join(",
 export const NEWEST_WINDOW = 200;
 
 /** Newest call first, then the conversation id: the answer's order, and each shard's page's. */
-const newer = (a: FoundRow, b: FoundRow) => a.started_at > b.started_at || (a.started_at === b.started_at && a.conversation_id > b.conversation_id);
+const newer = byStart<FoundRow>("desc");
 
 async function newestIn(db: D1Database, shard: number, match: string, limit: number): Promise<FoundRow[]> {
   const { results } = await db

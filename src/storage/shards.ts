@@ -208,6 +208,26 @@ export async function byHome(env: ShardEnv, ids: Iterable<string>): Promise<{ db
   return [...groups].map(([index, g]) => ({ db: dbs[index]!, index, ids: g }));
 }
 
+/** A row of the keyset every conversation list uses: (started_at, conversation_id). */
+interface ByStart {
+  started_at: number;
+  conversation_id: string;
+}
+
+/** That keyset's order for mergePages: oldest first ("asc") or newest first ("desc"). */
+export function byStart<T extends ByStart>(order: "asc" | "desc"): (a: T, b: T) => boolean {
+  const first = (a: T, b: T) => a.started_at < b.started_at || (a.started_at === b.started_at && a.conversation_id < b.conversation_id);
+  return order === "asc" ? first : (a, b) => first(b, a);
+}
+
+/**
+ * A page of a user's conversations read from every shard that may hold them (usually one, in
+ * parallel), merged in the keyset order the page was read in.
+ */
+export async function userPage<T extends ByStart>(env: ShardEnv, userId: string, order: "asc" | "desc", limit: number, read: (db: D1Database) => Promise<T[]>): Promise<T[]> {
+  return mergePages(await Promise.all((await userShards(env, userId)).map(read)), byStart<T>(order), limit);
+}
+
 /** `read` on every shard that may hold a user's rows (in parallel), the answers concatenated. */
 export async function onUserShards<T>(env: ShardEnv, userId: string, read: (db: D1Database) => Promise<T[]>): Promise<T[]> {
   return (await Promise.all((await userShards(env, userId)).map(read))).flat();
