@@ -54,16 +54,15 @@ export async function applyRetention(ctx: ObjectRetention, nowMs: number, force:
   if (!ctx.exists()) return { counts: zeroCounts(), more: false, skipped: "no_memory" };
   const { erasingSince: erasing, retentionAnchor: anchor } = upkeepOf(ctx.storage.sql);
   if (erasing !== null) return { counts: zeroCounts(), more: false, skipped: "erasing" };
-  const dueAt = (a: number | null) => (a === null ? null : (a + days * 86_400) * 1000);
   if (!force && (anchor === null || anchor >= Math.floor(nowMs / 1000) - days * 86_400)) {
-    // Nothing can have expired (expire would say so): the anchor just read says when to look again.
-    const due = dueAt(anchor);
+    // Nothing can have expired: the anchor just read says when to look again.
+    const due = dueMs(anchor, days);
     if (due !== null) await scheduleAlarm(ctx.storage, due);
     return { counts: zeroCounts(), more: false };
   }
   let report: RetentionReport;
   try {
-    report = await expire(ctx, nowMs, days, force);
+    report = await expire(ctx, nowMs, days);
   } finally {
     ctx.changed();
   }
@@ -82,22 +81,22 @@ export async function retentionFromAlarm(ctx: ObjectRetention, nowMs: number): P
   }
 }
 
+/** When retention is next due (ms) for an object whose oldest delivered conversation started at `anchor`. */
+const dueMs = (anchor: number | null, days: number): number | null => (anchor === null ? null : (anchor + days * 86_400) * 1000);
+
 /** When retention is next due (ms), or null when nothing delivered is left to expire. */
 export function retentionDueMs(sql: SqlStorage, days: number): number | null {
-  const anchor = retentionAnchor(sql);
-  return anchor === null ? null : (anchor + days * 86_400) * 1000;
+  return dueMs(retentionAnchor(sql), days);
 }
 
 /**
  * Removes what has expired, at most LIMITS.eraseBatchesPerCall batches (`more` says whether to
- * continue). Without `force`, does nothing until the anchor says something may have expired.
+ * continue). applyRetention calls it once the anchor says something may have expired (or forced).
  */
-export async function expire(ctx: RetentionContext, nowMs: number, days: number, force: boolean): Promise<RetentionReport> {
+async function expire(ctx: RetentionContext, nowMs: number, days: number): Promise<RetentionReport> {
   const { env, storage } = ctx;
   const sql = storage.sql;
   const cutoff = Math.floor(nowMs / 1000) - days * 86_400;
-  const anchor = retentionAnchor(sql);
-  if (!force && (anchor === null || anchor >= cutoff)) return { counts: zeroCounts(), more: false };
   const owner = ctx.owner();
   // Unattributed conversations: only the ones this object recorded (never "every row without a user").
   const own = owner === null ? seenTranscriptions(sql, LIMITS.eraseBatch) : [];
