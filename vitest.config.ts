@@ -93,6 +93,8 @@ const forwardingFakeApiBase = `http://127.0.0.1:${process.env["POSTCALL_FAKE_API
 
 export default defineConfig({
   test: {
+    // npm test (scripts/test.mjs) watches the run through this reporter's events, to tell a stalled pool from a slow test.
+    reporters: process.env["POSTCALL_TEST_PROGRESS"] ? ["default", "./scripts/test-progress-reporter.mjs"] : ["default"],
     projects: [
       {
         plugins: [
