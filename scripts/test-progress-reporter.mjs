@@ -17,7 +17,7 @@ export default class TestProgressReporter {
     this.write({ kind: "start", file: testModule.moduleId });
   }
   onTestCaseResult(testCase) {
-    this.write({ kind: "test", file: testCase.module.moduleId });
+    this.write({ kind: "test", file: testCase.module.moduleId, name: testCase.fullName });
   }
   onTestModuleEnd(testModule) {
     this.write({ kind: "end", file: testModule.moduleId, state: testModule.state() });

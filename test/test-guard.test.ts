@@ -47,6 +47,18 @@ describe("npm test's stall guard", () => {
     expect(progressState([files, { at: 9_000, kind: "run-end" as const, reason: "failed" }], 200_000, limits).runPassed).toBe(false);
   });
 
+  it("names the last test to finish, for the stall's report", () => {
+    const events: ProgressEvent[] = [
+      files,
+      { at: 1_000, kind: "start", file: "/p/test/a.test.ts" },
+      { at: 2_000, kind: "test", file: "/p/test/a.test.ts", name: "a > first" },
+      { at: 3_000, kind: "test", file: "/p/test/a.test.ts", name: "a > second" },
+      { at: 4_000, kind: "start", file: "/p/test/b.test.ts" },
+    ];
+    expect(progressState(events, 4_000 + 240_000, limits).lastTest).toEqual({ file: "/p/test/a.test.ts", name: "a > second", at: 3_000 });
+    expect(progressState([files], 1, limits).lastTest).toBeNull();
+  });
+
   it("reads a progress file whose last line a kill cut short", () => {
     const text = `${JSON.stringify(files)}\n${JSON.stringify({ at: 5, kind: "start", file: "/p/test/a.test.ts" })}\n{"at":7,"kind":"en`;
     expect(parseProgress(text)).toHaveLength(2);

@@ -3,7 +3,8 @@
 // and how, and when anything last happened. Pure, so test/test-guard.test.ts checks it.
 
 /**
- * @typedef {{ at: number, kind: "files", files: string[] } | { at: number, kind: "start" | "test", file: string }
+ * @typedef {{ at: number, kind: "files", files: string[] } | { at: number, kind: "start", file: string }
+ *   | { at: number, kind: "test", file: string, name?: string }
  *   | { at: number, kind: "end", file: string, state: string } | { at: number, kind: "run-end", reason: string }} ProgressEvent
  */
 
@@ -33,8 +34,10 @@ export function progressState(events, now, { stallMs, exitMs }) {
   const finished = new Map();
   let last = null;
   let runEnd = null;
+  let lastTest = null;
   for (const e of events) {
     last = e.at;
+    if (e.kind === "test") lastTest = { file: e.file, name: e.name ?? null, at: e.at };
     if (e.kind === "files") for (const f of e.files) files.add(f);
     else if (e.kind === "start") running.add(e.file);
     else if (e.kind === "end") {
@@ -51,6 +54,7 @@ export function progressState(events, now, { stallMs, exitMs }) {
     running: [...running],
     unfinished,
     failed,
+    lastTest,
     runEnded: runEnd !== null,
     runPassed: runEnd?.reason === "passed",
     stalled: runEnd === null && last !== null && unfinished.length > 0 && quietFor >= stallMs,
