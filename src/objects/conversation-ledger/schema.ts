@@ -4,12 +4,15 @@
  * `ledger` row (the schema version). No memory tables and no recall index: a ledger is about one
  * conversation, and there is roughly one per call (docs/cost-and-capacity.md gives its size).
  */
+import { OUTBOX_TRIGGERS } from "../shared/outbox";
 import { OUTBOX_TABLES, Schema, type SchemaSpec } from "../shared/tables";
 
-export const LEDGER_SCHEMA_VERSION = 1;
+/** 2: the outbox_payload_goes trigger (../shared/outbox.ts OUTBOX_TRIGGERS), created by the DDL itself. */
+export const LEDGER_SCHEMA_VERSION = 2;
 
 const LEDGER_SCHEMA =
   OUTBOX_TABLES +
+  OUTBOX_TRIGGERS +
   `
 CREATE TABLE IF NOT EXISTS ledger (
   id INTEGER PRIMARY KEY CHECK (id = 1),

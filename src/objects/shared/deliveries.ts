@@ -13,7 +13,7 @@ import { quarantine } from "../../storage/quarantine";
 import { homeWriteShard } from "../../storage/placement";
 import { putTranscript, transcriptOwner } from "../../storage/transcripts";
 import { handOn } from "./forwarding";
-import { payloadOf, type OutboxItem } from "./outbox";
+import type { OutboxItem } from "./outbox";
 import { lowerRetentionAnchor } from "./tables";
 
 export interface DeliveryContext {
@@ -21,6 +21,8 @@ export interface DeliveryContext {
   /** The delivering object's storage (some deliveries update it after the write elsewhere). */
   sql: SqlStorage;
   seq: number;
+  /** The item's raw payload (outbox.ts DueItem: usually read with the item's row). */
+  payload(): Uint8Array;
 }
 
 type Handler<I extends OutboxItem, K extends I["kind"]> = (ctx: DeliveryContext, item: Extract<I, { kind: K }>) => Promise<void>;
@@ -60,8 +62,8 @@ async function claimTranscript(env: Env, r: ConversationRecord, raw: Uint8Array,
  * A conversation item: the raw payload to R2, the row to D1. Returns whether D1 says its audio is
  * stored (null when the event was kept aside as another owner's), for the memory to mark.
  */
-export async function deliverConversation({ env, sql, seq }: DeliveryContext, user: ResolvedUser, receivedAt: number): Promise<{ hasAudio: boolean; record: ConversationRecord } | null> {
-  const raw = payloadOf(sql, seq);
+export async function deliverConversation({ env, sql, payload }: DeliveryContext, user: ResolvedUser, receivedAt: number): Promise<{ hasAudio: boolean; record: ConversationRecord } | null> {
+  const raw = payload();
   // Rebuilt with the owner resolved at receipt, so a later change of settings cannot move it.
   const r = conversationRecord(parseEnvelope(raw), user, receivedAt);
   // The raw payload goes to R2 first, so a D1 row never points at an object that is not there.

@@ -88,7 +88,7 @@ export abstract class OutboxObject<I extends outbox.OutboxItem> extends DurableO
     const waited = this.flushing !== null;
     await this.settle();
     const hadFailed = waited ? this.backlog.hadFailures() : before.hadFailed;
-    const run = outbox.drain(this.ctx.storage, (row) => deliverWith(this.handlers, { env: this.env, sql: this.sql, seq: row.seq }, row.item as I));
+    const run = outbox.drain(this.ctx.storage, (row) => deliverWith(this.handlers, { env: this.env, sql: this.sql, seq: row.seq, payload: row.payload }, row.item as I));
     this.flushing = run.then((r) => r.report);
     this.flushing.catch(() => {}); // awaited below (as `run`); settle() waits for it without its error
     let report: FlushReport;

@@ -29,7 +29,7 @@ import { READY } from "./tables";
 
 /**
  * What an outbox row holds. A conversation item keeps only who owns it: the record is rebuilt from
- * the raw bytes (kept in `outbox_blobs`) when it is delivered, so the row stays small however large
+ * the raw bytes (kept in `outbox_blobs`, which go with the item: a trigger) when it is delivered, so the row stays small however large
  * the transcript (SQLite refuses values over 2 MB) and D1 gets exactly what R2 gets.
  */
 export type OutboxItem = UserOutboxItem | LedgerOutboxItem;
@@ -86,6 +86,17 @@ export interface EnqueueOptions {
   afterSeq?: number | null;
 }
 
+/**
+ * The outbox's one trigger, part of every schema with an outbox (after OUTBOX_TABLES, tables.ts):
+ * an item's payload goes with the item, in the same statement, whichever way the item leaves.
+ * Here, beside every other write to the outbox tables (scripts/check-storage-door.mjs).
+ */
+export const OUTBOX_TRIGGERS = `
+CREATE TRIGGER IF NOT EXISTS outbox_payload_goes AFTER DELETE ON outbox BEGIN
+  DELETE FROM outbox_blobs WHERE seq = old.seq;
+END;
+`;
+
 /** Queues an item. `now` is Unix seconds (created_at); next_attempt_at is in ms. Returns its seq. */
 export function enqueue(sql: SqlStorage, item: OutboxItem, conversationId: string, now: number, opts: EnqueueOptions = {}): number {
   return sql
@@ -120,10 +131,8 @@ export function enqueueOrBringForward(sql: SqlStorage, item: OutboxItem, convers
 
 /** Removes every item of `kind` (an erasure drops forwards not yet handed on); returns how many. */
 export function dropKind(storage: DurableObjectStorage, kind: OutboxKind): number {
-  return storage.transactionSync(() => {
-    storage.sql.exec("DELETE FROM outbox_blobs WHERE seq IN (SELECT seq FROM outbox WHERE kind = ?)", kind);
-    return storage.sql.exec("DELETE FROM outbox WHERE kind = ?", kind).rowsWritten;
-  });
+  // Their payloads go with them (the outbox_payload_goes trigger, OUTBOX_TRIGGERS); counted are the items.
+  return storage.sql.exec<{ seq: number }>("DELETE FROM outbox WHERE kind = ? RETURNING seq", kind).toArray().length;
 }
 
 /**
@@ -168,6 +177,7 @@ export function attachPayload(sql: SqlStorage, seq: number, raw: Uint8Array): vo
   }
 }
 
+/** An item's payload, read on its own (a delivery is usually handed it with its row: DueItem.payload). */
 export function payloadOf(sql: SqlStorage, seq: number): Uint8Array {
   const parts = sql
     .exec<{ data: ArrayBuffer }>("SELECT data FROM outbox_blobs WHERE seq = ? ORDER BY part", seq)
@@ -180,29 +190,45 @@ interface DueRow {
   seq: number;
   attempts: number;
   body: string;
+  /** The payload's first part, when the batch read it (see `due`), and how many parts it has. */
+  first: ArrayBuffer | null;
+  parts: number;
 }
 
 export interface DueItem {
   seq: number;
   item: OutboxItem;
+  /** The item's raw payload (empty when it has none), read with its row or on first use. */
+  payload(): Uint8Array;
 }
 
+/** Bytes of payload a batch reads with its rows; past it, an item's payload is read when it is delivered. */
+export const PREFETCH_BYTES = 4 * LIMITS.blobPartBytes;
+
+/**
+ * The next due items, each with its payload when that is one part (most are: LIMITS.blobPartBytes)
+ * and the batch's running total stays within PREFETCH_BYTES, so that a delivery costs no statement to
+ * read it and a batch of large payloads never sits in memory at once.
+ */
 function due(sql: SqlStorage, nowMs: number): DueRow[] {
   return sql
-    .exec<{ seq: number; body: string; attempts: number }>(
-      `SELECT seq, body, attempts FROM outbox WHERE next_attempt_at <= ? AND ${READY} ORDER BY seq LIMIT ?`,
+    .exec<{ seq: number; body: string; attempts: number; first: ArrayBuffer | null; parts: number }>(
+      `SELECT o.seq, o.body, o.attempts, o.parts,
+              CASE WHEN o.parts = 1 AND sum(length(b.data)) OVER (ORDER BY o.seq) <= ? THEN b.data END AS first
+         FROM (SELECT seq, body, attempts, (SELECT count(*) FROM outbox_blobs p WHERE p.seq = outbox.seq) AS parts
+                 FROM outbox WHERE next_attempt_at <= ? AND ${READY} ORDER BY seq LIMIT ?) o
+         LEFT JOIN outbox_blobs b ON b.seq = o.seq AND b.part = 0 AND o.parts = 1
+        ORDER BY o.seq`,
+      PREFETCH_BYTES,
       nowMs,
       LIMITS.flushBatch,
     )
     .toArray();
 }
 
-/** Removes an item and its payload (once delivered). Exported for tests, which also remove an item they planted. */
+/** Removes an item, and with it its payload (the outbox_payload_goes trigger), once delivered. Exported for tests, which also remove an item they planted. */
 export function remove(storage: DurableObjectStorage, seq: number): void {
-  storage.transactionSync(() => {
-    storage.sql.exec("DELETE FROM outbox WHERE seq = ?", seq);
-    storage.sql.exec("DELETE FROM outbox_blobs WHERE seq = ?", seq);
-  });
+  storage.sql.exec("DELETE FROM outbox WHERE seq = ?", seq);
 }
 
 function recordFailure(sql: SqlStorage, row: DueRow, err: unknown): void {
@@ -240,7 +266,9 @@ export async function drain(storage: DurableObjectStorage, deliver: (row: DueIte
     for (const row of due(storage.sql, Date.now())) {
       try {
         // Parsed here, so that an item that cannot even be read fails alone, like any other.
-        await deliver({ seq: row.seq, item: JSON.parse(row.body) as OutboxItem });
+        const item = JSON.parse(row.body) as OutboxItem;
+        const payload = () => (row.parts === 0 ? new Uint8Array(0) : row.first !== null ? new Uint8Array(row.first) : payloadOf(storage.sql, row.seq));
+        await deliver({ seq: row.seq, item, payload });
         remove(storage, row.seq);
         delivered++;
       } catch (err) {
@@ -290,9 +318,6 @@ export function deferredConversations(sql: SqlStorage): DeferredConversation[] {
 }
 
 export function dropConversations(storage: DurableObjectStorage): void {
-  storage.transactionSync(() => {
-    storage.sql.exec("DELETE FROM outbox_blobs WHERE seq IN (SELECT seq FROM outbox WHERE kind = 'conversation')");
-    storage.sql.exec("DELETE FROM outbox WHERE kind = 'conversation'");
-  });
+  storage.sql.exec("DELETE FROM outbox WHERE kind = 'conversation'");
 }
 

@@ -13,12 +13,12 @@
  * recall_conversations no rowid and no index on started_at (each a row written less per document
  * or call: the trim and retention, which look for the oldest, scan the table, a row per call kept). The outbox tables are shared with the ledger (../shared/tables.ts).
  */
-import { linkWaitingForwards } from "../shared/outbox";
+import { OUTBOX_TRIGGERS, linkWaitingForwards } from "../shared/outbox";
 import { OUTBOX_TABLES, Schema, type SchemaSpec } from "../shared/tables";
 
-export const MEMORY_SCHEMA_VERSION = 5;
+export const MEMORY_SCHEMA_VERSION = 6;
 
-export const MEMORY_SCHEMA = OUTBOX_TABLES + `
+export const MEMORY_SCHEMA = OUTBOX_TABLES + OUTBOX_TRIGGERS + `
 CREATE TABLE IF NOT EXISTS profile (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   user_id TEXT,
@@ -163,6 +163,8 @@ const UPGRADE_STEPS: SchemaSpec["upgrades"] = [
     },
   },
 ];
+
+// Version 6 adds the outbox_payload_goes trigger (shared/outbox.ts OUTBOX_TRIGGERS): created by the DDL itself, no step.
 
 function addColumn(sql: SqlStorage, table: string, column: string, type: string): void {
   const columns = sql.exec<{ name: string }>(`SELECT name FROM pragma_table_info('${table}')`).toArray();
