@@ -1,30 +1,21 @@
 #!/usr/bin/env node
 // `node scripts/quiet-test.mjs`: runs `npm test` (the README's test command) as it is, output streamed,
-// and then fails if a passing run printed anything but the runner's summary: a test's own stdout or
-// stderr (vitest's "stdout | test/x.test.ts > ..." blocks) or a workerd console warning. A line the
-// Worker logs on purpose belongs to the test that causes it (test/logs.ts `expectLogs` asserts and
-// takes it); anything else reads as a failure to whoever runs the suite (issue 24).
+// and then fails if a passing run printed anything but the runner's own lines (scripts/lib/quiet-output.mjs):
+// a line the Worker or a test logged, a workerd warning, a Node warning. A line the Worker logs on
+// purpose belongs to the test that causes it (test/logs.ts `expectLogs` asserts and takes it); anything
+// else reads as a failure to whoever runs the suite (issue 24).
 //
 //   node scripts/quiet-test.mjs                 runs npm test (with this environment: POSTCALL_TEST_SHARDS=3 too)
 //   node scripts/quiet-test.mjs --log FILE      checks the saved output of a run instead
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-
-const NOISE = /^(stdout|stderr) \| |^console (warning|error|log)\b/;
-const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, "");
-
-/** The lines of a run's output that are not the runner's: each with the test it came from, if known. */
-export function strayLines(output) {
-  return strip(output)
-    .split("\n")
-    .filter((line) => NOISE.test(line));
-}
+import { strayLines } from "./lib/quiet-output.mjs";
 
 function report(output, code) {
   const stray = strayLines(output);
   if (code !== 0) process.exit(code);
   if (stray.length > 0) {
-    console.error(`\nnpm test passed but printed ${stray.length} block(s) of output besides the runner's summary:`);
+    console.error(`\nnpm test passed but printed ${stray.length} line(s) besides the runner's own:`);
     for (const line of stray.slice(0, 20)) console.error(`  ${line}`);
     console.error("Assert a line the test causes with test/logs.ts expectLogs, or stop the code from printing it.");
     process.exit(1);
