@@ -140,7 +140,7 @@ async function attempt(files, what) {
   if (result.code !== null) return { code: result.code, stalled: null };
   const { running, unfinished, failed, finished, files: total } = result.state;
   say(
-    `no test finished for ${stallMs / 1000} s in ${what}: the test pool stalled (cloudflare/workers-sdk#15498), with ` +
+    `no test finished for ${stallMs / 1000} s in ${what}: the run stalled (a busy workerd below means a loop in the code, an idle one the pool: cloudflare/workers-sdk#15498), with ` +
       `${list(running)} running. ${finished} of ${total} files had finished.`,
   );
   for (const line of result.details) say(line);
