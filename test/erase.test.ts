@@ -73,7 +73,7 @@ describe("DELETE /v1/users/:userId", () => {
     expect(await d1Count("users", "user_id = ?", userId)).toBe(1);
     expect(await d1Count("call_failures", "from_number = ? OR to_number = ?", number, number)).toBe(1);
     const tables = await doTables(userId);
-    expect(tables).toMatchObject({ profile: 1, conversations: 3, phones: 1, outbox: 1, outbox_blobs: 1 });
+    expect(tables).toMatchObject({ profile: 1, conversations: 3, phones: 1, outbox: 1, outbox_blobs: 0 });
     expect(await doTables(number)).toMatchObject({ phone_owner: 1 });
     expect((await initiation({ caller_id: number }).then((r) => r.json<any>())).user_id).toBe(userId);
 

@@ -14,7 +14,7 @@ import { deleteAtSource } from "./source-delete";
 export function ledgerDeliveries(backfill: (ctx: DeliveryContext, conversationId: string, agentId: string | null) => Promise<void>): Handlers<LedgerOutboxItem> {
   return {
     async conversation(ctx, item) {
-      await deliverConversation(ctx, item.user, item.receivedAt);
+      await deliverConversation(ctx, item);
     },
 
     async call_failure({ env }, item) {

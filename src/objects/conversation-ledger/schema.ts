@@ -5,10 +5,13 @@
  * conversation, and there is roughly one per call (docs/cost-and-capacity.md gives its size).
  */
 import { OUTBOX_TRIGGERS } from "../shared/outbox";
-import { OUTBOX_TABLES, Schema, type SchemaSpec } from "../shared/tables";
+import { OUTBOX_TABLES, Schema, addColumn, type SchemaSpec } from "../shared/tables";
 
-/** 2: the outbox_payload_goes trigger (../shared/outbox.ts OUTBOX_TRIGGERS), created by the DDL itself. */
-export const LEDGER_SCHEMA_VERSION = 2;
+/**
+ * 2: the outbox_payload_goes trigger (../shared/outbox.ts OUTBOX_TRIGGERS), created by the DDL itself.
+ * 3: an item's one-part payload in its own row (`outbox.payload`), and the outbox_conversation_goes trigger.
+ */
+export const LEDGER_SCHEMA_VERSION = 3;
 
 const LEDGER_SCHEMA =
   OUTBOX_TABLES +
@@ -39,7 +42,7 @@ export const LEDGER_TABLES: SchemaSpec = {
   version: LEDGER_SCHEMA_VERSION,
   ddl: LEDGER_SCHEMA,
   firstRow: "INSERT OR IGNORE INTO ledger (id, schema_version, created_at, updated_at) VALUES (1, ?, ?, ?)",
-  upgrades: [],
+  upgrades: [{ to: 3, run: (sql) => addColumn(sql, "outbox", "payload", "BLOB") }],
 };
 
 export const ledgerSchema = (storage: DurableObjectStorage) => new Schema(storage, LEDGER_TABLES);

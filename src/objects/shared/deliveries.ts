@@ -62,7 +62,11 @@ async function claimTranscript(env: Env, r: ConversationRecord, raw: Uint8Array,
  * A conversation item: the raw payload to R2, the row to D1. Returns whether D1 says its audio is
  * stored (null when the event was kept aside as another owner's), for the memory to mark.
  */
-export async function deliverConversation({ env, sql, payload }: DeliveryContext, user: ResolvedUser, receivedAt: number): Promise<{ hasAudio: boolean; record: ConversationRecord } | null> {
+export async function deliverConversation(
+  { env, sql, payload }: DeliveryContext,
+  item: { kind: OutboxItem["kind"]; user: ResolvedUser; receivedAt: number; startedAt?: number },
+): Promise<{ hasAudio: boolean; record: ConversationRecord } | null> {
+  const { user, receivedAt } = item;
   const raw = payload();
   // Rebuilt with the owner resolved at receipt, so a later change of settings cannot move it.
   const r = conversationRecord(parseEnvelope(raw), user, receivedAt);
@@ -70,8 +74,10 @@ export async function deliverConversation({ env, sql, payload }: DeliveryContext
   const key = await claimTranscript(env, r, raw, receivedAt);
   if (key === null) return null;
   const { hasAudio } = await storeConversation(env, r, { transcriptKey: key, receivedAt });
-  // Retention starts counting once the conversation is in D1, where it removes it from.
-  lowerRetentionAnchor(sql, r.startedAt);
+  // Retention starts counting once the conversation is in D1, where it removes it from. A conversation
+  // item that carries its start moves the anchor as it leaves the outbox, in the same statement
+  // (outbox.ts outbox_conversation_goes); one queued before items carried it, or a deferred call, here.
+  if (item.kind !== "conversation" || item.startedAt === undefined) lowerRetentionAnchor(sql, r.startedAt);
   return { hasAudio, record: r };
 }
 

@@ -36,8 +36,11 @@ export type OutboxItem = UserOutboxItem | LedgerOutboxItem;
 
 /** Kinds both classes queue. */
 type SharedItem =
-  /** The raw payload to R2, the conversation to D1. */
-  | { kind: "conversation"; user: ResolvedUser; receivedAt: number }
+  /**
+   * The raw payload to R2, the conversation to D1. `startedAt` (the call's start, Unix seconds) is
+   * for the outbox_conversation_goes trigger; absent from items queued before memory schema 7.
+   */
+  | { kind: "conversation"; user: ResolvedUser; receivedAt: number; startedAt?: number }
   /** Hand an event to FORWARD_QUEUE for one destination, once D1 has what it reports (src/objects/shared/forwarding.ts). */
   | { kind: "forward"; event: ForwardEvent; destination: string };
 
@@ -84,33 +87,56 @@ export interface EnqueueOptions {
   dueAtMs?: number;
   /** The item it waits for (its seq): not due while that item is still in the outbox. */
   afterSeq?: number | null;
+  /** The item's raw payload (a conversation's event): in the item's own row when it is one part, else in parts. */
+  payload?: Uint8Array;
 }
 
 /**
- * The outbox's one trigger, part of every schema with an outbox (after OUTBOX_TABLES, tables.ts):
- * an item's payload goes with the item, in the same statement, whichever way the item leaves.
+ * The outbox's triggers, part of every schema with an outbox (after OUTBOX_TABLES, tables.ts), each
+ * doing in the statement that removes an item what has to happen whenever it leaves:
+ * - `outbox_payload_goes`: an item's payload parts go with it, whichever way it leaves.
+ * - `outbox_conversation_goes`: a conversation item that leaves moves the retention anchor back to
+ *   its call's start if that is older (`startedAt`, in the item since memory schema 7 and ledger
+ *   schema 3; an item whose body is not JSON, which fails delivery alone, is skipped). It leaves once D1 has the conversation, which is when retention starts counting. It also
+ *   leaves when an erasure drops it undelivered; an anchor moved back too far only makes retention
+ *   look once and find nothing, never miss a conversation (retention.ts sets it from D1 again).
+ *   An item queued before it carried `startedAt` is handled by its delivery (deliveries.ts).
  * Here, beside every other write to the outbox tables (scripts/check-storage-door.mjs).
  */
 export const OUTBOX_TRIGGERS = `
 CREATE TRIGGER IF NOT EXISTS outbox_payload_goes AFTER DELETE ON outbox BEGIN
   DELETE FROM outbox_blobs WHERE seq = old.seq;
 END;
+CREATE TRIGGER IF NOT EXISTS outbox_conversation_goes AFTER DELETE ON outbox
+  WHEN old.kind = 'conversation' AND (CASE WHEN json_valid(old.body) THEN old.body ->> '$.startedAt' END) IS NOT NULL BEGIN
+  UPDATE upkeep SET retention_anchor = min(coalesce(retention_anchor, old.body ->> '$.startedAt'), old.body ->> '$.startedAt') WHERE id = 1;
+END;
 `;
 
 /** Queues an item. `now` is Unix seconds (created_at); next_attempt_at is in ms. Returns its seq. */
 export function enqueue(sql: SqlStorage, item: OutboxItem, conversationId: string, now: number, opts: EnqueueOptions = {}): number {
-  return sql
+  const raw = opts.payload;
+  // One statement for the usual payload (LIMITS.blobPartBytes holds nearly every transcript); a larger one in parts.
+  const inline = raw !== undefined && raw.byteLength > 0 && raw.byteLength <= LIMITS.blobPartBytes;
+  const seq = sql
     .exec<{ seq: number }>(
-      "INSERT INTO outbox (kind, conversation_id, body, next_attempt_at, created_at, after_seq) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+      "INSERT INTO outbox (kind, conversation_id, body, next_attempt_at, created_at, after_seq, payload) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq",
       item.kind,
       conversationId,
       JSON.stringify(item),
       opts.dueAtMs ?? Date.now(),
       now,
       opts.afterSeq ?? null,
+      inline ? bufferOf(raw) : null,
     )
     .one().seq;
+  if (raw !== undefined && !inline) attachPayload(sql, seq, raw);
+  return seq;
 }
+
+/** The bytes of `raw` as an ArrayBuffer of their own (a view's buffer may hold more). */
+const bufferOf = (raw: Uint8Array): ArrayBuffer =>
+  (raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength ? raw.buffer : raw.slice().buffer) as ArrayBuffer;
 
 /**
  * Queues `item` due at `dueAtMs`, or, when an item of its kind is already queued for the
@@ -170,7 +196,10 @@ export function restoreItems(
 }
 
 
-/** Keeps an item's raw payload, in parts (Durable Object SQLite refuses values over 2 MB). */
+/**
+ * Keeps an item's raw payload in parts (Durable Object SQLite refuses values over 2 MB): what
+ * `enqueue` does with a payload of more than one part. Exported for tests, which plant such items.
+ */
 export function attachPayload(sql: SqlStorage, seq: number, raw: Uint8Array): void {
   for (let part = 0, off = 0; off < raw.byteLength; part++, off += LIMITS.blobPartBytes) {
     sql.exec("INSERT INTO outbox_blobs (seq, part, data) VALUES (?, ?, ?)", seq, part, raw.slice(off, off + LIMITS.blobPartBytes).buffer);
@@ -180,20 +209,24 @@ export function attachPayload(sql: SqlStorage, seq: number, raw: Uint8Array): vo
 /** An item's payload, read on its own (a delivery is usually handed it with its row: DueItem.payload). */
 export function payloadOf(sql: SqlStorage, seq: number): Uint8Array {
   const parts = sql
-    .exec<{ data: ArrayBuffer }>("SELECT data FROM outbox_blobs WHERE seq = ? ORDER BY part", seq)
+    .exec<{ data: ArrayBuffer }>(
+      `SELECT -1 AS part, payload AS data FROM outbox WHERE seq = ?1 AND payload IS NOT NULL
+       UNION ALL SELECT part, data FROM outbox_blobs WHERE seq = ?1 ORDER BY part`,
+      seq,
+    )
     .toArray()
     .map((p) => new Uint8Array(p.data));
   return concatBytes(parts);
 }
 
-interface DueRow {
+type DueRow = {
   seq: number;
   attempts: number;
   body: string;
-  /** The payload's first part, when the batch read it (see `due`), and how many parts it has. */
+  /** The payload when it is one part and the batch read it (see `due`), and how many parts it has (its own row's counts as one). */
   first: ArrayBuffer | null;
   parts: number;
-}
+};
 
 export interface DueItem {
   seq: number;
@@ -206,18 +239,26 @@ export interface DueItem {
 export const PREFETCH_BYTES = 4 * LIMITS.blobPartBytes;
 
 /**
- * The next due items, each with its payload when that is one part (most are: LIMITS.blobPartBytes)
- * and the batch's running total stays within PREFETCH_BYTES, so that a delivery costs no statement to
- * read it and a batch of large payloads never sits in memory at once.
+ * The next due items, each with its payload when that is one part (most are: LIMITS.blobPartBytes,
+ * in the item's own row) and the batch's running total stays within PREFETCH_BYTES, so that a
+ * delivery costs no statement to read it and a batch of large payloads never sits in memory at once:
+ * the batch's rows are chosen by their payloads' lengths (which SQLite reads without the bytes), and
+ * only those within the bound are read again with their bytes.
  */
 function due(sql: SqlStorage, nowMs: number): DueRow[] {
+  // The window runs over lengths only (SQLite reads a value's length without its bytes); the bytes of
+  // the items within the bound are read by the joins after it.
   return sql
-    .exec<{ seq: number; body: string; attempts: number; first: ArrayBuffer | null; parts: number }>(
-      `SELECT o.seq, o.body, o.attempts, o.parts,
-              CASE WHEN o.parts = 1 AND sum(length(b.data)) OVER (ORDER BY o.seq) <= ? THEN b.data END AS first
-         FROM (SELECT seq, body, attempts, (SELECT count(*) FROM outbox_blobs p WHERE p.seq = outbox.seq) AS parts
-                 FROM outbox WHERE next_attempt_at <= ? AND ${READY} ORDER BY seq LIMIT ?) o
-         LEFT JOIN outbox_blobs b ON b.seq = o.seq AND b.part = 0 AND o.parts = 1
+    .exec<DueRow>(
+      `SELECT o.seq, o.body, o.attempts, o.parts, CASE WHEN o.within THEN coalesce(x.payload, b.data) END AS first
+         FROM (SELECT i.seq, i.body, i.attempts, i.parts, i.inline,
+                      i.parts = 1 AND sum(CASE WHEN i.parts = 1 THEN i.bytes END) OVER (ORDER BY i.seq) <= ? AS within
+                 FROM (SELECT seq, body, attempts, payload IS NOT NULL AS inline,
+                              CASE WHEN payload IS NOT NULL THEN 1 ELSE (SELECT count(*) FROM outbox_blobs p WHERE p.seq = outbox.seq) END AS parts,
+                              coalesce(length(payload), (SELECT length(data) FROM outbox_blobs p WHERE p.seq = outbox.seq AND p.part = 0)) AS bytes
+                         FROM outbox WHERE next_attempt_at <= ? AND ${READY} ORDER BY seq LIMIT ?) i) o
+         LEFT JOIN outbox x ON o.within AND o.inline AND x.seq = o.seq
+         LEFT JOIN outbox_blobs b ON o.within AND NOT o.inline AND b.seq = o.seq AND b.part = 0
         ORDER BY o.seq`,
       PREFETCH_BYTES,
       nowMs,

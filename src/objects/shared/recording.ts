@@ -22,8 +22,7 @@ export function commitTranscription(
 ): void {
   const newest = markSeen(sql, "post_call_transcription", r.conversationId, receivedAt);
   remember?.(sql);
-  const seq = outbox.enqueue(sql, { kind: "conversation", user: ownerOfRecord(r), receivedAt }, r.conversationId, receivedAt);
-  outbox.attachPayload(sql, seq, raw);
+  const seq = outbox.enqueue(sql, { kind: "conversation", user: ownerOfRecord(r), receivedAt, startedAt: r.startedAt }, r.conversationId, receivedAt, { payload: raw });
   forwarding.queueForwards(sql, env, { type: "conversation.stored", conversationId: r.conversationId, occurredAt: receivedAt }, receivedAt, seq);
   trimSeen(sql, newest);
 }

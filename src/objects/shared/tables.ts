@@ -5,7 +5,11 @@
  * conversation-ledger/schema.ts); docs/storage.md lists them.
  */
 
-/** The delivery record, the outbox and its payloads, the upkeep row. */
+/**
+ * The delivery record, the outbox and its payloads, the upkeep row (created here too, so a first
+ * write costs no statement of its own for it). An item's payload is in its own row (`payload`) when
+ * it is one part (LIMITS.blobPartBytes), else in `outbox_blobs`, a row per part.
+ */
 export const OUTBOX_TABLES = `
 CREATE TABLE IF NOT EXISTS seen (
   kind TEXT NOT NULL,
@@ -23,7 +27,8 @@ CREATE TABLE IF NOT EXISTS outbox (
   next_attempt_at INTEGER NOT NULL,
   last_error TEXT,
   created_at INTEGER NOT NULL,
-  after_seq INTEGER
+  after_seq INTEGER,
+  payload BLOB
 );
 CREATE TABLE IF NOT EXISTS outbox_blobs (
   seq INTEGER NOT NULL,
@@ -37,6 +42,7 @@ CREATE TABLE IF NOT EXISTS upkeep (
   erasing_since INTEGER,
   recall_bytes INTEGER NOT NULL DEFAULT 0
 );
+INSERT OR IGNORE INTO upkeep (id) VALUES (1);
 `;
 
 /** An outbox item is ready when it follows nothing, or what it follows has been delivered. */
@@ -82,7 +88,6 @@ export class Schema {
       this.storage.transactionSync(() => {
         sql.exec(this.spec.ddl);
         for (const step of this.spec.upgrades) if (version < step.to) step.run(sql, Math.floor(Date.now() / 1000));
-        sql.exec("INSERT OR IGNORE INTO upkeep (id) VALUES (1)");
         sql.exec(`UPDATE ${versionTable} SET schema_version = ? WHERE id = 1`, current);
       });
     }
@@ -97,7 +102,6 @@ export class Schema {
     this.storage.transactionSync(() => {
       sql.exec(this.spec.ddl);
       sql.exec(this.spec.firstRow, this.spec.version, now, now);
-      sql.exec("INSERT OR IGNORE INTO upkeep (id) VALUES (1)");
     });
     this.state = "ready";
   }
@@ -130,6 +134,12 @@ export function setRetentionAnchor(sql: SqlStorage, at: number | null): void {
 /** Moves the anchor back to `startedAt` if that is older (a conversation just reached D1). */
 export function lowerRetentionAnchor(sql: SqlStorage, startedAt: number): void {
   sql.exec("UPDATE upkeep SET retention_anchor = min(coalesce(retention_anchor, ?), ?) WHERE id = 1", startedAt, startedAt);
+}
+
+/** Adds a column an older object's table lacks (an upgrade step: what IF NOT EXISTS cannot express). */
+export function addColumn(sql: SqlStorage, table: string, column: string, type: string): void {
+  const columns = sql.exec<{ name: string }>(`SELECT name FROM pragma_table_info('${table}')`).toArray();
+  if (!columns.some((c) => c.name === column)) sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
 }
 
 /** Rows held in every table of this object (what an erasure reports it wiped). */

@@ -6,8 +6,8 @@ import type { UserOutboxItem } from "../shared/outbox";
 import { forgetReverseLink } from "./phone-links";
 import { markAudio } from "./profile";
 
-async function conversation(ctx: DeliveryContext, item: { user: ResolvedUser; receivedAt: number }): Promise<void> {
-  const stored = await deliverConversation(ctx, item.user, item.receivedAt);
+async function conversation(ctx: DeliveryContext, item: Extract<UserOutboxItem, { kind: "conversation" | "deferred" }>): Promise<void> {
+  const stored = await deliverConversation(ctx, item);
   // Audio and transcript meet in D1, whichever came first: the memory learns of the audio either
   // here or from the ledger's audio delivery (markAudio).
   if (stored?.hasAudio && stored.record.userId !== null) markAudio(ctx.sql, stored.record.conversationId);

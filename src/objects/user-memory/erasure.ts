@@ -39,7 +39,7 @@ import { announceErasure, dropForwards } from "../shared/forwarding";
 import { ledgerObject, phoneObject, scopedObject, userObject } from "../../memory/objects";
 import { ownerOfRecord, type MemoryRecord } from "../../records/payload";
 import { isDuplicate, markSeen } from "../shared/dedupe";
-import { attachPayload, deferredConversations, dropConversations, enqueue, pendingConversations, type DeferredConversation } from "../shared/outbox";
+import { deferredConversations, dropConversations, enqueue, pendingConversations, type DeferredConversation } from "../shared/outbox";
 import { forgetPhone, listPhones, ownerRow } from "./phone-links";
 import type { EraseOptions, EraseStep, RecordResult } from "../../memory/rpc";
 import { LIMITS } from "../shared/limits";
@@ -262,7 +262,7 @@ export function recordDuringErasure(
   if (duplicate === 1) return { duplicate: true };
   storage.transactionSync(() => {
     markSeen(sql, "post_call_transcription", r.conversationId, receivedAt);
-    attachPayload(sql, enqueue(sql, { kind: "deferred", user: ownerOfRecord(r), receivedAt }, r.conversationId, receivedAt), raw);
+    enqueue(sql, { kind: "deferred", user: ownerOfRecord(r), receivedAt }, r.conversationId, receivedAt, { payload: raw });
   });
   return { duplicate: false };
 }

@@ -14,9 +14,9 @@
  * or call: the trim and retention, which look for the oldest, scan the table, a row per call kept). The outbox tables are shared with the ledger (../shared/tables.ts).
  */
 import { OUTBOX_TRIGGERS, linkWaitingForwards } from "../shared/outbox";
-import { OUTBOX_TABLES, Schema, type SchemaSpec } from "../shared/tables";
+import { OUTBOX_TABLES, Schema, addColumn, type SchemaSpec } from "../shared/tables";
 
-export const MEMORY_SCHEMA_VERSION = 6;
+export const MEMORY_SCHEMA_VERSION = 7;
 
 export const MEMORY_SCHEMA = OUTBOX_TABLES + OUTBOX_TRIGGERS + `
 CREATE TABLE IF NOT EXISTS profile (
@@ -162,14 +162,10 @@ const UPGRADE_STEPS: SchemaSpec["upgrades"] = [
       );
     },
   },
+  // Version 6 added the outbox_payload_goes trigger (shared/outbox.ts OUTBOX_TRIGGERS): created by the DDL itself, no step.
+  // Version 7: an item's one-part payload in its own row (`outbox.payload`), and the outbox_conversation_goes trigger (the DDL).
+  { to: 7, run: (sql) => addColumn(sql, "outbox", "payload", "BLOB") },
 ];
-
-// Version 6 adds the outbox_payload_goes trigger (shared/outbox.ts OUTBOX_TRIGGERS): created by the DDL itself, no step.
-
-function addColumn(sql: SqlStorage, table: string, column: string, type: string): void {
-  const columns = sql.exec<{ name: string }>(`SELECT name FROM pragma_table_info('${table}')`).toArray();
-  if (!columns.some((c) => c.name === column)) sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
-}
 
 export const MEMORY_TABLES: SchemaSpec = {
   versionTable: "profile",
